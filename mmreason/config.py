@@ -1,0 +1,476 @@
+"""Recipes: one YAML file per run, read into frozen dataclasses with strict checking.
+
+A recipe has fixed sections — `model`, `data`, `rewards`, `tools`, `sft`, `grpo` — plus top-level
+`output_dir`, `run_name`, `report_to`, `seed`. Each section is one dataclass below; adding a field is
+one line. Unknown keys are errors (with the closest known key suggested), wrong types are errors
+naming the key, the expected type and the value. A recipe may `include:` base files (paths relative
+to itself) that it overrides, and `section.key=value` overrides from the command line win over both.
+
+>>> r = load_recipe_dict({"grpo": {"lr": "1e-6"}}, overrides=["model.lora.r=8"])
+>>> r.grpo.lr, r.model.lora.r, r.model.family
+(1e-06, 8, 'qwen2_5_vl')
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+import yaml
+
+from mmreason.errors import RecipeError
+from mmreason.families import FAMILIES
+from mmreason.registry import resolve_callable, resolve_name
+from mmreason.strict import bounded, build, to_plain
+
+TINY_PREFIX = "tiny:"
+
+
+Scheduler = Literal[
+    "linear", "cosine", "cosine_with_min_lr", "constant", "constant_with_warmup", "polynomial",
+    "inverse_sqrt", "warmup_stable_decay",
+]
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    enabled: bool = False
+    r: int = bounded(16, ge=1)
+    alpha: int = bounded(32, ge=1)
+    dropout: float = bounded(0.05, ge=0, le=1)
+    target_modules: tuple[str, ...] | None = None  # None: the family table's `lora_targets`
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str = "tiny:qwen2_5_vl"  # a local checkpoint, or tiny:<family> for the offline tiny model
+    family: str | None = None  # inferred from tiny:<family> or the checkpoint's config.json
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3"] = "sdpa"
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    # Frozen by default: small RL datasets otherwise drift the vision features for little gain.
+    freeze_vision: bool = True
+    gradient_checkpointing: bool = False
+    min_pixels: int | None = bounded(None, ge=1)  # None: the family's processor default
+    max_pixels: int | None = bounded(None, ge=1)
+
+    @property
+    def tiny_family(self) -> str | None:
+        """The family of a `tiny:<family>` path, else None."""
+        return self.path[len(TINY_PREFIX):] if self.path.startswith(TINY_PREFIX) else None
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    fps: float | None = bounded(2.0, gt=0)
+    nframes: int | None = bounded(None, ge=1)  # when set, wins over fps
+    max_pixels: int | None = bounded(None, ge=1)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: tuple[str, ...] = ()  # dataset dirs/files, or builder:<name>?n=..&seed=..
+    eval: tuple[str, ...] = ()
+    format: Literal["canonical", "trl", "llava", "swift", "easyr1", "verl"] = "canonical"
+    # None: no cut. Truncating a multimodal prompt can split a vision span, so cutting is opt-in.
+    max_prompt_length: int | None = bounded(None, ge=1)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    on_error: Literal["raise", "skip"] = "raise"
+    shuffle: bool = True
+    seed: int | None = None  # None: the recipe's seed
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    name: str  # a key of mmreason.rewards.REWARDS, or package.module:attr, or path/file.py:attr
+    weight: float = 1.0
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RewardsConfig:
+    funcs: tuple[RewardSpec, ...] = ()
+    # Rows whose `source` is a key here get only the named rewards (e.g. DeepEyes' math branch).
+    route_by_source: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ToolsConfig:
+    names: tuple[str, ...] = ()  # keys of mmreason.tools.TOOLS, or module:attr specs
+    max_turns: int = bounded(5, ge=1)  # DeepEyes' released 7B script
+    max_images: int = bounded(32, ge=1)
+    max_tool_calls: int = bounded(4, ge=0)
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    epochs: float = bounded(1.0, gt=0)
+    lr: float = bounded(1e-5, gt=0)
+    batch_size: int = bounded(1, ge=1)
+    grad_accum: int = bounded(1, ge=1)
+    max_length: int | None = bounded(None, ge=1)  # None, as TRL advises for VLMs: never cut an image span
+    assistant_only_loss: bool = True
+    warmup: float = bounded(0.03, ge=0)  # < 1: fraction of the steps; >= 1: number of steps
+    scheduler: Scheduler = "cosine"
+    max_steps: int | None = bounded(None, ge=1)  # None: run `epochs`
+    logging_steps: int = bounded(10, ge=1)
+    save_steps: int = bounded(500, ge=1)
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    num_generations: int = bounded(8, ge=2)  # a group of one has no advantage
+    batch_size: int = bounded(8, ge=1)  # prompts per step
+    grad_accum: int = bounded(1, ge=1)
+    lr: float = bounded(1e-6, gt=0)
+    scheduler: Scheduler = "constant"
+    warmup: float = bounded(0.0, ge=0)
+    beta: float = bounded(0.0, ge=0)  # KL coefficient; 0 loads no reference model
+    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+    epsilon: float = bounded(0.2, gt=0)
+    epsilon_high: float | None = bounded(None, gt=0)  # None: epsilon (symmetric clip); DAPO uses 0.28
+    advantage: Literal["grpo", "dr_grpo", "rloo"] = "grpo"
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    loss_agg: Literal["token_mean", "seq_mean", "dr_grpo"] = "token_mean"
+    filter_zero_variance: bool = False
+    step_rewards: bool = False
+    step_reward_weight: float = 1.0
+    max_completion_length: int = bounded(512, ge=1)
+    temperature: float = bounded(1.0, gt=0)
+    top_p: float = bounded(1.0, gt=0, le=1)
+    rollout_backend: Literal["hf", "vllm"] = "hf"
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_server_url: str = "http://127.0.0.1:8000"
+    max_steps: int = bounded(100, ge=1)
+    save_steps: int = bounded(50, ge=1)
+    logging_steps: int = bounded(1, ge=1)
+    seed: int | None = None  # None: the recipe's seed
+    resume: str | None = None  # a checkpoint dir, or "auto" for the newest one under output_dir
+
+
+@dataclass(frozen=True)
+class Recipe:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
+    sft: SFTConfig | None = None  # present when the recipe runs SFT
+    grpo: GRPOConfig | None = None  # present when the recipe runs GRPO
+    output_dir: str | None = None  # None: outputs/<run_name>
+    run_name: str | None = None  # None: the recipe file's stem
+    report_to: tuple[Literal["tensorboard", "jsonl", "wandb"], ...] = ("jsonl",)
+    seed: int = 42
+
+
+# Bare lists are accepted for these two sections: `rewards: [format, accuracy]`, `tools: [zoom_in]`.
+_LIST_SHORTHAND = {"rewards": "funcs", "tools": "names"}
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One entry of `data.train` / `data.eval`: a dataset path, or a builder to run first.
+
+    >>> parse_data_source("builder:image_scenes?n=16&seed=3")
+    DataSource(spec='builder:image_scenes?n=16&seed=3', path=None, builder='image_scenes', options={'n': 16, 'seed': 3})
+    """
+
+    spec: str
+    path: str | None
+    builder: str | None
+    options: dict[str, Any]
+
+
+def parse_data_source(spec: str, *, key: str = "data") -> DataSource:
+    if not spec.startswith("builder:"):
+        return DataSource(spec, spec, None, {})
+    name, _, query = spec[len("builder:"):].partition("?")
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+        raise RecipeError(f"{key}: {spec!r}: expected builder:<name>?key=value&... with a builder name")
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise RecipeError(f"{key}: {spec!r}: options must look like key=value&key=value") from None
+    return DataSource(spec, None, name, {k: yaml.safe_load(v) if v else None for k, v in pairs})
+
+
+# ------------------------------------------------------------------------------------------- loading
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read recipe: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of sections, got {type(data).__name__}")
+    return _normalise(data)
+
+
+def _normalise(raw: dict) -> dict:
+    """Expand the shorthands: a bare list for `rewards`/`tools`, a bare name for one reward."""
+    out = dict(raw)
+    for section, key in _LIST_SHORTHAND.items():
+        if isinstance(out.get(section), list):
+            out[section] = {key: out[section]}
+    rewards = out.get("rewards")
+    if isinstance(rewards, dict) and isinstance(rewards.get("funcs"), list):
+        funcs = [{"name": f} if isinstance(f, str) else f for f in rewards["funcs"]]
+        out["rewards"] = {**rewards, "funcs": funcs}
+    return out
+
+
+def _build_recipe(raw: dict, source: str) -> Recipe:
+    return build(Recipe, _normalise(raw), source=source)
+
+
+def _merge(base: dict, top: dict) -> dict:
+    """Mappings merge key by key; anything else (lists included) in `top` replaces `base`."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _load_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    path = path.resolve()
+    if path in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, path))
+        raise RecipeError(f"{path}: include cycle: {cycle}")
+    raw = _read_yaml(path)
+    includes = raw.pop("include", None)
+    if isinstance(includes, str):
+        includes = [includes]
+    if includes is not None and not (isinstance(includes, list) and all(isinstance(i, str) for i in includes)):
+        raise RecipeError(f"{path}: include: expected a path or a list of paths, got {includes!r}")
+    # Check this file on its own first, so an error names the file that holds the bad key.
+    _build_recipe(raw, str(path))
+    merged: dict = {}
+    for inc in includes or ():
+        inc_path = Path(inc) if Path(inc).is_absolute() else path.parent / inc
+        if not inc_path.is_file():
+            raise RecipeError(f"{path}: include: {inc!r} not found (looked for {inc_path})")
+        merged = _merge(merged, _load_raw(inc_path, (*chain, path)))
+    return _merge(merged, raw)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`section.key=value` -> (path, value); the value is read as YAML (int, float, bool, list, null).
+
+    >>> parse_override("model.lora.target_modules=[q_proj, v_proj]")
+    (['model', 'lora', 'target_modules'], ['q_proj', 'v_proj'])
+    """
+    key, eq, value = text.partition("=")
+    path = key.strip().split(".")
+    if not eq or not all(re.fullmatch(r"[A-Za-z0-9_]+", p) for p in path):
+        raise RecipeError(f"override {text!r}: expected section.key=value (e.g. grpo.lr=1e-6)")
+    try:
+        return path, yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"override {text!r}: value is not valid YAML: {exc}") from None
+
+
+def _set_path(raw: dict, path: list[str], value: Any, text: str) -> dict:
+    """A copy of `raw` with `value` at `path`; list items are addressed by index (rewards.funcs.0.weight)."""
+    raw = copy.deepcopy(_normalise(raw))
+    node: Any = raw
+    for i, part in enumerate(path):
+        last = i == len(path) - 1
+        where = ".".join(path[: i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise RecipeError(f"override {text!r}: {where}: no item {part} in a list of {len(node)}")
+            part = int(part)
+        elif not isinstance(node, dict):
+            raise RecipeError(f"override {text!r}: {'.'.join(path[:i])} is a value, not a section")
+        if last:
+            node[part] = value
+        else:
+            if isinstance(node, dict) and node.get(part) is None:
+                node[part] = {}  # `grpo.lr=..` on a recipe without a grpo section creates it
+            node = node[part]
+    return raw
+
+
+# ------------------------------------------------------------------------------- resolving, checking
+
+
+def _infer_family(path: str) -> str | None:
+    config = Path(path).expanduser() / "config.json"
+    try:
+        model_type = json.loads(config.read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None  # not a local checkpoint (yet): the loader reads the family when it opens it
+    by_type = {fam.model_type: name for name, fam in FAMILIES.items()} | {name: name for name in FAMILIES}
+    return by_type.get(model_type)
+
+
+def _resolve(recipe: Recipe, source: str, stem: str) -> Recipe:
+    """Fill every default that depends on another value, so the saved recipe says what ran."""
+    model = recipe.model
+    tiny = model.tiny_family
+    if tiny is not None and tiny not in FAMILIES:
+        raise RecipeError(f"{source}: model.path: unknown tiny family {tiny!r}; known: {', '.join(FAMILIES)}")
+    if model.family is not None and model.family not in FAMILIES:
+        close = difflib.get_close_matches(model.family, list(FAMILIES), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise RecipeError(f"{source}: model.family: unknown family {model.family!r}; {hint}known: {', '.join(FAMILIES)}")
+    if tiny is not None and model.family not in (None, tiny):
+        raise RecipeError(f"{source}: model.family is {model.family!r} but model.path is {model.path!r}")
+    family = model.family or tiny or _infer_family(model.path)
+    lora = model.lora
+    if lora.target_modules is None and family is not None:
+        lora = replace(lora, target_modules=FAMILIES[family].lora_targets)
+    recipe = replace(recipe, model=replace(model, family=family, lora=lora))
+    run_name = recipe.run_name or stem
+    recipe = replace(recipe, run_name=run_name, output_dir=recipe.output_dir or f"outputs/{run_name}")
+    if recipe.data.seed is None:
+        recipe = replace(recipe, data=replace(recipe.data, seed=recipe.seed))
+    if recipe.grpo is not None:
+        g = recipe.grpo
+        recipe = replace(recipe, grpo=replace(
+            g, seed=recipe.seed if g.seed is None else g.seed,
+            epsilon_high=g.epsilon if g.epsilon_high is None else g.epsilon_high))
+    _check(recipe, source)
+    return recipe
+
+
+def _check(r: Recipe, source: str) -> None:
+    """Rules that tie two values together; one-value rules live on the fields."""
+    def fail(msg: str) -> None:
+        raise RecipeError(f"{source}: {msg}")
+
+    m = r.model
+    if m.min_pixels is not None and m.max_pixels is not None and m.min_pixels > m.max_pixels:
+        fail(f"model.min_pixels ({m.min_pixels}) is larger than model.max_pixels ({m.max_pixels})")
+    for section in ("train", "eval"):
+        for i, spec in enumerate(getattr(r.data, section)):
+            parse_data_source(spec, key=f"{source}: data.{section}.{i}")
+    names = [f.name for f in r.rewards.funcs]
+    for src, routed in r.rewards.route_by_source.items():
+        for name in routed:
+            if name not in names:
+                fail(f"rewards.route_by_source.{src}: {name!r} is not in rewards.funcs ({', '.join(names) or 'empty'})")
+    g = r.grpo
+    if g is not None:
+        if g.epsilon_high is not None and g.epsilon_high < g.epsilon:
+            fail(f"grpo.epsilon_high ({g.epsilon_high}) is smaller than grpo.epsilon ({g.epsilon})")
+        if g.rollout_backend == "vllm" and g.vllm_mode == "server" and not g.vllm_server_url:
+            fail("grpo.vllm_server_url is required with grpo.vllm_mode=server")
+        if g.step_rewards and not r.rewards.funcs:
+            fail("grpo.step_rewards needs at least one reward in rewards.funcs")
+
+
+def check_names(
+    recipe: Recipe,
+    *,
+    rewards: Mapping[str, Any] | None = None,
+    tools: Mapping[str, Any] | None = None,
+    builders: Mapping[str, Any] | None = None,
+    source: str = "<recipe>",
+) -> None:
+    """Check that every reward, tool and builder the recipe names resolves.
+
+    Registries that are not available yet are passed as None: then only `module:attr` specs are
+    resolved for that kind.
+    """
+    def one(name: str, registry: Mapping | None, kind: str, key: str) -> None:
+        try:
+            if registry is not None:
+                resolve_name(name, registry, kind=kind)
+            elif ":" in name:
+                resolve_callable(name)
+        except RecipeError as exc:
+            raise RecipeError(f"{source}: {key}: {exc}") from None
+
+    for i, spec in enumerate(recipe.rewards.funcs):
+        one(spec.name, rewards, "reward", f"rewards.funcs.{i}.name")
+    for i, name in enumerate(recipe.tools.names):
+        one(name, tools, "tool", f"tools.names.{i}")
+    for section in ("train", "eval"):
+        for i, spec in enumerate(getattr(recipe.data, section)):
+            ds = parse_data_source(spec)
+            if ds.builder is not None and builders is not None and ds.builder not in builders:
+                close = difflib.get_close_matches(ds.builder, list(builders), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise RecipeError(f"{source}: data.{section}.{i}: unknown builder {ds.builder!r}{hint} "
+                                  f"(known: {', '.join(sorted(builders)) or 'none'})")
+
+
+# ------------------------------------------------------------------------------------------- public
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Read a recipe file (following `include:`), apply `section.key=value` overrides, resolve defaults.
+
+    Errors are `RecipeError`s naming the file (or the override) and the full dotted key.
+    """
+    path = Path(path)
+    raw = _load_raw(path)
+    return _finish(raw, overrides, source=str(path), stem=path.stem)
+
+
+def load_recipe_dict(raw: Mapping[str, Any], overrides: Sequence[str] = (), *, source: str = "<dict>",
+                     stem: str = "run") -> Recipe:
+    """Like `load_recipe` for a mapping already in memory (tests, notebooks); no `include:`."""
+    if not isinstance(raw, Mapping):
+        raise RecipeError(f"{source}: a recipe is a mapping of sections, got {type(raw).__name__}")
+    raw = _normalise(dict(raw))
+    _build_recipe(raw, source)
+    return _finish(raw, overrides, source=source, stem=stem)
+
+
+def _finish(raw: dict, overrides: Sequence[str], *, source: str, stem: str) -> Recipe:
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    for text in overrides:
+        path, value = parse_override(text)
+        raw = _set_path(raw, path, value, text)
+        try:
+            _build_recipe(raw, source)
+        except RecipeError as exc:
+            raise RecipeError(f"override {text!r}: {exc}") from None
+    suffix = f" (with overrides {' '.join(overrides)})" if overrides else ""
+    return _resolve(_build_recipe(raw, source), source + suffix, stem)
+
+
+def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
+    """Plain dicts and lists (YAML/JSON-ready), in field order; absent sections are omitted."""
+    out = to_plain(recipe)
+    return {k: v for k, v in out.items() if not (k in ("sft", "grpo") and v is None)}
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block-style sections, but one-line lists of scalars (`target_modules: [q_proj, v_proj]`)."""
+
+
+_Dumper.add_representer(list, lambda d, data: d.represent_sequence(
+    "tag:yaml.org,2002:seq", data, flow_style=all(not isinstance(v, (dict, list)) for v in data)))
+
+
+def format_recipe(recipe: Recipe) -> str:
+    """The resolved recipe as YAML text, sections in their fixed order."""
+    return yaml.dump(recipe_to_dict(recipe), Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True)
+
+
+def dump_recipe(recipe: Recipe, path: str | Path) -> Path:
+    """Save the resolved recipe; `load_recipe(path)` gives back an equal `Recipe`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(format_recipe(recipe), encoding="utf-8")
+    return path
