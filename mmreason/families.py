@@ -114,7 +114,7 @@ FAMILIES: dict[str, Family] = {
         model_type="qwen2_5_omni_thinker",
         processor_class="Qwen2_5OmniProcessor",
         model_class="Qwen2_5OmniThinkerForConditionalGeneration",
-        auto_class="Qwen2_5OmniThinkerForConditionalGeneration",
+        auto_class="AutoModelForImageTextToText",  # maps model_type qwen2_5_omni_thinker to the Thinker class
         box_frame="resized",
         patch_size=14, merge_size=2, temporal_patch_size=2,
         min_pixels=56 * 56, max_pixels=28 * 28 * 16384,  # the processor's defaults
@@ -122,10 +122,9 @@ FAMILIES: dict[str, Family] = {
         image_token="<|IMAGE|>", video_token="<|VIDEO|>",
         vision_start="<|vision_bos|>", vision_end="<|vision_eos|>",
         audio_token="<|AUDIO|>", audio_start="<|audio_bos|>", audio_end="<|audio_eos|>",
-        default_system=(
-            "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
-            "auditory and visual inputs, as well as generating text and speech."
-        ),
+        # The chat template's default system turn is the plain one; the long "virtual human" prompt is
+        # what speech output needs, and callers pass it (mmreason.models.families.OMNI_SPEECH_SYSTEM).
+        default_system="You are a helpful assistant.",
         extra_special_tokens=_QWEN_CHAT_TOKENS + (
             "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>", "<|IMAGE|>", "<|VIDEO|>", "<|vision_bos|>",
             "<|vision_eos|>", "<|vision_pad|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>",

@@ -1,0 +1,123 @@
+"""Load any local checkpoint of a known family: `load(spec) -> (model, processor)`.
+
+The family comes from `config.model_type` (never from the directory name), and the model is built with
+the family's auto class, so a tiny test model and a released checkpoint load the same way.
+
+>>> # model, processor = load("outputs/quickstart/tiny-qwen2_5_vl")
+>>> # model, processor = load({"path": "ckpt/", "dtype": "bfloat16", "device": "cuda"})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from mmreason.families import FAMILIES, get_family
+from mmreason.models.families import family_for_model_type
+
+SPEC_KEYS = ("path", "dtype", "attn_implementation", "device")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+# Checkpoint types we recognise but do not load as-is, with what to do instead.
+_NOT_LOADABLE = {
+    "qwen2_5_omni": "a full Qwen2.5-Omni checkpoint (thinker + talker + token2wav); mmreason trains and serves "
+                    "the Thinker (model_type 'qwen2_5_omni_thinker'): save `model.thinker` and its processor, "
+                    "and load that directory",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Where a checkpoint is and how to place it. `device=None` leaves the model where loading puts it (CPU)."""
+
+    path: str
+    dtype: str = "auto"
+    attn_implementation: str | None = None
+    device: str | None = None
+
+
+def as_spec(spec: Any) -> ModelSpec:
+    """Accept a path, a dict, or any object with a `path` attribute (e.g. a recipe's model section)."""
+    if isinstance(spec, ModelSpec):
+        return spec
+    if isinstance(spec, (str, Path)):
+        return ModelSpec(path=str(spec))
+    if isinstance(spec, dict):
+        unknown = sorted(set(spec) - set(SPEC_KEYS))
+        if unknown:
+            raise ValueError(f"model spec: unknown key(s) {unknown}; known: {list(SPEC_KEYS)}")
+        values = spec
+    elif hasattr(spec, "path"):
+        values = {k: getattr(spec, k) for k in SPEC_KEYS if hasattr(spec, k)}
+    else:
+        raise TypeError(f"model spec must be a path, a dict or an object with `path`, got {type(spec).__name__}")
+    if not values.get("path"):
+        raise ValueError("model spec: `path` is required")
+    kwargs = {k: v for k, v in values.items() if v is not None}
+    kwargs["path"] = str(kwargs["path"])
+    return ModelSpec(**kwargs)
+
+
+def _read_model_type(path: Path) -> str:
+    config_file = path / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"model checkpoint not found: {path}")
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{path}: not a model checkpoint (no config.json)")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{config_file}: unreadable config ({err})") from None
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise ValueError(f"{config_file}: no `model_type` field")
+    return str(config["model_type"])
+
+
+def detect_family(path_or_config: Any) -> str:
+    """The family name of a checkpoint directory or a loaded config, from its `model_type`.
+
+    Raises FileNotFoundError for a missing directory and ValueError for a model type no family has.
+    """
+    if isinstance(path_or_config, (str, Path)):
+        where = str(path_or_config)
+        model_type = _read_model_type(Path(path_or_config))
+    else:
+        where = type(path_or_config).__name__
+        model_type = getattr(path_or_config, "model_type", None)
+        if model_type is None:
+            raise TypeError(f"detect_family needs a checkpoint path or a config, got {where}")
+    family = family_for_model_type(model_type)
+    if family is not None:
+        return family
+    if model_type in _NOT_LOADABLE:
+        raise ValueError(f"{where}: {_NOT_LOADABLE[model_type]}")
+    known = ", ".join(f"{f.model_type} ({name})" for name, f in FAMILIES.items())
+    raise ValueError(f"{where}: unknown model_type {model_type!r}; known: {known}")
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    if name not in DTYPES:
+        raise ValueError(f"model spec: dtype {name!r} is not one of {list(DTYPES)}")
+    return name if name == "auto" else getattr(torch, name)
+
+
+def load(spec: Any):
+    """Load `(model, processor)` from a local checkpoint; see `as_spec` for what `spec` may be."""
+    import transformers as tf
+
+    s = as_spec(spec)
+    family = get_family(detect_family(s.path))
+    kwargs: dict[str, Any] = {"dtype": _torch_dtype(s.dtype)}
+    if s.attn_implementation:
+        kwargs["attn_implementation"] = s.attn_implementation
+    if s.device == "auto":
+        kwargs["device_map"] = "auto"
+    model = getattr(tf, family.auto_class).from_pretrained(s.path, **kwargs)
+    if s.device not in (None, "auto"):
+        model = model.to(s.device)
+    processor = tf.AutoProcessor.from_pretrained(s.path)
+    return model, processor
