@@ -26,3 +26,39 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# ------------------------------------------------------------------------------------ tiny models
+# One tiny checkpoint per family per test session, built offline on first use and shared by every test.
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """Factory: `tiny_model_dir("qwen2_5_vl") -> Path` of a tiny checkpoint (seed 0), built at most once."""
+    from mmreason.models.tiny import build_tiny
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    built = {}
+
+    def get(family: str = "qwen2_5_vl"):
+        if family not in built:
+            built[family] = build_tiny(family, root / family, seed=0)
+        return built[family]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    """Factory: `tiny_model("qwen2_5_vl") -> (model, processor)`, loaded once and shared.
+
+    The model is shared across tests: do not train it in place (`copy.deepcopy` it first).
+    """
+    from mmreason.models.loading import load
+
+    loaded = {}
+
+    def get(family: str = "qwen2_5_vl"):
+        if family not in loaded:
+            loaded[family] = load(tiny_model_dir(family))
+        return loaded[family]
+
+    return get
