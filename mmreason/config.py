@@ -18,9 +18,9 @@ import difflib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl
 
 import yaml
@@ -28,7 +28,7 @@ import yaml
 from mmreason.errors import RecipeError
 from mmreason.families import FAMILIES
 from mmreason.registry import resolve_callable, resolve_name
-from mmreason.strict import bounded, build, to_plain
+from mmreason.strict import bounded, build, hints, to_plain
 
 TINY_PREFIX = "tiny:"
 
@@ -168,6 +168,10 @@ class Recipe:
     report_to: tuple[Literal["tensorboard", "jsonl", "wandb"], ...] = ("jsonl",)
     seed: int = 42
 
+
+# Sections a recipe may leave out (`sft`, `grpo`): omitted from the saved recipe when absent.
+_OPTIONAL_SECTIONS = frozenset(
+    name for name, tp in hints(Recipe).items() if any(is_dataclass(a) for a in get_args(tp)))
 
 # Bare lists are accepted for these two sections: `rewards: [format, accuracy]`, `tools: [zoom_in]`.
 _LIST_SHORTHAND = {"rewards": "funcs", "tools": "names"}
@@ -440,19 +444,24 @@ def _finish(raw: dict, overrides: Sequence[str], *, source: str, stem: str) -> R
         overrides = [overrides]
     for text in overrides:
         path, value = parse_override(text)
-        raw = _set_path(raw, path, value, text)
         try:
-            _build_recipe(raw, source)
+            _build_recipe(_set_path(raw, path, value, text), source)
         except RecipeError as exc:
-            raise RecipeError(f"override {text!r}: {exc}") from None
+            # `run_name=2024-01-01` or `run_name=7` reads as a date or int: a str key takes the text as typed.
+            literal = text.partition("=")[2].strip()
+            try:
+                _build_recipe(_set_path(raw, path, literal, text), source)
+            except RecipeError:
+                raise RecipeError(f"override {text!r}: {exc}") from None
+            value = literal
+        raw = _set_path(raw, path, value, text)
     suffix = f" (with overrides {' '.join(overrides)})" if overrides else ""
     return _resolve(_build_recipe(raw, source), source + suffix, stem)
 
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
     """Plain dicts and lists (YAML/JSON-ready), in field order; absent sections are omitted."""
-    out = to_plain(recipe)
-    return {k: v for k, v in out.items() if not (k in ("sft", "grpo") and v is None)}
+    return {k: v for k, v in to_plain(recipe).items() if not (v is None and k in _OPTIONAL_SECTIONS)}
 
 
 class _Dumper(yaml.SafeDumper):

@@ -164,6 +164,13 @@ def test_override_creates_an_absent_section_and_sets_null():
     assert recipe.model.max_pixels is None
 
 
+def test_override_of_a_string_key_keeps_the_text_as_typed():
+    # YAML would read these as a date and an int; the keys want strings.
+    recipe = load_recipe_dict({}, overrides=["run_name=2024-01-01", "output_dir=7", "grpo.resume=auto"])
+    assert (recipe.run_name, recipe.output_dir, recipe.grpo.resume) == ("2024-01-01", "7", "auto")
+    assert "seed: expected int" in error_of(load_recipe_dict, {}, overrides=["seed=2024-01-01"])
+
+
 def test_override_list_items_by_index():
     raw = {"rewards": ["format", {"name": "accuracy", "kwargs": {"rel_tol": 0.1}}]}
     recipe = load_recipe_dict(raw, overrides=["rewards.funcs.0.weight=0.25", "rewards.funcs.1.kwargs.rel_tol=0.01"])
