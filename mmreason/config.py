@@ -133,7 +133,7 @@ class GRPOConfig:
     scheduler: Scheduler = "constant"
     warmup: float = bounded(0.0, ge=0)
     beta: float = bounded(0.0, ge=0)  # KL coefficient; 0 loads no reference model
-    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+    kl_estimator: Literal["k3"] = "k3"  # what mmreason.rl implements; add k1/k2 there first
     epsilon: float = bounded(0.2, gt=0)
     epsilon_high: float | None = bounded(None, gt=0)  # None: epsilon (symmetric clip); DAPO uses 0.28
     advantage: Literal["grpo", "dr_grpo", "rloo"] = "grpo"
