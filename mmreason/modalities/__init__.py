@@ -33,6 +33,8 @@ MODALITIES: dict[str, str] = {
     "image": "mmreason.modalities.image:load_part",
     "screenshot": "mmreason.modalities.image:load_part",
     "video": "mmreason.modalities.video:load_part",
+    "audio": "mmreason.modalities.audio:load_part",
+    "point_cloud": "mmreason.modalities.point_cloud:load_part",
 }
 
 # Parts of these types fall back to another type's recipe options (a screenshot is an image).

@@ -22,13 +22,14 @@ import io
 import math
 import os
 import struct
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from mmreason.errors import MediaError
+from mmreason.families import Family, get_family
+from mmreason.modalities.image import resolve_media_path
 
 SAMPLE_RATE = 16_000
 MAX_SECONDS = 600.0  # ten minutes; longer clips need an explicit span or a raised limit
@@ -36,12 +37,23 @@ _BYTES = "<bytes>"
 _ARRAY = "<array>"
 
 
+@dataclass(frozen=True)
+class AudioFrame:
+    """Where a clip sits in its source: clip time t is source time ``start + t``."""
+
+    start: float
+    duration: float
+    sample_rate: int
+    source_sample_rate: int
+
+
 @dataclass(frozen=True, eq=False)
 class Audio:
     """A decoded clip: mono float32 waveform at `sample_rate`, and where it came from.
 
     `start` is the source time (seconds) of ``waveform[0]``, so a time found in this clip maps back to
-    the source file with :meth:`source_time`.
+    the source file with :meth:`source_time`. `transcript` (optional, from the content part) is shown
+    to vision-only backbones next to the spectrogram.
     """
 
     waveform: np.ndarray
@@ -50,23 +62,29 @@ class Audio:
     source_sample_rate: int
     source_channels: int
     start: float = 0.0
+    transcript: str | None = None
 
     @property
     def duration(self) -> float:
         return len(self.waveform) / self.sample_rate
 
+    @property
+    def frame(self) -> AudioFrame:
+        return AudioFrame(self.start, self.duration, self.sample_rate, self.source_sample_rate)
+
     def source_time(self, seconds: float) -> float:
         """Clip time -> time in the source file."""
         return self.start + seconds
 
+    def as_parts(self, family: str | Family | None = None) -> list[dict]:
+        """The chat parts this clip becomes: itself for an audio backbone, else spectrogram + text."""
+        fam = get_family(family) if isinstance(family, str) else family
+        if fam is not None and "audio" in fam.modalities:
+            return [{"type": "audio", "audio": self}]
+        return audio_to_vision_parts(self, transcript=self.transcript, family=fam)
+
 
 # ------------------------------------------------------------------------------------------ decoding
-def _resolve(value: Any, root: str | os.PathLike | None) -> Path:
-    path = Path(os.fspath(value)).expanduser()
-    if root is not None and not path.is_absolute():
-        path = Path(root) / path
-    return path
-
 
 def _wav_truncation(head: bytes, total_size: int) -> str | None:
     """Why a RIFF/WAVE file is shorter than its header says, or None.
@@ -101,7 +119,7 @@ def _read_soundfile(src: Any) -> tuple[np.ndarray, int, int]:
     return data, sr, channels
 
 
-def _read_audioread(path: Path) -> tuple[np.ndarray, int, int]:
+def _read_audioread(path: os.PathLike) -> tuple[np.ndarray, int, int]:
     import audioread
 
     with audioread.audio_open(str(path)) as f:
@@ -128,7 +146,7 @@ def _decode(value: Any, root: Any, sample_id: Any) -> tuple[np.ndarray, int, int
     if not isinstance(value, (str, os.PathLike)):
         raise MediaError(repr(value)[:80], f"unsupported audio value of type {type(value).__name__}",
                          sample_id=sample_id)
-    path = _resolve(value, root)
+    path = resolve_media_path(value, root)
     if not path.is_file():
         raise MediaError(path, "file not found", sample_id=sample_id)
     if path.stat().st_size == 0:
@@ -292,19 +310,45 @@ def spectrogram_caption(spec: Spectrogram) -> str:
 
 def audio_to_vision_parts(
     part_value: Any, *, root: str | os.PathLike | None = None, sample_id: Any = None,
-    transcript: str | Callable[[Audio], str] | None = None, pixels_per_second: float = 50.0,
-    n_mels: int = 128, colormap: str | None = "magma", **options: Any,
+    transcript: str | Callable[[Audio], str] | None = None, family: str | Family | None = None,
+    pixels_per_second: float = 50.0, n_mels: int = 128, colormap: str | None = "magma", **options: Any,
 ) -> list[dict]:
     """Content parts that let a vision-only VLM take an audio part: spectrogram image, how to read it,
     and (when given, or when `transcript` is a callable such as an ASR model) the transcript.
 
-    `part_value` is anything :func:`load_audio` takes, or an :class:`Audio`.
+    `part_value` is anything :func:`load_audio` takes, or an :class:`Audio`. With a `family` the image
+    part holds a ``LoadedImage`` resized for it; without, the PIL image.
     """
     audio = part_value if isinstance(part_value, Audio) else load_audio(
         part_value, root=root, sample_id=sample_id, **options)
     spec = log_mel_image(audio, pixels_per_second=pixels_per_second, n_mels=n_mels, colormap=colormap)
-    parts = [{"type": "image", "image": spec.image}, {"type": "text", "text": spectrogram_caption(spec)}]
+    image: Any = spec.image
+    if family is not None:
+        from mmreason.modalities.image import load_image
+
+        image = load_image(spec.image, family, sample_id=sample_id, path=audio.source)
+    parts = [{"type": "image", "image": image}, {"type": "text", "text": spectrogram_caption(spec)}]
     text = transcript(audio) if callable(transcript) else transcript
     if text:
         parts.append({"type": "text", "text": f"Transcript of the audio: {text.strip()}"})
     return parts
+
+
+def load_part(
+    part: Mapping[str, Any], *, root: str | os.PathLike | None = None, family: str | Family | None = None,
+    sample_id: Any = None, defaults: Mapping[str, Any] | None = None,
+) -> Audio:
+    """Registry loader for ``{"type": "audio", "audio": path, ...}`` parts.
+
+    Options (the part's, else the recipe's `defaults`): ``audio_start``, ``audio_end``, ``max_seconds``,
+    ``sample_rate``, and ``transcript`` (text shown to vision-only families).
+    """
+    value = part.get("audio")
+    if value is None:
+        raise MediaError("<missing>", "audio part has no 'audio' value", sample_id=sample_id)
+    if isinstance(value, Audio):
+        return value
+    opts = {**(defaults or {}), **{k: v for k, v in part.items() if k not in ("type", "audio")}}
+    keys = ("audio_start", "audio_end", "max_seconds", "sample_rate")
+    audio = load_audio(value, root=root, sample_id=sample_id, **{k: opts[k] for k in keys if k in opts})
+    return replace(audio, transcript=opts.get("transcript"))

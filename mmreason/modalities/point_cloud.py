@@ -13,14 +13,17 @@ and point patches (:func:`point_patches`, for the point encoder in ``mmreason.mo
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from mmreason.errors import MediaError
+from mmreason.families import Family
+from mmreason.modalities.image import resolve_media_path
 
 NORMALIZE_MODES = ("none", "center", "unit_sphere", "unit_cube")
 _XYZ_KEYS = ("xyz", "points", "coord", "coords", "pos")
@@ -35,8 +38,8 @@ class Normalization:
     >>> n = Normalization(center=(1.0, 2.0, 0.0), scale=2.0)
     >>> n.to_scene((0, 0, 0, 0.5, 0.5, 0.5))
     (1.0, 2.0, 0.0, 2.0, 3.0, 1.0)
-    >>> n.from_scene(n.to_scene((0.1, 0.2, 0.3, 0.4, 0.5, 0.6))) == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
-    True
+    >>> n.from_scene((1.0, 2.0, 0.0, 2.0, 3.0, 1.0))
+    (0.0, 0.0, 0.0, 0.5, 0.5, 0.5)
     """
 
     center: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -76,10 +79,32 @@ class PointCloud:
     normalization: Normalization = field(default_factory=Normalization)
     num_source_points: int = 0
     dropped: int = 0  # non-finite points removed while loading
+    render_options: tuple[tuple[str, Any], ...] = ()  # keyword arguments of `render_views` for `as_parts`
 
     @property
     def num_points(self) -> int:
         return len(self.xyz)
+
+    @property
+    def frame(self) -> Normalization:
+        """What maps model outputs back to the scene (views carry their own cameras)."""
+        return self.normalization
+
+    @functools.cached_property
+    def views(self) -> list:
+        """Rendered views (``point_render.View``) with `render_options`; computed once."""
+        from mmreason.modalities.point_render import render_views
+
+        return render_views(self, **dict(self.render_options))
+
+    def as_parts(self, family: str | Family | None = None) -> list[dict]:
+        """The chat parts a 2D VLM gets for this cloud: one image per rendered view, then how to read them."""
+        from mmreason.modalities.image import load_image
+        from mmreason.modalities.point_render import views_caption
+
+        parts = [{"type": "image", "image": load_image(v.image, family, path=self.source)} for v in self.views]
+        drawn = bool(dict(self.render_options).get("draw_boxes"))
+        return parts + [{"type": "text", "text": views_caption(self.views, marks_drawn=drawn)}]
 
     @property
     def points(self) -> np.ndarray:
@@ -193,7 +218,7 @@ def farthest_point_sample(xyz: Any, n: int, *, seed: int = 0) -> np.ndarray:
     point lies within the covering radius r of a pick while picks are at least r apart (a 2-approximation
     of the best covering). Vectorised: `n` passes of O(N) numpy work.
 
-    >>> farthest_point_sample([[0, 0, 0], [0.1, 0, 0], [5, 0, 0]], 2, seed=0).tolist()
+    >>> sorted(farthest_point_sample([[0, 0, 0], [0.1, 0, 0], [5, 0, 0]], 2, seed=0).tolist())
     [0, 2]
     """
     pts = np.asarray(xyz, dtype=np.float32)[:, :3]
@@ -284,9 +309,7 @@ def load_point_cloud(
     (0.0, 0.0, 0.0, 2.0, 2.0, 2.0)
     """
     if isinstance(part_value, (str, os.PathLike)):
-        path = Path(os.fspath(part_value)).expanduser()
-        if root is not None and not path.is_absolute():
-            path = Path(root) / path
+        path = resolve_media_path(part_value, root)
         if not path.is_file():
             raise MediaError(path, "file not found", sample_id=sample_id)
         if path.stat().st_size == 0:
@@ -325,3 +348,36 @@ def load_point_cloud(
     norm = _normalization(xyz, normalize, align, source, sample_id)
     xyz = norm.points_from_scene(xyz).astype(np.float32)
     return PointCloud(xyz, None if rgb is None else rgb.astype(np.float32), source, norm, total, int(total - keep.sum()))
+
+
+_LOAD_KEYS = ("num_points", "voxel_size", "axis_align", "normalize", "seed")
+_RENDER_KEYS = {"views": "k", "elevation": "elevation", "fov": "fov", "point_size": "point_size",
+                "start_azimuth": "start_azimuth"}
+
+
+def load_part(
+    part: Mapping[str, Any], *, root: str | os.PathLike | None = None, family: str | Family | None = None,
+    sample_id: Any = None, defaults: Mapping[str, Any] | None = None,
+) -> PointCloud:
+    """Registry loader for ``{"type": "point_cloud", "point_cloud": path, ...}`` parts.
+
+    Options (the part's, else the recipe's `defaults`): loading ``num_points``, ``voxel_size``,
+    ``axis_align``, ``normalize``, ``seed``; rendering ``views`` (count), ``view_size`` (int or [w, h]),
+    ``elevation``, ``fov``, ``point_size``, ``start_azimuth`` and ``marks`` (scene-frame 3D boxes drawn as
+    numbered marks on every view, the AffordBot candidates).
+    """
+    value = part.get("point_cloud")
+    if value is None:
+        raise MediaError("<missing>", "point_cloud part has no 'point_cloud' value", sample_id=sample_id)
+    if isinstance(value, PointCloud):
+        return value
+    opts = {**(defaults or {}), **{k: v for k, v in part.items() if k not in ("type", "point_cloud")}}
+    cloud = load_point_cloud(value, root=root, sample_id=sample_id, **{k: opts[k] for k in _LOAD_KEYS if k in opts})
+    render = {arg: opts[key] for key, arg in _RENDER_KEYS.items() if key in opts}
+    if "view_size" in opts:
+        size = opts["view_size"]
+        render["width"], render["height"] = (size, size) if isinstance(size, int) else size
+    if opts.get("marks"):
+        render["boxes_3d"], render["draw_boxes"] = list(opts["marks"]), True
+    return PointCloud(cloud.xyz, cloud.rgb, cloud.source, cloud.normalization, cloud.num_source_points,
+                      cloud.dropped, tuple(sorted(render.items())))

@@ -297,3 +297,16 @@ def render_views(
             _draw_marks(image, projected)
         views.append(View(image, cam, depth, az, elevation, tuple(projected)))
     return views
+
+
+def views_caption(views: Sequence[View], *, marks_drawn: bool = False) -> str:
+    """The text that tells a VLM what the rendered views are (and the numbered marks, when drawn)."""
+    if not views:
+        return "The 3D scene could not be rendered."
+    azimuths = ", ".join(f"{v.azimuth:g}" for v in views)
+    text = (f"The 3D scene is shown in {len(views)} rendered views from cameras around it, in order of azimuth "
+            f"({azimuths} degrees), looking down at {views[0].elevation:g} degrees.")
+    marked = sorted({b.index for v in views for b in v.boxes})
+    if marks_drawn and marked:
+        text += f" Red numbered boxes mark candidate objects: {', '.join(map(str, marked))}."
+    return text

@@ -1,0 +1,587 @@
+"""GUI screenshots, their element lists, and the action space GUI agents emit.
+
+- :class:`Screenshot` is a screen image's size, platform and elements (box, role, text, clickable),
+  validated: an element box outside the screen is a ``MediaError`` naming the file and the element,
+  unless the caller picks ``on_bad_box="clip"``.
+- Actions are typed frozen records (:data:`ACTIONS`), the ``mobile_use`` space of Qwen2.5-VL that
+  InfiGUI-R1 uses (click, long_press, swipe, type, key, system_button, open, wait, terminate) plus the
+  desktop ones (double_click, right_click, hotkey, drag, moveTo, scroll). They render to, and parse
+  from, the JSON models emit: ``{"name": "mobile_use", "arguments": {"action": "click", "coordinate":
+  [x, y]}}`` or the bare arguments. Parsing never raises on model output.
+- Records hold original-screenshot pixels; :func:`action_to_model` / :func:`action_from_model` move
+  every coordinate into and out of a family's frame through ``mmreason.geometry``.
+- :func:`infigui_messages` builds the InfiGUI-R1 prompt; :func:`match_action` is the AndroidControl
+  evaluation matcher (type match, and type + parameters match).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, Sequence
+
+from mmreason.errors import MediaError, SchemaError
+from mmreason.families import Family, get_family
+from mmreason.geometry import Box, ImageFrame, Point, convert_point, enlarge_box, point_distance, point_in_box
+
+PLATFORMS = ("mobile", "desktop", "web")
+BUTTONS = ("Back", "Home", "Menu", "Enter")
+DIRECTIONS = ("up", "down", "left", "right")
+ENLARGE = 1.2  # AndroidControl matcher: candidate boxes grow 1.2x about their centre
+RADIUS = 0.04  # ... or the click lies within 4% of the screen's longer side of the GT point
+INFIGUI_MAX_PIXELS = 6400 * 28 * 28  # InfiGUI-R1's AndroidControl evaluation budget
+
+
+# ------------------------------------------------------------------------------------- screenshots
+@dataclass(frozen=True)
+class Element:
+    box: Box  # original screenshot pixels
+    role: str = ""
+    text: str = ""
+    clickable: bool = True
+
+
+@dataclass(frozen=True)
+class Screenshot:
+    """A screen image's size and platform, and its elements; `clipped` counts boxes clipped or dropped."""
+
+    path: str | None
+    width: int
+    height: int
+    platform: str
+    elements: tuple[Element, ...] = ()
+    clipped: int = 0
+
+    def frame(self, family: str | Family, *, min_pixels: int | None = None, max_pixels: int | None = None) -> ImageFrame:
+        """The frame `family`'s processor gives this screenshot at the given pixel budget."""
+        return ImageFrame.for_family(self.width, self.height, family, min_pixels=min_pixels, max_pixels=max_pixels)
+
+    def elements_at(self, point: Sequence[float]) -> list[int]:
+        """Indices of the elements containing `point`, smallest first (the most specific element)."""
+        hits = [i for i, e in enumerate(self.elements) if point_in_box(point, e.box)]
+        return sorted(hits, key=lambda i: (self.elements[i].box[2] - self.elements[i].box[0])
+                      * (self.elements[i].box[3] - self.elements[i].box[1]))
+
+
+def _element(raw: Any, i: int, where: str, sample_id: Any) -> Element:
+    if isinstance(raw, Element):
+        return raw
+    if not isinstance(raw, Mapping) or "box" not in raw:
+        raise SchemaError(f"element {i} needs a 'box'", row=sample_id, field="gui.elements")
+    try:
+        box = tuple(float(v) for v in raw["box"])
+    except (TypeError, ValueError):
+        box = ()
+    if len(box) != 4 or not all(math.isfinite(v) for v in box) or box[0] > box[2] or box[1] > box[3]:
+        raise MediaError(where, f"element {i} has a malformed box {raw['box']!r} (want finite x1 <= x2, y1 <= y2)",
+                         sample_id=sample_id)
+    return Element(box, str(raw.get("role") or ""), str(raw.get("text") or ""), bool(raw.get("clickable", True)))
+
+
+def load_screenshot(
+    part_value: Any, *, root: str | os.PathLike | None = None, sample_id: Any = None,
+    gui: Mapping[str, Any] | None = None, on_bad_box: str = "raise", **options: Any,
+) -> Screenshot:
+    """A screenshot part (path or PIL image) and the row's ``gui`` facts -> a validated :class:`Screenshot`.
+
+    The image is decoded (a truncated file fails here, not in the collator). A ``gui`` width/height that
+    disagrees with the image is an error: element boxes would be in another resolution. An element box
+    outside the screen raises, or with ``on_bad_box="clip"`` is clipped (dropped when nothing is left).
+    """
+    from mmreason.modalities.image import open_image, resolve_media_path
+
+    if on_bad_box not in ("raise", "clip"):
+        raise ValueError(f"on_bad_box must be 'raise' or 'clip', got {on_bad_box!r}")
+    gui = dict(gui or {})
+    value = resolve_media_path(part_value, root) if isinstance(part_value, (str, os.PathLike)) else part_value
+    image, path = open_image(value, sample_id=sample_id)
+    where = path or "<in-memory screenshot>"
+    width, height = image.size
+    if gui.get("width") and gui.get("height") and (int(gui["width"]), int(gui["height"])) != (width, height):
+        raise MediaError(where, f"gui says the screen is {gui['width']}x{gui['height']} but the image is "
+                         f"{width}x{height}", sample_id=sample_id)
+    platform = options.get("platform") or gui.get("platform") or "mobile"
+    if platform not in PLATFORMS:
+        raise SchemaError(f"platform {platform!r} is not one of {PLATFORMS}", row=sample_id, field="gui.platform")
+    elements, clipped = [], 0
+    for i, raw in enumerate(gui.get("elements") or ()):
+        el = _element(raw, i, where, sample_id)
+        x1, y1, x2, y2 = el.box
+        if x1 >= 0 and y1 >= 0 and x2 <= width and y2 <= height:
+            elements.append(el)
+            continue
+        if on_bad_box == "raise":
+            raise MediaError(where, f"element {i} ({el.role or 'element'} {el.text!r}) box {el.box} lies outside "
+                             f"the {width}x{height} screenshot", sample_id=sample_id)
+        clipped += 1
+        box = (min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width), min(max(y2, 0.0), height))
+        if box[2] > box[0] and box[3] > box[1]:
+            elements.append(dataclasses.replace(el, box=box))
+    return Screenshot(path, width, height, platform, tuple(elements), clipped)
+
+
+# ----------------------------------------------------------------------------------------- actions
+@dataclass(frozen=True)
+class Click:
+    coordinate: Point
+    action: ClassVar[str] = "click"
+
+
+@dataclass(frozen=True)
+class LongPress:
+    coordinate: Point
+    time: float | None = None
+    action: ClassVar[str] = "long_press"
+
+
+@dataclass(frozen=True)
+class DoubleClick:
+    coordinate: Point
+    action: ClassVar[str] = "double_click"
+
+
+@dataclass(frozen=True)
+class RightClick:
+    coordinate: Point
+    action: ClassVar[str] = "right_click"
+
+
+@dataclass(frozen=True)
+class MoveTo:
+    coordinate: Point
+    action: ClassVar[str] = "moveTo"
+
+
+@dataclass(frozen=True)
+class Drag:
+    coordinate: Point
+    coordinate2: Point
+    action: ClassVar[str] = "drag"
+
+
+@dataclass(frozen=True)
+class Swipe:
+    """From `coordinate` to `coordinate2`; ground truth may give only the `direction` the finger moves."""
+
+    coordinate: Point | None = None
+    coordinate2: Point | None = None
+    direction: str | None = None
+    action: ClassVar[str] = "swipe"
+
+
+@dataclass(frozen=True)
+class Scroll:
+    """Mouse-wheel scroll; `direction` is where the view moves, `pixels` > 0 scrolls up (computer_use)."""
+
+    direction: str | None = None
+    coordinate: Point | None = None
+    pixels: float | None = None
+    action: ClassVar[str] = "scroll"
+
+
+@dataclass(frozen=True)
+class Type:
+    text: str
+    action: ClassVar[str] = "type"
+
+
+@dataclass(frozen=True)
+class Key:
+    text: str
+    action: ClassVar[str] = "key"
+
+
+@dataclass(frozen=True)
+class Hotkey:
+    keys: tuple[str, ...]
+    action: ClassVar[str] = "hotkey"
+
+
+@dataclass(frozen=True)
+class SystemButton:
+    button: str
+    action: ClassVar[str] = "system_button"
+
+
+@dataclass(frozen=True)
+class Open:
+    text: str
+    action: ClassVar[str] = "open"
+
+
+@dataclass(frozen=True)
+class Wait:
+    time: float | None = None
+    action: ClassVar[str] = "wait"
+
+
+@dataclass(frozen=True)
+class Terminate:
+    status: str = "success"
+    action: ClassVar[str] = "terminate"
+
+
+Action = (Click | LongPress | DoubleClick | RightClick | MoveTo | Drag | Swipe | Scroll | Type | Key | Hotkey
+          | SystemButton | Open | Wait | Terminate)
+ACTIONS: dict[str, type] = {
+    "click": Click, "long_press": LongPress, "double_click": DoubleClick, "right_click": RightClick,
+    "moveTo": MoveTo, "drag": Drag, "swipe": Swipe, "scroll": Scroll, "type": Type, "key": Key,
+    "hotkey": Hotkey, "system_button": SystemButton, "open": Open, "wait": Wait, "terminate": Terminate,
+}
+# Names other action spaces use for the same records (Qwen computer_use, AndroidControl, UI-TARS).
+ALIASES = {
+    "open_app": "open", "left_click": "click", "tap": "click", "left_double": "double_click",
+    "right_single": "right_click", "mouse_move": "moveTo", "move_to": "moveTo", "left_click_drag": "drag",
+    "input_text": "type", "press_key": "key",
+}
+_COORD_FIELDS = ("coordinate", "coordinate2")
+
+
+@dataclass(frozen=True)
+class ActionParse:
+    """What :func:`parse_action` found: the action (None if unusable) and every problem noticed."""
+
+    action: Action | None
+    issues: tuple[str, ...] = ()
+    tool: str | None = None  # the function name, when the call form was used
+
+    @property
+    def ok(self) -> bool:
+        return self.action is not None and not self.issues
+
+
+def _coerce_point(value: Any) -> tuple[Point | None, str | None]:
+    if isinstance(value, str):
+        nums = re.findall(r"-?\d+(?:\.\d+)?", value)
+        value = [float(n) for n in nums]
+    if isinstance(value, Mapping) and {"x", "y"} <= set(value):
+        value = [value["x"], value["y"]]
+    try:
+        nums = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None, f"coordinate {value!r} is not numbers"
+    if not all(math.isfinite(v) for v in nums):
+        return None, f"coordinate {value!r} is not finite"
+    if len(nums) == 2:
+        return (nums[0], nums[1]), None
+    if len(nums) == 4:  # a box where a point was asked: its centre is the obvious intent
+        return ((nums[0] + nums[2]) / 2, (nums[1] + nums[3]) / 2), "coordinate is a box; used its centre"
+    return None, f"coordinate {value!r} needs 2 numbers"
+
+
+def _extract(output: str) -> tuple[Any, str | None]:
+    """The first JSON object in a model's text (inside <tool_call> when present)."""
+    text = output
+    m = re.search(r"<tool_call>(.*?)(?:</tool_call>|$)", text, re.S)
+    if m:
+        text = m.group(1)
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        return None, "no JSON object found"
+    blob = text[start:end + 1]
+    try:
+        return json.loads(blob), None
+    except (json.JSONDecodeError, RecursionError):
+        pass
+    try:  # Python-literal dicts (single quotes) are common in GUI-R1-style outputs
+        return ast.literal_eval(blob), None
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None, "malformed JSON"
+
+
+def _number(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def parse_action(output: str | Mapping[str, Any]) -> ActionParse:
+    """Model output (text or dict; call form or bare arguments) -> :class:`ActionParse`. Never raises.
+
+    >>> parse_action('<tool_call>{"name": "mobile_use", "arguments": {"action": "click", "coordinate": [5, 7]}}'
+    ...              '</tool_call>').action
+    Click(coordinate=(5.0, 7.0))
+    >>> parse_action('{"action": "fly"}').issues
+    ("unknown action 'fly'",)
+    """
+    try:
+        return _parse(output)
+    except Exception as exc:  # model output must never crash a reward or a rollout
+        return ActionParse(None, (f"unparseable action ({type(exc).__name__})",))
+
+
+def _parse(output: Any) -> ActionParse:
+    obj, issue = (output, None) if isinstance(output, Mapping) else _extract(str(output))
+    if obj is None:
+        return ActionParse(None, (issue,))
+    if not isinstance(obj, Mapping):
+        return ActionParse(None, ("action is not a JSON object",))
+    tool = None
+    if "arguments" in obj:
+        tool, args = obj.get("name"), obj["arguments"]
+        if isinstance(args, str):  # OpenAI-style calls carry arguments as a JSON string
+            args, issue = _extract(args)
+            if args is None:
+                return ActionParse(None, (f"arguments: {issue}",), tool)
+        if not isinstance(args, Mapping):
+            return ActionParse(None, ("arguments is not an object",), tool)
+        obj = args
+    name = obj.get("action", obj.get("action_type"))
+    name = ALIASES.get(str(name), str(name)) if name is not None else None
+    if name not in ACTIONS:
+        return ActionParse(None, ("missing action" if name is None else f"unknown action {name!r}",), tool)
+    issues: list[str] = []
+    values: dict[str, Any] = {}
+    for key in _COORD_FIELDS:
+        if obj.get(key) is not None:
+            point, problem = _coerce_point(obj[key])
+            values[key] = point
+            if problem:
+                issues.append(f"{key}: {problem}")
+    text = obj.get("text", obj.get("app_name", obj.get("content")))
+    cls = ACTIONS[name]
+    keys = obj.get("keys")
+    if cls is Hotkey or (cls is Key and isinstance(keys, (list, tuple)) and len(keys) > 1):
+        keys = keys if keys is not None else (text if text is not None else obj.get("key"))
+        keys = re.split(r"\s*\+\s*|\s+", keys.strip()) if isinstance(keys, str) else keys
+        cls, values = Hotkey, {"keys": tuple(str(k) for k in keys or () if str(k))}
+        if not values["keys"]:
+            issues.append("hotkey has no keys")
+    elif cls in (Key, Type, Open):
+        if text is None and isinstance(keys, (list, tuple)) and keys:
+            text = keys[0]
+        values = {"text": "" if text is None else str(text)}
+        if not values["text"].strip():
+            issues.append(f"{name} has no text")
+    elif cls is SystemButton:
+        button = str(obj.get("button", text or "")).strip()
+        canon = next((b for b in BUTTONS if b.lower() == button.lower()), None)
+        if canon is None:
+            issues.append(f"unknown button {button!r}")
+        values = {"button": canon or button}
+    elif cls in (Wait, LongPress) and obj.get("time") is not None:
+        values["time"] = _number(obj["time"])
+        if values["time"] is None:
+            issues.append(f"time {obj['time']!r} is not a number")
+    elif cls is Terminate:
+        status = str(obj.get("status", "success")).strip().lower()
+        if status not in ("success", "failure"):
+            issues.append(f"unknown status {status!r}")
+        values = {"status": status}
+    elif cls in (Swipe, Scroll):
+        direction = obj.get("direction")
+        if direction is not None:
+            direction = str(direction).strip().lower()
+            if direction not in DIRECTIONS:
+                issues.append(f"unknown direction {direction!r}")
+                direction = None
+        values["direction"] = direction
+        if cls is Scroll and obj.get("pixels") is not None:
+            values["pixels"] = pixels = _number(obj["pixels"])
+            if direction is None and pixels:
+                values["direction"] = "up" if pixels > 0 else "down"
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in values.items() if k in fields}
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [f for f in required if values.get(f) is None]
+    if cls is Swipe and values.get("direction") is None and None in (values.get("coordinate"), values.get("coordinate2")):
+        missing.append("coordinate2 or direction")
+    if cls is Scroll and values.get("direction") is None:
+        missing.append("direction or pixels")
+    if missing:
+        return ActionParse(None, (*issues, f"{name} needs {', '.join(missing)}"), tool)
+    return ActionParse(cls(**values), tuple(issues), tool)
+
+
+def action_to_dict(action: Action, *, integer: bool = True) -> dict:
+    """The bare-arguments JSON object for `action` (coordinates rounded to integers when `integer`)."""
+    out: dict[str, Any] = {"action": action.action}
+    for f in dataclasses.fields(action):
+        value = getattr(action, f.name)
+        if value is None:
+            continue
+        if f.name in _COORD_FIELDS:
+            value = [round(v) for v in value] if integer else [float(v) for v in value]
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+def render_action(action: Action, *, tool: str | None = "mobile_use", integer: bool = True) -> str:
+    """JSON text of `action`: the call form ``{"name": tool, "arguments": {...}}``, or bare when `tool` is None.
+
+    >>> render_action(Click((12.4, 30.6)))
+    '{"name": "mobile_use", "arguments": {"action": "click", "coordinate": [12, 31]}}'
+    """
+    args = action_to_dict(action, integer=integer)
+    return json.dumps(args if tool is None else {"name": tool, "arguments": args}, ensure_ascii=False)
+
+
+def convert_action(action: Action, src: str, dst: str, frame: ImageFrame) -> Action:
+    """Move every coordinate of `action` from frame `src` to `dst` (see ``geometry.FRAMES``)."""
+    changes = {k: convert_point(getattr(action, k), src, dst, frame)
+               for k in _COORD_FIELDS if getattr(action, k, None) is not None}
+    return dataclasses.replace(action, **changes) if changes else action
+
+
+def action_to_model(action: Action, family: str | Family, frame: ImageFrame) -> Action:
+    """Original-pixel action -> the coordinates `family` is trained to emit."""
+    return convert_action(action, "pixel", _fam(family).box_frame, frame)
+
+
+def action_from_model(action: Action, family: str | Family, frame: ImageFrame) -> Action:
+    """An action emitted by `family` -> original screenshot pixels."""
+    return convert_action(action, _fam(family).box_frame, "pixel", frame)
+
+
+def _fam(family: str | Family) -> Family:
+    return get_family(family) if isinstance(family, str) else family
+
+
+# ------------------------------------------------------------------------------------------ prompt
+INFIGUI_SYSTEM = ("You FIRST think about the reasoning process as an internal monologue and then provide the final "
+                  "answer.\nThe reasoning process MUST BE enclosed within <think> </think> tags.")
+INFIGUI_STEP = "\nDuring the reasoning process, identify and state the sub-goal of the current step by enclosing it within <step> </step> tags."
+
+
+def mobile_use_tool(width: int, height: int) -> dict:
+    """The ``mobile_use`` function schema, with the screen resolution (the model's coordinate extent)."""
+    actions = ("key", "click", "long_press", "swipe", "type", "system_button", "open", "wait", "terminate")
+    return {"type": "function", "function": {
+        "name": "mobile_use",
+        "description": (f"Operate a touchscreen mobile device. The screen's resolution is {width}x{height}. Tap "
+                        "elements at their centre; apps may need time to react, so wait and look again if needed."),
+        "parameters": {"type": "object", "required": ["action"], "properties": {
+            "action": {"type": "string", "enum": list(actions), "description": (
+                "key: send an adb keyevent (e.g. volume_up); click: tap at coordinate; long_press: press at "
+                "coordinate for time seconds; swipe: drag from coordinate to coordinate2; type: enter text into "
+                "the focused field; system_button: press button; open: launch the app named text; wait: wait "
+                "time seconds; terminate: end the task with status.")},
+            "coordinate": {"type": "array", "description": "[x, y] in pixels from the top-left corner."},
+            "coordinate2": {"type": "array", "description": "[x, y] end point of a swipe."},
+            "text": {"type": "string", "description": "For key, type and open."},
+            "time": {"type": "number", "description": "Seconds, for long_press and wait."},
+            "button": {"type": "string", "enum": list(BUTTONS), "description": "For system_button."},
+            "status": {"type": "string", "enum": ["success", "failure"], "description": "For terminate."},
+        }}}}
+
+
+def tools_block(tools: Sequence[dict]) -> str:
+    """The Qwen function-calling system text: schemas inside <tools>, calls answered in <tool_call>."""
+    schemas = "\n".join(json.dumps(t, ensure_ascii=False) for t in tools)
+    return ("\n\n# Tools\n\nYou may call functions to complete the task. Their signatures are inside <tools></tools> "
+            f"XML tags:\n<tools>\n{schemas}\n</tools>\n\nFor each call, return a JSON object with the function name "
+            'and arguments inside <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, '
+            '"arguments": <args-json-object>}\n</tool_call>')
+
+
+def infigui_messages(
+    goal: str, screenshot: str | Screenshot, *, family: str | Family = "qwen2_5_vl", size: tuple[int, int] | None = None,
+    max_pixels: int = INFIGUI_MAX_PIXELS, step_instruction: str | None = None, history: Sequence[Action] = (),
+    reasoning: bool = True,
+) -> list[dict]:
+    """Canonical messages for one InfiGUI-R1 agent step.
+
+    The tool description states the resolution the family's coordinates span: the smart-resized size
+    for resized-pixel families (Qwen2.5-VL), 1000x1000 for 0-1000 families. `history` holds earlier
+    actions in original pixels; each is rendered in the model's frame as "Step n: {json}; ". `size` is
+    the screenshot's (width, height), read from a :class:`Screenshot` when one is given.
+    """
+    fam = _fam(family)
+    path = screenshot.path if isinstance(screenshot, Screenshot) else screenshot
+    width, height = (screenshot.width, screenshot.height) if isinstance(screenshot, Screenshot) else (size or (0, 0))
+    if width <= 0 or height <= 0:
+        raise ValueError("infigui_messages needs the screenshot size: pass a Screenshot or size=(w, h)")
+    frame = ImageFrame.for_family(width, height, fam, max_pixels=max_pixels)
+    extent = {"resized": (frame.resized_width, frame.resized_height), "norm1000": (1000, 1000),
+              "norm1": (1, 1)}.get(fam.box_frame, (width, height))
+    system = (INFIGUI_SYSTEM + INFIGUI_STEP if reasoning else "You are a helpful assistant.") + tools_block(
+        [mobile_use_tool(*extent)])
+    steps = "".join(f"Step {n}: {render_action(action_to_model(a, fam, frame), tool=None)}; "
+                    for n, a in enumerate(history, 1))
+    text = f"The user query: {goal}\n"
+    if step_instruction:
+        text += f"Current step query: {step_instruction}\n"
+    text += f"Task progress (You have done the following operation on the current device): {steps}"
+    return [{"role": "system", "content": [{"type": "text", "text": system}]},
+            {"role": "user", "content": [{"type": "text", "text": text},
+                                         {"type": "screenshot", "screenshot": path, "max_pixels": max_pixels}]}]
+
+
+# ----------------------------------------------------------------------------------------- matcher
+def swipe_direction(action: Swipe | Scroll | Drag) -> str | None:
+    """The direction the finger (or view) moves: the dominant axis of the motion, ties counted vertical."""
+    if getattr(action, "direction", None):
+        return action.direction
+    a, b = getattr(action, "coordinate", None), getattr(action, "coordinate2", None)
+    if a is None or b is None:
+        return None
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    if abs(dx) > abs(dy):
+        return "right" if dx > 0 else "left"
+    return "down" if dy > 0 else "up"
+
+
+def _hits(point: Point | None, candidates: Sequence[Box], target: Point | None, screen: tuple[float, float]) -> bool:
+    if point is None:
+        return False
+    if any(point_in_box(point, enlarge_box(b, ENLARGE)) for b in candidates):
+        return True
+    return target is not None and point_distance(point, target) <= RADIUS * max(screen)
+
+
+def _text_match(a: str, b: str) -> bool:
+    a, b = a.strip().lower(), b.strip().lower()
+    return bool(a and b) and (a in b or b in a)
+
+
+def match_action(
+    pred: Action | None, gt: Action, *, candidates: Sequence[Box | Element] = (), screen: tuple[float, float],
+) -> tuple[bool, bool]:
+    """AndroidControl-style scoring: (type matches, type and parameters match).
+
+    Both actions and `candidates` (GT element boxes) share one frame, e.g. original pixels; `screen` is
+    (width, height) in it. A point matches if it lies in a candidate box enlarged 1.2x or within 4% of
+    the longer side of the GT point; text (type, open) matches as a case-insensitive substring either
+    way; swipes by direction; a ``click`` on the app's icon (first candidate) counts for ``open``.
+
+    >>> match_action(Click((105, 200)), Click((100, 200)), screen=(1080, 2400))
+    (True, True)
+    """
+    boxes = [c.box if isinstance(c, Element) else tuple(c) for c in candidates]
+    if pred is None:
+        return False, False
+    if isinstance(gt, Open) and isinstance(pred, Click):
+        if not boxes:
+            return False, False
+        icon = ((boxes[0][0] + boxes[0][2]) / 2, (boxes[0][1] + boxes[0][3]) / 2)
+        return True, _hits(pred.coordinate, boxes, icon, screen)
+    if type(pred) is not type(gt):
+        return False, False
+    if isinstance(gt, (Click, LongPress, DoubleClick, RightClick, MoveTo)):
+        return True, _hits(pred.coordinate, boxes, gt.coordinate, screen)
+    if isinstance(gt, Drag):
+        return True, (_hits(pred.coordinate, boxes, gt.coordinate, screen)
+                      and _hits(pred.coordinate2, (), gt.coordinate2, screen))
+    if isinstance(gt, (Type, Open)):
+        return True, _text_match(pred.text, gt.text)
+    if isinstance(gt, (Swipe, Scroll)):
+        return True, swipe_direction(pred) is not None and swipe_direction(pred) == swipe_direction(gt)
+    if isinstance(gt, SystemButton):
+        return True, pred.button.strip().lower() == gt.button.strip().lower()
+    if isinstance(gt, Key):
+        return True, pred.text.strip().lower() == gt.text.strip().lower()
+    if isinstance(gt, Hotkey):
+        return True, sorted(k.lower() for k in pred.keys) == sorted(k.lower() for k in gt.keys)
+    if isinstance(gt, Terminate):
+        return True, pred.status == gt.status
+    return True, True  # Wait: the type is all there is to match
