@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import inspect
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -380,6 +381,25 @@ def _check(r: Recipe, source: str) -> None:
             fail("grpo.step_rewards needs at least one reward in rewards.funcs")
 
 
+def _check_kwargs(fn: Any, spec: RewardSpec, where: str) -> None:
+    """A reward option must name one of the function's parameters.
+
+    Rewards take dataset columns through `**kwargs`, so a misspelt option would otherwise vanish
+    into them silently and the reward would run with its default.
+    """
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return  # some builtins have no signature; nothing to check against
+    named = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    for key in spec.kwargs:
+        if key not in named:
+            close = difflib.get_close_matches(str(key), named, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise RecipeError(f"{where}.{key}: {spec.name!r} has no parameter {key!r}; {hint}"
+                              f"its parameters: {', '.join(named) or 'none'}")
+
+
 def check_names(
     recipe: Recipe,
     *,
@@ -388,22 +408,23 @@ def check_names(
     builders: Mapping[str, Any] | None = None,
     source: str = "<recipe>",
 ) -> None:
-    """Check that every reward, tool and builder the recipe names resolves.
+    """Check that every reward, tool and builder the recipe names resolves, and every reward option.
 
     Registries that are not available yet are passed as None: then only `module:attr` specs are
     resolved for that kind.
     """
-    def one(name: str, registry: Mapping | None, kind: str, key: str) -> None:
+    def one(name: str, registry: Mapping | None, kind: str, key: str) -> Any:
         try:
             if registry is not None:
-                resolve_name(name, registry, kind=kind)
-            elif ":" in name:
-                resolve_callable(name)
+                return resolve_name(name, registry, kind=kind)
+            return resolve_callable(name) if ":" in name else None
         except RecipeError as exc:
             raise RecipeError(f"{source}: {key}: {exc}") from None
 
     for i, spec in enumerate(recipe.rewards.funcs):
-        one(spec.name, rewards, "reward", f"rewards.funcs.{i}.name")
+        fn = one(spec.name, rewards, "reward", f"rewards.funcs.{i}.name")
+        if fn is not None:
+            _check_kwargs(fn, spec, f"{source}: rewards.funcs.{i}.kwargs")
     for i, name in enumerate(recipe.tools.names):
         one(name, tools, "tool", f"tools.names.{i}")
     for section in ("train", "eval"):

@@ -337,6 +337,17 @@ def test_check_names_against_registries(tmp_path):
     assert "did you mean 'score'" in error_of(check_names, bad)
 
 
+def test_check_names_rejects_reward_options_the_function_does_not_take():
+    def iou_reward(completions, *, threshold=0.5, coord_frame=None, **columns):
+        return [0.0] * len(completions)
+
+    ok = load_recipe_dict({"rewards": [{"name": "iou", "kwargs": {"threshold": 0.7, "coord_frame": "resized"}}]})
+    check_names(ok, rewards={"iou": iou_reward})
+    bad = load_recipe_dict({"rewards": ["format", {"name": "iou", "kwargs": {"treshold": 0.7}}]})
+    msg = error_of(check_names, bad, rewards={"iou": iou_reward, "format": iou_reward}, source="r.yaml")
+    assert "r.yaml: rewards.funcs.1.kwargs.treshold" in msg and "did you mean 'threshold'" in msg
+
+
 def test_docstring_examples():
     for module in (config, strict):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
