@@ -1,0 +1,115 @@
+"""Tag-format rewards: is the completion laid out as the method's prompt asks?
+
+All read the structure from ``traces.parse`` (blocks with offsets and a ``closed`` flag). "Ordered tags,
+full match" means: the completion is exactly the listed blocks in that order, each closed, with only
+whitespace between and around them, which is what R1-V/TON's ``re.fullmatch(r"<think>.*?</think>\\s*
+<answer>.*?</answer>", text, re.DOTALL)`` checks, minus its one loophole (the lazy ``.*?`` lets extra
+tags hide inside a block; here a stray tag fails the format).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from mmreason.errors import RecipeError
+from mmreason.rewards._common import Metrics, completion_text, guarded, parse, reward_function
+from mmreason.traces import BLOCK_TAGS
+
+
+def tags_full_match(text: str, tags: Sequence[str], *, allow_open_last: bool = False) -> bool:
+    """True when ``text`` is exactly the blocks ``tags`` in order (whitespace between), all closed
+    (the last may be open when ``allow_open_last``: ``</answer>`` is a stop string in GRIT's recipe).
+
+    >>> tags_full_match("<think>a</think>\\n<answer>b</answer>", ("think", "answer"))
+    True
+    >>> tags_full_match("<think>a</think> so <answer>b</answer>", ("think", "answer"))
+    False
+    """
+    trace = parse(text)
+    top = [b for b in trace.blocks if not _nested(b, trace.blocks)]
+    if [b.tag for b in top] != list(tags):
+        return False
+    for i, block in enumerate(top):
+        if not block.closed and not (allow_open_last and i == len(top) - 1):
+            return False
+    # Every tag in the text must belong to these blocks: no stray closers, no tags hidden inside content.
+    block_tags = [t for t in trace.tags() if t.strip("</>") in BLOCK_TAGS]
+    if len(block_tags) != sum(2 if b.closed else 1 for b in trace.blocks):
+        return False
+    cursor = 0
+    for block in top:
+        if text[cursor:block.start].strip():
+            return False
+        cursor = block.end
+    return not text[cursor:].strip()
+
+
+def _nested(block, blocks) -> bool:
+    return any(o is not block and o.start < block.start and block.end <= o.end for o in blocks)
+
+
+def tags_in_order(text: str, tags: Sequence[str]) -> bool:
+    """True when each tag in ``tags`` opens and closes exactly once, in that order (text may surround them)."""
+    trace = parse(text)
+    counts = {}
+    for t in trace.tags():
+        counts[t] = counts.get(t, 0) + 1
+    for tag in tags:
+        if counts.get(f"<{tag}>") != 1 or counts.get(f"</{tag}>") != 1:
+            return False
+    found = [b for b in trace.blocks if b.tag in tags]
+    return [b.tag for b in found] == list(tags) and all(b.closed for b in found)
+
+
+def _check_tags(name: str, tags: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(tags, str) or not tags or any(t not in BLOCK_TAGS for t in tags):
+        raise RecipeError(f"{name}: tags must be a non-empty list drawn from {BLOCK_TAGS}, got {tags!r}")
+    return tuple(tags)
+
+
+def _format(completions, columns, name, check) -> list[float]:
+    metrics = Metrics(name)
+    out = [1.0 if guarded(check, completion_text(c), default=False, metrics=metrics) else 0.0 for c in completions]
+    metrics.add("rate", sum(out) / max(1, len(out)))
+    metrics.emit(columns.get("log_metric"))
+    return out
+
+
+@reward_function
+def think_answer_format(completions, **columns):
+    """1.0 for exactly ``<think>…</think>`` then ``<answer>…</answer>`` and nothing else (R1-V / TON format).
+
+    >>> think_answer_format(["<think>x</think><answer>1</answer>", "<answer>1</answer>"])
+    [1.0, 0.0]
+    """
+    return _format(completions, columns, "think_answer_format", lambda t: tags_full_match(t, ("think", "answer")))
+
+
+@reward_function
+def think_rethink_answer_format(completions, *, allow_open_answer: bool = True, **columns):
+    """1.0 for ``<think>…</think><rethink>…</rethink><answer>…[</answer>]`` and nothing else (GRIT layout;
+    the closing ``</answer>`` is optional by default because GRIT stops generation on it).
+
+    >>> think_rethink_answer_format(["<think>a</think><rethink>b</rethink><answer>c", "<think>a</think><answer>c"])
+    [1.0, 0.0]
+    """
+    return _format(completions, columns, "think_rethink_answer_format",
+                   lambda t: tags_full_match(t, ("think", "rethink", "answer"), allow_open_last=allow_open_answer))
+
+
+@reward_function
+def tag_format(completions, *, tags: Sequence[str] = ("think", "answer"), full_match: bool = True,
+               allow_open_last: bool = False, **columns):
+    """Generic ordered-tag format: with ``full_match`` the completion must be exactly the ``tags`` blocks in
+    order; otherwise each tag must open and close once, in order, anywhere in the text.
+
+    >>> tag_format(["<think>a</think><tool_call>{}</tool_call>"], tags=["think", "tool_call"])
+    [1.0]
+    >>> tag_format(["Sure. <think>a</think><answer>b</answer>"], full_match=False)
+    [1.0]
+    """
+    tags = _check_tags("tag_format", tags)
+    if full_match:
+        return _format(completions, columns, "tag_format",
+                       lambda t: tags_full_match(t, tags, allow_open_last=allow_open_last))
+    return _format(completions, columns, "tag_format", lambda t: tags_in_order(t, tags))

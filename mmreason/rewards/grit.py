@@ -1,0 +1,269 @@
+"""GRIT (GRPO-GR): the paper's reward and the released code's, selectable with ``variant``.
+
+Paper (§3.2): ``r = r_format + r_count + r_ans`` with
+``r_format = s_st + s_bf``, ``s_st = 0.5·1[<think>…</think> pair] + 0.5·1[<rethink>…</rethink> pair]``,
+``s_bf = 0.5·1[≥1 box before <rethink>]`` (the whole completion when there is no ``<rethink>``);
+``r_count = 0.5·1[#boxes == GT count]`` on counting rows only (``task == "counting"`` or a TallyQA
+source); ``r_ans = s_GPT + 0.1·BLEU-1`` on the ``<answer>`` content.
+
+Code (``grpo-gr/rewards.py`` + trainer), the sum of six functions, each exposed on its own too:
+
+1. :func:`grit_gpt_score`   judge score of the first ``<answer>`` content, binarised (> 0 -> 1) as the
+   trainer does; 0 for OVDEval rows (source containing "ovd");
+2. :func:`grit_bleu`        0.1·BLEU-1 of everything after the first ``<answer>`` (so a trailing
+   ``</answer>`` contributes the token "answer", as in the code), lower-cased, non-alphanumerics -> space;
+3. :func:`grit_answer_format` 0.5·(1[<answer> present] + 1[exactly once]) / 2;
+4. :func:`grit_repetition`  ``0.5·(s_tok − (1 − s_word))`` from immediately repeated 8-grams of words and of
+   token ids (ids cut at the pad id 151643); 0.5 when too short to compare;
+5. :func:`grit_grounded_format` 0 without ``<rethink>``; else +0.5 for ≥1 box before it, and **+1.0** when the
+   batch's FIRST row is a counting row and #boxes == int(answer) (the code looks at row 0 only);
+6. :func:`grit_think_rethink_format` +1 per tag of ``<think> </think> <rethink> </rethink>`` found in order
+   (each searched after the last occurrence of the previous), +1 when all four are there and the think
+   text has ≥2 words, all scaled by 0.5/5.
+
+Differences the variants keep: count bonus 0.5 (paper) vs 1.0 (code); the code's extra answer-format,
+repetition and 0.5/5 tag terms; the paper's s_st pairs vs the code's ordered-tag count.
+Boxes are GRIT's "four comma-separated integers" (``traces`` fmt "ints") or Qwen ``bbox_2d`` JSON with
+integer values, which GRIT's regex also matches. The correctness judge is any :mod:`judge` backend with the
+``grit_proofread`` template; ``judge=None`` uses the offline rule (exact match / option / number / math).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+from mmreason.errors import RecipeError
+from mmreason.rewards._common import (
+    Metrics, answer_of, completion_text, guarded, parse, question_of, reward_function, rows_of, source_of,
+)
+from mmreason.rewards.accuracy import correctness, parse_number
+
+VARIANTS = ("paper", "code")
+NGRAM = 8
+PAD_TOKEN_ID = 151643  # Qwen2.5's <|endoftext|>, GRIT's padding id
+
+
+def grit_boxes(trace, before: int | None = None) -> int:
+    """How many boxes GRIT's integer-box regex would find (before offset ``before`` when given)."""
+    n = 0
+    for m in trace.boxes:
+        if before is not None and m.end > before:
+            continue
+        if m.fmt == "ints" or (m.fmt == "bbox_2d" and all(float(v).is_integer() and v >= 0 for v in m.box)):
+            n += 1
+    return n
+
+
+def _rethink_at(trace) -> int | None:
+    blocks = trace.blocks_of("rethink")
+    return blocks[0].start if blocks else None
+
+
+def is_counting(row) -> bool:
+    return row.get("task") == "counting" or "tallyqa" in source_of(row).lower()
+
+
+def bleu1(prediction: str, reference: str) -> float:
+    """GRIT's BLEU-1: non-alphanumerics -> space, lower-case, whitespace tokens, nltk sentence BLEU (1,0,0,0)."""
+    from nltk.translate.bleu_score import sentence_bleu
+
+    hyp = re.sub(r"[^a-zA-Z0-9\s]", " ", prediction).lower().split()
+    ref = re.sub(r"[^a-zA-Z0-9\s]", " ", reference).lower().split()
+    if not hyp or not ref:
+        return 0.0
+    with warnings.catch_warnings():  # nltk warns about the zero-weight higher orders on every call
+        warnings.simplefilter("ignore")
+        return float(sentence_bleu([ref], hyp, weights=(1, 0, 0, 0)))
+
+
+def _after_first_answer(text: str, trace) -> str | None:
+    answers = trace.blocks_of("answer")
+    return text[answers[0].start + len("<answer>"):] if answers else None
+
+
+def repetition_score(text: str, ids) -> float:
+    """GRIT's ``repetitive_reward`` for one completion (see module docstring, item 4)."""
+    words = text.split()
+    if not text or len(words) < NGRAM:
+        return 0.5
+    total = len(words) - NGRAM
+    repeats = sum(words[i:i + NGRAM] == words[i + NGRAM:i + 2 * NGRAM] for i in range(max(0, total)))
+    s_word = 1.0 - repeats / total if total > 0 else 1.0
+    if ids is None:
+        s_tok = 1.0  # no token ids given: only the word term can see repetition
+    else:
+        ids = list(ids.tolist() if hasattr(ids, "tolist") else ids)
+        if PAD_TOKEN_ID in ids:
+            ids = ids[:ids.index(PAD_TOKEN_ID)]
+        if len(ids) < 2 * NGRAM:
+            return 0.5
+        pairs = len(ids) - 2 * NGRAM + 1
+        repeats = sum(ids[i:i + NGRAM] == ids[i + NGRAM:i + 2 * NGRAM] for i in range(pairs))
+        s_tok = 1.0 - repeats / pairs
+    return (s_tok - (1.0 - s_word)) * 0.5
+
+
+def think_rethink_score(text: str) -> float:
+    """GRIT's ``think_and_rethink_format_reward`` for one completion (item 6)."""
+    score, rest = 0.0, text
+    for key in ("<think>", "</think>", "<rethink>", "</rethink>"):
+        if key in rest:
+            score += 1.0
+            rest = rest[rest.rfind(key) + len(key):]
+    if score == 4:
+        think = text[text.rfind("<think>") + len("<think>"):]
+        think = think.split("</think>")[0].strip()
+        if len(think) > 1 and len(re.sub(r"[^a-zA-Z0-9\s]", " ", think).split(" ")) > 1:
+            score += 1.0
+    return score / 5 * 0.5
+
+
+def _judge_scores(texts, traces_, rows, judge, template, metrics, *, first_block: bool):
+    preds = []
+    for text, trace, row in zip(texts, traces_, rows):
+        if first_block:  # the code judges the first <answer> content; the paper, the answer
+            blocks = trace.blocks_of("answer")
+            preds.append(blocks[0].text.strip() if blocks else None)
+        else:
+            preds.append(trace.answer)
+    gts = [answer_of(r) for r in rows]
+    scores = correctness(preds, gts, [question_of(r) for r in rows], judge_config=judge, template=template,
+                         metrics=metrics)
+    return [None if s is None else float(s > 0) for s in scores]  # the trainer binarises: any score > 0 -> 1
+
+
+def _prepare(completions, columns):
+    texts = [completion_text(c) for c in completions]
+    return texts, [parse(t) for t in texts], rows_of(len(completions), columns)
+
+
+def _code_terms(texts, traces_, rows, judge, template, metrics):
+    gpt = _judge_scores(texts, traces_, rows, judge, template, metrics, first_block=True)
+    counting_batch = bool(rows) and is_counting(rows[0])
+    out = []
+    for i, (text, trace, row) in enumerate(zip(texts, traces_, rows)):
+        ovd = "ovd" in source_of(row).lower()
+        after = _after_first_answer(text, trace)
+        gt = answer_of(row)
+        terms = {
+            "gpt": 0.0 if ovd or after is None else (gpt[i] or 0.0),
+            "bleu": 0.1 * guarded(bleu1, after, gt, metrics=metrics) if after is not None and gt else 0.0,
+            "answer_format": 0.5 * ((text.count("<answer>") >= 1) + (text.count("<answer>") == 1)) / 2,
+            "repetition": guarded(repetition_score, text, row.get("completion_ids"), default=0.5, metrics=metrics),
+            "grounded_format": 0.0,
+            "think_rethink": think_rethink_score(text),
+        }
+        at = text.find("<rethink>")
+        if at >= 0:
+            n = grit_boxes(trace, before=at)
+            count = parse_number(gt)
+            terms["grounded_format"] = 0.5 * (n > 0) + (1.0 if counting_batch and count is not None and n == count else 0.0)
+        out.append(terms)
+    return out
+
+
+def _paper_terms(texts, traces_, rows, judge, template, metrics):
+    gpt = _judge_scores(texts, traces_, rows, judge, template, metrics, first_block=False)
+    out = []
+    for i, (trace, row) in enumerate(zip(traces_, rows)):
+        counts = {}
+        for t in trace.tags():
+            counts[t] = counts.get(t, 0) + 1
+        pair = {tag: counts.get(f"<{tag}>") == 1 and counts.get(f"</{tag}>") == 1
+                and any(b.closed for b in trace.blocks_of(tag)) for tag in ("think", "rethink")}
+        n = grit_boxes(trace, before=_rethink_at(trace))
+        gt = answer_of(row)
+        count = parse_number(gt)
+        answer = trace.answer
+        out.append({
+            "s_st": 0.5 * pair["think"] + 0.5 * pair["rethink"],
+            "s_bf": 0.5 * (n >= 1),
+            "count": 0.5 * (n == count) if is_counting(row) and count is not None else 0.0,
+            "gpt": gpt[i] or 0.0,
+            "bleu": 0.1 * guarded(bleu1, answer, gt, metrics=metrics) if answer is not None and gt else 0.0,
+        })
+    return out
+
+
+def _grit_terms(completions, columns, variant, judge, template, metrics):
+    if variant not in VARIANTS:
+        raise RecipeError(f"grit: variant must be one of {VARIANTS}, got {variant!r}")
+    texts, traces_, rows = _prepare(completions, columns)
+    fn = _code_terms if variant == "code" else _paper_terms
+    return fn(texts, traces_, rows, judge, template, metrics)
+
+
+@reward_function
+def grit(completions, *, variant: str = "code", judge: object = None, template: str = "grit_proofread", **columns):
+    """GRIT's total reward, ``variant="paper"`` or ``"code"`` (see module docstring); components are logged.
+
+    >>> c = "<think>two cups 10, 20, 30, 40 and 50, 60, 70, 80</think><rethink>so 2</rethink><answer>2</answer>"
+    >>> grit([c], variant="paper", answer=["2"], task=["counting"])  # 1 + 0.5 + 0.5 + 1 + 0.1
+    [3.1]
+    """
+    metrics = Metrics("grit")
+    terms = _grit_terms(completions, columns, variant, judge, template, metrics)
+    out = []
+    for t in terms:
+        for k, v in t.items():
+            metrics.add(k, v)
+        out.append(sum(t.values()))
+    metrics.emit(columns.get("log_metric"))
+    return out
+
+
+def _one_term(name, key, completions, columns, judge=None, template="grit_proofread"):
+    metrics = Metrics(name)
+    terms = _grit_terms(completions, columns, "code", judge, template, metrics)
+    out = [t[key] for t in terms]
+    metrics.emit(columns.get("log_metric"))
+    return out
+
+
+@reward_function
+def grit_gpt_score(completions, *, judge: object = None, template: str = "grit_proofread", **columns):
+    """GRIT code term 1: binarised judge score of the first ``<answer>`` (0 for OVDEval rows)."""
+    return _one_term("grit_gpt_score", "gpt", completions, columns, judge, template)
+
+
+@reward_function
+def grit_bleu(completions, **columns):
+    """GRIT code term 2: 0.1·BLEU-1 of everything after the first ``<answer>``.
+
+    >>> grit_bleu(["<answer> 7 </answer>"], answer=["7"])
+    [0.05]
+    """
+    return _one_term("grit_bleu", "bleu", completions, columns)
+
+
+@reward_function
+def grit_answer_format(completions, **columns):
+    """GRIT code term 3: 0.5·(1[<answer> present] + 1[exactly once]) / 2.
+
+    >>> grit_answer_format(["<answer>1", "<answer>1<answer>2", "1"])
+    [0.5, 0.25, 0.0]
+    """
+    return _one_term("grit_answer_format", "answer_format", completions, columns)
+
+
+@reward_function
+def grit_repetition(completions, **columns):
+    """GRIT code term 4: ``0.5·(s_tok − (1 − s_word))`` over immediately repeated 8-grams."""
+    return _one_term("grit_repetition", "repetition", completions, columns)
+
+
+@reward_function
+def grit_grounded_format(completions, **columns):
+    """GRIT code term 5: +0.5 for a box before ``<rethink>``, +1.0 count bonus on counting batches."""
+    return _one_term("grit_grounded_format", "grounded_format", completions, columns)
+
+
+@reward_function
+def grit_think_rethink_format(completions, **columns):
+    """GRIT code term 6: ordered ``<think></think><rethink></rethink>`` tags (+ a ≥2-word think) × 0.5/5.
+
+    >>> grit_think_rethink_format(["<think>a b</think><rethink>c</rethink>", "<think>a</think>"])
+    [0.5, 0.2]
+    """
+    return _one_term("grit_think_rethink_format", "think_rethink", completions, columns)

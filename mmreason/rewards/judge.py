@@ -1,0 +1,451 @@
+"""LLM-as-judge: grade a predicted answer against a reference with a chat model.
+
+Two backends behind one config: any OpenAI-compatible ``/v1/chat/completions`` endpoint (vLLM, SGLang,
+TGI, llama.cpp, OpenAI itself) spoken over plain HTTP with the standard library, or a local Hugging Face
+checkpoint. Requests are batched over a thread pool and cached on disk (sqlite) by the sha256 of
+(template, question, prediction, reference, model), so a re-run of the same rollouts costs nothing.
+
+The judge never raises on model output or on a failing server: every item gets a :class:`Verdict`
+whose ``status`` says what happened. The rule for a score is
+
+- ``ok``           the reply was parsed; ``score`` is in [0, 1];
+- ``too_long``     the prediction exceeded ``max_answer_chars``: score 0 without asking (DeepEyes'
+                   1,000-character guard against judge hacking);
+- ``unparseable``  the server answered but the reply fits no rule of the template: score None;
+- ``failed``       timeout, network error, HTTP error or a malformed response body after the
+                   retries: score None.
+
+Rewards that use a judge count a None as incorrect (0) and log the share of such items, which is what
+the methods' released code does when their judge call fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import sqlite3
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mmreason.errors import RecipeError
+
+log = logging.getLogger("mmreason.rewards.judge")
+
+
+# ------------------------------------------------------------------------------------ templates
+@dataclass(frozen=True)
+class Template:
+    """A judge prompt: ``system`` and ``user`` are ``str.format`` strings over
+    ``{question}``, ``{reference}``, ``{prediction}``, ``{context}``; ``parse`` names a rule in ``PARSERS``."""
+
+    system: str
+    user: str
+    parse: str
+
+
+_DEEPEYES_EXAMPLES = """\
+[Question]: What colour is the umbrella held by the woman?
+[Standard Answer]: The umbrella is red.
+[Model Answer]: red
+Judgement: 1
+
+[Question]: Is the clock above or below the window?
+[Standard Answer]: The clock is above the window.
+[Model Answer]: It hangs over the window.
+Judgement: 1
+
+[Question]: How many birds sit on the wire?
+[Standard Answer]: Three birds.
+[Model Answer]: 4
+Judgement: 0
+
+[Question]: Is the door open?
+[Standard Answer]: No, the door is closed.
+[Model Answer]: Yes, it is open.
+Judgement: 0
+"""
+
+TEMPLATES: dict[str, Template] = {
+    # Generic semantic equivalence, answered TRUE/FALSE (also DeepEyes' geoguessr / math fallback rule).
+    "equivalence": Template(
+        system="You grade answers. Be strict: an answer that is almost right is wrong.",
+        user=(
+            "Decide whether the student's answer means the same as the reference answer to the question, "
+            "allowing different wording or notation.\n\nQuestion:\n{question}\n\nReference answer:\n{reference}"
+            "\n\nStudent answer:\n{prediction}\n\nReply with one word: TRUE if they are equivalent, FALSE otherwise."
+        ),
+        parse="true_false",
+    ),
+    # DeepEyes (vl_agent): consistency of a short answer with the standard answer, few-shot, "Judgement: 1/0".
+    "deepeyes": Template(
+        system="You are a helpful assistant.",
+        user=(
+            "You will see a question, its standard answer and the answer extracted from a model's output. "
+            "Decide whether the model answer is consistent with the standard answer: it is consistent when it "
+            "says essentially the same thing, even in other words. Output 'Judgement: 1' if consistent and "
+            "'Judgement: 0' if not, and nothing else.\n\n" + _DEEPEYES_EXAMPLES.replace("{", "{{").replace("}", "}}")
+            + "\n[Question]: {question}\n[Standard Answer]: {reference}\n[Model Answer]: {prediction}\nJudgement:"
+        ),
+        parse="judgement_01",
+    ),
+    # GRIT: "proofread" the answer against the standard one and give a graded score in [0, 1].
+    "grit_proofread": Template(
+        system="You are a careful grader.",
+        user=(
+            "Grade the model's answer to the question by comparing it with the standard answer. The score runs "
+            "from 0 (unrelated or wrong) to 1 (matches the standard answer); the closer the answer, the higher "
+            "the score. Reply only with JSON of the form {{score: <score>}}.\nQuestion: {question}\n"
+            "Standard answer: {reference}\nModel's answer: {prediction}"
+        ),
+        parse="grit_score",
+    ),
+    # InfiGUI-R1 sub-goal guidance: extract the step's sub-goal from the reasoning and rate it 1-10.
+    "infigui_subgoal": Template(
+        system="You evaluate the plans of a phone-operating agent.",
+        user=(
+            "Below is an agent's reasoning for one step of a task, and the reference instruction for that step."
+            "\nFirst identify the sub-goal the agent intends to achieve in this step. Then rate how well it "
+            "matches the reference instruction in meaning, from 1 (unrelated) to 10 (same intent). If no "
+            "sub-goal can be identified, the score is 0.\n\nTask: {question}\n\nAgent reasoning:\n{prediction}"
+            "\n\nReference step instruction: {reference}\n\nReply in the form 'Score: <integer>'."
+        ),
+        parse="score_10",
+    ),
+}
+
+
+def _parse_true_false(text: str) -> float | None:
+    # Look only after the report heading when there is one; TRUE xor FALSE decides.
+    tail = text.split("## Equivalence Judgement")[-1].lower()
+    has_true, has_false = "true" in tail, "false" in tail
+    if has_true != has_false:
+        return 1.0 if has_true else 0.0
+    return None
+
+
+def _parse_judgement_01(text: str) -> float | None:
+    # DeepEyes' rule: after "Judgement:", a '1' anywhere means consistent, else a '0' means not;
+    # without the label the whole reply must be exactly "1" or "0".
+    text = text.strip()
+    if "Judgement:" in text:
+        tail = text.split("Judgement:")[-1]
+        if "1" in tail:
+            return 1.0
+        if "0" in tail:
+            return 0.0
+        return None
+    return {"1": 1.0, "0": 0.0}.get(text)
+
+
+def _parse_grit_score(text: str) -> float | None:
+    # GRIT's rule: lower-case, drop punctuation except '.', take the five characters after the last
+    # "score", keep digits and dots, read a float. Clamped to [0, 1].
+    cleaned = re.sub(r"[^\w\s.]", "", text.strip().lower())
+    digits = re.sub(r"[^\d.]", "", cleaned.split("score")[-1][:5])
+    try:
+        value = float(digits)
+    except ValueError:
+        return None
+    return min(1.0, max(0.0, value))
+
+
+def _parse_score_10(text: str) -> float | None:
+    match = re.search(r"score\s*[:=]?\s*(\d+(?:\.\d+)?)", text, flags=re.IGNORECASE)
+    if match is None:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*", text)
+    if match is None:
+        return None
+    return min(10.0, max(0.0, float(match.group(1)))) / 10.0
+
+
+PARSERS = {
+    "true_false": _parse_true_false,
+    "judgement_01": _parse_judgement_01,
+    "grit_score": _parse_grit_score,
+    "score_10": _parse_score_10,
+}
+
+
+def parse_reply(text: object, rule: str) -> float | None:
+    """Turn a judge reply into a score in [0, 1] by a named rule; None when the reply fits no rule.
+
+    >>> parse_reply("Judgement: 1", "judgement_01"), parse_reply("{score: 0.8}", "grit_score")
+    (1.0, 0.8)
+    >>> parse_reply("Score: 7", "score_10"), parse_reply("maybe", "true_false") is None
+    (0.7, True)
+    """
+    if not isinstance(text, str):
+        return None
+    try:
+        return PARSERS[rule](text)
+    except (ValueError, OverflowError):
+        return None
+
+
+# --------------------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class JudgeConfig:
+    """Where and how to ask. Exactly one of ``base_url`` (an OpenAI-compatible server, e.g.
+    ``http://127.0.0.1:8000/v1``) and ``hf_model`` (a local checkpoint directory) is set.
+
+    ``api_key_env`` names an environment variable holding the key (keys never go in recipes).
+    ``cache_path=None`` uses ``$MMREASON_CACHE_DIR/judge.sqlite`` (default ``~/.cache/mmreason``);
+    ``cache_path=""`` disables the cache.
+    """
+
+    base_url: str | None = None
+    model: str = "judge"
+    hf_model: str | None = None
+    api_key_env: str | None = None
+    temperature: float = 0.0
+    max_tokens: int = 64
+    seed: int | None = 0
+    timeout: float = 30.0
+    retries: int = 2
+    backoff: float = 0.5
+    max_workers: int = 8
+    cache_path: str | None = None
+    max_answer_chars: int = 1000
+
+    def __post_init__(self):
+        if (self.base_url is None) == (self.hf_model is None):
+            raise RecipeError("judge: set exactly one of base_url (HTTP endpoint) and hf_model (local checkpoint)")
+        if self.timeout <= 0 or self.retries < 0 or self.max_workers < 1:
+            raise RecipeError("judge: timeout must be > 0, retries >= 0, max_workers >= 1")
+
+    @property
+    def model_id(self) -> str:
+        return self.hf_model if self.hf_model is not None else f"{self.base_url}#{self.model}"
+
+
+def as_judge_config(value: object) -> JudgeConfig | None:
+    """Accept a JudgeConfig, a mapping from a YAML recipe, or None (no judge: rule-based fallback)."""
+    if value is None or isinstance(value, JudgeConfig):
+        return value
+    if isinstance(value, Mapping):
+        known = {f.name for f in fields(JudgeConfig)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise RecipeError(f"judge: unknown keys {unknown}; known: {sorted(known)}")
+        return JudgeConfig(**dict(value))
+    raise RecipeError(f"judge: expected a mapping or JudgeConfig, got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    question: str
+    prediction: str
+    reference: str
+    context: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    score: float | None
+    status: str  # ok | too_long | unparseable | failed
+    reply: str | None = None
+    cached: bool = False
+
+
+# ---------------------------------------------------------------------------------------- cache
+def _cache_file(config: JudgeConfig) -> Path | None:
+    if config.cache_path == "":
+        return None
+    if config.cache_path is not None:
+        return Path(config.cache_path)
+    root = os.environ.get("MMREASON_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "mmreason")
+    return Path(root) / "judge.sqlite"
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=30)
+    conn.execute("CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
+    return conn
+
+
+def cache_key(template: Template, item: JudgeItem, config: JudgeConfig) -> str:
+    payload = [template.system, template.user, template.parse, item.question, item.prediction, item.reference,
+               item.context, config.model_id, config.temperature, config.max_tokens, config.seed]
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def _cache_get(path: Path | None, keys: Sequence[str]) -> dict[str, str]:
+    if path is None or not keys or not path.exists():
+        return {}
+    try:
+        with _connect(path) as conn:
+            out: dict[str, str] = {}
+            for lo in range(0, len(keys), 500):
+                chunk = list(keys[lo:lo + 500])
+                marks = ",".join("?" * len(chunk))
+                out.update(conn.execute(f"SELECT key, reply FROM verdicts WHERE key IN ({marks})", chunk).fetchall())
+            return out
+    except sqlite3.Error as exc:
+        log.warning("judge cache %s unreadable (%s); asking again", path, exc)
+        return {}
+
+
+def _cache_put(path: Path | None, rows: Sequence[tuple[str, str]]) -> None:
+    if path is None or not rows:
+        return
+    try:
+        with _connect(path) as conn:
+            conn.executemany("INSERT OR REPLACE INTO verdicts (key, reply) VALUES (?, ?)", rows)
+    except sqlite3.Error as exc:
+        log.warning("judge cache %s not written (%s)", path, exc)
+
+
+# ------------------------------------------------------------------------------------- backends
+class JudgeFailure(Exception):
+    """A request that did not produce a reply (kept inside this module)."""
+
+
+def _http_chat(config: JudgeConfig, messages: list[dict]) -> str:
+    body: dict[str, Any] = {"model": config.model, "messages": messages, "temperature": config.temperature,
+                            "max_tokens": config.max_tokens}
+    if config.seed is not None:
+        body["seed"] = config.seed
+    headers = {"Content-Type": "application/json"}
+    key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    url = config.base_url.rstrip("/") + "/chat/completions"
+    last = "no attempt"
+    for attempt in range(config.retries + 1):
+        if attempt:
+            time.sleep(config.backoff * 2 ** (attempt - 1))
+        request = urllib.request.Request(url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=config.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+            if exc.code == 429 or exc.code >= 500:
+                continue  # overloaded or crashed server: worth another try
+            raise JudgeFailure(last) from None
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+            continue
+        try:
+            content = json.loads(raw)["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            # A body that is not a chat completion will not improve on retry.
+            raise JudgeFailure(f"malformed response: {raw[:200]!r}") from None
+        if not isinstance(content, str):
+            raise JudgeFailure(f"malformed response: content is {type(content).__name__}")
+        return content
+    raise JudgeFailure(last)
+
+
+_HF_MODELS: dict[str, tuple[Any, Any]] = {}
+_HF_LOCK = threading.Lock()
+
+
+def _hf_model(path: str) -> tuple[Any, Any]:
+    with _HF_LOCK:
+        if path not in _HF_MODELS:
+            import transformers
+
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+            try:
+                model = transformers.AutoModelForCausalLM.from_pretrained(path)
+            except ValueError:  # a VLM checkpoint: its text path answers text-only prompts
+                model = transformers.AutoModelForImageTextToText.from_pretrained(path)
+            _HF_MODELS[path] = (tokenizer, model.eval())
+        return _HF_MODELS[path]
+
+
+def _hf_chat(config: JudgeConfig, messages: list[dict]) -> str:
+    import torch
+
+    tokenizer, model = _hf_model(config.hf_model)
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with _HF_LOCK, torch.inference_mode():  # one generate at a time: a CPU model gains nothing from threads
+        do_sample = config.temperature > 0
+        if config.seed is not None:
+            torch.manual_seed(config.seed)
+        out = model.generate(**ids, max_new_tokens=config.max_tokens, do_sample=do_sample,
+                             temperature=config.temperature if do_sample else None,
+                             pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+    return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def render_messages(template: Template, item: JudgeItem) -> list[dict]:
+    values = {"question": item.question, "prediction": item.prediction, "reference": item.reference,
+              "context": item.context}
+    return [{"role": "system", "content": template.system.format(**values)},
+            {"role": "user", "content": template.user.format(**values)}]
+
+
+# ----------------------------------------------------------------------------------------- entry
+def judge(items: Sequence[JudgeItem], config: JudgeConfig, template: str | Template = "equivalence") -> list[Verdict]:
+    """Grade every item; one verdict per item, in order, never raising.
+
+    >>> judge([JudgeItem("q", "x" * 2000, "y")], JudgeConfig(base_url="http://127.0.0.1:9/v1"))[0].status
+    'too_long'
+    """
+    tpl = TEMPLATES[template] if isinstance(template, str) else template
+    verdicts: list[Verdict | None] = [None] * len(items)
+    keys: dict[int, str] = {}
+    for i, item in enumerate(items):
+        if len(item.prediction) > config.max_answer_chars:
+            verdicts[i] = Verdict(0.0, "too_long")
+        else:
+            keys[i] = cache_key(tpl, item, config)
+    path = _cache_file(config)
+    hits = _cache_get(path, sorted(set(keys.values())))
+    todo: dict[str, list[int]] = {}
+    for i, key in keys.items():
+        if key in hits:
+            verdicts[i] = _verdict(hits[key], tpl, cached=True)
+        else:
+            todo.setdefault(key, []).append(i)
+
+    chat = _http_chat if config.base_url is not None else _hf_chat
+
+    def ask(key: str) -> tuple[str, str | None, str]:
+        try:
+            return key, chat(config, render_messages(tpl, items[todo[key][0]])), ""
+        except JudgeFailure as exc:
+            return key, None, str(exc)
+        except Exception as exc:  # a backend bug must not stop training
+            return key, None, f"{type(exc).__name__}: {exc}"
+
+    workers = min(config.max_workers, max(1, len(todo)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(ask, list(todo)))
+    fresh = []
+    for key, reply, error in results:
+        if reply is None:
+            log.warning("judge request failed: %s", error)
+            verdict = Verdict(None, "failed", error)
+        else:
+            verdict = _verdict(reply, tpl, cached=False)
+            fresh.append((key, reply))
+        for i in todo[key]:
+            verdicts[i] = verdict
+    _cache_put(path, fresh)
+    return [v if v is not None else Verdict(None, "failed") for v in verdicts]
+
+
+def _verdict(reply: str, tpl: Template, *, cached: bool) -> Verdict:
+    score = parse_reply(reply, tpl.parse)
+    return Verdict(score, "ok" if score is not None else "unparseable", reply, cached)
+
+
+def verdict_metrics(verdicts: Sequence[Verdict]) -> dict[str, float]:
+    """Shares of each status and of cache hits, for ``log_metric``."""
+    n = max(1, len(verdicts))
+    out = {f"judge_{s}": sum(v.status == s for v in verdicts) / n for s in ("failed", "unparseable", "too_long")}
+    out["judge_cached"] = sum(v.cached for v in verdicts) / n
+    return out

@@ -1,0 +1,123 @@
+"""Video-CoM's ``reasoning_reward``: answer accuracy + the fraction of correct manipulations.
+
+``score = acc + correct / total`` over the manipulations the completion wrote (0 when none can be judged):
+
+- ``FIND_SEGMENT(q) = [ids]``: the distinct segment ids; each is correct if in ``valid_segments``;
+- ``FIND_FRAME(q) = [frames]``: the distinct frame numbers; each is correct if inside a ``valid_frames``
+  range ``[start, end]`` (inclusive);
+- ``SPATIAL_ZOOM(q) = [x1, y1, x2, y2]``: paired with the last frame of the latest ``FIND_FRAME`` before
+  it; counted only when that frame has a GT box in ``valid_bounding_box`` (``[[frame, box], ...]``), and
+  correct when IoU >= ``zoom_iou`` (0.35). A zoom with no frame before it is not counted.
+
+Each kind counts only when its ground truth is non-empty (as in the release). Accuracy is the option
+letter: the first character of the text after the last ``FINAL_ANSWER:`` (the whole completion if there
+is none) when it is a letter A-E, upper-cased, compared with the ground truth's; the release compares
+the first letter this way even for words ("dog" reads as D), and so does this function.
+
+Ground truth: a ``reasoning_gts`` column (Video-CoM's name) or ``meta["reasoning_gts"]`` with keys
+``valid_segments``, ``valid_frames``, ``valid_bounding_box``; the answer from ``answer``. Zoom boxes
+and GT boxes are in the same frame pixels. Deviation: the release's single-number ``FIND_SEGMENT(q) = 3``
+branch reads the wrong regex group (and then drops every segment of the completion); here only the
+bracketed form ``= [..]`` that ``traces`` reads is used.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mmreason import geometry
+from mmreason.errors import RecipeError
+from mmreason.rewards._common import (
+    Metrics, answer_of, completion_text, decode_json, floats, mapping, parse, reward_function, rows_of, safe_float,
+)
+
+_LETTER = re.compile(r"([A-Ea-e])")
+
+
+def mcq_letter(text: str) -> str:
+    """The release's ``normalize_mcq``: the leading letter A-E upper-cased, else the stripped text."""
+    match = _LETTER.match(text.strip())
+    return match.group(1).upper() if match else text.strip()
+
+
+def final_answer(text: str) -> str:
+    return text[text.rfind("FINAL_ANSWER:") + len("FINAL_ANSWER:"):].strip() if "FINAL_ANSWER:" in text else text.strip()
+
+
+def reasoning_gts(row) -> dict:
+    gts = decode_json(row.get("reasoning_gts"))
+    if not isinstance(gts, dict):
+        gts = mapping(mapping(row.get("meta")).get("reasoning_gts"))
+    return gts
+
+
+def manipulation_score(trace, gts: dict, zoom_iou: float) -> tuple[float, dict]:
+    """(correct / total or 0, per-kind counts)."""
+    segments = [v for v in (gts.get("valid_segments") or []) if safe_float(v) is not None]
+    ranges = [r for r in (floats(x, 2) for x in (gts.get("valid_frames") or []) if isinstance(x, (list, tuple)))
+              if r is not None]
+    boxes: dict[int, tuple] = {}
+    for entry in gts.get("valid_bounding_box") or []:
+        if isinstance(entry, (list, tuple)) and len(entry) == 2 and safe_float(entry[0]) is not None:
+            box = floats(entry[1], 4)
+            if box is not None:
+                boxes[int(float(entry[0]))] = box
+    seg_ids, frame_ids, zooms, current = set(), set(), [], None
+    for m in trace.manipulations:
+        if m.kind == "FIND_SEGMENT":
+            seg_ids.update(v for v in m.values if float(v).is_integer())
+        elif m.kind == "FIND_FRAME":
+            ints = [v for v in m.values if float(v).is_integer()]
+            frame_ids.update(ints)
+            if ints:
+                current = int(ints[-1])
+        elif m.kind == "SPATIAL_ZOOM" and len(m.values) >= 4:
+            for k in range(0, len(m.values) - 3, 4):
+                zooms.append((current, tuple(m.values[k:k + 4])))
+    counts = {"segments": (0, 0), "frames": (0, 0), "zooms": (0, 0)}
+    if segments and seg_ids:
+        counts["segments"] = (sum(s in segments for s in seg_ids), len(seg_ids))
+    if ranges and frame_ids:
+        counts["frames"] = (sum(any(lo <= f <= hi for lo, hi in ranges) for f in frame_ids), len(frame_ids))
+    if boxes and zooms:
+        judged = [(f, b) for f, b in zooms if f is not None and f in boxes]
+        counts["zooms"] = (sum(geometry.iou(b, boxes[f]) >= zoom_iou for f, b in judged), len(judged))
+    correct = sum(c for c, _ in counts.values())
+    total = sum(t for _, t in counts.values())
+    return (correct / total if total else 0.0), counts
+
+
+@reward_function
+def video_com(completions, *, zoom_iou: float = 0.35, acc_weight: float = 1.0, manipulation_weight: float = 1.0,
+              **columns):
+    """``acc_weight·acc + manipulation_weight·(correct / total manipulations)`` (module docstring).
+
+    >>> c = "FIND_FRAME(cup) = [12]\\nSPATIAL_ZOOM(cup) = [0, 0, 10, 10]\\nFIND_SEGMENT(pour) = [3]\\nFINAL_ANSWER: B. pour"
+    >>> gts = {"valid_segments": [2], "valid_frames": [[10, 20]], "valid_bounding_box": [[12, [0, 0, 10, 12]]]}
+    >>> video_com([c], answer=["B. pour"], reasoning_gts=[gts])   # 1 + (frame ok, zoom 0.83 ok, segment wrong) 2/3
+    [1.6666666666666665]
+    """
+    if not 0 < zoom_iou <= 1:
+        raise RecipeError(f"video_com: zoom_iou must be in (0, 1], got {zoom_iou}")
+    metrics = Metrics("video_com")
+    out: list[float | None] = []
+    for c, row in zip(completions, rows_of(len(completions), columns)):
+        gt = answer_of(row)
+        if gt is None:
+            out.append(None)
+            continue
+        text = completion_text(c)
+        acc = float(mcq_letter(final_answer(text)) == mcq_letter(gt))
+        try:
+            fraction, counts = manipulation_score(parse(text), reasoning_gts(row), zoom_iou)
+        except (TypeError, ValueError, OverflowError):  # a malformed GT column: no manipulation credit
+            fraction, counts = 0.0, {}
+            metrics.add("errors", 1.0)
+        metrics.add("acc", acc)
+        metrics.add("manipulation", fraction)
+        for kind, (ok, total) in counts.items():
+            if total:
+                metrics.add(f"{kind}_correct", ok / total)
+        out.append(acc_weight * acc + manipulation_weight * fraction)
+    metrics.emit(columns.get("log_metric"))
+    return out
