@@ -1,0 +1,79 @@
+"""Move the boxes inside a row's reasoning targets into the coordinate frame a model family emits.
+
+Builders write every box in an assistant turn in ORIGINAL pixels of the picture it is about (image 0,
+or a video frame), and say so with ``meta["coord_frame"] = "pixel"`` and ``meta["image_size"] = [w, h]``.
+Training a family whose outputs use another frame (Qwen2.5-VL: pixels of the smart-resized input;
+Qwen2-VL / Qwen3-VL: 0-1000) needs the targets rewritten for the pixel budget actually used, e.g. GRIT
+trains Qwen2.5-VL at ``max_pixels=256*28*28``. Doing it here, at load time, keeps one dataset valid for
+every family and budget; GT columns (``boxes`` ...) are never touched, since rewards convert those
+themselves through `mmreason.geometry`.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Mapping
+
+from mmreason import schema
+from mmreason.geometry import ImageFrame, box_to_model, model_frame
+from mmreason.traces import parse
+
+
+def _reformat(text: str, frame: ImageFrame, family: str) -> str:
+    trace = parse(text)
+    # FIND_SEGMENT / FIND_FRAME lists hold ids, not coordinates, even when there happen to be four.
+    ids = [(m.start, m.end) for m in trace.manipulations if m.kind != "SPATIAL_ZOOM"]
+    edits = []
+    for b in trace.boxes:
+        if any(s <= b.start < e for s, e in ids):
+            continue
+        x1, y1, x2, y2 = (int(round(v)) for v in box_to_model(b.box, family, frame))
+        if b.fmt == "bbox_2d":
+            new = f'"bbox_2d": [{x1}, {y1}, {x2}, {y2}]'
+        elif b.fmt == "ints":
+            new = f"{x1}, {y1}, {x2}, {y2}"
+        else:
+            new = f"<|box_start|>({x1},{y1}),({x2},{y2})<|box_end|>"
+        edits.append((b.start, b.end, new))
+    for start, end, new in sorted(edits, reverse=True):
+        text = text[:start] + new + text[end:]
+    return text
+
+
+def render_for_family(row: Mapping, family: str, *, root: str | Path | None = None, min_pixels: int | None = None,
+                      max_pixels: int | None = None) -> dict:
+    """A copy of `row` whose assistant turns give every box in `family`'s output frame.
+
+    The picture size comes from ``meta["image_size"]``, else from the first image file (under `root`).
+    Rows already in another frame, or without boxes, come back unchanged (as a copy).
+
+    >>> row = {"id": "a", "messages": [{"role": "assistant", "content": [{"type": "text",
+    ...        "text": '<think>{"bbox_2d": [100, 50, 300, 250]}</think>'}]}],
+    ...        "meta": {"coord_frame": "pixel", "image_size": [1000, 500]}}
+    >>> render_for_family(row, "qwen3_vl")["messages"][0]["content"][0]["text"]
+    '<think>{"bbox_2d": [100, 100, 300, 500]}</think>'
+    """
+    out = copy.deepcopy(dict(row))
+    meta = out.get("meta") or {}
+    if meta.get("coord_frame", "pixel") != "pixel":
+        return out
+    size = meta.get("image_size")
+    if size is None:
+        images = schema.images_of(out)
+        if not images:
+            return out
+        from PIL import Image
+
+        with Image.open(Path(root or ".") / images[0]) as im:
+            size = im.size
+    frame = ImageFrame.for_family(int(size[0]), int(size[1]), family, min_pixels=min_pixels, max_pixels=max_pixels)
+    for msg in out["messages"]:
+        if msg["role"] != "assistant":
+            continue
+        for part in msg["content"]:
+            if part.get("type") == "text" and part.get("text"):
+                part["text"] = _reformat(part["text"], frame, family)
+    out["meta"] = {**meta, "coord_frame": model_frame(family), "coord_family": family,
+                   "coord_resized": [frame.resized_width, frame.resized_height]}
+    return out
