@@ -29,6 +29,7 @@ VERBS: dict[str, str | tuple[str, str]] = {
     "print-recipe": ("mmreason.cli:print_recipe_main", "print a resolved recipe as YAML, or save it with -o"),
     "tiny-model": ("mmreason.models.tiny:main", "build a tiny random model of a backbone family, offline"),
     "quickstart": ("mmreason.train.quickstart:main", "tiny model + synthetic image: one grounded answer, end to end"),
+    "build": ("mmreason.data_builders:main", "build a grounded-CoT dataset: BUILDER --out DIR --n N [--shard i/k]"),
 }
 
 # kind -> (module, attribute) of the literal registry `mmreason ls KIND` prints.
