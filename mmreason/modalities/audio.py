@@ -12,7 +12,7 @@ Two ways into a model:
 
 Decoding goes through soundfile (libsndfile: wav, flac, ogg, and mp3 from libsndfile 1.1); formats that
 libsndfile does not know (m4a, aac, or mp3 on an old libsndfile) fall back to audioread (ffmpeg).
-Resampling is librosa's (soxr). Every failure is a :class:`~mmreason.errors.MediaError` naming the file
+Resampling is soxr's (librosa's default resampler). Every failure is a :class:`~mmreason.errors.MediaError` naming the file
 and the sample.
 """
 
@@ -183,8 +183,6 @@ def load_audio(
     >>> (a.sample_rate, len(a.waveform), a.duration)
     (16000, 16000, 1.0)
     """
-    import librosa
-
     data, sr, channels, source = _decode(part_value, root, sample_id)
     if data.size == 0 or sr <= 0:
         raise MediaError(source, "no audio samples", sample_id=sample_id)
@@ -202,7 +200,9 @@ def load_audio(
         raise MediaError(source, f"audio is {len(mono) / sr:.1f} s long, over the {max_seconds:g} s limit "
                          "(take a span with audio_start/audio_end, or raise max_seconds)", sample_id=sample_id)
     if sr != sample_rate:
-        mono = librosa.resample(mono, orig_sr=sr, target_sr=sample_rate, res_type="soxr_hq")
+        import soxr  # librosa's own resampler ("soxr_hq"), called directly: librosa.resample pulls in scipy
+
+        mono = soxr.resample(mono, sr, sample_rate, quality="HQ")
     return Audio(np.ascontiguousarray(mono, dtype=np.float32), sample_rate, source, sr, channels, start)
 
 
@@ -281,8 +281,7 @@ def log_mel_image(
     from PIL import Image
 
     sr = audio.sample_rate
-    pps = min(pixels_per_second, max_width / max(audio.duration, 1e-9))
-    hop = max(1, int(round(sr / pps)))
+    hop = max(1, int(round(sr / pixels_per_second)), math.ceil(len(audio.waveform) / max_width))
     # Shift by half a hop so frame i (centred at sample i * hop by librosa) is centred on column i's
     # middle: column i then covers [i, i + 1) hops exactly.
     y = audio.waveform[hop // 2:]

@@ -290,7 +290,8 @@ def render_views(
             b2 = project_box(box, cam)
             if b2 is None:
                 continue
-            lo, hi = np.asarray(box[:3]), np.asarray(box[3:6])
+            # 1 micron of slack: points on a face must not drop out through the normalisation round trip.
+            lo, hi = np.asarray(box[:3]) - 1e-6, np.asarray(box[3:6]) + 1e-6
             inside = (xyz >= lo).all(1) & (xyz <= hi).all(1)
             projected.append(ProjectedBox(i, label, b2, int((inside & visible).sum())))
         if draw_boxes:
