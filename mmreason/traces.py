@@ -1,0 +1,685 @@
+"""Reasoning traces: parse model output into blocks, tool calls, boxes, points and actions.
+
+One parser serves rewards, rollouts, data builders and demos. `parse` never raises: for any string it
+returns a `Trace` that lists what was found, in order of appearance, and what was malformed
+(`Trace.issues`). The formats it reads (research notes §1-§7):
+
+- tags ``<think> <rethink> <answer> <step> <action> <tool_call> <tool_response>`` (GRIT, DeepEyes,
+  InfiGUI-R1, UI-Ins, TON). ``</answer>`` and ``</tool_call>`` are stop strings in the released recipes,
+  so a block of those two left open at the end is normal: ``closed=False``, not an issue;
+- ``<tool_call>{"name": .., "arguments": {..}}</tool_call>``, also without the wrapper (InfiGUI-R1);
+- 2D boxes: Qwen JSON ``"bbox_2d": [x1, y1, x2, y2]`` (fmt ``"bbox_2d"``), GRIT's four comma-separated
+  integers anywhere (``"ints"``), Qwen2-VL ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` (``"box_tokens"``);
+- 3D boxes: GS-Reasoner ``name count <bbox>(x1, y1, z1, x2, y2, z2)</bbox><bbox>(..)</bbox>``;
+- points: ``"point_2d"``, ``"coordinate"``, ``"point"``... keys, and bare ``[x, y]``;
+- GUI actions: arguments of ``mobile_use``/``computer_use``/``grounding`` calls, ``<action>{json}</action>``
+  (TON), action objects in ``<answer>`` (GUI-R1 style) or bare in the text;
+- Video-CoM ``FIND_SEGMENT(q) = [..]``, ``FIND_FRAME(q) = [..]``, ``SPATIAL_ZOOM(q) = [..]``,
+  ``FINAL_ANSWER: ..``, and ``\\boxed{..}``.
+
+Coordinates are reported as written; moving them between frames is `mmreason.geometry`'s job.
+Renderers (the inverse) live in `mmreason.trace_render` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import ast
+import bisect
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from mmreason.trace_render import (  # the renderers are part of this module's API
+    BLOCK_TAGS,
+    INLINE_TAGS,
+    render_action,
+    render_block,
+    render_box,
+    render_box_3d,
+    render_gcot_objects,
+    render_point,
+    render_tool_call,
+)
+
+__all__ = [
+    "BLOCK_TAGS", "INLINE_TAGS", "Block", "Box3DMention", "BoxMention", "Manipulation", "PointMention",
+    "ToolCall", "Trace", "extract_answer", "extract_boxed", "find_boxes", "find_boxes_3d", "find_points",
+    "find_tool_calls", "parse", "render_action", "render_block", "render_box", "render_box_3d",
+    "render_gcot_objects", "render_point", "render_tool_call", "tag_counts",
+]
+
+NESTED_TAGS = frozenset({"step"})  # InfiGUI-R1 writes <step> inside <think>; the rest are turn-level
+STOP_TAGS = frozenset({"answer", "tool_call"})
+GUI_TOOLS = frozenset({"mobile_use", "computer_use", "grounding"})
+POINT_KEYS = (
+    "point_2d", "point", "position", "coordinate", "coordinate2", "start_coordinate", "end_coordinate",
+)
+MAX_ISSUES = 100
+MAX_JSON_FAILURES = 64  # bare-JSON scan gives up after this many fragments, so junk cannot go quadratic
+
+TAG_RE = re.compile(r"<(/?)(" + "|".join(BLOCK_TAGS + INLINE_TAGS) + r")>")
+_TURN_END_RE = re.compile(r"<\|(?:im_end|im_start|endoftext)\|>")
+NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?i:nan|inf(?:inity)?)"
+_NUM_RE = re.compile(rf"\s*({NUM})\s*")
+_INT_RE = re.compile(r"[-+]?\d{1,18}")
+_LIST_RE = re.compile(r"\[\s*\[?([^\[\]]*)\]\]?")
+_KEYED_BOX_RE = re.compile(r"""["'](bbox_2d|bbox)["']\s*:\s*(?=\[)""")
+_KEYED_POINT_RE = re.compile(r"""["'](""" + "|".join(POINT_KEYS) + r""")["']\s*:\s*(?=\[)""")
+# GRIT's box regex; the look-arounds keep the fraction of a decimal from starting or ending a box
+_INTS_RE = re.compile(r"(?<!\.)\b\d+,\s*\d+,\s*\d+,\s*\d+\b(?!\.\d)")
+_BOX_TOKEN_RE = re.compile(
+    r"<\|object_ref_start\|>([^<]{0,500})<\|object_ref_end\|>|<\|box_start\|>([^<]{0,300})<\|box_end\|>"
+)
+_BOX_BODY_RE = re.compile(rf"\s*\(\s*({NUM})\s*,\s*({NUM})\s*\)\s*,\s*\(\s*({NUM})\s*,\s*({NUM})\s*\)\s*")
+_PAIR_RE = re.compile(rf"\[\s*({NUM})\s*,\s*({NUM})\s*\]")
+_BBOX3D_RE = re.compile(r"<bbox>\s*\(([^()<>]*)\)\s*</bbox>")
+# GS-Reasoner's `name count` before a run of <bbox>; matched on the reversed text so it stays linear
+_NAME_COUNT_REV_RE = re.compile(r"\s*(\d{1,9})\s+(\w+)")
+_LABEL_KEY_RE = re.compile(r"""["']label["']\s*:\s*""")
+_LABEL_VALUE_RE = re.compile(r""""((?:[^"\\\n]|\\.){0,500})"|'([^'\n]{0,500})'""")
+_MANIP_KEY_RE = re.compile(r"\b(FIND_SEGMENT|FIND_FRAME|SPATIAL_ZOOM)\s*\(")
+_MANIP_RE = re.compile(r"\((.{0,500}?)\)\s*=\s*\[([^\[\]\n]{0,500})\]")
+_FINAL_RE = re.compile(r"FINAL_ANSWER\s*:[ \t]*([^\n]*)")
+_BOXED_RE = re.compile(r"\\boxed\s*\{")
+_BRACE_RE = re.compile(r"\\[{}]|[{}]")
+_OBJ_START_RE = re.compile(r"""\{\s*["']""")
+_BRACKET_RE = re.compile(r"[\[\]{}()]")
+_CURLY_RE = re.compile(r"[{}]")
+_NAME_RE = re.compile(r'"name"\s*:\s*"([^"\\\n]{1,200})"')
+_DECODER = json.JSONDecoder()
+
+
+# --------------------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Block:
+    """A tagged span; `start`/`end` cover the tags too, `text` is the content between them."""
+
+    tag: str
+    text: str
+    start: int
+    end: int
+    closed: bool
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str | None
+    arguments: dict
+    raw: str
+    start: int
+    end: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BoxMention:
+    box: tuple[float, float, float, float]
+    label: str | None
+    fmt: str  # "bbox_2d" | "ints" | "box_tokens"
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Box3DMention:
+    box: tuple[float, float, float, float, float, float]
+    name: str | None
+    count: int | None
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class PointMention:
+    point: tuple[float, float]
+    label: str | None
+    fmt: str  # the JSON key it came from ("point_2d", "coordinate", ...) or "pair" for a bare [x, y]
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Manipulation:
+    """A Video-CoM step: kind is FIND_SEGMENT, FIND_FRAME or SPATIAL_ZOOM."""
+
+    kind: str
+    query: str
+    values: tuple[float, ...]
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Trace:
+    text: str
+    blocks: tuple[Block, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    boxes: tuple[BoxMention, ...] = ()
+    boxes_3d: tuple[Box3DMention, ...] = ()
+    points: tuple[PointMention, ...] = ()
+    actions: tuple[dict, ...] = ()
+    manipulations: tuple[Manipulation, ...] = ()
+    issues: tuple[str, ...] = ()
+
+    def blocks_of(self, tag: str) -> tuple[Block, ...]:
+        return tuple(b for b in self.blocks if b.tag == tag)
+
+    def _content(self, tag: str, last: bool = False) -> str | None:
+        found = self.blocks_of(tag)
+        return (found[-1] if last else found[0]).text.strip() if found else None
+
+    @property
+    def think(self) -> str | None:
+        """Stripped content of the first <think> block."""
+        return self._content("think")
+
+    @property
+    def rethink(self) -> str | None:
+        return self._content("rethink")
+
+    @property
+    def answer(self) -> str | None:
+        """Stripped content of the last <answer> block (an open one runs to the end of the turn)."""
+        return self._content("answer", last=True)
+
+    def tags(self) -> list[str]:
+        """Every known tag in order, e.g. ['<think>', '</think>', '<answer>']."""
+        return [m.group(0) for m in TAG_RE.finditer(self.text)]
+
+
+# --------------------------------------------------------------------------------------- helpers
+def _number(token: str) -> float | int:
+    return int(token) if _INT_RE.fullmatch(token) else float(token)
+
+
+def _numbers(body: str) -> list | None:
+    """'1, 2.5, 3' -> [1, 2.5, 3]; None if any item is not a number."""
+    if not body.strip():
+        return []
+    out = []
+    for item in body.split(","):
+        m = _NUM_RE.fullmatch(item)
+        if m is None:
+            return None
+        out.append(_number(m.group(1)))
+    return out
+
+
+def _finite(values) -> bool:
+    return all(math.isfinite(v) for v in values)
+
+
+class _Spans:
+    """Sorted, merged [start, end) spans with an overlap test in O(log n)."""
+
+    def __init__(self, spans):
+        merged: list[list[int]] = []
+        for s, e in sorted(spans):
+            if merged and s < merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], e)
+            else:
+                merged.append([s, e])
+        self.starts = [s for s, _ in merged]
+        self.ends = [e for _, e in merged]
+
+    def overlaps(self, start: int, end: int) -> bool:
+        i = bisect.bisect_left(self.starts, end) - 1
+        return i >= 0 and self.ends[i] > start
+
+
+def _label_near(text: str, key_start: int, value_end: int) -> str | None:
+    """The "label" of the JSON object holding a key: its key is looked for between the object's
+    braces (a bounded window, so dense JSON stays linear); its value may run past them."""
+    lo = text.rfind("{", max(0, key_start - 600), key_start)
+    lo = key_start if lo == -1 else lo
+    closed = text.rfind("}", lo, key_start)
+    lo = closed + 1 if closed != -1 else lo
+    hi = text.find("}", value_end, value_end + 600)
+    hi = min(len(text), value_end + 600) if hi == -1 else hi
+    nxt = text.find("{", value_end, hi)
+    key = _LABEL_KEY_RE.search(text, lo, nxt if nxt != -1 else hi)
+    m = key and _LABEL_VALUE_RE.match(text, key.end())
+    if not m:
+        return None
+    if m.group(2) is not None:
+        return m.group(2)
+    try:
+        return json.loads('"' + m.group(1) + '"')
+    except ValueError:
+        return m.group(1)
+
+
+def _keyed(text: str, key_re: re.Pattern, size: int, what: str, issues: list) -> tuple[list, list]:
+    """(key, values, label, start, end) for every `"key": [n, ...]` with `size` finite numbers, and
+    the spans of all such lists, good or bad, so the looser formats do not re-read them."""
+    found, spans = [], []
+    for k in key_re.finditer(text):
+        m = _LIST_RE.match(text, k.end())
+        if m is None:
+            continue
+        spans.append((k.start(), m.end()))
+        values = _numbers(m.group(1))
+        if values is None:
+            issues.append((k.start(), f"{what} at {k.start()}: non-numeric values"))
+        elif len(values) != size:
+            issues.append((k.start(), f"{what} at {k.start()}: {len(values)} values, expected {size}"))
+        elif not _finite(values):
+            issues.append((k.start(), f"{what} at {k.start()}: non-finite number, dropped"))
+        else:
+            label = _label_near(text, k.start(), m.end())
+            found.append((k.group(1), tuple(values), label, k.start(), m.end()))
+    return found, spans
+
+
+def _max_depth(s: str) -> int:
+    depth = deepest = 0
+    for ch in _BRACKET_RE.findall(s):
+        depth += 1 if ch in "[{(" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _literal(s: str) -> Any:
+    """Python-literal fallback ({'action': 'click'}); guarded since ast can blow the C stack."""
+    if len(s) > 20_000 or _max_depth(s) > 50:
+        return None
+    try:
+        return ast.literal_eval(s)
+    except Exception:  # literal_eval raises ValueError, SyntaxError, TypeError, MemoryError, ...
+        return None
+
+
+def _unfence(s: str) -> str:
+    """Drop a Markdown code fence around JSON (string ops: a regex here backtracks on long blanks)."""
+    body = s.strip()
+    if body.startswith("```"):
+        body = body[3:].lstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    return body.removesuffix("```")
+
+
+def _load_json(s: str) -> tuple[Any, str | None]:
+    """First JSON value in `s` -> (value, problem). Code fences and prose around it are fine.
+
+    A problem with a value means the text was not clean JSON but was read anyway: extra text after
+    it, single quotes (a Python literal), or up to three missing closing braces. Without a value it
+    is the reason nothing could be read.
+    """
+    body = _unfence(s)
+    starts = [i for i in (body.find("{"), body.find("[")) if i != -1]
+    if not starts:
+        return None, "no JSON object"
+    i = min(starts)
+    try:
+        value, end = _DECODER.raw_decode(body, i)
+        return value, ("extra text after the JSON" if body[end:].strip() else None)
+    except RecursionError:
+        return None, "JSON nested too deeply"
+    except ValueError as e:
+        error = f"invalid JSON ({e.args[0] if e.args else e})"
+    end = max(body.rfind("}"), body.rfind("]"))
+    value = _literal(body[i : end + 1]) if end > i else None
+    if isinstance(value, (dict, list)):
+        return value, "not JSON, read as a Python literal"
+    missing = body.count("{") - body.count("}")
+    if 0 < missing <= 3:  # the commonest slip: a dropped final brace
+        try:
+            return json.loads(body[i:] + "}" * missing), f"{missing} missing '}}' added"
+        except (ValueError, RecursionError):
+            pass
+    return None, error
+
+
+def _as_call(value: Any) -> tuple[str | None, dict, str | None]:
+    if not isinstance(value, dict):
+        return None, {}, "tool call is not a JSON object"
+    name = value.get("name")
+    args = value.get("arguments", value.get("parameters", {}))
+    if isinstance(args, str):  # OpenAI style: arguments serialised as a string
+        try:
+            args = json.loads(args)
+        except (ValueError, RecursionError):
+            pass
+    if not isinstance(name, str):
+        return None, args if isinstance(args, dict) else {}, "tool call has no string 'name'"
+    if not isinstance(args, dict):
+        return name, {}, "tool call 'arguments' is not an object"
+    return name, args, None
+
+
+def _is_action(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("action", value.get("action_type")), str)
+
+
+def _dicts(value: Any) -> list:
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, dict)]
+    return [value] if isinstance(value, dict) else []
+
+
+def _cap(issues: list[tuple[int, str]]) -> tuple[str, ...]:
+    """Messages in order of position, at most MAX_ISSUES of them (junk input can have thousands)."""
+    ordered = [msg for _, msg in sorted(issues, key=lambda i: i[0])]
+    if len(ordered) <= MAX_ISSUES:
+        return tuple(ordered)
+    return (*ordered[:MAX_ISSUES], f"... and {len(ordered) - MAX_ISSUES} more issues")
+
+
+# -------------------------------------------------------------------------------------- scanners
+def _scan_blocks(text: str, issues: list) -> list[Block]:
+    """Pair tags with a stack. Same-tag nesting is impossible, so reopening a tag ends the open one.
+
+    An unclosed block ends where its parent closes, at the end of the chat turn, or at the end of the
+    text, and never past its first turn-level child: ``<think>a<answer>7`` gives think 'a', answer '7'.
+    """
+    turn_ends = [m.start() for m in _TURN_END_RE.finditer(text)]
+    stack: list[list] = []  # [tag, start, content_start, first turn-level descendant]
+    open_count = dict.fromkeys(BLOCK_TAGS, 0)
+    found: list[Block] = []
+
+    def pop(at: int, close_end: int | None, at_text_end: bool = False) -> None:
+        tag, start, cstart, first = stack.pop()
+        open_count[tag] -= 1
+        if close_end is not None:
+            found.append(Block(tag, text[cstart:at], start, close_end, True))
+        else:
+            k = bisect.bisect_left(turn_ends, cstart)
+            end = min(at, turn_ends[k] if k < len(turn_ends) else at, at if first is None else first)
+            found.append(Block(tag, text[cstart:end], start, end, False))
+            if not (at_text_end and tag in STOP_TAGS):
+                issues.append((start, f"unclosed <{tag}> at {start}"))
+        if stack:
+            child = first if tag in NESTED_TAGS else start
+            if child is not None and (stack[-1][3] is None or child < stack[-1][3]):
+                stack[-1][3] = child
+
+    seen = False
+    for m in TAG_RE.finditer(text):
+        closing, tag = m.group(1) == "/", m.group(2)
+        if tag in INLINE_TAGS:
+            continue
+        if not closing:
+            while open_count[tag]:
+                pop(m.start(), None)
+            stack.append([tag, m.start(), m.end(), None])
+            open_count[tag] += 1
+        elif open_count[tag]:
+            while stack[-1][0] != tag:
+                pop(m.start(), None)
+            pop(m.start(), m.end())
+        elif not seen:  # the prompt opened the block (Qwen3-style templates end with "<think>\n")
+            found.append(Block(tag, text[: m.start()], 0, m.end(), True))
+            issues.append((m.start(), f"</{tag}> at {m.start()} without <{tag}>; taken to open at 0"))
+        else:
+            issues.append((m.start(), f"stray </{tag}> at {m.start()}"))
+        seen = True
+    while stack:
+        pop(len(text), None, at_text_end=True)
+    found.sort(key=lambda b: b.start)
+    return found
+
+
+def _scan_boxes_3d(text: str, issues: list) -> tuple[list[Box3DMention], list]:
+    found, spans = [], []
+    run_end, name, count = -1, None, None
+    for m in _BBOX3D_RE.finditer(text):
+        spans.append((m.start(), m.end()))
+        if run_end < 0 or text[run_end : m.start()].strip():  # a new `name count <bbox>..` group
+            nc = _NAME_COUNT_REV_RE.match(text[max(0, m.start() - 200) : m.start()][::-1])
+            name, count = (nc.group(2)[::-1], int(nc.group(1)[::-1])) if nc else (None, None)
+        run_end = m.end()
+        values = _numbers(m.group(1))
+        if values is None or len(values) != 6:
+            issues.append((m.start(), f"<bbox> at {m.start()}: expected 6 numbers"))
+        elif not _finite(values):
+            issues.append((m.start(), f"<bbox> at {m.start()}: non-finite number, dropped"))
+        else:
+            found.append(Box3DMention(tuple(float(v) for v in values), name, count, m.start(), m.end()))
+    bad = text.count("<bbox>") - len(spans)
+    if bad > 0:
+        issues.append((len(text), f"{bad} <bbox> not of the form <bbox>(x1, y1, z1, x2, y2, z2)</bbox>"))
+    return found, spans
+
+
+def _scan_boxes(text: str, spans_3d: list, issues: list) -> tuple[list[BoxMention], list]:
+    keyed, spans = _keyed(text, _KEYED_BOX_RE, 4, "bbox_2d", issues)
+    found = [BoxMention(tuple(map(float, v)), label, "bbox_2d", s, e) for _, v, label, s, e in keyed]
+    label, label_end = None, -1
+    for m in _BOX_TOKEN_RE.finditer(text):
+        if m.group(1) is not None:
+            label, label_end = m.group(1).strip(), m.end()
+            continue
+        body = _BOX_BODY_RE.fullmatch(m.group(2))
+        if body is None:
+            issues.append((m.start(), f"<|box_start|> at {m.start()}: expected (x1,y1),(x2,y2)"))
+            continue
+        values = tuple(float(body.group(i)) for i in range(1, 5))
+        own = label if label_end >= 0 and not text[label_end : m.start()].strip() else None
+        label, label_end = own, (m.end() if own is not None else -1)  # one ref labels a run of boxes
+        if _finite(values):
+            found.append(BoxMention(values, own, "box_tokens", m.start(), m.end()))
+        else:
+            issues.append((m.start(), f"<|box_start|> at {m.start()}: non-finite number, dropped"))
+    taken = _Spans(spans + spans_3d)
+    for m in _INTS_RE.finditer(text):
+        if not taken.overlaps(m.start(), m.end()):
+            values = tuple(float(v) for v in m.group(0).split(","))
+            if _finite(values):
+                found.append(BoxMention(values, None, "ints", m.start(), m.end()))
+            else:
+                issues.append((m.start(), f"box at {m.start()}: number too large, dropped"))
+    found.sort(key=lambda b: b.start)
+    return found, spans + spans_3d
+
+
+def _scan_points(text: str, taken_spans: list, issues: list) -> list[PointMention]:
+    keyed, spans = _keyed(text, _KEYED_POINT_RE, 2, "point", issues)
+    found = [PointMention(tuple(map(float, v)), label, key, s, e) for key, v, label, s, e in keyed]
+    taken = _Spans(spans + taken_spans)
+    for m in _PAIR_RE.finditer(text):
+        if taken.overlaps(m.start(), m.end()):
+            continue
+        values = (float(m.group(1)), float(m.group(2)))
+        if _finite(values):
+            found.append(PointMention(values, None, "pair", m.start(), m.end()))
+        else:
+            issues.append((m.start(), f"[x, y] at {m.start()}: non-finite number, dropped"))
+    found.sort(key=lambda p: p.start)
+    return found
+
+
+def _scan_manipulations(text: str, issues: list) -> list[Manipulation]:
+    found = []
+    for k in _MANIP_KEY_RE.finditer(text):
+        kind = k.group(1)
+        m = _MANIP_RE.match(text, k.end() - 1)
+        values = _numbers(m.group(2)) if m else None
+        if values is None:
+            issues.append((k.start(), f"{kind} at {k.start()}: expected {kind}(query) = [numbers]"))
+        elif not _finite(values):
+            issues.append((k.start(), f"{kind} at {k.start()}: non-finite number, dropped"))
+        else:
+            if kind == "SPATIAL_ZOOM" and len(values) != 4:
+                issues.append((k.start(), f"SPATIAL_ZOOM at {k.start()}: {len(values)} values, expected 4"))
+            found.append(Manipulation(kind, m.group(1).strip(), tuple(values), k.start(), m.end()))
+    return found
+
+
+def _decode_at(text: str, start: int) -> tuple[Any, int]:
+    """The JSON (or Python-literal) object starting at `start` -> (dict, end), or (None, start)."""
+    if text[_OBJ_START_RE.match(text, start).end() - 1] == '"':
+        try:
+            value, end = _DECODER.raw_decode(text, start)
+        except (ValueError, RecursionError):
+            return None, start
+        return (value, end) if isinstance(value, dict) else (None, start)
+    depth = 0
+    for m in _CURLY_RE.finditer(text, start, start + 4000):
+        depth += 1 if m.group() == "{" else -1
+        if depth == 0:
+            value = _literal(text[start : m.end()])
+            return (value, m.end()) if isinstance(value, dict) else (None, start)
+    return None, start
+
+
+def _call(value: Any, raw: str, start: int, end: int, issues: list, problem: str | None = None) -> ToolCall:
+    name, args, error = _as_call(value)
+    if error:
+        issues.append((start, f"tool_call at {start}: {error}"))
+    return ToolCall(name, args, raw, start, end, error or problem)
+
+
+def _scan_calls(text: str, blocks: list[Block], issues: list) -> tuple[list[ToolCall], list[dict]]:
+    calls: list[ToolCall] = []
+    actions: list[tuple[int, dict]] = []
+    for b in blocks:
+        if b.tag == "tool_call":
+            value, problem = _load_json(b.text)
+            if problem:
+                issues.append((b.start, f"tool_call at {b.start}: {problem}"))
+            if value is None:
+                salvaged = _NAME_RE.search(b.text)
+                calls.append(ToolCall(salvaged and salvaged.group(1), {}, b.text, b.start, b.end, problem))
+            for item in value if isinstance(value, list) else [] if value is None else [value]:
+                calls.append(_call(item, b.text, b.start, b.end, issues, problem))
+        elif b.tag == "action":
+            value, problem = _load_json(b.text)
+            if value is None:  # a Python literal is this block's usual form (GUI-R1, TON), not a slip
+                issues.append((b.start, f"<action> at {b.start}: {problem}"))
+            actions += [(b.start, d) for d in _dicts(value)]
+        elif b.tag == "answer" and _unfence(b.text)[:1] in ("{", "["):
+            actions += [(b.start, d) for d in _dicts(_load_json(b.text)[0]) if _is_action(d)]
+    wrapped = bool(calls)
+    if not wrapped or not actions:  # InfiGUI-R1 and others emit the JSON without its wrapper
+        inside = _Spans([(b.start, b.end) for b in blocks])
+        bare: list[tuple[int, dict]] = []
+        pos, failures = 0, 0
+        while (m := _OBJ_START_RE.search(text, pos)) is not None:
+            if inside.overlaps(m.start(), m.start() + 1):
+                pos = inside.ends[bisect.bisect_right(inside.starts, m.start()) - 1]
+                continue
+            value, end = _decode_at(text, m.start())
+            if value is None:
+                failures += 1
+                if failures > MAX_JSON_FAILURES:
+                    issues.append((m.start(), f"bare JSON at {m.start()}: too many bad fragments, stopped"))
+                    break
+                pos = m.start() + 1
+                continue
+            pos = end
+            if "name" in value and ("arguments" in value or "parameters" in value):
+                if not wrapped:
+                    calls.append(_call(value, text[m.start() : end], m.start(), end, issues))
+            elif _is_action(value):
+                bare.append((m.start(), value))
+        if not actions:
+            actions = bare
+    for c in calls:
+        if c.name in GUI_TOOLS or _is_action(c.arguments):
+            actions.append((c.start, c.arguments))
+    actions.sort(key=lambda a: a[0])
+    calls.sort(key=lambda c: c.start)
+    return calls, [a for _, a in actions]
+
+
+def _mentions(text: str, issues: list) -> tuple[list, list, list, list]:
+    """Boxes, 3D boxes, points and Video-CoM steps; each looser format skips what a stricter one read."""
+    boxes_3d, spans_3d = _scan_boxes_3d(text, issues)
+    boxes, box_spans = _scan_boxes(text, spans_3d, issues)
+    manipulations = _scan_manipulations(text, issues)
+    taken = box_spans + [(m.start, m.end) for m in manipulations]  # segment ids are not points
+    return boxes, boxes_3d, _scan_points(text, taken, issues), manipulations
+
+
+# ------------------------------------------------------------------------------------ public API
+def parse(text: str) -> Trace:
+    """Everything a trace holds, in order of appearance, plus what was malformed. Never raises.
+
+    >>> t = parse('<think>the cup {"bbox_2d": [10, 20, 50, 60], "label": "cup"}</think><answer> B')
+    >>> t.think[:7], t.answer, t.boxes[0].box, t.boxes[0].label, t.issues
+    ('the cup', 'B', (10.0, 20.0, 50.0, 60.0), 'cup', ())
+    """
+    if not isinstance(text, str):
+        return Trace(text="", issues=(f"expected a string, got {type(text).__name__}",))
+    issues: list[tuple[int, str]] = []  # (position, message)
+    try:
+        blocks = _scan_blocks(text, issues)
+        boxes, boxes_3d, points, manipulations = _mentions(text, issues)
+        calls, actions = _scan_calls(text, blocks, issues)
+    except Exception as e:  # a parser bug must not stop a training run; the fuzz tests look for this
+        return Trace(text=text, issues=(f"parser error: {type(e).__name__}: {e}",))
+    return Trace(
+        text, tuple(blocks), tuple(calls), tuple(boxes), tuple(boxes_3d), tuple(points), tuple(actions),
+        tuple(manipulations), _cap(issues),
+    )
+
+
+def tag_counts(text: str) -> dict[str, int]:
+    """How often each known tag occurs, open and close, zeros included.
+
+    >>> {k: v for k, v in tag_counts("<think>a</think><answer>b").items() if v}
+    {'<think>': 1, '</think>': 1, '<answer>': 1}
+    """
+    counts = {f"<{s}{t}>": 0 for t in BLOCK_TAGS + INLINE_TAGS for s in ("", "/")}
+    for m in TAG_RE.finditer(text if isinstance(text, str) else ""):
+        counts[m.group(0)] += 1
+    return counts
+
+
+def extract_boxed(text: str) -> str | None:
+    r"""Content of the last complete ``\boxed{..}`` (nested braces allowed).
+
+    >>> extract_boxed(r"so \boxed{\frac{1}{2}}")
+    '\\frac{1}{2}'
+    """
+    if not isinstance(text, str) or "\\boxed" not in text:
+        return None
+    opens = [m.end() - 1 for m in _BOXED_RE.finditer(text)]
+    if not opens:
+        return None
+    partner, stack = {}, []
+    for m in _BRACE_RE.finditer(text, opens[0]):  # one pass pairs every brace: linear on any input
+        if m.group() == "{":
+            stack.append(m.start())
+        elif m.group() == "}" and stack:
+            partner[stack.pop()] = m.start()
+    for o in reversed(opens):
+        if o in partner:
+            return text[o + 1 : partner[o]]
+    return None
+
+
+def extract_answer(text: str) -> str | None:
+    """The last <answer> block, else the last ``\\boxed{}``, else the last ``FINAL_ANSWER:`` line.
+
+    >>> extract_answer("<think>x</think> FINAL_ANSWER: B. a red car")
+    'B. a red car'
+    """
+    if not isinstance(text, str):
+        return None
+    answers = [b for b in _scan_blocks(text, []) if b.tag == "answer"]
+    if answers:
+        return answers[-1].text.strip()
+    boxed = extract_boxed(text)
+    if boxed is not None:
+        return boxed.strip()
+    finals = _FINAL_RE.findall(text)
+    return finals[-1].strip() if finals else None
+
+
+def find_boxes(text: str) -> list[BoxMention]:
+    return _mentions(text, [])[0] if isinstance(text, str) else []
+
+
+def find_boxes_3d(text: str) -> list[Box3DMention]:
+    return _scan_boxes_3d(text, [])[0] if isinstance(text, str) else []
+
+
+def find_points(text: str) -> list[PointMention]:
+    return _mentions(text, [])[2] if isinstance(text, str) else []
+
+
+def find_tool_calls(text: str) -> list[ToolCall]:
+    return list(parse(text).tool_calls)
+
