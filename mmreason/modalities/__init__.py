@@ -89,7 +89,7 @@ class SampleMedia:
 
     @property
     def frames(self) -> list[Any]:
-        return [loaded.frame for _, _, loaded in self.items]
+        return [getattr(loaded, "frame", None) for _, _, loaded in self.items]
 
 
 def row_messages(row: Mapping[str, Any]) -> list[dict]:
@@ -120,8 +120,7 @@ def load_sample_media(
 ) -> SampleMedia | None:
     """Load every media part of a canonical row. With ``on_error="skip"`` a bad file returns None
     (the caller counts it) instead of raising; schema problems always raise."""
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    _check_policy(on_error)
     sample_id = row.get("id")
     items = []
     for m, msg in enumerate(row_messages(row)):
@@ -142,6 +141,11 @@ def load_sample_media(
     return SampleMedia(str(sample_id), tuple(items))
 
 
+def _check_policy(on_error: str) -> None:
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+
+
 @dataclass(frozen=True)
 class MediaReport:
     """What a dataset-level load did: how many rows loaded, how many were skipped and why."""
@@ -156,6 +160,7 @@ def load_dataset_media(
     *, on_error: str = "raise", options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[list[tuple[Mapping[str, Any], SampleMedia]], MediaReport]:
     """Load the media of many rows under one policy; returns the kept (row, media) pairs and a report."""
+    _check_policy(on_error)
     kept, errors = [], []
     for row in rows:
         try:
