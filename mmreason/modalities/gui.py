@@ -282,7 +282,10 @@ def _extract(output: str) -> tuple[Any, str | None]:
         text = m.group(1)
     start, end = text.find("{"), text.rfind("}")
     if start < 0 or end <= start:
-        return None, "no JSON object found"
+        try:  # valid JSON that is not an object (a list, a number) gets its own complaint downstream
+            return json.loads(text), None
+        except (json.JSONDecodeError, RecursionError):
+            return None, "no JSON object found"
     blob = text[start:end + 1]
     try:
         return json.loads(blob), None
