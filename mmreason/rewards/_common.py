@@ -322,7 +322,8 @@ def sanitize(values: object, n: int) -> list[float | None]:
     values = list(values) if isinstance(values, (list, tuple)) else []
     for i in range(n):
         v = values[i] if i < len(values) else 0.0
-        out.append(None if v is None else (safe_float(v) if safe_float(v) is not None else 0.0))
+        f = safe_float(v)
+        out.append(None if v is None else (f if f is not None else 0.0))
     return out
 
 
@@ -337,14 +338,23 @@ def reward_function(fn: Callable[..., list]) -> Callable[..., list]:
             out = fn(list(completions) if n else [], **kwargs)
         except RecipeError:
             raise
+        except TypeError as exc:
+            if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
+                # raised by the call itself (a required option missing): a recipe bug, not model output
+                raise RecipeError(f"reward {fn.__name__!r}: {exc}") from None
+            out = _batch_failed(fn, n, kwargs)
         except Exception:
-            log.exception("reward %s failed on a whole batch; scoring it 0", fn.__name__)
-            out = [0.0] * n
-            if callable(kwargs.get("log_metric")):
-                try:
-                    kwargs["log_metric"](f"{fn.__name__}/errors", 1.0)
-                except Exception:
-                    pass
+            out = _batch_failed(fn, n, kwargs)
         return sanitize(out, n)
 
     return wrapper
+
+
+def _batch_failed(fn: Callable, n: int, kwargs: Mapping) -> list[float]:
+    log.exception("reward %s failed on a whole batch; scoring it 0", fn.__name__)
+    if callable(kwargs.get("log_metric")):
+        try:
+            kwargs["log_metric"](f"{fn.__name__}/errors", 1.0)
+        except Exception:
+            pass
+    return [0.0] * n

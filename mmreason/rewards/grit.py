@@ -30,8 +30,9 @@ integer values, which GRIT's regex also matches. The correctness judge is any :m
 
 from __future__ import annotations
 
+import math
 import re
-import warnings
+from collections import Counter
 
 from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
@@ -65,16 +66,24 @@ def is_counting(row) -> bool:
 
 
 def bleu1(prediction: str, reference: str) -> float:
-    """GRIT's BLEU-1: non-alphanumerics -> space, lower-case, whitespace tokens, nltk sentence BLEU (1,0,0,0)."""
-    from nltk.translate.bleu_score import sentence_bleu
+    """GRIT's BLEU-1: non-alphanumerics -> space, lower-case, whitespace tokens, then the value of nltk's
+    ``sentence_bleu([ref], hyp, weights=(1, 0, 0, 0))``, which is the brevity penalty times the clipped
+    unigram precision. Computed here directly because importing nltk costs seconds (a test checks that
+    the two agree).
 
+    >>> round(bleu1("a b", "a b c d"), 4)   # e^(1 - 4/2) · 2/2
+    0.3679
+    """
     hyp = re.sub(r"[^a-zA-Z0-9\s]", " ", prediction).lower().split()
     ref = re.sub(r"[^a-zA-Z0-9\s]", " ", reference).lower().split()
     if not hyp or not ref:
         return 0.0
-    with warnings.catch_warnings():  # nltk warns about the zero-weight higher orders on every call
-        warnings.simplefilter("ignore")
-        return float(sentence_bleu([ref], hyp, weights=(1, 0, 0, 0)))
+    ref_counts = Counter(ref)
+    clipped = sum(min(n, ref_counts[w]) for w, n in Counter(hyp).items())
+    if clipped == 0:
+        return 0.0
+    brevity = 1.0 if len(hyp) > len(ref) else math.exp(1 - len(ref) / len(hyp))
+    return brevity * clipped / len(hyp)
 
 
 def _after_first_answer(text: str, trace) -> str | None:

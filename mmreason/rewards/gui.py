@@ -6,13 +6,13 @@ actions come from ``traces`` (``mobile_use``/``computer_use``/``grounding`` tool
 bare action object); their coordinates are in ``coord_frame`` (default "resized": pixels of the
 smart-resized screenshot, what Qwen2.5-VL-based GUI agents emit).
 
-Parameter matching follows InfiGUI-R1's AndroidControl evaluation, the best published reference:
-click/long_press hit when the point lies in a candidate box enlarged ``box_enlarge`` (1.2x) or within
-``distance_ratio`` (0.04) x max(W, H) of the GT point; ``type``/``open``/``key`` text matches
-case-insensitively as a substring either way; ``swipe``/``scroll`` need the same dominant direction;
-``system_button`` the same button; ``wait`` only the type; a ``click`` for a GT ``open`` counts when it
-hits the app's candidate box. Candidate boxes: ``action["candidate_boxes"]`` when present, else the
-smallest element of ``gui.elements`` that contains the GT point.
+Parameter matching is ``mmreason.modalities.gui.match_action``, InfiGUI-R1's AndroidControl evaluation
+rules (the best published reference): click/long_press hit when the point lies in a candidate box
+enlarged 1.2x or within 0.04 x max(W, H) of the GT point; ``type``/``open`` text matches
+case-insensitively as a substring either way; swipes need the same direction; ``system_button`` the same
+button; ``wait`` only the type; a ``click`` for a GT ``open`` counts when it hits the app's candidate box.
+Candidate boxes: ``action["candidate_boxes"]`` when present, else the smallest element of
+``gui.elements`` that contains the GT point.
 """
 
 from __future__ import annotations
@@ -21,20 +21,25 @@ import re
 from typing import Mapping
 
 from mmreason import geometry
+from mmreason.modalities.gui import ALIASES, convert_action, parse_action
+from mmreason.modalities.gui import match_action as gui_match
 from mmreason.rewards._common import (
-    Metrics, completion_text, floats, gt_boxes, guarded, image_frame, mapping, parse, point_to_pixels,
-    resolve_coord_frame, reward_function, rows_of,
+    Metrics, completion_text, floats, gt_boxes, guarded, image_frame, mapping, parse, resolve_coord_frame,
+    reward_function, rows_of,
 )
 
-DIRECTIONS = ("up", "down", "left", "right")
 _UI_INS_POINT = re.compile(r"\[(\d+),(\d+)\]")  # UI-Ins' literal rule: integers, no space after the comma
 
 
 def action_type(action: object) -> str | None:
+    """The action's kind, with the aliases other action spaces use mapped to ours ('tap' -> 'click')."""
     if not isinstance(action, Mapping):
         return None
     kind = action.get("action", action.get("action_type"))
-    return kind.strip().lower() if isinstance(kind, str) else None
+    if not isinstance(kind, str):
+        return None
+    kind = kind.strip()
+    return ALIASES.get(kind, ALIASES.get(kind.lower(), kind.lower() if kind != "moveTo" else kind))
 
 
 def gt_action(row: Mapping) -> dict | None:
@@ -42,35 +47,11 @@ def gt_action(row: Mapping) -> dict | None:
     return action if action_type(action) else None
 
 
-def _text(action: Mapping, *keys: str) -> str:
-    for key in keys:
-        value = action.get(key)
-        if isinstance(value, str):
-            return value.strip().lower()
-    return ""
-
-
-def text_match(pred: str, gt: str) -> bool:
-    return bool(pred) and bool(gt) and (pred in gt or gt in pred)
-
-
-def swipe_direction(action: Mapping) -> str | None:
-    """'up'/'down'/'left'/'right' from a ``direction`` field or the dominant axis of coordinate -> coordinate2."""
-    direction = _text(action, "direction")
-    if direction in DIRECTIONS:
-        return direction
-    a, b = floats(action.get("coordinate"), 2), floats(action.get("coordinate2"), 2)
-    if a is None or b is None or a == b:
-        return None
-    dx, dy = b[0] - a[0], b[1] - a[1]
-    if abs(dx) >= abs(dy):
-        return "right" if dx > 0 else "left"
-    return "down" if dy > 0 else "up"
-
-
 def candidate_boxes(action: Mapping, gui: Mapping) -> list[tuple]:
-    boxes = [b for b in (floats(x, 4) for x in action.get("candidate_boxes") or [] if isinstance(x, (list, tuple)))
-             if b is not None and geometry.is_valid_box(b)] if isinstance(action.get("candidate_boxes"), list) else []
+    """``action["candidate_boxes"]``, else the smallest ``gui.elements`` box containing the GT point."""
+    raw = action.get("candidate_boxes")
+    boxes = [b for b in (floats(x, 4) for x in raw) if b is not None and geometry.is_valid_box(b)] \
+        if isinstance(raw, list) else []
     if boxes:
         return boxes
     point = floats(action.get("coordinate"), 2)
@@ -80,46 +61,21 @@ def candidate_boxes(action: Mapping, gui: Mapping) -> list[tuple]:
     return sorted(containing, key=geometry.box_area)[:1]
 
 
-def click_hit(point_px: tuple | None, gt: Mapping, gui: Mapping, *, box_enlarge: float = 1.2,
-              distance_ratio: float = 0.04) -> bool:
-    if point_px is None:
-        return False
-    if any(geometry.point_in_box(point_px, geometry.enlarge_box(b, box_enlarge)) for b in candidate_boxes(gt, gui)):
-        return True
-    target = floats(gt.get("coordinate"), 2)
-    size = floats([gui.get("width"), gui.get("height")], 2)
-    if target is None or size is None:
-        return False
-    return geometry.point_distance(point_px, target) <= distance_ratio * max(size)
-
-
-def match_action(pred: Mapping, gt: Mapping, gui: Mapping, point_px: tuple | None, *, box_enlarge: float = 1.2,
-                 distance_ratio: float = 0.04) -> tuple[bool, bool]:
-    """(type matches, type and all parameters match) for one predicted action; ``point_px`` is the predicted
-    ``coordinate`` already mapped to original pixels."""
-    p, g = action_type(pred), action_type(gt)
-    if p is None or g is None:
-        return False, False
-    if g == "open" and p == "click" and candidate_boxes(gt, gui):
-        hit = click_hit(point_px, {**gt, "coordinate": None}, gui, box_enlarge=box_enlarge)
-        return hit, hit
-    if p != g:
-        return False, False
-    if g in ("click", "long_press", "double_click", "right_click", "tap"):
-        ok = click_hit(point_px, gt, gui, box_enlarge=box_enlarge, distance_ratio=distance_ratio)
-    elif g in ("type", "open", "key", "input_text", "answer"):
-        ok = text_match(_text(pred, "text", "value", "app", "key"), _text(gt, "text", "value", "app", "key"))
-    elif g in ("swipe", "scroll"):
-        ok = swipe_direction(pred) is not None and swipe_direction(pred) == swipe_direction(gt)
-    elif g in ("system_button", "navigate_back", "navigate_home"):
-        ok = _text(pred, "button") == _text(gt, "button")
-    elif g == "terminate":
-        ok = _text(pred, "status") == _text(gt, "status") or not _text(gt, "status")
-    elif g == "wait":
-        ok = True
-    else:  # unknown action kinds: every GT argument must be equal
-        ok = all(pred.get(k) == v for k, v in gt.items() if k not in ("action", "action_type", "candidate_boxes"))
-    return True, ok
+def match_action(pred: Mapping, gt: Mapping, gui: Mapping, coord_frame: str, frame) -> tuple[bool, bool] | None:
+    """(type matches, type and all parameters match) by the AndroidControl matcher of
+    ``mmreason.modalities.gui``; the predicted coordinates are first mapped from ``coord_frame`` to pixels.
+    None when the GT action itself cannot be read."""
+    truth = parse_action(dict(gt)).action
+    if truth is None:
+        return None
+    guess = parse_action(dict(pred)).action
+    type_ok = action_type(pred) == action_type(gt) or (action_type(gt) == "open" and action_type(pred) == "click")
+    if guess is None:
+        return type_ok and action_type(pred) == action_type(gt), False
+    if coord_frame != "pixel":
+        guess = convert_action(guess, coord_frame, "pixel", frame)
+    size = floats([gui.get("width"), gui.get("height")], 2) or (0.0, 0.0)
+    return gui_match(guess, truth, candidates=candidate_boxes(gt, gui), screen=size)
 
 
 def predicted_action(trace) -> dict | None:
@@ -132,12 +88,9 @@ def predicted_action(trace) -> dict | None:
     return dict(after[0]) if after else dict(actions[0])
 
 
-def pred_point_px(action: Mapping, row: Mapping, coord_frame: str, family, min_pixels, max_pixels):
-    point = floats(action.get("coordinate", action.get("point_2d", action.get("position"))), 2)
-    if point is None:
-        return None, True
-    frame = image_frame(row, 0, coord_frame, family=family, min_pixels=min_pixels, max_pixels=max_pixels)
-    return point_to_pixels(point, coord_frame, frame), frame is not None
+def screen_frame(row: Mapping, coord_frame: str, family, min_pixels, max_pixels):
+    """The screenshot's frame (image 0); None when ``coord_frame`` needs sizes the row does not give."""
+    return image_frame(row, 0, coord_frame, family=family, min_pixels=min_pixels, max_pixels=max_pixels)
 
 
 @reward_function
@@ -161,8 +114,7 @@ def gui_action_type(completions, **columns):
 
 @reward_function
 def gui_action_match(completions, *, coord_frame: str | None = None, family: str | None = None,
-                     min_pixels: int | None = None, max_pixels: int | None = None, box_enlarge: float = 1.2,
-                     distance_ratio: float = 0.04, **columns):
+                     min_pixels: int | None = None, max_pixels: int | None = None, **columns):
     """1.0 when type and all parameters match ``gui.action`` by the AndroidControl rules (module docstring).
 
     >>> gui_action_match(['{"action": "click", "coordinate": [52, 51]}'], coord_frame="pixel",
@@ -181,14 +133,14 @@ def gui_action_match(completions, *, coord_frame: str | None = None, family: str
         if pred is None:
             out.append(0.0)
             continue
-        point, known = pred_point_px(pred, row, frame_name, family, min_pixels, max_pixels)
-        if not known:
+        frame = screen_frame(row, frame_name, family, min_pixels, max_pixels)
+        if frame is None:
             metrics.add("no_frame", 1.0)
             out.append(None)
             continue
-        _, ok = guarded(match_action, pred, gt, mapping(row.get("gui")), point, box_enlarge=box_enlarge,
-                        distance_ratio=distance_ratio, default=(False, False), metrics=metrics)
-        out.append(float(ok))
+        result = guarded(match_action, pred, gt, mapping(row.get("gui")), frame_name, frame, default=(False, False),
+                         metrics=metrics)
+        out.append(None if result is None else float(result[1]))
     metrics.emit(columns.get("log_metric"))
     return out
 
@@ -236,5 +188,5 @@ def ui_ins(completions, *, coord_frame: str | None = None, family: str | None = 
     return out
 
 
-__all__ = ["gui_action_type", "gui_action_match", "ui_ins", "match_action", "predicted_action", "swipe_direction",
-           "candidate_boxes", "click_hit", "gt_action", "action_type"]
+__all__ = ["gui_action_type", "gui_action_match", "ui_ins", "match_action", "predicted_action", "candidate_boxes",
+           "gt_action", "action_type", "screen_frame"]

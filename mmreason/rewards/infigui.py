@@ -29,7 +29,7 @@ from mmreason.rewards._common import (
     point_to_pixels, resolve_coord_frame, reward_function, rows_of,
 )
 from mmreason.rewards.accuracy import math_equal, normalize_answer
-from mmreason.rewards.gui import gt_action, match_action, pred_point_px, predicted_action
+from mmreason.rewards.gui import gt_action, match_action, predicted_action, screen_frame
 from mmreason.rewards.judge import JudgeItem, as_judge_config, judge as run_judge, verdict_metrics
 
 GROUNDING_TASKS = ("gui_grounding", "grounding")
@@ -97,7 +97,7 @@ def grounding_score(trace, row, coord_frame, family, min_pixels, max_pixels, tau
 def infigui(completions, *, format_weight: float = 0.1, accuracy_weight: float = 0.9, type_weight: float = 0.2,
             param_weight: float = 0.8, subgoal_weight: float = 0.2, iou_tau: float = 0.7, judge: object = None,
             coord_frame: str | None = None, family: str | None = None, min_pixels: int | None = None,
-            max_pixels: int | None = None, box_enlarge: float = 1.2, distance_ratio: float = 0.04, **columns):
+            max_pixels: int | None = None, **columns):
     """InfiGUI-R1's total reward (module docstring); logs format, type, param, subgoal and accuracy.
 
     >>> gui = {"width": 100, "height": 100, "instruction": "open settings",
@@ -136,13 +136,13 @@ def infigui(completions, *, format_weight: float = 0.1, accuracy_weight: float =
                 continue
         else:
             pred = predicted_action(trace)
-            point, known = pred_point_px(pred, row, frame_name, family, min_pixels, max_pixels)
-            if not known:
-                metrics.add("no_frame", 1.0)
+            frame = screen_frame(row, frame_name, family, min_pixels, max_pixels)
+            result = guarded(match_action, pred, gt_action(row), mapping(row.get("gui")), frame_name, frame,
+                             default=(False, False), metrics=metrics) if frame is not None else None
+            if result is None:  # no frame to map the click, or a GT action that cannot be read
+                metrics.add("no_frame" if frame is None else "bad_gt", 1.0)
                 continue
-            type_ok, param_ok = guarded(match_action, pred, gt_action(row), mapping(row.get("gui")), point,
-                                        box_enlarge=box_enlarge, distance_ratio=distance_ratio,
-                                        default=(False, False), metrics=metrics)
+            type_ok, param_ok = result
             metrics.add("type", float(type_ok))
             metrics.add("param", float(param_ok))
             if param_ok:
