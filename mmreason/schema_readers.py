@@ -19,9 +19,11 @@ Rules every reader applies the same way:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
+import mimetypes
 import numbers
 import os
 import re
@@ -63,6 +65,10 @@ class _Media:
     def path(self, item: Any, kind: str, field: str) -> str:
         if isinstance(item, Path):
             return str(item)
+        if isinstance(item, str) and item.startswith("data:") and ";base64," in item:  # OpenAI-style data URL
+            header, payload = item.split(",", 1)
+            ext = mimetypes.guess_extension(header[len("data:"):].split(";")[0]) or ""
+            return self.save(base64.b64decode(payload), kind, field, hint=f"x{ext}")
         if isinstance(item, str) and item:
             return item[len("file://"):] if item.startswith("file://") else item
         if isinstance(item, (bytes, bytearray)):
@@ -101,10 +107,20 @@ class _Media:
 
 # --------------------------------------------------------------------------------------- messages
 def _listed(value: Any) -> list:
-    """A media column as a list: None -> [], a single item -> [item]."""
+    """A column as a list: None -> [], one item -> [item]; numpy arrays (pandas-read parquet) -> list."""
     if value is None:
         return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+    if isinstance(value, (str, bytes, bytearray, Mapping, Path, Image.Image)):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
+
+
+def _is_seq(value: Any) -> bool:
+    return not isinstance(value, (str, bytes, Mapping)) and hasattr(value, "__len__") \
+        and hasattr(value, "__iter__")
 
 
 def _split_tags(text: str) -> list[dict]:
@@ -129,7 +145,8 @@ def _tool_calls_text(calls: Any) -> str:
         fn = call.get("function", call)
         args = fn.get("arguments")
         args = json.loads(args) if isinstance(args, str) else args
-        out.append("<tool_call>\n" + json.dumps({"name": fn.get("name"), "arguments": args}) + "\n</tool_call>")
+        body = json.dumps({"name": fn.get("name"), "arguments": args})
+        out.append(f"<tool_call>\n{body}\n</tool_call>")
     return "\n".join(out)
 
 
@@ -151,10 +168,10 @@ def _source_part(p: Any, m: _Media, field: str) -> dict:
 
 def _turns(messages: Any, field: str, m: _Media) -> list[tuple[str, Any]]:
     """Source messages (role/content or from/value) -> (canonical role, raw content) pairs."""
-    if not isinstance(messages, (list, tuple)):
+    if not _is_seq(messages):
         raise m.fail(field, f"expected a list of messages, got {type(messages).__name__}")
     out = []
-    for i, msg in enumerate(messages):
+    for i, msg in enumerate(list(messages)):
         if not isinstance(msg, Mapping):
             raise m.fail(f"{field}[{i}]", f"a message must be a dict, got {type(msg).__name__}")
         raw = msg.get("role", msg.get("from"))
@@ -172,32 +189,36 @@ def _as_list(content: Any) -> list:
     return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
 
 
-def _build_messages(turns: list[tuple[str, Any]], media: dict[str, tuple[str, list]], m: _Media) -> list[dict]:
+def _build_messages(turns: list[tuple[str, Any]], media: dict[str, tuple[str, list]],
+                    m: _Media) -> list[dict]:
     """Fill placeholders from `media` ({kind: (source column, items)}) in order of appearance."""
     messages = []
     for i, (role, content) in enumerate(turns):
         if isinstance(content, str):
             parts = _split_tags(content)
-        elif isinstance(content, (list, tuple)):
-            parts = [_source_part(p, m, f"messages[{i}].content[{j}]") for j, p in enumerate(content)]
+        elif _is_seq(content):
+            parts = [_source_part(p, m, f"messages[{i}].content[{j}]") for j, p in enumerate(list(content))]
         elif content is None:
             parts = []
         else:
-            raise m.fail(f"messages[{i}].content", f"expected a string or a list, got {type(content).__name__}")
+            raise m.fail(f"messages[{i}].content",
+                         f"expected a string or a list, got {type(content).__name__}")
         messages.append({"role": role, "content": parts})
     holes = [p for msg in messages for p in msg["content"] if p["type"] != "text" and p[p["type"]] is None]
-    for kind in {p["type"] for p in holes} | {k for k, (_, items) in media.items() if items}:
+    leading = []  # media with no placeholder at all, in MEDIA_TYPES order
+    for kind in MEDIA_TYPES:
         column, items = media.get(kind, (f"{kind}s", []))
         n = sum(p["type"] == kind for p in holes)
-        if n == 0:
-            first_user = next((msg for msg in messages if msg["role"] == "user"), None)
-            if first_user is None:
-                raise m.fail(column, f"{len(items)} {kind}(s) but no user turn to put them in")
-            new = [{"type": kind, kind: None} for _ in items]
-            first_user["content"][:0] = new
-            holes += new
+        if n == 0 and items:
+            leading += [{"type": kind, kind: None} for _ in items]
         elif n != len(items):
-            raise m.fail(column, f"{n} <{kind}> placeholder(s) in the messages but {len(items)} item(s) in '{column}'")
+            raise m.fail(column, f"{n} <{kind}> placeholder(s) in the messages but {len(items)} item(s) "
+                                 f"in '{column}'")
+    if leading:
+        first_user = next((msg for msg in messages if msg["role"] == "user"), None)
+        if first_user is None:
+            raise m.fail(media[leading[0]["type"]][0], "media given but no user turn to put them in")
+        first_user["content"][:0] = leading
     fill = {kind: iter(enumerate(items)) for kind, (_, items) in media.items()}
     for part in (p for msg in messages for p in msg["content"]):  # order of appearance
         kind = part["type"]
@@ -249,7 +270,8 @@ def _finish(src: Mapping, m: _Media, messages: list[dict], *, used: set[str], an
             raise m.fail(key, f"column cannot go into meta: {e}") from None
     out_meta.update(meta or {})
     row = {"id": None if src.get("id") is None else str(src["id"]), "messages": messages, "answer": answer,
-           "task": task or src.get("task") or default_task, "source": source or src.get("source") or default_source}
+           "task": task or src.get("task") or default_task,
+           "source": source or src.get("source") or default_source}
     row.update({k: src[k] for k in GT_FIELDS if src.get(k) is not None})
     row["meta"] = out_meta
     return row
@@ -260,8 +282,8 @@ def from_trl(row: Mapping, *, index: int | None = None, media_dir: str | Path | 
     """A TRL row: conversational `messages`, or `prompt` [+ `completion`] (string or messages), with
     `{"type": "image"}` placeholders filled from `images` (or a single `image`); `solution` -> answer.
 
-    >>> r = from_trl({"prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "How many?"}]}],
-    ...               "images": ["a.png"], "solution": "<answer> 3 </answer>"})
+    >>> prompt = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "How many?"}]}]
+    >>> r = from_trl({"prompt": prompt, "images": ["a.png"], "solution": "<answer> 3 </answer>"})
     >>> r["messages"][0]["content"][0], r["answer"]
     ({'type': 'image', 'image': 'a.png'}, '3')
     """
@@ -272,7 +294,8 @@ def from_trl(row: Mapping, *, index: int | None = None, media_dir: str | Path | 
         prompt, completion = row["prompt"], row.get("completion")
         turns = [("user", prompt)] if isinstance(prompt, str) else _turns(prompt, "prompt", m)
         if completion is not None:
-            turns += [("assistant", completion)] if isinstance(completion, str) else _turns(completion, "completion", m)
+            turns += [("assistant", completion)] if isinstance(completion, str) \
+                else _turns(completion, "completion", m)
     else:
         raise m.fail("prompt", "a TRL row needs `prompt` or `messages`")
     column = "images" if "images" in row else "image"
@@ -291,11 +314,12 @@ def from_llava(row: Mapping, *, index: int | None = None, media_dir: str | Path 
     else the `<answer>` of the last gpt turn.
     """
     m = _Media(row.get("id", index), _path(media_dir), _path(root))
-    conv = row.get("conversations", row.get("messages"))
-    turns = _turns(conv, "conversations" if "conversations" in row else "messages", m)
+    field = "messages" if "conversations" not in row and "messages" in row else "conversations"
+    turns = _turns(row.get(field), field, m)
     image_col = "image" if "image" in row else "images"
     video_col = "video" if "video" in row else "videos"
-    media = {"image": (image_col, _listed(row.get(image_col))), "video": (video_col, _listed(row.get(video_col)))}
+    media = {"image": (image_col, _listed(row.get(image_col))),
+             "video": (video_col, _listed(row.get(video_col)))}
     messages = _build_messages(turns, media, m)
     given = row.get("solution", row.get("answer"))
     answer = _answer(given) if given is not None else _answer_in_reply(messages)
@@ -312,8 +336,8 @@ def _image_size(row: Mapping, messages: list[dict], image: int,
                 image_size: Callable[[str], tuple[int, int]] | None) -> tuple[int, int] | None:
     """(width, height) of image part `image`: from the row's width/height, else from the callback."""
     width, height = row.get("width"), row.get("height")
-    if isinstance(width, (list, tuple)) and isinstance(height, (list, tuple)) and image < min(len(width), len(height)):
-        return int(width[image]), int(height[image])
+    if _is_seq(width) and _is_seq(height):
+        return (int(width[image]), int(height[image])) if image < min(len(width), len(height)) else None
     paths = [p[p["type"]] for msg in messages for p in msg["content"] if p["type"] in IMAGE_TYPES]
     if isinstance(width, numbers.Number) and isinstance(height, numbers.Number) and len(paths) == 1:
         return int(width), int(height)
@@ -343,19 +367,23 @@ def _swift_objects(row: Mapping, messages: list[dict], m: _Media, image_size) ->
         raise m.fail("objects.image_id", f"{len(ids)} image_id(s) for {len(bboxes)} bbox(es)")
     _replace_refs(messages, refs, m)
     frame = _SWIFT_FRAMES[kind]
-    sizes = {i: (1, 1) if frame == "pixel" else _image_size(row, messages, int(i), image_size) for i in set(ids)}
+    sizes = {i: (1, 1) if frame == "pixel" else _image_size(row, messages, int(i), image_size)
+             for i in set(ids)}
     if any(size is None for size in sizes.values()):
         note = (f"ms-swift objects with bbox_type {kind!r} kept here unconverted: the image size is unknown "
                 "(give width/height columns or image_size=)")
-        return [], [], {"objects": json.loads(json.dumps(objects, default=_json_default)), "objects_note": note}
+        kept = json.loads(json.dumps(objects, default=_json_default))
+        return [], [], {"objects": kept, "objects_note": note}
     boxes, points = [], []
     for j, (bbox, image) in enumerate(zip(bboxes, ids)):
         label = refs[j] if j < len(refs) else None
         f = ImageFrame.identity(*sizes[image])
         if len(bbox) == 4:
-            boxes.append({"label": label, "box": list(convert_box(bbox, frame, "pixel", f)), "image": int(image)})
+            boxes.append({"label": label, "box": list(convert_box(bbox, frame, "pixel", f)),
+                          "image": int(image)})
         elif len(bbox) == 2:
-            points.append({"label": label, "point": list(convert_point(bbox, frame, "pixel", f)), "image": int(image)})
+            points.append({"label": label, "point": list(convert_point(bbox, frame, "pixel", f)),
+                           "image": int(image)})
         else:
             raise m.fail(f"objects.bbox[{j}]", f"expected 4 values (box) or 2 (point), got {bbox!r}")
     return boxes, points, {}
@@ -422,7 +450,8 @@ def from_easyr1(row: Mapping, *, index: int | None = None, media_dir: str | Path
     if image_key not in row and "image" in row:
         image_key = "image"
     answer_key = answer_key if answer_key in row or "solution" not in row else "solution"
-    media = {"image": (image_key, _listed(row.get(image_key))), "video": (video_key, _listed(row.get(video_key)))}
+    media = {"image": (image_key, _listed(row.get(image_key))),
+             "video": (video_key, _listed(row.get(video_key)))}
     messages = _build_messages([("user", row[prompt_key])], media, m)
     return _finish(row, m, messages, used={prompt_key, answer_key, image_key, video_key},
                    answer=_answer(row.get(answer_key)), task=task, source=source, default_task="vqa",
@@ -448,10 +477,10 @@ def from_verl(row: Mapping, *, index: int | None = None, media_dir: str | Path |
     if set(reward) - {"ground_truth"}:
         meta["reward_model"] = {k: v for k, v in reward.items() if k != "ground_truth"}
     meta = json.loads(json.dumps(meta, default=_json_default))
-    return _finish(row, m, messages, used={"data_source", "prompt", "images", "videos", "reward_model",
-                                          "extra_info", "ability"}, answer=_answer(reward.get("ground_truth")),
-                   task=task, source=source or row.get("data_source"), default_task="vqa",
-                   default_source="verl", meta=meta)
+    used = {"data_source", "prompt", "images", "videos", "reward_model", "extra_info", "ability"}
+    return _finish(row, m, messages, used=used, answer=_answer(reward.get("ground_truth")), task=task,
+                   source=source or row.get("data_source"), default_task="vqa", default_source="verl",
+                   meta=meta)
 
 
 READERS: dict[str, Callable[..., dict]] = {
@@ -471,8 +500,9 @@ def read_rows(rows: Iterable[Mapping], fmt: str, *, id_prefix: str = "", media_d
     Errors name the input row. `reader_kwargs` go to the reader (e.g. `image_size=` for swift, `task=`).
 
     >>> rows = [{"problem": "<image>Find x.", "answer": 3, "images": ["g/1.png"]}]
-    >>> [(r["id"], r["answer"], r["messages"][0]["content"][0]) for r in read_rows(rows, "easyr1", id_prefix="geo-")]
-    [('geo-0', '3', {'type': 'image', 'image': 'g/1.png'})]
+    >>> [r] = read_rows(rows, "easyr1", id_prefix="geo-")
+    >>> r["id"], r["answer"], r["messages"][0]["content"][0]
+    ('geo-0', '3', {'type': 'image', 'image': 'g/1.png'})
     """
     if fmt not in READERS:
         raise ValueError(f"unknown format {fmt!r}; known: {sorted(READERS)}")
@@ -487,7 +517,8 @@ def read_rows(rows: Iterable[Mapping], fmt: str, *, id_prefix: str = "", media_d
         except SchemaError as e:
             raise _with_context(e, f"{fmt} input row {i}") from None
         if row["id"] in seen:
-            raise SchemaError(f"duplicate id (input rows {seen[row['id']]} and {i})", row=row["id"], field="id")
+            raise SchemaError(f"duplicate id (input rows {seen[row['id']]} and {i})", row=row["id"],
+                              field="id")
         seen[row["id"]] = i
         yield row
 
@@ -500,9 +531,11 @@ def to_trl(row: Mapping, root: str | Path, *, mode: str = "grpo") -> dict:
     canonical column kept for rewards. TRL's trainers take images only: other media is an error.
 
     >>> from mmreason.schema import new_row, user_message, assistant_message
-    >>> t = to_trl(new_row("a", [user_message("Count.", "x.png"), assistant_message("3")], answer="3"), "/data")
-    >>> t["prompt"], t["images"], t["solution"]
-    ([{'role': 'user', 'content': [{'type': 'image'}, {'type': 'text', 'text': 'Count.'}]}], ['/data/x.png'], '3')
+    >>> t = to_trl(new_row("a", [user_message("Count.", "x.png"), assistant_message("3")], answer="3"), "/d")
+    >>> t["prompt"]
+    [{'role': 'user', 'content': [{'type': 'image'}, {'type': 'text', 'text': 'Count.'}]}]
+    >>> t["images"], t["solution"]
+    (['/d/x.png'], '3')
     """
     if mode not in ("grpo", "sft"):
         raise ValueError(f"mode must be 'grpo' or 'sft', got {mode!r}")
@@ -524,8 +557,8 @@ def to_trl(row: Mapping, root: str | Path, *, mode: str = "grpo") -> dict:
                                   row=row["id"], field=f"messages[{i}].content[{j}]")
         out_messages.append({"role": msg["role"], "content": content})
     rest = {k: row[k] for k in FIELDS if k != "messages"}
-    return {"prompt" if mode == "grpo" else "messages": out_messages, "images": images, "solution": row["answer"],
-            **rest}
+    key = "prompt" if mode == "grpo" else "messages"
+    return {key: out_messages, "images": images, "solution": row["answer"], **rest}
 
 
 def to_trl_dataset(rows: Iterable[Mapping], root: str | Path, *, mode: str = "grpo"):

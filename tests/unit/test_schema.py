@@ -75,7 +75,8 @@ def _set(path, value):
 
 _DEL = object()
 BAD_ROWS = [
-    (_set(["messages", 1, "content", 1, "type"], "hologram"), "messages[1].content[1].type", "unknown content type"),
+    (_set(["messages", 1, "content", 1, "type"], "hologram"), "messages[1].content[1].type",
+     "unknown content type"),
     (_set(["boxes", 0, "box"], [30, 2, 1, 40]), "boxes[0].box", "x2 must exceed x1"),
     (_set(["boxes", 0, "box"], [1, math.nan, 30, 40]), "boxes[0].box[1]", "not finite"),
     (_set(["boxes", 0, "image"], 1), "boxes[0].image", "out of range"),
@@ -114,6 +115,14 @@ def test_validate_video_options():
                         ({"fps": 0}, "positive")):
         with pytest.raises(SchemaError, match=reason):
             S.validate(_row(messages=[{"role": "user", "content": [{**video, **bad}]}], boxes=[]))
+
+
+def test_validate_accepts_parts_read_back_from_arrow():
+    row = _row()
+    row["messages"][1]["content"] = [{k: None for k in S.PART_KEYS} | {"type": "image", "image": "a.png"},
+                                     {k: None for k in S.PART_KEYS} | {"type": "text", "text": "hi"}]
+    assert S.validate(row)["messages"][1]["content"] == [{"type": "image", "image": "a.png"},
+                                                         {"type": "text", "text": "hi"}]
 
 
 def test_missing_id_names_the_index():
@@ -219,7 +228,8 @@ def test_from_llava_multi_image_video_and_answer():
 
 
 def test_image_tag_count_mismatch_names_row_and_column():
-    src = {"id": "bad-7", "image": ["1.jpg"], "conversations": [{"from": "human", "value": "<image><image>?"}]}
+    src = {"id": "bad-7", "image": ["1.jpg"],
+           "conversations": [{"from": "human", "value": "<image><image>?"}]}
     with pytest.raises(SchemaError) as e:
         S.from_llava(src)
     assert e.value.row == "bad-7" and e.value.field == "image" and "2 <image> placeholder(s)" in str(e.value)
@@ -264,7 +274,8 @@ def test_from_swift_relative_boxes_need_the_image_size():
 def test_from_swift_audio_and_legacy_query_format():
     row = S.validate({**S.from_swift({"messages": [{"role": "user", "content": "<audio>What is said?"}],
                                       "audios": ["s.wav"], "solution": "hello"}), "id": "a"})
-    assert row["messages"][0]["content"][0] == {"type": "audio", "audio": "s.wav"} and row["answer"] == "hello"
+    assert row["messages"][0]["content"][0] == {"type": "audio", "audio": "s.wav"}
+    assert row["answer"] == "hello"
     legacy = S.validate({**S.from_swift({"system": "sys", "history": [["q1", "a1"]], "query": "<image>q2",
                                          "response": "a2", "images": ["i.png"]}), "id": "b"})
     assert [m["role"] for m in legacy["messages"]] == ["system", "user", "assistant", "user", "assistant"]
@@ -303,6 +314,26 @@ def test_from_verl(tmp_path):
     assert (tmp_path / S.images_of(row)[0]).exists()
 
 
+def test_readers_take_pandas_style_arrays_data_urls_and_untagged_media(tmp_path):
+    import base64
+
+    import numpy as np
+
+    # pandas-read parquet gives numpy object arrays for list columns
+    src = {"data_source": "geo", "prompt": np.array([{"role": "user", "content": "Angle?"}], dtype=object),
+           "images": np.array(["a.png"], dtype=object), "videos": np.array(["v.mp4"], dtype=object),
+           "reward_model": {"ground_truth": np.int64(30)}, "extra_info": {"index": np.int64(3)}}
+    row = S.validate({**S.from_verl(src), "id": "np"})
+    assert [p["type"] for p in row["messages"][0]["content"]] == ["image", "video", "text"]
+    assert row["answer"] == "30" and row["meta"] == {"index": 3}
+
+    url = "data:image/png;base64," + base64.b64encode(_png()).decode()
+    msg = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
+                                       {"type": "text", "text": "Color?"}]}
+    row = list(S.read_rows([{"messages": [msg]}], "trl", media_dir=tmp_path / "m"))[0]
+    assert (tmp_path / S.images_of(row)[0]).read_bytes() == _png() and S.images_of(row)[0].endswith(".png")
+
+
 def test_read_rows_rejects_duplicates_and_unknown_format():
     rows = [{"id": "same", "problem": "a", "answer": "1"}, {"id": "same", "problem": "b", "answer": "2"}]
     with pytest.raises(SchemaError, match=r"duplicate id \(input rows 0 and 1\)"):
@@ -327,7 +358,8 @@ def _rich_rows():
                   gui={"action": {"action": "type", "text": "hi"}}),
         S.new_row("p", [S.user_message("Where?", {"type": "point_cloud", "point_cloud": "s.ply",
                                                   "num_points": 4096})], task="spatial_qa",
-                  boxes_3d=[{"label": "chair", "box": [0, 0, 0, 1, 1, 1.5]}], meta={"nested": {"x": [1, None]}}),
+                  boxes_3d=[{"label": "chair", "box": [0, 0, 0, 1, 1, 1.5]}],
+                  meta={"nested": {"x": [1, None]}}),
     ]
 
 
@@ -338,7 +370,8 @@ def test_parquet_round_trip_and_plain_datasets_view(tmp_path):
     loaded = S.load_rows(tmp_path / "ds", cache_dir=str(tmp_path / "cache"))
     assert list(loaded) == rows and loaded[1] == rows[1]
 
-    plain = datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=str(tmp_path / "c2"))
+    plain = datasets.load_dataset("parquet", data_files=str(path), split="train",
+                                  cache_dir=str(tmp_path / "c2"))
     assert plain.column_names == list(S.FIELDS) and len(plain) == 4
     part = plain[0]["messages"][1]["content"][0]
     assert part["type"] == "image" and part["image"] == "a.png" and part["fps"] is None
@@ -396,10 +429,10 @@ def test_to_trl_dataset_plugs_into_trl(tmp_path):
 _label = st.none() | st.text(max_size=8)
 _coord = st.floats(-1e4, 1e4, allow_nan=False)
 _size = st.floats(0.5, 1e3, allow_nan=False)
-_json = st.recursive(st.none() | st.booleans() | st.integers(-10**9, 10**9) | st.floats(allow_nan=False,
-                     allow_infinity=False) | st.text(max_size=6),
-                     lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids, max_size=3),
-                     max_leaves=8)
+_scalar = st.none() | st.booleans() | st.integers(-10**9, 10**9) | st.text(max_size=6) \
+    | st.floats(allow_nan=False, allow_infinity=False)
+_json = st.recursive(_scalar, lambda kids: st.lists(kids, max_size=3)
+                     | st.dictionaries(st.text(max_size=5), kids, max_size=3), max_leaves=8)
 
 
 @st.composite
@@ -428,11 +461,14 @@ def _canonical(draw, rid):
                 for _ in range(draw(st.integers(1, 3)))]
     n = sum(p["type"] in S.IMAGE_TYPES for m in messages for p in m["content"])
     region = st.fixed_dictionaries({"label": _label, "box": _box(), "image": st.integers(0, max(n - 1, 0))})
+    point = st.fixed_dictionaries({"label": _label, "point": st.lists(_coord, min_size=2, max_size=2),
+                                   "image": st.integers(0, max(n - 1, 0))})
     action = st.fixed_dictionaries({"action": st.sampled_from(["click", "type", "scroll"])},
                                    optional={"coordinate": st.lists(_coord, min_size=2, max_size=2),
                                              "text": st.text(max_size=5), "distance": st.integers(0, 9)})
     gui = st.none() | st.fixed_dictionaries({}, optional={
-        "platform": st.sampled_from(S.GUI_PLATFORMS), "width": st.integers(1, 4000), "goal": st.text(max_size=5),
+        "platform": st.sampled_from(S.GUI_PLATFORMS), "width": st.integers(1, 4000),
+        "goal": st.text(max_size=5),
         "elements": st.lists(st.fixed_dictionaries({"box": _box(), "clickable": st.none() | st.booleans()}),
                              max_size=2),
         "action": action, "history": st.lists(action, max_size=2)})
@@ -440,8 +476,7 @@ def _canonical(draw, rid):
            "task": draw(st.sampled_from(["vqa", "grounding", "gui_action"])), "source": "prop",
            "boxes": draw(st.lists(region, max_size=2)) if n else [],
            "rationale_regions": draw(st.lists(region, max_size=2)) if n else [],
-           "points": draw(st.lists(st.fixed_dictionaries({"label": _label, "point": st.lists(_coord, min_size=2,
-                                                          max_size=2), "image": st.just(0)}), max_size=2)) if n else [],
+           "points": draw(st.lists(point, max_size=2)) if n else [],
            "boxes_3d": draw(st.lists(st.fixed_dictionaries({"label": _label, "box": _box(6)}), max_size=2)),
            "time_spans": [{"label": None, "start": s, "end": s + d} for s, d in
                           draw(st.lists(st.tuples(st.floats(0, 100), st.floats(0, 10)), max_size=2))],
@@ -458,3 +493,13 @@ def test_round_trips_are_lossless(rows):
         assert list(S.load_rows(tmp, cache_dir=str(Path(tmp) / "cache"))) == rows
         S.write_jsonl(rows, Path(tmp) / "j" / "rows.jsonl")
         assert list(S.load_rows(Path(tmp) / "j")) == rows
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    from mmreason import schema_readers
+
+    for module in (S, schema_readers):
+        result = doctest.testmod(module)
+        assert result.attempted > 3 and result.failed == 0, module.__name__
