@@ -194,6 +194,23 @@ def _recipe_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _bind_rewards(recipe: Any, source: str) -> None:
+    """Bind each reward's options as training will, so a bad option value fails here, not at step 1."""
+    module_name = REGISTRIES["rewards"][0]
+    try:
+        rewards = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if _missing_itself(exc, module_name):
+            return
+        raise
+    bind = getattr(rewards, "bind_reward", None)
+    for i, spec in enumerate(recipe.rewards.funcs if bind else ()):
+        try:
+            bind(spec.name, **spec.kwargs)
+        except RecipeError as exc:
+            raise RecipeError(f"{source}: rewards.funcs.{i}: {exc}") from None
+
+
 def validate_main(argv: list[str]) -> int:
     from mmreason.config import check_names, format_recipe, load_recipe
 
@@ -204,6 +221,7 @@ def validate_main(argv: list[str]) -> int:
     recipe = load_recipe(path, args.overrides)
     check_names(recipe, rewards=load_registry("rewards"), tools=load_registry("tools"),
                 builders=load_registry("builders"), source=str(path))
+    _bind_rewards(recipe, str(path))
     if not args.quiet:
         print(f"# {path}: valid", *(f"# override {o}" for o in args.overrides), sep="\n")
         print(format_recipe(recipe), end="")

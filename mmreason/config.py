@@ -382,22 +382,23 @@ def _check(r: Recipe, source: str) -> None:
 
 
 def _check_kwargs(fn: Any, spec: RewardSpec, where: str) -> None:
-    """A reward option must name one of the function's parameters.
+    """A reward option must name one of the reward's keyword-only parameters.
 
-    Rewards take dataset columns through `**kwargs`, so a misspelt option would otherwise vanish
-    into them silently and the reward would run with its default.
+    Rewards take dataset columns through `**columns`, so a misspelt option would otherwise vanish
+    into them and the reward would silently run with its default. A function that declares no
+    keyword-only parameter (a third-party reward reading `**kwargs`) cannot be checked.
     """
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
-        return  # some builtins have no signature; nothing to check against
-    named = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    for key in spec.kwargs:
+        return  # some builtins have no signature
+    named = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+    for key in spec.kwargs if named else ():
         if key not in named:
             close = difflib.get_close_matches(str(key), named, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise RecipeError(f"{where}.{key}: {spec.name!r} has no parameter {key!r}; {hint}"
-                              f"its parameters: {', '.join(named) or 'none'}")
+            raise RecipeError(f"{where}.{key}: {spec.name!r} has no option {key!r}; {hint}"
+                              f"its options: {', '.join(named)}")
 
 
 def check_names(

@@ -166,6 +166,20 @@ def test_validate_checks_reward_names_against_the_registry(tmp_path, fake_packag
     assert capsys.readouterr().out == ""
 
 
+def test_validate_binds_reward_options_with_the_reward_library(tmp_path, capsys):
+    rewards = pytest.importorskip("mmreason.rewards")
+    name = next(n for n, fn in rewards.REWARDS.items() if "coord_frame" in rewards.reward_options(fn))
+    path = tmp_path / "r.yaml"
+    path.write_text(f"rewards:\n  - {{name: {name}, kwargs: {{coord_frme: resized}}}}\n")
+    assert cli.main(["validate", str(path), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "rewards.funcs.0.kwargs.coord_frme" in err and "did you mean 'coord_frame'" in err
+    # A value the reward rejects is caught by binding it, as training will.
+    assert cli.main(["validate", str(path), "rewards.funcs.0.kwargs={coord_frame: nowhere}", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "rewards.funcs.0" in err and "nowhere" in err
+
+
 def test_validate_missing_recipe(capsys):
     assert cli.main(["validate", "debug/tiny_grop"]) == 2
     assert "no such recipe file" in capsys.readouterr().err

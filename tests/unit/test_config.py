@@ -347,6 +347,12 @@ def test_check_names_rejects_reward_options_the_function_does_not_take():
     msg = error_of(check_names, bad, rewards={"iou": iou_reward, "format": iou_reward}, source="r.yaml")
     assert "r.yaml: rewards.funcs.1.kwargs.treshold" in msg and "did you mean 'threshold'" in msg
 
+    def reads_kwargs(completions, **kwargs):  # declares no options: nothing to check against
+        return [kwargs.get("scale", 1.0)] * len(completions)
+
+    check_names(load_recipe_dict({"rewards": [{"name": "free", "kwargs": {"scale": 2}}]}),
+                rewards={"free": reads_kwargs})
+
 
 def test_docstring_examples():
     for module in (config, strict):
