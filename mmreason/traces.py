@@ -70,7 +70,7 @@ _KEYED_POINT_RE = re.compile(r"""["'](""" + "|".join(POINT_KEYS) + r""")["']\s*:
 # GRIT's box regex; the look-arounds keep the fraction of a decimal from starting or ending a box
 _INTS_RE = re.compile(r"(?<!\.)\b\d+,\s*\d+,\s*\d+,\s*\d+\b(?!\.\d)")
 _BOX_TOKEN_RE = re.compile(
-    r"<\|object_ref_start\|>([^<]{0,500})<\|object_ref_end\|>|<\|box_start\|>([^<]{0,300})<\|box_end\|>"
+    r"<\|object_ref_start\|>([^<]*)<\|object_ref_end\|>|<\|box_start\|>([^<]*)<\|box_end\|>"
 )
 _BOX_BODY_RE = re.compile(rf"\s*\(\s*({NUM})\s*,\s*({NUM})\s*\)\s*,\s*\(\s*({NUM})\s*,\s*({NUM})\s*\)\s*")
 _PAIR_RE = re.compile(rf"\[\s*({NUM})\s*,\s*({NUM})\s*\]")
@@ -80,7 +80,7 @@ _NAME_COUNT_REV_RE = re.compile(r"\s*(\d{1,9})\s+(\w+)")
 _LABEL_KEY_RE = re.compile(r"""["']label["']\s*:\s*""")
 _LABEL_VALUE_RE = re.compile(r""""((?:[^"\\\n]|\\.){0,500})"|'([^'\n]{0,500})'""")
 _MANIP_KEY_RE = re.compile(r"\b(FIND_SEGMENT|FIND_FRAME|SPATIAL_ZOOM)\s*\(")
-_MANIP_RE = re.compile(r"\((.{0,500}?)\)\s*=\s*\[([^\[\]\n]{0,500})\]")
+_MANIP_RE = re.compile(r"\((.{0,500}?)\)\s*=\s*\[([^\[\]\n]*)\]")
 _FINAL_RE = re.compile(r"FINAL_ANSWER\s*:[ \t]*([^\n]*)")
 _BOXED_RE = re.compile(r"\\boxed\s*\{")
 _BRACE_RE = re.compile(r"\\[{}]|[{}]")
@@ -445,8 +445,9 @@ def _scan_boxes_3d(text: str, issues: list) -> tuple[list[Box3DMention], list]:
 def _scan_boxes(text: str, spans_3d: list, issues: list) -> tuple[list[BoxMention], list]:
     keyed, spans = _keyed(text, _KEYED_BOX_RE, 4, "bbox_2d", issues)
     found = [BoxMention(tuple(map(float, v)), label, "bbox_2d", s, e) for _, v, label, s, e in keyed]
-    label, label_end = None, -1
+    label, label_end, n_tokens = None, -1, 0
     for m in _BOX_TOKEN_RE.finditer(text):
+        n_tokens += m.group(2) is not None
         if m.group(1) is not None:
             label, label_end = m.group(1).strip(), m.end()
             continue
@@ -461,6 +462,8 @@ def _scan_boxes(text: str, spans_3d: list, issues: list) -> tuple[list[BoxMentio
             found.append(BoxMention(values, own, "box_tokens", m.start(), m.end()))
         else:
             issues.append((m.start(), f"<|box_start|> at {m.start()}: non-finite number, dropped"))
+    if text.count("<|box_start|>") > n_tokens:
+        issues.append((len(text), "<|box_start|> without <|box_end|>"))
     taken = _Spans(spans + spans_3d)
     for m in _INTS_RE.finditer(text):
         if not taken.overlaps(m.start(), m.end()):
@@ -468,7 +471,7 @@ def _scan_boxes(text: str, spans_3d: list, issues: list) -> tuple[list[BoxMentio
             if _finite(values):
                 found.append(BoxMention(values, None, "ints", m.start(), m.end()))
             else:
-                issues.append((m.start(), f"box at {m.start()}: number too large, dropped"))
+                issues.append((m.start(), f"box at {m.start()}: non-finite number, dropped"))
     found.sort(key=lambda b: b.start)
     return found, spans + spans_3d
 
@@ -550,10 +553,14 @@ def _scan_calls(text: str, blocks: list[Block], issues: list) -> tuple[list[Tool
             actions += [(b.start, d) for d in _dicts(value)]
         elif b.tag == "answer" and _unfence(b.text)[:1] in ("{", "["):
             actions += [(b.start, d) for d in _dicts(_load_json(b.text)[0]) if _is_action(d)]
-    wrapped = bool(calls)
-    if not wrapped or not actions:  # InfiGUI-R1 and others emit the JSON without its wrapper
+    def from_calls(found: list[ToolCall]) -> list[tuple[int, dict]]:
+        return [(c.start, c.arguments) for c in found if c.name in GUI_TOOLS or _is_action(c.arguments)]
+
+    actions += from_calls(calls)
+    if not calls or not actions:  # InfiGUI-R1 and others emit the JSON without its wrapper
         inside = _Spans([(b.start, b.end) for b in blocks])
-        bare: list[tuple[int, dict]] = []
+        bare_calls: list[ToolCall] = []
+        bare_actions: list[tuple[int, dict]] = []
         pos, failures = 0, 0
         while (m := _OBJ_START_RE.search(text, pos)) is not None:
             if inside.overlaps(m.start(), m.start() + 1):
@@ -569,17 +576,15 @@ def _scan_calls(text: str, blocks: list[Block], issues: list) -> tuple[list[Tool
                 continue
             pos = end
             if "name" in value and ("arguments" in value or "parameters" in value):
-                if not wrapped:
-                    calls.append(_call(value, text[m.start() : end], m.start(), end, issues))
+                bare_calls.append(_call(value, text[m.start() : end], m.start(), end, issues))
             elif _is_action(value):
-                bare.append((m.start(), value))
+                bare_actions.append((m.start(), value))
+        if not calls:
+            calls = bare_calls
+            actions += from_calls(calls)
         if not actions:
-            actions = bare
-    for c in calls:
-        if c.name in GUI_TOOLS or _is_action(c.arguments):
-            actions.append((c.start, c.arguments))
+            actions = bare_actions + from_calls(bare_calls)
     actions.sort(key=lambda a: a[0])
-    calls.sort(key=lambda c: c.start)
     return calls, [a for _, a in actions]
 
 

@@ -292,6 +292,19 @@ def test_common_tool_call_slips_are_read_and_reported(body, note):
     assert note in t.tool_calls[0].error and note in t.issues[0]
 
 
+def test_bare_json_only_when_nothing_wrapped():
+    wrapped = render_action({"action": "click", "coordinate": [1, 2]})
+    t = parse(wrapped + ' {"action": "wait"} {"name": "mobile_use", "arguments": {"action": "back"}}')
+    assert [c.arguments for c in t.tool_calls] == [{"action": "click", "coordinate": [1, 2]}]
+    assert t.actions == ({"action": "click", "coordinate": [1, 2]},)
+    zoom = render_tool_call("image_zoom_in_tool", {"bbox_2d": [1, 2, 3, 4]})
+    t = parse(zoom + ' {"action": "wait"} {"name": "mobile_use", "arguments": {"action": "back"}}')
+    assert [c.name for c in t.tool_calls] == ["image_zoom_in_tool"]
+    assert t.actions == ({"action": "wait"}, {"action": "back"})  # no GUI call was wrapped: bare ones count
+    t = parse('<think>maybe {"action": "click"}</think> {"action": "type", "text": "hi"}')
+    assert t.actions == ({"action": "type", "text": "hi"},)  # JSON inside blocks is not bare
+
+
 def test_openai_style_string_arguments():
     t = parse('<tool_call>{"name": "mobile_use", "arguments": "{\\"action\\": \\"back\\"}"}</tool_call>')
     assert t.tool_calls[0].arguments == {"action": "back"} and t.issues == ()
