@@ -21,6 +21,7 @@ import re
 from typing import Mapping
 
 from mmreason import geometry
+from mmreason.geometry import ImageFrame
 from mmreason.modalities.gui import ALIASES, convert_action, parse_action
 from mmreason.modalities.gui import match_action as gui_match
 from mmreason.rewards._common import (
@@ -88,8 +89,11 @@ def predicted_action(trace) -> dict | None:
     return dict(after[0]) if after else dict(actions[0])
 
 
-def screen_frame(row: Mapping, coord_frame: str, family, min_pixels, max_pixels):
-    """The screenshot's frame (image 0); None when ``coord_frame`` needs sizes the row does not give."""
+def screen_frame(row: Mapping, coord_frame: str, family, min_pixels, max_pixels, pred: Mapping | None = None):
+    """The screenshot's frame (image 0); None when the predicted action has coordinates and ``coord_frame``
+    needs sizes the row does not give (an action without coordinates needs no frame)."""
+    if pred is not None and not any(pred.get(k) is not None for k in ("coordinate", "coordinate2")):
+        return ImageFrame.identity(1, 1)
     return image_frame(row, 0, coord_frame, family=family, min_pixels=min_pixels, max_pixels=max_pixels)
 
 
@@ -133,7 +137,7 @@ def gui_action_match(completions, *, coord_frame: str | None = None, family: str
         if pred is None:
             out.append(0.0)
             continue
-        frame = screen_frame(row, frame_name, family, min_pixels, max_pixels)
+        frame = screen_frame(row, frame_name, family, min_pixels, max_pixels, pred)
         if frame is None:
             metrics.add("no_frame", 1.0)
             out.append(None)

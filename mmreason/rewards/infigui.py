@@ -136,7 +136,7 @@ def infigui(completions, *, format_weight: float = 0.1, accuracy_weight: float =
                 continue
         else:
             pred = predicted_action(trace)
-            frame = screen_frame(row, frame_name, family, min_pixels, max_pixels)
+            frame = screen_frame(row, frame_name, family, min_pixels, max_pixels, pred)
             result = guarded(match_action, pred, gt_action(row), mapping(row.get("gui")), frame_name, frame,
                              default=(False, False), metrics=metrics) if frame is not None else None
             if result is None:  # no frame to map the click, or a GT action that cannot be read
