@@ -207,13 +207,19 @@ def question_of(row: Mapping) -> str:
 def preview_grid(rows: list[Mapping], root: str | Path, preview: Callable | None = None, cols: int = 4) -> Image.Image:
     """Tiles of a few samples with their question and answer underneath."""
     tiles = []
+    from mmreason.data_builders.draw import font
+
     for row in rows:
-        t = (preview or default_preview)(row, root)
+        try:
+            t = (preview or default_preview)(row, root)
+        except Exception as exc:  # noqa: BLE001  (a broken tile must not fail a finished build)
+            t = Image.new("RGB", (TILE, TILE // 2), (250, 235, 235))
+            ImageDraw.Draw(t).text((4, 4), f"no preview: {type(exc).__name__}", fill=(120, 0, 0))
         canvas = Image.new("RGB", (TILE, TILE + CAPTION_H), (255, 255, 255))
         canvas.paste(t.crop((0, 0, min(t.width, TILE), min(t.height, TILE))), (0, 0))
         caption = textwrap.shorten(question_of(row), 110) + f"  -> {textwrap.shorten(str(row.get('answer')), 40)}"
-        ImageDraw.Draw(canvas).multiline_text((4, TILE + 4), "\n".join(textwrap.wrap(caption, 52)[:4]),
-                                              fill=(0, 0, 0))
+        ImageDraw.Draw(canvas).multiline_text((4, TILE + 4), "\n".join(textwrap.wrap(caption, 48)[:4]),
+                                              fill=(0, 0, 0), font=font(12), spacing=2)
         tiles.append(canvas)
     cols = max(1, min(cols, len(tiles)))
     nrows = max(1, -(-len(tiles) // cols))

@@ -1,7 +1,6 @@
 """Video builder: per-frame boxes cover the object's pixels in decoded frames, events happen when stated,
 Video-CoM traces parse and point at the ground truth."""
 
-import os
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from mmreason.data_builders.draw import color_pixels
 from mmreason.data_builders.frames import render_for_family
 from mmreason.traces import extract_answer, parse
 
-os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
 TOL = 30  # H.264 yuv420p moves flat colours by a few levels; edges blend, so only the core must match
 
 
