@@ -210,7 +210,7 @@ Chooser = Callable[[int, float], list[int]]
 def _read_decord(path: str, choose: Chooser) -> tuple[np.ndarray, list[int], list[float], int, float]:
     import decord
 
-    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    reader = decord.VideoReader(path, ctx=decord.cpu(0))
     total, fps = len(reader), float(reader.get_avg_fps())
     indices = choose(total, fps)
     frames = reader.get_batch(indices).asnumpy()
@@ -370,9 +370,11 @@ def _load_frame_list(frames: Sequence[Any], fam: Family, *, fps: float | None, m
 
 def write_video(
     path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float, *, codec: str = "libx264",
-    pix_fmt: str = "yuv420p", container_format: str | None = None,
+    pix_fmt: str = "yuv420p", container_format: str | None = None, gop: int | None = None,
 ) -> str:
     """Encode HxWx3 uint8 frames at a constant `fps` (PyAV); yuv420p needs even sides. Returns the path.
+
+    `gop` sets the keyframe interval in frames (the encoder's default otherwise; libx264's is 250).
 
     Builders and tools that emit clips use this, and tests make clips with known content through it.
     """
@@ -389,6 +391,8 @@ def write_video(
                 stream = container.add_stream(codec, rate=rate)
                 stream.height, stream.width = int(array.shape[0]), int(array.shape[1])
                 stream.pix_fmt = pix_fmt
+                if gop:
+                    stream.codec_context.gop_size = int(gop)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
         if stream is None:
             raise ValueError("write_video needs at least one frame")
