@@ -54,7 +54,9 @@ class PointPatchEncoder(nn.Module):
         x = x.masked_fill(~mask[..., None], float("-inf")).max(dim=-2).values
         return torch.where(torch.isfinite(x), x, torch.zeros_like(x))
 
-    def forward(self, patches: torch.Tensor, centers: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, patches: torch.Tensor, centers: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         unbatched = patches.dim() == 3
         if unbatched:
             patches, centers = patches[None], centers[None]

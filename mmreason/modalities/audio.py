@@ -12,8 +12,8 @@ Two ways into a model:
 
 Decoding goes through soundfile (libsndfile: wav, flac, ogg, and mp3 from libsndfile 1.1); formats that
 libsndfile does not know (m4a, aac, or mp3 on an old libsndfile) fall back to audioread (ffmpeg).
-Resampling is soxr's (librosa's default resampler). Every failure is a :class:`~mmreason.errors.MediaError` naming the file
-and the sample.
+Resampling is soxr's (librosa's default resampler). Every failure is a
+:class:`~mmreason.errors.MediaError` naming the file and the sample.
 """
 
 from __future__ import annotations
@@ -101,7 +101,9 @@ def _wav_truncation(head: bytes, total_size: int) -> str | None:
             if size in (0, 0xFFFFFFFF):  # streamed WAV or RF64: size lives elsewhere
                 return None
             have = total_size - (pos + 8)
-            return None if have >= size else f"truncated: header declares {size} bytes of audio, file holds {have}"
+            if have >= size:
+                return None
+            return f"truncated: header declares {size} bytes of audio, file holds {have}"
         pos += 8 + size + (size & 1)
     return None
 
@@ -164,7 +166,8 @@ def _decode(value: Any, root: Any, sample_id: Any) -> tuple[np.ndarray, int, int
     try:  # a container libsndfile does not know: let ffmpeg (through audioread) try
         return (*_read_audioread(path), str(path))
     except Exception as e:
-        raise MediaError(path, f"cannot decode audio (soundfile: {first}; audioread: {str(e) or type(e).__name__})",
+        second = str(e) or type(e).__name__
+        raise MediaError(path, f"cannot decode audio (soundfile: {first}; audioread: {second})",
                          sample_id=sample_id) from None
 
 
@@ -198,7 +201,8 @@ def load_audio(
     mono = mono[int(round(start * sr)):int(round(end * sr))]
     if max_seconds is not None and len(mono) / sr > max_seconds:
         raise MediaError(source, f"audio is {len(mono) / sr:.1f} s long, over the {max_seconds:g} s limit "
-                         "(take a span with audio_start/audio_end, or raise max_seconds)", sample_id=sample_id)
+                         "(take a span with audio_start/audio_end, or raise max_seconds)",
+                         sample_id=sample_id)
     if sr != sample_rate:
         import soxr  # librosa's own resampler ("soxr_hq"), called directly: librosa.resample pulls in scipy
 
@@ -216,12 +220,13 @@ def audio_for_processor(audio: Audio, feature_extractor: Any = None, *, sample_i
     if feature_extractor is not None:
         want = int(getattr(feature_extractor, "sampling_rate", audio.sample_rate))
         if want != audio.sample_rate:
-            raise MediaError(audio.source, f"audio is at {audio.sample_rate} Hz but the processor expects {want} Hz",
-                             sample_id=sample_id)
+            raise MediaError(audio.source, f"audio is at {audio.sample_rate} Hz but the processor expects "
+                             f"{want} Hz", sample_id=sample_id)
         limit = getattr(feature_extractor, "n_samples", None)
         if limit is not None and len(audio.waveform) > limit:
-            raise MediaError(audio.source, f"audio is {audio.duration:.1f} s long; the processor's feature extractor "
-                             f"keeps only {limit / want:g} s (take a span with audio_start/audio_end)",
+            raise MediaError(audio.source, f"audio is {audio.duration:.1f} s long; the processor's feature "
+                             f"extractor keeps only {limit / want:g} s (take a span with audio_start/"
+                             "audio_end)",
                              sample_id=sample_id)
     return audio.waveform
 
@@ -302,9 +307,10 @@ def log_mel_image(
 
 def spectrogram_caption(spec: Spectrogram) -> str:
     """The text that tells a VLM how to read the spectrogram image."""
-    return (f"The image is a log-mel spectrogram of a {spec.duration:.2f} s audio clip: time runs left to right, "
-            f"{spec.seconds_per_pixel:.4g} s per pixel column, starting at {spec.start:.2f} s; frequency rises "
-            f"from 0 Hz at the bottom to {spec.max_hz / 1000:g} kHz at the top; brighter means louder.")
+    return (f"The image is a log-mel spectrogram of a {spec.duration:.2f} s audio clip: time runs left to "
+            f"right, {spec.seconds_per_pixel:.4g} s per pixel column, starting at {spec.start:.2f} s; "
+            f"frequency rises from 0 Hz at the bottom to {spec.max_hz / 1000:g} kHz at the top; brighter "
+            "means louder.")
 
 
 def audio_to_vision_parts(

@@ -27,7 +27,9 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 from mmreason.errors import MediaError, SchemaError
 from mmreason.families import Family, get_family
-from mmreason.geometry import Box, ImageFrame, Point, convert_point, enlarge_box, point_distance, point_in_box
+from mmreason.geometry import (
+    Box, ImageFrame, Point, clip_box, convert_point, enlarge_box, point_distance, point_in_box,
+)
 
 PLATFORMS = ("mobile", "desktop", "web")
 BUTTONS = ("Back", "Home", "Menu", "Enter")
@@ -57,9 +59,12 @@ class Screenshot:
     elements: tuple[Element, ...] = ()
     clipped: int = 0
 
-    def frame(self, family: str | Family, *, min_pixels: int | None = None, max_pixels: int | None = None) -> ImageFrame:
+    def frame(
+        self, family: str | Family, *, min_pixels: int | None = None, max_pixels: int | None = None
+    ) -> ImageFrame:
         """The frame `family`'s processor gives this screenshot at the given pixel budget."""
-        return ImageFrame.for_family(self.width, self.height, family, min_pixels=min_pixels, max_pixels=max_pixels)
+        return ImageFrame.for_family(self.width, self.height, family, min_pixels=min_pixels,
+                                     max_pixels=max_pixels)
 
     def elements_at(self, point: Sequence[float]) -> list[int]:
         """Indices of the elements containing `point`, smallest first (the most specific element)."""
@@ -78,9 +83,10 @@ def _element(raw: Any, i: int, where: str, sample_id: Any) -> Element:
     except (TypeError, ValueError):
         box = ()
     if len(box) != 4 or not all(math.isfinite(v) for v in box) or box[0] > box[2] or box[1] > box[3]:
-        raise MediaError(where, f"element {i} has a malformed box {raw['box']!r} (want finite x1 <= x2, y1 <= y2)",
-                         sample_id=sample_id)
-    return Element(box, str(raw.get("role") or ""), str(raw.get("text") or ""), bool(raw.get("clickable", True)))
+        raise MediaError(where, f"element {i} has a malformed box {raw['box']!r} (want finite x1 <= x2, "
+                         "y1 <= y2)", sample_id=sample_id)
+    return Element(box, str(raw.get("role") or ""), str(raw.get("text") or ""),
+                   bool(raw.get("clickable", True)))
 
 
 def load_screenshot(
@@ -107,7 +113,8 @@ def load_screenshot(
                          f"{width}x{height}", sample_id=sample_id)
     platform = options.get("platform") or gui.get("platform") or "mobile"
     if platform not in PLATFORMS:
-        raise SchemaError(f"platform {platform!r} is not one of {PLATFORMS}", row=sample_id, field="gui.platform")
+        raise SchemaError(f"platform {platform!r} is not one of {PLATFORMS}", row=sample_id,
+                          field="gui.platform")
     elements, clipped = [], 0
     for i, raw in enumerate(gui.get("elements") or ()):
         el = _element(raw, i, where, sample_id)
@@ -116,10 +123,10 @@ def load_screenshot(
             elements.append(el)
             continue
         if on_bad_box == "raise":
-            raise MediaError(where, f"element {i} ({el.role or 'element'} {el.text!r}) box {el.box} lies outside "
-                             f"the {width}x{height} screenshot", sample_id=sample_id)
+            raise MediaError(where, f"element {i} ({el.role or 'element'} {el.text!r}) box {el.box} lies "
+                             f"outside the {width}x{height} screenshot", sample_id=sample_id)
         clipped += 1
-        box = (min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width), min(max(y2, 0.0), height))
+        box = clip_box(el.box, width, height)
         if box[2] > box[0] and box[3] > box[1]:
             elements.append(dataclasses.replace(el, box=box))
     return Screenshot(path, width, height, platform, tuple(elements), clipped)
@@ -308,8 +315,8 @@ def _number(value: Any) -> float | None:
 def parse_action(output: str | Mapping[str, Any]) -> ActionParse:
     """Model output (text or dict; call form or bare arguments) -> :class:`ActionParse`. Never raises.
 
-    >>> parse_action('<tool_call>{"name": "mobile_use", "arguments": {"action": "click", "coordinate": [5, 7]}}'
-    ...              '</tool_call>').action
+    >>> parse_action('<tool_call>{"name": "mobile_use", "arguments": '
+    ...              '{"action": "click", "coordinate": [5, 7]}}</tool_call>').action
     Click(coordinate=(5.0, 7.0))
     >>> parse_action('{"action": "fly"}').issues
     ("unknown action 'fly'",)
@@ -395,7 +402,8 @@ def _parse(output: Any) -> ActionParse:
     required = [f.name for f in dataclasses.fields(cls)
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     missing = [f for f in required if values.get(f) is None]
-    if cls is Swipe and values.get("direction") is None and None in (values.get("coordinate"), values.get("coordinate2")):
+    ends = (values.get("coordinate"), values.get("coordinate2"))
+    if cls is Swipe and values.get("direction") is None and None in ends:
         missing.append("coordinate2 or direction")
     if cls is Scroll and values.get("direction") is None:
         missing.append("direction or pixels")
@@ -420,7 +428,7 @@ def action_to_dict(action: Action, *, integer: bool = True) -> dict:
 
 
 def render_action(action: Action, *, tool: str | None = "mobile_use", integer: bool = True) -> str:
-    """JSON text of `action`: the call form ``{"name": tool, "arguments": {...}}``, or bare when `tool` is None.
+    """JSON text of `action`: the call ``{"name": tool, "arguments": {...}}``, or bare when `tool` is None.
 
     >>> render_action(Click((12.4, 30.6)))
     '{"name": "mobile_use", "arguments": {"action": "click", "coordinate": [12, 31]}}'
@@ -451,9 +459,11 @@ def _fam(family: str | Family) -> Family:
 
 
 # ------------------------------------------------------------------------------------------ prompt
-INFIGUI_SYSTEM = ("You FIRST think about the reasoning process as an internal monologue and then provide the final "
-                  "answer.\nThe reasoning process MUST BE enclosed within <think> </think> tags.")
-INFIGUI_STEP = "\nDuring the reasoning process, identify and state the sub-goal of the current step by enclosing it within <step> </step> tags."
+# InfiGUI-R1's reasoning prompt (paper 3.2.1) and the sub-goal line its AndroidControl evaluation adds.
+INFIGUI_SYSTEM = ("You FIRST think about the reasoning process as an internal monologue and then provide the "
+                  "final answer.\nThe reasoning process MUST BE enclosed within <think> </think> tags.")
+INFIGUI_STEP = ("\nDuring the reasoning process, identify and state the sub-goal of the current step by "
+                "enclosing it within <step> </step> tags.")
 
 
 def mobile_use_tool(width: int, height: int) -> dict:
@@ -461,14 +471,15 @@ def mobile_use_tool(width: int, height: int) -> dict:
     actions = ("key", "click", "long_press", "swipe", "type", "system_button", "open", "wait", "terminate")
     return {"type": "function", "function": {
         "name": "mobile_use",
-        "description": (f"Operate a touchscreen mobile device. The screen's resolution is {width}x{height}. Tap "
-                        "elements at their centre; apps may need time to react, so wait and look again if needed."),
+        "description": (f"Operate a touchscreen mobile device. The screen's resolution is {width}x{height}. "
+                        "Tap elements at their centre; apps may need time to react, so wait and look again "
+                        "if needed."),
         "parameters": {"type": "object", "required": ["action"], "properties": {
             "action": {"type": "string", "enum": list(actions), "description": (
-                "key: send an adb keyevent (e.g. volume_up); click: tap at coordinate; long_press: press at "
-                "coordinate for time seconds; swipe: drag from coordinate to coordinate2; type: enter text into "
-                "the focused field; system_button: press button; open: launch the app named text; wait: wait "
-                "time seconds; terminate: end the task with status.")},
+                "key: send an adb keyevent (e.g. volume_up); click: tap at coordinate; long_press: press "
+                "at coordinate for time seconds; swipe: drag from coordinate to coordinate2; type: enter "
+                "text into the focused field; system_button: press button; open: launch the app named "
+                "text; wait: wait time seconds; terminate: end the task with status.")},
             "coordinate": {"type": "array", "description": "[x, y] in pixels from the top-left corner."},
             "coordinate2": {"type": "array", "description": "[x, y] end point of a swipe."},
             "text": {"type": "string", "description": "For key, type and open."},
@@ -481,16 +492,16 @@ def mobile_use_tool(width: int, height: int) -> dict:
 def tools_block(tools: Sequence[dict]) -> str:
     """The Qwen function-calling system text: schemas inside <tools>, calls answered in <tool_call>."""
     schemas = "\n".join(json.dumps(t, ensure_ascii=False) for t in tools)
-    return ("\n\n# Tools\n\nYou may call functions to complete the task. Their signatures are inside <tools></tools> "
-            f"XML tags:\n<tools>\n{schemas}\n</tools>\n\nFor each call, return a JSON object with the function name "
-            'and arguments inside <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, '
-            '"arguments": <args-json-object>}\n</tool_call>')
+    return ("\n\n# Tools\n\nYou may call functions to complete the task. Their signatures are inside "
+            f"<tools></tools> XML tags:\n<tools>\n{schemas}\n</tools>\n\nFor each call, return a JSON object "
+            "with the function name and arguments inside <tool_call></tool_call> XML tags:\n<tool_call>\n"
+            '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>')
 
 
 def infigui_messages(
-    goal: str, screenshot: str | Screenshot, *, family: str | Family = "qwen2_5_vl", size: tuple[int, int] | None = None,
-    max_pixels: int = INFIGUI_MAX_PIXELS, step_instruction: str | None = None, history: Sequence[Action] = (),
-    reasoning: bool = True,
+    goal: str, screenshot: str | Screenshot, *, family: str | Family = "qwen2_5_vl",
+    size: tuple[int, int] | None = None, max_pixels: int = INFIGUI_MAX_PIXELS,
+    step_instruction: str | None = None, history: Sequence[Action] = (), reasoning: bool = True,
 ) -> list[dict]:
     """Canonical messages for one InfiGUI-R1 agent step.
 
@@ -501,7 +512,10 @@ def infigui_messages(
     """
     fam = _fam(family)
     path = screenshot.path if isinstance(screenshot, Screenshot) else screenshot
-    width, height = (screenshot.width, screenshot.height) if isinstance(screenshot, Screenshot) else (size or (0, 0))
+    if isinstance(screenshot, Screenshot):
+        width, height = screenshot.width, screenshot.height
+    else:
+        width, height = size or (0, 0)
     if width <= 0 or height <= 0:
         raise ValueError("infigui_messages needs the screenshot size: pass a Screenshot or size=(w, h)")
     frame = ImageFrame.for_family(width, height, fam, max_pixels=max_pixels)
@@ -515,9 +529,9 @@ def infigui_messages(
     if step_instruction:
         text += f"Current step query: {step_instruction}\n"
     text += f"Task progress (You have done the following operation on the current device): {steps}"
+    image = {"type": "screenshot", "screenshot": path, "max_pixels": max_pixels}
     return [{"role": "system", "content": [{"type": "text", "text": system}]},
-            {"role": "user", "content": [{"type": "text", "text": text},
-                                         {"type": "screenshot", "screenshot": path, "max_pixels": max_pixels}]}]
+            {"role": "user", "content": [{"type": "text", "text": text}, image]}]
 
 
 # ----------------------------------------------------------------------------------------- matcher
@@ -534,7 +548,9 @@ def swipe_direction(action: Swipe | Scroll | Drag) -> str | None:
     return "down" if dy > 0 else "up"
 
 
-def _hits(point: Point | None, candidates: Sequence[Box], target: Point | None, screen: tuple[float, float]) -> bool:
+def _hits(
+    point: Point | None, candidates: Sequence[Box], target: Point | None, screen: tuple[float, float]
+) -> bool:
     if point is None:
         return False
     if any(point_in_box(point, enlarge_box(b, ENLARGE)) for b in candidates):

@@ -102,7 +102,8 @@ class PointCloud:
         from mmreason.modalities.image import load_image
         from mmreason.modalities.point_render import views_caption
 
-        parts = [{"type": "image", "image": load_image(v.image, family, path=self.source)} for v in self.views]
+        parts = [{"type": "image", "image": load_image(v.image, family, path=self.source)}
+                 for v in self.views]
         drawn = bool(dict(self.render_options).get("draw_boxes"))
         return parts + [{"type": "text", "text": views_caption(self.views, marks_drawn=drawn)}]
 
@@ -123,8 +124,9 @@ def _ply_truncation(path: Path) -> str | None:
     Open3D fills the missing vertices of a cut PLY file and only prints a warning, so the header is
     checked here (vertex element only; list properties make sizes unknowable, then nothing is checked).
     """
-    sizes = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2, "uint16": 2,
-             "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8, "float64": 8}
+    sizes = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2,
+             "uint16": 2, "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4,
+             "double": 8, "float64": 8}
     with open(path, "rb") as fh:
         head = fh.read(65536)
     end = head.find(b"end_header")
@@ -175,8 +177,8 @@ def _read_file(path: Path, sample_id: Any) -> tuple[np.ndarray, np.ndarray | Non
         if xyz_key is None and len(arrays) == 1:
             return _split(next(iter(arrays.values())), path, sample_id)
         if xyz_key is None:
-            raise MediaError(path, f"no point array: expected one of keys {_XYZ_KEYS}, found {sorted(arrays)}",
-                             sample_id=sample_id)
+            raise MediaError(path, f"no point array: expected one of keys {_XYZ_KEYS}, found "
+                             f"{sorted(arrays)}", sample_id=sample_id)
         xyz, rgb = _split(arrays[xyz_key], path, sample_id)
         rgb_key = next((k for k in _RGB_KEYS if k in arrays), None)
         if rgb_key is not None:
@@ -238,7 +240,9 @@ def farthest_point_sample(xyz: Any, n: int, *, seed: int = 0) -> np.ndarray:
     return picks
 
 
-def voxel_down_sample(xyz: np.ndarray, rgb: np.ndarray | None, voxel_size: float) -> tuple[np.ndarray, np.ndarray | None]:
+def voxel_down_sample(
+    xyz: np.ndarray, rgb: np.ndarray | None, voxel_size: float
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Open3D voxel-grid down-sampling: one point (mean position and colour) per occupied voxel."""
     import open3d as o3d
 
@@ -249,7 +253,9 @@ def voxel_down_sample(xyz: np.ndarray, rgb: np.ndarray | None, voxel_size: float
     return np.asarray(down.points), (np.asarray(down.colors) if rgb is not None else None)
 
 
-def point_patches(points: Any, num_patches: int, patch_size: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def point_patches(
+    points: Any, num_patches: int, patch_size: int, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """FPS centres and their k-nearest-neighbour groups, the input of a point-patch encoder.
 
     Returns ``centers`` (G, 3) and ``patches`` (G, K, C): each patch's xyz relative to its centre, then
@@ -264,7 +270,10 @@ def point_patches(points: Any, num_patches: int, patch_size: int, *, seed: int =
     centers = pts[farthest_point_sample(pts, num_patches, seed=seed), :3]
     d2 = ((centers[:, None, :] - pts[None, :, :3]) ** 2).sum(-1)  # (G, N)
     k = min(patch_size, len(pts))
-    near = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < len(pts) else np.tile(np.arange(len(pts)), (num_patches, 1))
+    if k < len(pts):
+        near = np.argpartition(d2, k - 1, axis=1)[:, :k]
+    else:
+        near = np.tile(np.arange(len(pts)), (num_patches, 1))
     near = np.take_along_axis(near, np.argsort(np.take_along_axis(d2, near, 1), axis=1, kind="stable"), 1)
     near = np.resize(near.T, (patch_size, num_patches)).T  # repeat cyclically up to K
     patches = pts[near].copy()
@@ -334,7 +343,10 @@ def load_point_cloud(
     xyz, rgb = xyz[keep], (rgb[keep] if rgb is not None else None)
     if len(xyz) < 2:
         raise MediaError(source, "a single point is not a point cloud", sample_id=sample_id)
-    align = _IDENTITY if axis_align is None else tuple(tuple(float(v) for v in r) for r in np.asarray(axis_align).reshape(4, 4))
+    align = _IDENTITY
+    if axis_align is not None:
+        matrix = np.asarray(axis_align, dtype=np.float64).reshape(4, 4)
+        align = tuple(tuple(float(v) for v in row) for row in matrix)
     xyz = Normalization(axis_align=align).raw_to_scene(xyz)
     if voxel_size:
         xyz, rgb = voxel_down_sample(xyz, rgb, voxel_size)
@@ -347,7 +359,8 @@ def load_point_cloud(
         xyz, rgb = xyz[idx], (rgb[idx] if rgb is not None else None)
     norm = _normalization(xyz, normalize, align, source, sample_id)
     xyz = norm.points_from_scene(xyz).astype(np.float32)
-    return PointCloud(xyz, None if rgb is None else rgb.astype(np.float32), source, norm, total, int(total - keep.sum()))
+    rgb = None if rgb is None else rgb.astype(np.float32)
+    return PointCloud(xyz, rgb, source, norm, total, int(total - keep.sum()))
 
 
 _LOAD_KEYS = ("num_points", "voxel_size", "axis_align", "normalize", "seed")
@@ -372,7 +385,8 @@ def load_part(
     if isinstance(value, PointCloud):
         return value
     opts = {**(defaults or {}), **{k: v for k, v in part.items() if k not in ("type", "point_cloud")}}
-    cloud = load_point_cloud(value, root=root, sample_id=sample_id, **{k: opts[k] for k in _LOAD_KEYS if k in opts})
+    cloud = load_point_cloud(value, root=root, sample_id=sample_id,
+                             **{k: opts[k] for k in _LOAD_KEYS if k in opts})
     render = {arg: opts[key] for key, arg in _RENDER_KEYS.items() if key in opts}
     if "view_size" in opts:
         size = opts["view_size"]

@@ -107,7 +107,8 @@ class View:
         """The scene point under pixel (x, y): the nearest drawn pixel within `search` pixels, or None."""
         h, w = self.depth.shape
         col, row = int(math.floor(x)), int(math.floor(y))
-        r0, r1, c0, c1 = max(row - search, 0), min(row + search + 1, h), max(col - search, 0), min(col + search + 1, w)
+        r0, r1 = max(row - search, 0), min(row + search + 1, h)
+        c0, c1 = max(col - search, 0), min(col + search + 1, w)
         if r0 >= r1 or c0 >= c1:
             return None
         window = self.depth[r0:r1, c0:c1]
@@ -148,7 +149,9 @@ def _disc(radius: int) -> np.ndarray:
     return np.stack([dx[keep], dy[keep]], 1)
 
 
-def _splat(xyz: np.ndarray, colors: np.ndarray, cam: Camera, radius: int, background: int) -> tuple[np.ndarray, np.ndarray]:
+def _splat(
+    xyz: np.ndarray, colors: np.ndarray, cam: Camera, radius: int, background: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Z-buffer point splatting: each point covers a disc of pixels; the nearest point wins a pixel."""
     w, h = cam.width, cam.height
     uv, z = cam.project(xyz)
@@ -208,7 +211,8 @@ def project_box(box3d: Sequence[float], cam: Camera) -> tuple[float, float, floa
     still projects correctly.
     """
     lo, hi = np.asarray(box3d[:3], dtype=np.float64), np.asarray(box3d[3:6], dtype=np.float64)
-    corners = np.array([[(hi if i & 1 else lo)[0], (hi if i & 2 else lo)[1], (hi if i & 4 else lo)[2]] for i in range(8)])
+    corners = np.array([[(hi if i & 1 else lo)[0], (hi if i & 2 else lo)[1], (hi if i & 4 else lo)[2]]
+                        for i in range(8)])
     z = cam.to_camera(corners)[:, 2]
     pts = [corners[z > NEAR]]
     for a, b in _EDGES:
@@ -305,8 +309,8 @@ def views_caption(views: Sequence[View], *, marks_drawn: bool = False) -> str:
     if not views:
         return "The 3D scene could not be rendered."
     azimuths = ", ".join(f"{v.azimuth:g}" for v in views)
-    text = (f"The 3D scene is shown in {len(views)} rendered views from cameras around it, in order of azimuth "
-            f"({azimuths} degrees), looking down at {views[0].elevation:g} degrees.")
+    text = (f"The 3D scene is shown in {len(views)} rendered views from cameras around it, in order of "
+            f"azimuth ({azimuths} degrees), looking down at {views[0].elevation:g} degrees.")
     marked = sorted({b.index for v in views for b in v.boxes})
     if marks_drawn and marked:
         text += f" Red numbered boxes mark candidate objects: {', '.join(map(str, marked))}."

@@ -27,7 +27,8 @@ def _run(*cmd):
 def clips(tmp_path_factory):
     d = tmp_path_factory.mktemp("audio")
     _run("espeak-ng", "-w", str(d / "speech.wav"), "the red cube is left of the ball")  # 22050 Hz mono
-    _run("sox", "-n", "-r", "44100", "-c", "2", str(d / "stereo.flac"), "synth", "1.5", "sine", "440", "sine", "1000")
+    _run("sox", "-n", "-r", "44100", "-c", "2", str(d / "stereo.flac"), "synth", "1.5", "sine", "440", "sine",
+         "1000")
     _run("sox", "-n", "-r", "22050", str(d / "tone.ogg"), "synth", "1.0", "sine", "880")
     _run("sox", "-n", "-r", "16000", str(d / "noise.wav"), "synth", "3.0", "whitenoise")
     # 1 s silence, 0.5 s of 2 kHz, 1 s silence: the burst's place on the spectrogram is known exactly.

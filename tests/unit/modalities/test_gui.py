@@ -44,7 +44,8 @@ def test_screenshot_loads_with_typed_elements(shot):
 
 
 def test_element_outside_the_screen_is_an_error_naming_file_and_element(shot):
-    bad = {**GUI, "elements": GUI["elements"] + [{"box": [900, 1700, 1200, 1950], "role": "Button", "text": "OK"}]}
+    extra = {"box": [900, 1700, 1200, 1950], "role": "Button", "text": "OK"}
+    bad = {**GUI, "elements": GUI["elements"] + [extra]}
     with pytest.raises(MediaError) as err:
         load_screenshot(shot / "screen.png", gui=bad, sample_id="ep9-0")
     msg = str(err.value)
@@ -130,7 +131,8 @@ def test_model_frame_is_the_family_frame():
     ('{"action": "key", "keys": ["ctrl", "v"]}', Hotkey(("ctrl", "v"))),
     ('{"action": "system_button", "button": "back"}', SystemButton("Back")),
     ('{"action": "scroll", "pixels": 300}', Scroll("up", None, 300.0)),
-    ('{"action": "swipe", "coordinate": "(10, 20)", "coordinate2": [10, 900]}', Swipe((10.0, 20.0), (10.0, 900.0))),
+    ('{"action": "swipe", "coordinate": "(10, 20)", "coordinate2": [10, 900]}',
+     Swipe((10.0, 20.0), (10.0, 900.0))),
     ('{"action": "click", "coordinate": {"x": 3, "y": 4}}', Click((3.0, 4.0))),
 ])
 def test_parse_accepts_the_forms_models_emit(text, expected):
@@ -145,7 +147,8 @@ def test_a_box_for_a_point_is_taken_as_its_centre_and_flagged():
 @pytest.mark.parametrize("text,issue", [
     ("I would click the button", "no JSON"), ('{"action": "click", "coordinate": [1, 2}', "malformed"),
     ('{"action": "teleport"}', "unknown action"), ('{"coordinate": [1, 2]}', "missing action"),
-    ('{"action": "click"}', "needs coordinate"), ('{"action": "click", "coordinate": [1, NaN]}', "not finite"),
+    ('{"action": "click"}', "needs coordinate"),
+    ('{"action": "click", "coordinate": [1, NaN]}', "not finite"),
     ('{"action": "click", "coordinate": [1, 2, 3]}', "needs 2 numbers"), ("[1, 2]", "not a JSON object"),
     ('{"action": "swipe", "coordinate": [1, 2]}', "coordinate2 or direction"),
     ('{"action": "system_button", "button": "Power"}', "unknown button"),
@@ -166,8 +169,9 @@ json_values = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.text(max_size=80), json_values.map(lambda v: json.dumps(v) if not isinstance(v, float) else str(v)),
-                 st.dictionaries(st.sampled_from(["action", "coordinate", "text", "arguments"]), json_values)))
+@given(st.one_of(st.text(max_size=80), json_values.map(json.dumps),
+                 st.dictionaries(st.sampled_from(["action", "coordinate", "text", "arguments"]),
+                                 json_values)))
 def test_parse_never_raises_on_model_output(output):
     got = parse_action(output)
     assert got.action is not None or got.issues

@@ -68,7 +68,8 @@ def files(tmp_path_factory):
     return d, xyz, rgb
 
 
-@pytest.mark.parametrize("name", ["room.ply", "room_ascii.ply", "room.pcd", "room255.npy", "room.npz", "single.npz"])
+@pytest.mark.parametrize("name", ["room.ply", "room_ascii.ply", "room.pcd", "room255.npy", "room.npz",
+                                  "single.npz"])
 def test_readers_agree_and_detect_colour_range(files, name):
     d, xyz, rgb = files
     cloud = load_point_cloud(name, root=d, sample_id="s")
@@ -139,7 +140,7 @@ def test_fps_covers_the_cloud(n, k, seed):
     d = np.linalg.norm(pts[:, None] - pts[picks][None], axis=-1)
     cover = d.min(1).max()  # every point lies within `cover` of a pick ...
     sep = np.linalg.norm(pts[picks][:, None] - pts[picks][None], axis=-1)
-    sep = sep[~np.eye(k, dtype=bool)].min()  # ... and picks are at least that far apart (2-approx. certificate)
+    sep = sep[~np.eye(k, dtype=bool)].min()  # ... and picks lie at least that far apart (the 2-approx.)
     assert sep >= cover - 1e-5
     np.testing.assert_array_equal(picks, farthest_point_sample(pts, k, seed=seed))
 
@@ -243,8 +244,8 @@ def test_numpy_renderer_matches_open3d(files):
 
 def test_registry_part_renders_views_for_a_2d_family(files):
     d, _, _ = files
-    part = {"type": "point_cloud", "point_cloud": "room.npz", "num_points": 2048, "views": 3, "view_size": 112,
-            "marks": [list(RED_BOX), list(BLUE_BOX)]}
+    part = {"type": "point_cloud", "point_cloud": "room.npz", "num_points": 2048, "views": 3,
+            "view_size": 112, "marks": [list(RED_BOX), list(BLUE_BOX)]}
     cloud = load_part(part, root=d, family="qwen2_5_vl", sample_id="scene-1")
     assert cloud.num_points == 2048 and cloud.frame == cloud.normalization
     parts = cloud.as_parts("qwen2_5_vl")
@@ -268,7 +269,8 @@ def test_rendered_views_train_a_tiny_qwen2_5_vl(files, tiny_model):
                        "view_size": 112}, root=d, family="qwen2_5_vl")
     parts = cloud.as_parts("qwen2_5_vl")
     images = [p["image"].image for p in parts if p["type"] == "image"]
-    content = [{"type": "image"} for _ in images] + [{"type": "text", "text": parts[-1]["text"] + " Which box is red?"}]
+    question = {"type": "text", "text": parts[-1]["text"] + " Which box is red?"}
+    content = [{"type": "image"} for _ in images] + [question]
     messages = [{"role": "user", "content": content},
                 {"role": "assistant", "content": [{"type": "text", "text": "the left one"}]}]
     text = processor.apply_chat_template(messages, tokenize=False)
