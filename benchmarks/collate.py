@@ -37,11 +37,13 @@ def make_media(root: Path, n: int) -> None:
         shot = Image.new("RGB", (360, 640), "white")
         ImageDraw.Draw(shot).rectangle((20, 500, 340, 560), fill=(30, 120, 220))
         shot.save(root / f"shot{i}.png")
-        write_video(root / f"clip{i}.mp4", [rng.integers(0, 255, (96, 128, 3), np.uint8) for _ in range(40)], 10)
+        frames = [rng.integers(0, 255, (96, 128, 3), np.uint8) for _ in range(40)]
+        write_video(root / f"clip{i}.mp4", frames, 10)
         t = np.arange(2 * 16000) / 16000
         sf.write(root / f"tone{i}.wav", 0.3 * np.sin(2 * np.pi * (220 + 20 * i) * t), 16000)
         xyz = rng.uniform(-2, 2, (4000, 3))
-        np.save(root / f"cloud{i}.npy", np.concatenate([xyz, rng.uniform(0, 1, (4000, 3))], axis=1).astype(np.float32))
+        cloud = np.concatenate([xyz, rng.uniform(0, 1, (4000, 3))], axis=1).astype(np.float32)
+        np.save(root / f"cloud{i}.npy", cloud)
 
 
 def rows_for(kind: str, n: int) -> list[dict]:
@@ -50,8 +52,10 @@ def rows_for(kind: str, n: int) -> list[dict]:
         "screenshot": lambda i: [{"type": "screenshot", "screenshot": f"shot{i}.png"}],
         "video": lambda i: [{"type": "video", "video": f"clip{i}.mp4"}],
         "audio": lambda i: [{"type": "audio", "audio": f"tone{i}.wav"}],
-        "point_cloud": lambda i: [{"type": "point_cloud", "point_cloud": f"cloud{i}.npy", "num_points": 2048}],
-        "mixed": lambda i: [[{"type": "image", "image": f"img{i}.jpg"}], [{"type": "video", "video": f"clip{i}.mp4"}],
+        "point_cloud": lambda i: [{"type": "point_cloud", "point_cloud": f"cloud{i}.npy",
+                                   "num_points": 2048}],
+        "mixed": lambda i: [[{"type": "image", "image": f"img{i}.jpg"}],
+                            [{"type": "video", "video": f"clip{i}.mp4"}],
                             [{"type": "audio", "audio": f"tone{i}.wav"}]][i % 3],
     }[kind]
     return [{"id": f"{kind}{i}", "messages": [
@@ -83,8 +87,9 @@ def measure(family: str, kind: str, model, proc, root: Path, batch: int, batches
         opt.zero_grad(set_to_none=True)
         t_step += time.perf_counter() - start
     n = batch * batches
-    return {"family": family, "modality": kind, "samples_s": n / t_collate, "collate_ms": 1000 * t_collate / batches,
-            "step_ms": 1000 * t_step / batches, "share": t_collate / (t_collate + t_step), "tokens": tokens // n}
+    return {"family": family, "modality": kind, "samples_s": n / t_collate,
+            "collate_ms": 1000 * t_collate / batches, "step_ms": 1000 * t_step / batches,
+            "share": t_collate / (t_collate + t_step), "tokens": tokens // n}
 
 
 def run(batch: int, batches: int) -> list[dict]:
@@ -92,7 +97,6 @@ def run(batch: int, batches: int) -> list[dict]:
     from mmreason.models.tiny import build_tiny
 
     torch.manual_seed(0)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "media"
@@ -109,8 +113,9 @@ def run(batch: int, batches: int) -> list[dict]:
                 loaded[family] = load(build_tiny(family, Path(tmp) / family, seed=0))
             model, proc = loaded[family]
             r = measure(family, kind, model, proc, root, batch, batches)
-            print(f"{family:13s} {kind:12s} {r['samples_s']:7.1f} samples/s  collate {r['collate_ms']:7.1f} ms  "
-                  f"step {r['step_ms']:7.1f} ms  share {100 * r['share']:4.1f}%", flush=True)
+            print(f"{family:13s} {kind:12s} {r['samples_s']:7.1f} samples/s  "
+                  f"collate {r['collate_ms']:7.1f} ms  step {r['step_ms']:7.1f} ms  "
+                  f"share {100 * r['share']:4.1f}%", flush=True)
             results.append(r)
     return results
 
@@ -132,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     batches = 1 if args.quick else args.batches
     rows = run(args.batch, batches)
-    print(f"\nmachine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
-          f"batch {args.batch} x {batches} batches\n")
+    print(f"\nmachine: {platform.processor() or platform.machine()}, "
+          f"torch threads {torch.get_num_threads()}, batch {args.batch} x {batches} batches\n")
     print(table(rows, args.batch))
     return 0
 

@@ -47,7 +47,8 @@ def get_loader(kind: str) -> Callable[..., Any]:
     try:
         spec = MODALITIES[kind]
     except KeyError:
-        raise KeyError(f"no modality adapter for part type {kind!r}; known: {', '.join(sorted(MODALITIES))}") from None
+        known = ", ".join(sorted(MODALITIES))
+        raise KeyError(f"no modality adapter for part type {kind!r}; known: {known}") from None
     module, _, attr = spec.partition(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -132,7 +133,8 @@ def load_sample_media(
                 raise SchemaError(f"unknown content part type {kind!r}; known: text, {', '.join(MODALITIES)}",
                                   row=sample_id, field="messages")
             try:
-                items.append((m, p, load_part(part, root=root, family=family, sample_id=sample_id, options=options)))
+                loaded = load_part(part, root=root, family=family, sample_id=sample_id, options=options)
+                items.append((m, p, loaded))
             except MediaError as exc:
                 if on_error == "raise":
                     raise
@@ -156,7 +158,8 @@ class MediaReport:
 
 
 def load_dataset_media(
-    rows: Iterable[Mapping[str, Any]], root: str | os.PathLike | None = None, family: str | Family | None = None,
+    rows: Iterable[Mapping[str, Any]], root: str | os.PathLike | None = None,
+    family: str | Family | None = None,
     *, on_error: str = "raise", options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[list[tuple[Mapping[str, Any], SampleMedia]], MediaReport]:
     """Load the media of many rows under one policy; returns the kept (row, media) pairs and a report."""

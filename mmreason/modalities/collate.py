@@ -26,7 +26,9 @@ from typing import Any, Mapping, Sequence
 from mmreason.errors import MediaError, SchemaError
 from mmreason.families import Family, get_family
 from mmreason.modalities import ON_ERROR, load_sample_media, part_kind, row_messages
-from mmreason.modalities.guards import check_padding_side, check_vision_tokens, media_overflow, media_token_ids
+from mmreason.modalities.guards import (  # noqa: F401  (forbid_placeholder_tokens: part of this API)
+    check_padding_side, check_vision_tokens, forbid_placeholder_tokens, media_overflow, media_token_ids,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +90,9 @@ class Collator:
 def collate(
     rows: Sequence[Mapping[str, Any]], processor: Any, family: str | Family, *,
     root: str | os.PathLike | None = None, mode: str = "train", max_length: int | None = None,
-    on_overflow: str = "error", on_error: str = "raise", media_options: Mapping[str, Mapping[str, Any]] | None = None,
-    return_meta: bool = True, stats: CollateStats | None = None,
+    on_overflow: str = "error", on_error: str = "raise",
+    media_options: Mapping[str, Mapping[str, Any]] | None = None, return_meta: bool = True,
+    stats: CollateStats | None = None,
 ) -> dict[str, Any]:
     """Build one batch of processor inputs from canonical rows (see module docstring)."""
     fam = get_family(family) if isinstance(family, str) else family
@@ -127,7 +130,8 @@ class _Sample:
     n_assistant: int
 
 
-def _prepare(row: Mapping[str, Any], fam: Family, *, root, mode: str, on_error: str, options) -> _Sample | None:
+def _prepare(row: Mapping[str, Any], fam: Family, *, root, mode: str, on_error: str,
+             options) -> _Sample | None:
     sample_id = row.get("id")
     if sample_id is None:
         raise SchemaError("row has no 'id'", field="id")
@@ -139,7 +143,8 @@ def _prepare(row: Mapping[str, Any], fam: Family, *, root, mode: str, on_error: 
             raise SchemaError("nothing left to prompt with after removing assistant turns", row=sample_id)
     elif not any(m["role"] == "assistant" for m in messages):
         raise SchemaError("a training row needs at least one assistant turn", row=sample_id, field="messages")
-    media = load_sample_media({"id": sample_id, "messages": messages}, root, fam, on_error=on_error, options=options)
+    media = load_sample_media({"id": sample_id, "messages": messages}, root, fam, on_error=on_error,
+                              options=options)
     if media is None:
         return None
     images, videos, audios, image_frames, video_frames, all_frames = [], [], [], [], [], []
@@ -184,7 +189,8 @@ def _payload(kind: str, value: Any, fam: Family, sample_id: Any, options) -> Any
         lo, hi = image_budget(None, fam, (options or {}).get("image"))
         return load_image(value, fam, min_pixels=lo, max_pixels=hi, sample_id=sample_id)
     if kind == "video" and not isinstance(value, LoadedVideo):
-        raise TypeError(f"sample {sample_id!r}: a video part must hold a LoadedVideo, got {type(value).__name__}")
+        got = type(value).__name__
+        raise TypeError(f"sample {sample_id!r}: a video part must hold a LoadedVideo, got {got}")
     return value
 
 
@@ -207,14 +213,15 @@ def _encode(samples: list[_Sample], processor, fam: Family, *, mode, max_length,
         over = [i for i, n in enumerate(lengths) if n > max_length]
         # A generation prompt cannot lose its end; a training sample may lose text after its last media.
         cut_ok = mode == "train"
-        bad = [i for i in over if not cut_ok or media_overflow(batch["input_ids"][i].tolist(), max_length, media_ids)]
+        bad = [i for i in over
+               if not cut_ok or media_overflow(batch["input_ids"][i].tolist(), max_length, media_ids)]
         if bad:
             detail = ", ".join(f"{samples[i].sample_id!r} ({lengths[i]} tokens)" for i in bad)
             if on_overflow == "error":
                 raise ValueError(
                     f"sample(s) {detail} exceed max_length={max_length} and cutting them would "
-                    f"{'lose media tokens' if cut_ok else 'cut the prompt'}; raise max_length, lower the pixel "
-                    "budget, or set on_overflow='drop'"
+                    f"{'lose media tokens' if cut_ok else 'cut the prompt'}; raise max_length, lower the "
+                    "pixel budget, or set on_overflow='drop'"
                 )
             log.warning("dropping %d sample(s) longer than max_length=%d: %s", len(bad), max_length, detail)
             stats.dropped_overflow += len(bad)
@@ -228,8 +235,9 @@ def _encode(samples: list[_Sample], processor, fam: Family, *, mode, max_length,
     check_padding_side(batch["attention_mask"], batch_padding(mode))
     check_vision_tokens(batch, processor, fam, ids=[s.sample_id for s in samples])
     if mode == "train":
-        batch["labels"] = assistant_labels(batch["input_ids"], batch["attention_mask"], processor,
-                                           ids=[s.sample_id for s in samples], n_assistant=[s.n_assistant for s in samples])
+        batch["labels"] = assistant_labels(
+            batch["input_ids"], batch["attention_mask"], processor, ids=[s.sample_id for s in samples],
+            n_assistant=[s.n_assistant for s in samples])
     return batch, samples
 
 
@@ -239,7 +247,8 @@ def batch_padding(mode: str) -> str:
 
 
 def _call_processor(samples: list[_Sample], processor, fam: Family, mode: str) -> dict[str, Any]:
-    texts = [processor.apply_chat_template(s.messages, tokenize=False, add_generation_prompt=mode == "generate")
+    generate = mode == "generate"
+    texts = [processor.apply_chat_template(s.messages, tokenize=False, add_generation_prompt=generate)
              for s in samples]
     images = [im.image for s in samples for im in s.images]
     videos = [v for s in samples for v in s.videos]

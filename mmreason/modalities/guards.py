@@ -46,7 +46,8 @@ def forbid_placeholder_tokens(processor: Any, family: str | Family, *, device: s
     placeholder token to -inf. (For vLLM or ``bad_words_ids``, use :func:`bad_words_ids`.)"""
     from transformers import LogitsProcessorList, SuppressTokensLogitsProcessor
 
-    return LogitsProcessorList([SuppressTokensLogitsProcessor(placeholder_token_ids(processor, family), device=device)])
+    ids = placeholder_token_ids(processor, family)
+    return LogitsProcessorList([SuppressTokensLogitsProcessor(ids, device=device)])
 
 
 def bad_words_ids(processor: Any, family: str | Family) -> list[list[int]]:
@@ -102,9 +103,9 @@ def check_vision_tokens(batch: Mapping[str, Any], processor: Any, family: str | 
         if sum(per_sample) != sum(want):
             bad = [ids[i] for i, n in enumerate(per_sample) if n]
             raise ValueError(
-                f"{kind} placeholders do not match the {kind} tensors: {sum(per_sample)} {token} tokens in the "
-                f"batch, {sum(want)} expected from {grid_key} (samples with {kind}s: {bad or 'none'}); a "
-                f"truncated or dropped {kind} would train on the wrong features"
+                f"{kind} placeholders do not match the {kind} tensors: {sum(per_sample)} {token} tokens in "
+                f"the batch, {sum(want)} expected from {grid_key} (samples with {kind}s: {bad or 'none'}); "
+                f"a truncated or dropped {kind} would train on the wrong features"
             )
         if grid is not None:
             rows = int(batch[pixels].shape[0]) if batch.get(pixels) is not None else 0
@@ -118,4 +119,5 @@ def check_vision_tokens(batch: Mapping[str, Any], processor: Any, family: str | 
         have = int((input_ids == tid).sum())
         want = int(_get_feat_extract_output_lengths(batch["feature_attention_mask"].sum(-1)).sum())
         if have != want:
-            raise ValueError(f"audio placeholders do not match the audio features: {have} tokens, {want} expected")
+            raise ValueError(f"audio placeholders do not match the audio features: {have} tokens, "
+                             f"{want} expected")

@@ -116,7 +116,8 @@ def open_image(source: ImageSource, *, sample_id: object = None) -> tuple[Image.
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         where = path if path is not None else "<in-memory image>"
-        raise MediaError(where, f"cannot decode image ({type(exc).__name__}: {exc})", sample_id=sample_id) from exc
+        reason = f"cannot decode image ({type(exc).__name__}: {exc})"
+        raise MediaError(where, reason, sample_id=sample_id) from exc
 
 
 def image_budget(
@@ -216,7 +217,8 @@ def crop(
         source = image
     image_frame = image_frame or ImageFrame.identity(source.width, source.height)
     if (image_frame.width, image_frame.height) != source.size:
-        raise ValueError(f"image is {source.size}, but its frame says {image_frame.width}x{image_frame.height}")
+        size = f"{image_frame.width}x{image_frame.height}"
+        raise ValueError(f"image is {source.width}x{source.height}, but its frame says {size}")
     pixel_box = _to_pixel_box(box, frame, image_frame)
     if pixel_box[2] < 0 or pixel_box[3] < 0 or pixel_box[0] > source.width or pixel_box[1] > source.height:
         raise ValueError(f"box {tuple(box)} ({frame}) lies outside the {source.width}x{source.height} image")

@@ -11,9 +11,11 @@ Sampling follows qwen-vl-utils (0.0.14) so numbers match the released models:
 
 Unlike qwen-vl-utils, a decoding failure is never silently retried with another reader that may sample
 differently: ``backend="auto"`` tries decord then PyAV (PyAV only, for containers decord seeks wrongly
-in) and, if both fail, raises one `MediaError` that names the file, the sample and both reasons. The ``VideoFrame`` record keeps the sampled indices, their
-timestamps (from the decoded frames' presentation times) and the resized size, so "from 3.5 s to 6 s"
-converts to and from frame indices and boxes on frames map back through ``geometry``.
+in) and, if both fail, raises one `MediaError` that names the file, the sample and both reasons.
+
+The ``VideoFrame`` record keeps the sampled indices, their timestamps (from the decoded frames'
+presentation times) and the resized size, so "from 3.5 s to 6 s" converts to and from frame indices
+and boxes on frames map back through ``geometry``.
 """
 
 from __future__ import annotations
@@ -281,7 +283,8 @@ def read_video(
 
 # ------------------------------------------------------------------------------------------ loading
 def load_video(
-    source: str | os.PathLike | Sequence[Any], family: str | Family | None = None, *, fps: float | None = None,
+    source: str | os.PathLike | Sequence[Any], family: str | Family | None = None, *,
+    fps: float | None = None,
     nframes: int | None = None, video_start: float | None = None, video_end: float | None = None,
     min_frames: int = FPS_MIN_FRAMES, max_frames: int = FPS_MAX_FRAMES, min_pixels: int | None = None,
     max_pixels: int | None = None, total_pixels: float | None = None, backend: str = "auto",
@@ -297,24 +300,27 @@ def load_video(
 
     def choose(total: int, src_fps: float) -> list[int]:
         try:
-            first, last, idx = sample_indices(total, src_fps, nframes=nframes, sample_fps=fps, start=video_start,
-                                              end=video_end, min_frames=min_frames, max_frames=max_frames)
+            first, last, idx = sample_indices(
+                total, src_fps, nframes=nframes, sample_fps=fps, start=video_start, end=video_end,
+                min_frames=min_frames, max_frames=max_frames)
         except ValueError as exc:  # a bad request, not a bad file: no point trying another decoder
             raise MediaError(path, str(exc), sample_id=sample_id) from exc
         span[:] = [first, last]
         return idx
 
-    frames, indices, times, total, src_fps, used = read_video(path, choose, backend=backend, sample_id=sample_id)
+    frames, indices, times, total, src_fps, used = read_video(path, choose, backend=backend,
+                                                              sample_id=sample_id)
     height, width = int(frames.shape[1]), int(frames.shape[2])
-    lo, hi = frame_budget(len(indices), fam, min_pixels=min_pixels, max_pixels=max_pixels, total_pixels=total_pixels)
+    lo, hi = frame_budget(len(indices), fam, min_pixels=min_pixels, max_pixels=max_pixels,
+                          total_pixels=total_pixels)
     try:
         rh, rw = smart_resize(height, width, factor=fam.factor, min_pixels=lo, max_pixels=hi)
     except ValueError as exc:
         raise MediaError(path, str(exc), sample_id=sample_id) from exc
     record = VideoFrame(
-        fps=src_fps, total_frames=total, frame_indices=tuple(indices), timestamps=tuple(round(t, 6) for t in times),
-        width=width, height=height, resized_width=rw, resized_height=rh, start_frame=span[0], end_frame=span[1],
-        backend=used,
+        fps=src_fps, total_frames=total, frame_indices=tuple(indices),
+        timestamps=tuple(round(t, 6) for t in times), width=width, height=height, resized_width=rw,
+        resized_height=rh, start_frame=span[0], end_frame=span[1], backend=used,
     )
     return LoadedVideo(frames=_resize(frames, rh, rw), frame=record, path=path)
 
@@ -337,7 +343,8 @@ def load_part(
     else:
         value = str(resolve_media_path(value, root))
     opts = {k: v for k, v in (defaults or {}).items() if v is not None}
-    if part.get("fps") is not None or part.get("nframes") is not None:  # a part's choice of sampling overrides the recipe's, not adds to it
+    # A part's choice of sampling (fps or nframes) replaces the recipe's rather than adding to it.
+    if part.get("fps") is not None or part.get("nframes") is not None:
         opts.pop("fps", None), opts.pop("nframes", None)
     keys = ("fps", "nframes", "video_start", "video_end", "min_frames", "max_frames", "min_pixels",
             "max_pixels", "total_pixels")
@@ -357,7 +364,8 @@ def _load_frame_list(frames: Sequence[Any], fam: Family, *, fps: float | None, m
     indices = list(range(len(images)))
     indices += [indices[-1]] * (-len(indices) % FRAME_FACTOR)
     width, height = images[0].size
-    lo, hi = frame_budget(len(indices), fam, min_pixels=min_pixels, max_pixels=max_pixels, total_pixels=total_pixels)
+    lo, hi = frame_budget(len(indices), fam, min_pixels=min_pixels, max_pixels=max_pixels,
+                          total_pixels=total_pixels)
     rh, rw = smart_resize(height, width, factor=fam.factor, min_pixels=lo, max_pixels=hi)
     array = np.stack([np.asarray(images[i]) for i in indices])
     record = VideoFrame(

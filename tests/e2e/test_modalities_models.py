@@ -72,7 +72,8 @@ def test_sft_batch_trains_the_vision_tower_and_generation_stays_clean(tiny_model
     gen = tensors(collate(ROWS, proc, family, root=root, media_options=SMALL, mode="generate"))
     with torch.no_grad():
         new = model.generate(**gen, max_new_tokens=3, do_sample=False,
-                             logits_processor=forbid_placeholder_tokens(proc, family))[:, gen["input_ids"].shape[1]:]
+                             logits_processor=forbid_placeholder_tokens(proc, family))
+        new = new[:, gen["input_ids"].shape[1]:]
         assert not torch.isin(new, torch.tensor(placeholder_token_ids(proc, family))).any()
         # Left padding is right: each prompt generates the same tokens alone as in the batch.
         for i, row in enumerate(ROWS):
@@ -105,9 +106,8 @@ def test_forbidding_placeholders_stops_a_policy_that_wants_them(tiny_model, root
     with torch.no_grad():
         bad = model.generate(**gen, max_new_tokens=2, do_sample=False,
                              logits_processor=LogitsProcessorList([_WantsPlaceholders(ids)]))
-        good = model.generate(**gen, max_new_tokens=2, do_sample=False,
-                              logits_processor=LogitsProcessorList([_WantsPlaceholders(ids),
-                                                                    *forbid_placeholder_tokens(proc, family)]))
+        both = LogitsProcessorList([_WantsPlaceholders(ids), *forbid_placeholder_tokens(proc, family)])
+        good = model.generate(**gen, max_new_tokens=2, do_sample=False, logits_processor=both)
     assert bad[0, start] in ids
     assert not torch.isin(good[0, start:], torch.tensor(ids)).any()
 
@@ -133,7 +133,8 @@ def test_grpo_video_prompts_then_completions(tiny_model, root, family):
 @pytest.mark.parametrize("family", FAMILY_NAMES)
 def test_mixed_image_video_audio_batch(tiny_model, root, family):
     model, proc = tiny_model(family)
-    rows = [*ROWS, {"id": "aud", "messages": [user({"type": "audio", "audio": "tone.wav"}, q("Pitch?")), said("A4")]}]
+    audio = {"id": "aud", "messages": [user({"type": "audio", "audio": "tone.wav"}, q("Pitch?")), said("A4")]}
+    rows = [*ROWS, audio]
     batch = collate(rows, proc, family, root=root, media_options=SMALL)
     kinds = [k for f in batch["frames"] for k, _ in f.media]
     assert kinds == ["image", "video", "audio"]
@@ -174,6 +175,7 @@ def test_drawn_box_round_trips_through_the_resize_the_model_saw(tiny_model, tmp_
     located = (xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1)  # resized pixels
     expected = convert_box(drawn, "pixel", "resized", frame)
     assert max(abs(a - b) for a, b in zip(located, expected)) <= 1.0
-    emitted = [round(v) for v in convert_box(located, "resized", model_frame(family), frame)]  # what it writes
+    # What the model would write for the box it saw, as integers in its own frame.
+    emitted = [round(v) for v in convert_box(located, "resized", model_frame(family), frame)]
     back = box_from_model(emitted, family, frame)
     assert max(abs(a - b) for a, b in zip(back, drawn)) <= 1.0, (family, located, emitted, back)

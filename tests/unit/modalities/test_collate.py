@@ -87,7 +87,8 @@ def test_labels_cover_assistant_turns_only(processor, root, family):
 def test_padding_sides_and_generation_prompts(processor, root):
     proc = processor("qwen2_5_vl")
     rows = [{"id": "short", "messages": [user(text("Hi")), said("Hello")]},
-            {"id": "long", "messages": [user(img("red.png"), text("What colour is this picture?")), said("Red")]}]
+            {"id": "long",
+             "messages": [user(img("red.png"), text("What colour is this picture?")), said("Red")]}]
     train = collate(rows, proc, "qwen2_5_vl", root=root, media_options=SMALL)
     assert train["attention_mask"][0, 0] == 1 and train["attention_mask"][0, -1] == 0  # right-padded
     gen = collate(rows, proc, "qwen2_5_vl", root=root, media_options=SMALL, mode="generate")
@@ -119,7 +120,8 @@ def test_overflow_never_cuts_media(processor, root):
     assert (batch["labels"][1] != IGNORE_INDEX).sum() > 0
     check_vision_tokens(batch, proc, "qwen2_5_vl")
     with pytest.raises(ValueError, match="cut the prompt"):
-        collate([long_answer], proc, "qwen2_5_vl", root=root, media_options=SMALL, max_length=10, mode="generate")
+        collate([long_answer], proc, "qwen2_5_vl", root=root, media_options=SMALL, max_length=10,
+                mode="generate")
     assert media_overflow([1, 5, 5, 2], 2, [5]) and not media_overflow([1, 5, 5, 2], 3, [5])
 
 
@@ -150,7 +152,8 @@ def test_forbidden_placeholder_tokens(processor, family):
     assert [[i] for i in ids] == bad_words_ids(proc, family)
     scores = torch.zeros(2, len(proc.tokenizer))
     out = forbid_placeholder_tokens(proc, family)(torch.zeros(2, 3, dtype=torch.long), scores)
-    assert torch.isinf(out[:, ids]).all() and torch.isfinite(out).sum() == 2 * (len(proc.tokenizer) - len(ids))
+    assert torch.isinf(out[:, ids]).all()
+    assert torch.isfinite(out).sum() == 2 * (len(proc.tokenizer) - len(ids))
 
 
 def test_media_errors_raise_or_skip_with_count(processor, root):
@@ -172,20 +175,23 @@ def test_media_errors_raise_or_skip_with_count(processor, root):
 
 def test_frames_follow_ground_truth_image_order(processor, root):
     proc = processor("qwen2_5_vl")
-    row = {"id": "m", "messages": [user(img("red.png"), {"type": "video", "video": "clip10.mp4", "nframes": 4},
-                                        {"type": "screenshot", "screenshot": "blue.png"}, text("?")), said("z")]}
+    video = {"type": "video", "video": "clip10.mp4", "nframes": 4}
+    shot = {"type": "screenshot", "screenshot": "blue.png"}
+    row = {"id": "m", "messages": [user(img("red.png"), video, shot, text("?")), said("z")]}
     batch = collate([row], proc, "qwen2_5_vl", root=root, media_options=SMALL)
     frames = batch["frames"][0]
     assert [type(f) for f in frames.images] == [ImageFrame, ImageFrame]
     assert (frames.images[0].width, frames.images[1].width) == (64, 48)
-    assert isinstance(frames.videos[0], VideoFrame) and [k for k, _ in frames.media] == ["image", "video", "screenshot"]
+    assert isinstance(frames.videos[0], VideoFrame)
+    assert [k for k, _ in frames.media] == ["image", "video", "screenshot"]
     grid = batch["image_grid_thw"].tolist()  # the processor saw exactly the recorded sizes
     assert grid == [[1, f.resized_height // 14, f.resized_width // 14] for f in frames.images]
 
 
 def test_video_timing_reaches_each_processor(processor, root):
-    row = {"id": "v", "messages": [user({"type": "video", "video": "clip10.mp4", "nframes": 4},
-                                        {"type": "video", "video": "clip5.mp4", "nframes": 6}, text("?")), said("z")]}
+    first = {"type": "video", "video": "clip10.mp4", "nframes": 4}
+    second = {"type": "video", "video": "clip5.mp4", "nframes": 6}
+    row = {"id": "v", "messages": [user(first, second, text("?")), said("z")]}
     # Qwen3-VL writes each temporal patch's time into the prompt, from our sampled indices.
     proc = processor("qwen3_vl")
     batch = collate([row], proc, "qwen3_vl", root=root, media_options=SMALL)
@@ -201,3 +207,19 @@ def test_video_timing_reaches_each_processor(processor, root):
         want = [2 / f.sampled_fps for f in batch["frames"][0].videos]
         assert batch[key].tolist() == pytest.approx(want)
         assert want[0] != pytest.approx(want[1])  # the two clips differ, and so must their timing
+
+
+def test_rows_read_back_from_parquet_collate_like_in_memory_rows(processor, root, tmp_path):
+    from mmreason.schema import load_rows, new_row, write_parquet
+
+    proc = processor("qwen2_5_vl")
+    rows = [new_row("p1", [user(img("red.png"), text("Colour?")), said("red")], answer="red"),
+            new_row("p2", [user({"type": "video", "video": "clip10.mp4", "nframes": 4}, text("?")),
+                           said("grey")])]
+    write_parquet(rows, tmp_path)
+    read = list(load_rows(tmp_path))
+    a = collate(rows, proc, "qwen2_5_vl", root=root, media_options=SMALL)
+    b = collate(read, proc, "qwen2_5_vl", root=root, media_options=SMALL)
+    assert a["ids"] == b["ids"] and a["frames"] == b["frames"]
+    for key in ("input_ids", "labels", "pixel_values", "pixel_values_videos", "video_grid_thw"):
+        assert torch.equal(a[key], b[key])

@@ -38,7 +38,8 @@ def test_colour_modes_become_rgb(tmp_path):
     rgba = Image.new("RGBA", (8, 8), (0, 0, 255, 0))
     rgba.putpixel((0, 0), (0, 0, 255, 255))
     out = to_rgb(rgba)
-    assert out.mode == "RGB" and out.getpixel((5, 5)) == (255, 255, 255) and out.getpixel((0, 0)) == (0, 0, 255)
+    assert out.mode == "RGB" and out.getpixel((5, 5)) == (255, 255, 255)
+    assert out.getpixel((0, 0)) == (0, 0, 255)
 
     grey16 = Image.fromarray(np.full((8, 8), 40000, np.uint16))
     path = tmp_path / "deep.png"
@@ -73,8 +74,8 @@ def test_budget_precedence_part_then_recipe_then_family():
     fam = FAMILIES["qwen3_vl"]
     assert image_budget({}, "qwen3_vl") == (fam.min_pixels, fam.max_pixels)
     assert image_budget({}, "qwen3_vl", {"max_pixels": 128 * 128, "min_pixels": 32 * 32}) == (1024, 16384)
-    assert image_budget({"max_pixels": 64 * 64, "min_pixels": None}, "qwen3_vl", {"max_pixels": 1, "min_pixels": 2}) \
-        == (2, 4096)
+    recipe = {"max_pixels": 1, "min_pixels": 2}
+    assert image_budget({"max_pixels": 64 * 64, "min_pixels": None}, "qwen3_vl", recipe) == (2, 4096)
     with pytest.raises(ValueError, match="min_pixels"):
         image_budget({"min_pixels": 10, "max_pixels": 5}, "qwen2_vl")
 
@@ -84,7 +85,8 @@ def test_sources_path_bytes_pil_and_parts(tmp_path):
     img.save(tmp_path / "a.png")
     data = (tmp_path / "a.png").read_bytes()
     for src in (tmp_path / "a.png", str(tmp_path / "a.png"), data, img):
-        assert load_image(src, "qwen2_vl", max_pixels=56 * 56, min_pixels=28 * 28).original.getpixel((1, 1)) == (10, 20, 30)
+        loaded = load_image(src, "qwen2_vl", max_pixels=56 * 56, min_pixels=28 * 28)
+        assert loaded.original.getpixel((1, 1)) == (10, 20, 30)
     part = {"type": "image", "image": "a.png", "max_pixels": 56 * 56, "min_pixels": 28 * 28}
     loaded = load_part(part, root=tmp_path, family="qwen2_vl", sample_id="s1")
     assert isinstance(loaded, LoadedImage) and loaded.path == str(tmp_path / "a.png")

@@ -180,7 +180,8 @@ def test_frame_list_video(tmp_path):
 
 
 def test_dataset_loader_skips_bad_videos_with_count(clips):
-    rows = [{"id": name, "messages": [{"role": "user", "content": [{"type": "video", "video": name, **SMALL}]}]}
+    rows = [{"id": name,
+             "messages": [{"role": "user", "content": [{"type": "video", "video": name, **SMALL}]}]}
             for name in ("c30.mp4", "zero.mp4", "corrupt.mp4")]
     kept, report = load_dataset_media(rows, clips, "qwen2_vl", on_error="skip")
     assert [r["id"] for r, _ in kept] == ["c30.mp4"] and report.skipped == 2
