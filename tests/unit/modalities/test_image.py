@@ -164,3 +164,15 @@ def test_crop_clamps_and_maps_frames():
     assert box_from_model(resized_box, "qwen2_5_vl", loaded.frame) == pytest.approx((30, 10, 40, 20))
     big, box = zoom(img, (30, 10, 40, 20), scale=3)
     assert big.size == (30, 30) and box == (30.0, 10.0, 40.0, 20.0)
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen3_vl"])
+@pytest.mark.parametrize("size", [(640, 480), (33, 900), (1500, 1100)])
+def test_sizes_match_qwen_vl_utils(family, size):
+    from qwen_vl_utils.vision_process import fetch_image
+
+    fam = FAMILIES[family]
+    img = Image.new("RGB", size)
+    theirs = fetch_image({"image": img, "min_pixels": fam.min_pixels, "max_pixels": 256 * 256},
+                         image_patch_size=fam.patch_size)
+    assert load_image(img, family, max_pixels=256 * 256).image.size == theirs.size

@@ -186,3 +186,17 @@ def test_dataset_loader_skips_bad_videos_with_count(clips):
     kept, report = load_dataset_media(rows, clips, "qwen2_vl", on_error="skip")
     assert [r["id"] for r, _ in kept] == ["c30.mp4"] and report.skipped == 2
     assert "zero.mp4" in report.errors[0] and "corrupt.mp4" in report.errors[1]
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+@pytest.mark.parametrize("options", [{}, {"fps": 4.0}, {"nframes": 6}, {"video_start": 0.5, "video_end": 2.2},
+                                     {"fps": 2.0, "max_pixels": 64 * 64, "min_pixels": 32 * 32}])
+def test_sampling_and_sizes_match_qwen_vl_utils(clips, family, options):
+    from qwen_vl_utils.vision_process import fetch_video
+
+    patch = FAMILIES[family].patch_size
+    theirs, meta = fetch_video({"video": str(clips / "c30.mp4"), **options}, image_patch_size=patch,
+                               return_video_metadata=True)
+    ours = load_video(clips / "c30.mp4", family, backend="decord", **options)
+    assert list(ours.frame.frame_indices) == list(meta["frames_indices"])
+    assert tuple(ours.frames.shape) == tuple(theirs.shape)
