@@ -96,9 +96,16 @@ def build_tiny(family: str, out_dir, *, seed: int = 0) -> Path:
     return out
 
 
-def is_tiny_build(path) -> bool:
-    """True when `path` holds a complete build from `build_tiny` (used to reuse one instead of rebuilding)."""
-    return (Path(path) / MARKER).is_file()
+def is_tiny_build(path, *, family: str | None = None, seed: int | None = None) -> bool:
+    """True when `path` holds a complete `build_tiny` output (of `family` and `seed`, when given).
+
+    Lets callers reuse a build instead of rebuilding; an interrupted build has no marker and is not reused.
+    """
+    try:
+        meta = json.loads((Path(path) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (family is None or meta.get("family") == family) and (seed is None or meta.get("seed") == seed)
 
 
 def main(argv: list[str] | None = None) -> int:
