@@ -51,7 +51,8 @@ def run_case(builder: str, options: dict, n: int, workers: int) -> dict:
     total = times.get("total", 0.0) or 1e-9
     shares = {p: times.get(p, 0.0) / total for p in ("render", "encode", "write")}
     shares["other"] = max(0.0, 1.0 - sum(shares.values()))
-    return {"rows": rows, "wall": wall, "per_s": rows / wall, "shares": shares, "media_mb_per_row": media / rows / 1e6}
+    return {"rows": rows, "wall": wall, "per_s": rows / wall, "shares": shares,
+            "media_mb_per_row": media / rows / 1e6}
 
 
 def main(argv: list[str] | None = None) -> int:

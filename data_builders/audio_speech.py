@@ -105,7 +105,8 @@ def question(rng, qtype: str, events: list[Event]) -> tuple[str, str, list[Event
         k = int(rng.integers(len(words)))
         w = words[k]
         return (f"What is the {ORDINALS[k]} word spoken in the clip?", w.text, words[:k + 1],
-                f"the first {k + 1} word{'s' if k else ''}", f'Counting words in order, the {ORDINALS[k]} is "{w.text}"')
+                f"the first {k + 1} word{'s' if k else ''}",
+                f'Counting words in order, the {ORDINALS[k]} is "{w.text}"')
     if qtype == "count_tones":
         n = len(tones)
         return ("How many beeps are there in the clip?", str(n), tones, "every beep",
@@ -154,8 +155,8 @@ def evidence(events: list[Event], relevant: list[Event], duration: float, coarse
 def coarse_to_fine(ev: dict, need: str, conclusion: str, answer: str) -> str:
     coarse = "; ".join(f"{lo:g}-{hi:g} s: {', '.join(k)}" for lo, hi, k in ev["coarse"])
     lo, hi = ev["window"]
-    think = (f"Coarse pass, {len(ev['coarse'])} windows: {coarse}. The question needs {need}, so I listen closely "
-             f"to {lo:.1f}-{hi:.1f} s. Fine pass: {'; '.join(ev['fine'])}. {conclusion}.")
+    think = (f"Coarse pass, {len(ev['coarse'])} windows: {coarse}. The question needs {need}, "
+             f"so I listen closely to {lo:.1f}-{hi:.1f} s. Fine pass: {'; '.join(ev['fine'])}. {conclusion}.")
     return render_block("think", think) + "\n" + render_block("answer", answer)
 
 
@@ -165,7 +166,8 @@ def make_sample(ctx: SampleContext) -> dict:
     qtype = opts["qtypes"][int(rng.integers(len(opts["qtypes"])))]
     floor = opts["floor_db"]
     with phase("render"):
-        track, events = layout(rng, plan(rng, qtype), floor_db=None if floor is None else float(rng.uniform(*floor)))
+        floor_db = None if floor is None else float(rng.uniform(*floor))
+        track, events = layout(rng, plan(rng, qtype), floor_db=floor_db)
         q, answer, relevant, need, conclusion = question(rng, qtype, events)
     duration = len(track) / SAMPLE_RATE
     audio = save_wav(track, SAMPLE_RATE, ctx.media("audio", "wav"))
@@ -176,9 +178,10 @@ def make_sample(ctx: SampleContext) -> dict:
     return {
         "id": ctx.id, "messages": [user] + (traces[chosen] if chosen != "none" else []), "answer": answer,
         "task": QTYPES[qtype], "source": NAME,
-        "time_spans": [{"label": _describe(e).rsplit(" ", 2)[0], "start": e.start, "end": e.end} for e in relevant],
-        "meta": {"qtype": qtype, "trace": chosen, "traces": traces, "sample_rate": SAMPLE_RATE, "duration": duration,
-                 "evidence": ev,
+        "time_spans": [{"label": _describe(e).rsplit(" ", 2)[0], "start": e.start, "end": e.end}
+                       for e in relevant],
+        "meta": {"qtype": qtype, "trace": chosen, "traces": traces, "sample_rate": SAMPLE_RATE,
+                 "duration": duration, "evidence": ev,
                  "events": [{k: v for k, v in e.__dict__.items() if v is not None} for e in events]},
     }
 

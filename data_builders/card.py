@@ -50,6 +50,10 @@ def _image_sizes(row: Mapping, root: Path, cache: dict) -> list[tuple[int, int] 
     return sizes
 
 
+_PER_ROW = {"boxes": "boxes_per_row", "rationale_regions": "regions_per_row", "time_spans": "spans_per_row",
+            "boxes_3d": "boxes_3d_per_row", "points": "points_per_row"}
+
+
 def chunk_stats(rows: list[Mapping], root: str | Path) -> dict:
     """Counts and summaries for one chunk of canonical rows; combine chunks with `merge_stats`."""
     root = Path(root)
@@ -67,9 +71,7 @@ def chunk_stats(rows: list[Mapping], root: str | Path) -> dict:
             c["answers"][row["answer"][:40]] += 1
             ans_len.append(len(row["answer"]))
         for key in ("boxes", "rationale_regions", "time_spans", "boxes_3d", "points"):
-            name = {"boxes": "boxes_per_row", "rationale_regions": "regions_per_row", "time_spans": "spans_per_row",
-                    "boxes_3d": "boxes_3d_per_row", "points": "points_per_row"}[key]
-            c[name][str(len(row.get(key) or []))] += 1
+            c[_PER_ROW[key]][str(len(row.get(key) or []))] += 1
         for kind, _ in schema.media_parts(row):
             c["media"][kind] += 1
         c["assistant_turns"][str(sum(m["role"] == "assistant" for m in row["messages"]))] += 1
@@ -112,7 +114,7 @@ def _fit(image: Image.Image, size: int) -> tuple[Image.Image, float]:
 
 
 def draw_boxes(image: Image.Image, row: Mapping, image_index: int = 0, size: int = TILE) -> Image.Image:
-    """`image` shrunk to `size` with GT boxes (green), rationale regions (orange) and points (red) of that image."""
+    """`image` shrunk to `size`, with that image's GT boxes (green), rationale regions (orange), points (red)."""
     out, s = _fit(image, size)
     d = ImageDraw.Draw(out)
     for key, color, width in (("rationale_regions", (255, 140, 0), 1), ("boxes", (0, 200, 0), 2)):
@@ -204,7 +206,8 @@ def question_of(row: Mapping) -> str:
     return schema.text_of(users[0]) if users else ""
 
 
-def preview_grid(rows: list[Mapping], root: str | Path, preview: Callable | None = None, cols: int = 4) -> Image.Image:
+def preview_grid(rows: list[Mapping], root: str | Path, preview: Callable | None = None,
+                 cols: int = 4) -> Image.Image:
     """Tiles of a few samples with their question and answer underneath."""
     tiles = []
     from mmreason.data_builders.draw import font
@@ -283,12 +286,13 @@ def write_card(root: Path, manifest: Mapping, entries: list[Mapping], *, preview
     phases = [(p, times.get(p, 0.0)) for p in ("render", "encode", "write")]
     phases.append(("other", max(0.0, total - sum(t for _, t in phases))))
     counters = st.get("counters", {})
+    more = " ..." if len(manifest["missing"]) > 10 else ""
     parts = [
-        "---", "configs:", "- config_name: default", "  data_files:", "  - split: train", '    path: "part-*.parquet"',
-        "---", "", f"# {manifest['builder']}: a synthetic grounded-reasoning dataset", "",
+        "---", "configs:", "- config_name: default", "  data_files:", "  - split: train",
+        '    path: "part-*.parquet"', "---", "",
+        f"# {manifest['builder']}: a synthetic grounded-reasoning dataset", "",
         f"Built with `mmreason build {manifest['builder']} --n {manifest['n']} --seed {manifest['seed']}`. "
-        f"Status: **{status}**" + (f" (missing {', '.join(missing)}{' ...' if len(manifest['missing']) > 10 else ''})"
-                                   if missing else "") + ".", "",
+        f"Status: **{status}**" + (f" (missing {', '.join(missing)}{more})" if missing else "") + ".", "",
         f"Rows: **{manifest['rows']}** (skipped by the builder: {manifest['skipped']}); "
         f"media parts: {', '.join(f'{k} {v}' for k, v in sorted(st.get('media', {}).items())) or 'none'}.", "",
         "![preview: a few samples with their ground truth drawn](preview.png)" if has_preview else "", "",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -145,6 +146,21 @@ def _quiet_datasets() -> Iterator[None]:
             ds_logging.enable_progress_bar()
 
 
+_TMP_OWNER = re.compile(r"\.(.+?-\d{9,})-")
+
+
+def _remove_leftovers(root: Path, job: _Job) -> None:
+    """Half-written files a killed run of this chunk left behind (only this chunk's: shards share folders)."""
+    (root / f"{chunk_name(job.start, job.end)}.parquet.tmp").unlink(missing_ok=True)
+    ids = {sample_id(job.name, j) for j in range(job.start, job.end)}
+    for folder in {root / media_dir(j) for j in range(job.start, job.end)}:
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp*"):  # atomic_target names: .<id>-<what>.tmp<pid><ext>
+                m = _TMP_OWNER.match(tmp.name)
+                if m and m.group(1) in ids:
+                    tmp.unlink(missing_ok=True)
+
+
 def _run_chunk(job: _Job) -> dict:
     """Build one chunk end to end (media, Parquet, manifest); runs in the parent or a worker process."""
     import datasets  # noqa: F401  (imported before the clock starts: its import is not "write" time)
@@ -152,6 +168,7 @@ def _run_chunk(job: _Job) -> dict:
     _TIMES.clear()
     t0 = time.perf_counter()
     root = Path(job.root)
+    _remove_leftovers(root, job)
     rows, skipped, counters = [], [], Counter()
     with phase("sample"):
         for j in range(job.start, job.end):

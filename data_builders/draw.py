@@ -29,7 +29,8 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "black": (20, 20, 20),
 }
 # Light backgrounds, none of them close to an object colour.
-BACKGROUNDS: tuple[tuple[int, int, int], ...] = ((255, 255, 255), (245, 245, 235), (235, 240, 250), (240, 236, 228))
+BACKGROUNDS: tuple[tuple[int, int, int], ...] = (
+    (255, 255, 255), (245, 245, 235), (235, 240, 250), (240, 236, 228))
 
 SHAPES = ("circle", "square", "triangle", "diamond", "hexagon")
 ICONS = ("star", "heart", "arrow", "cross", "house")
@@ -60,7 +61,8 @@ def shape_mask(shape: str, w: int, h: int) -> Image.Image:
     elif shape == "star":
         outer = _polygon(5, w, h, -math.pi / 2)
         cx, cy = x2 / 2, y2 / 2
-        inner = [(cx + 0.4 * (x - cx), cy + 0.4 * (y - cy)) for x, y in _polygon(5, w, h, -math.pi / 2 + math.pi / 5)]
+        inner = [(cx + 0.4 * (x - cx), cy + 0.4 * (y - cy))
+                 for x, y in _polygon(5, w, h, -math.pi / 2 + math.pi / 5)]
         d.polygon([p for pair in zip(outer, inner) for p in pair], fill=255)
     elif shape == "heart":
         d.ellipse((0, 0, x2 * 0.55, y2 * 0.55), fill=255)

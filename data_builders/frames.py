@@ -67,7 +67,8 @@ def render_for_family(row: Mapping, family: str, *, root: str | Path | None = No
 
         with Image.open(Path(root or ".") / images[0]) as im:
             size = im.size
-    frame = ImageFrame.for_family(int(size[0]), int(size[1]), family, min_pixels=min_pixels, max_pixels=max_pixels)
+    frame = ImageFrame.for_family(int(size[0]), int(size[1]), family, min_pixels=min_pixels,
+                                  max_pixels=max_pixels)
     for msg in out["messages"]:
         if msg["role"] != "assistant":
             continue

@@ -65,7 +65,8 @@ def grit_trace(plan: str, evidence: Sequence[Evidence], conclusion: str, answer:
 
 
 def union_box(boxes: Sequence[Sequence[int]]) -> tuple[int, int, int, int]:
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
 def zoom_box(box: Sequence[int], width: int, height: int, *, pad: float = 0.25,
@@ -110,12 +111,16 @@ def zoom_trajectory(
         label = " and ".join(ev.label for ev in group)
         why = _sentence(plan) if k == 0 else _sentence(f"Next I need a closer look at {label}")
         if k > 0 and groups[k - 1][0].finding:
-            why = _sentence(f"In the zoomed view of {groups[k - 1][0].label}, {groups[k - 1][0].finding}") + " " + why
+            prev = groups[k - 1][0]
+            why = _sentence(f"In the zoomed view of {prev.label}, {prev.finding}") + " " + why
         call = render_tool_call(ZOOM_TOOL, {"bbox_2d": list(crop), "label": label})
-        turns.append(text_turn("assistant", render_block("think", f"{why} I will zoom in on {label}.") + "\n" + call))
+        think = render_block("think", f"{why} I will zoom in on {label}.")
+        turns.append(text_turn("assistant", think + "\n" + call))
         turns.append({"role": "tool", "content": [{"type": "image", "image": save_crop(crop, k)}]})
         crops.append(crop)
-    seen = " ".join(_sentence(f"In the zoomed view of {ev.label}, {ev.finding}") for ev in groups[-1] if ev.finding)
-    final = render_block("think", f"{seen} {_sentence(conclusion)}".strip()) + "\n" + render_block("answer", answer)
+    seen = " ".join(_sentence(f"In the zoomed view of {ev.label}, {ev.finding}")
+                    for ev in groups[-1] if ev.finding)
+    final = render_block("think", f"{seen} {_sentence(conclusion)}".strip()) + "\n" + \
+        render_block("answer", answer)
     turns.append(text_turn("assistant", final))
     return turns, crops

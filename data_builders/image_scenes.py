@@ -58,7 +58,8 @@ def make_sample(ctx: SampleContext) -> dict:
         sq = scenes.generate(ctx.rng, qtype, highres_side=tuple(opts["highres_side"]))
     w, h = sq.image.size
     img_path = save_image(sq.image, ctx.media("image", "png"))
-    user = {"role": "user", "content": [{"type": "image", "image": img_path}, {"type": "text", "text": sq.question}]}
+    user = {"role": "user", "content": [{"type": "image", "image": img_path},
+                                        {"type": "text", "text": sq.question}]}
 
     saved: dict[tuple, str] = {}  # DeepEyes and ViRL often zoom on the same box: one file
 
@@ -85,7 +86,8 @@ def make_sample(ctx: SampleContext) -> dict:
         "meta": {
             "qtype": qtype, "scene": kind, "image_size": [w, h], "coord_frame": "pixel", "trace": chosen,
             "traces": traces, "zooms": {m: [list(b) for b in c] for m, c in crops.items()},
-            "objects": [{"kind": it.kind, "name": it.name, "color": it.color, "box": list(it.box)} for it in sq.items],
+            "objects": [{"kind": it.kind, "name": it.name, "color": it.color, "box": list(it.box)}
+                        for it in sq.items],
         },
     }
 
@@ -96,7 +98,8 @@ def build(out_dir: str | Path, *, n: int, seed: int = 0, shard: tuple[int, int] 
     opts = {**DEFAULTS, **options}
     unknown = set(opts["qtypes"]) - set(QTYPES)
     if unknown or not opts["qtypes"]:
-        raise ValueError(f"image_scenes: unknown or empty qtypes {sorted(unknown)}; known: {', '.join(sorted(QTYPES))}")
+        raise ValueError(f"image_scenes: unknown or empty qtypes {sorted(unknown)}; "
+                         f"known: {', '.join(sorted(QTYPES))}")
     if opts["trace"] not in TRACES:
         raise ValueError(f"image_scenes: trace must be one of {TRACES}, got {opts['trace']!r}")
     return build_dataset(out_dir, name=NAME, make_sample=make_sample, n=n, seed=seed, shard=shard,

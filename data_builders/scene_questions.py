@@ -95,7 +95,8 @@ def q_color(rng):
     return SceneQA(cv, tuple(items), f"What colour is the {shape}?", color, (t,),
                    (Evidence(f"the {shape}", t.box, f"it is filled with {color}"),),
                    f"The question is about the {shape}, so I first locate it",
-                   f"The region shows a {color} {shape} and no other {shape} is present, so the colour is {color}")
+                   f"The region shows a {color} {shape} and no other {shape} is present, "
+                   f"so the colour is {color}")
 
 
 def q_shape(rng):
@@ -225,7 +226,8 @@ def _bar_chart(rng):
         x = left + i * slot + (slot - bw) // 2
         bars.append(paste(cv, _rect(bw, bh), (x, base - bh), color, "bar", cat, color))
         vm = text_mask(str(v), fs)
-        vals.append(paste(cv, vm, (x + (bw - vm.size[0]) // 2, base - bh - vm.size[1] - 5), "black", "text", str(v), "black"))
+        at = (x + (bw - vm.size[0]) // 2, base - bh - vm.size[1] - 5)
+        vals.append(paste(cv, vm, at, "black", "text", str(v), "black"))
         cm = text_mask(cat, fs)
         names.append(paste(cv, cm, (x + (bw - cm.size[0]) // 2, base + 8), "black", "text", cat, "black"))
     return cv, cats, values, bars, vals, names
@@ -234,7 +236,8 @@ def _bar_chart(rng):
 def q_chart_max(rng):
     cv, cats, values, bars, vals, names = _bar_chart(rng)
     i = int(np.argmax(values))
-    return SceneQA(cv, (*bars, *vals, *names), "Which category has the tallest bar in the chart?", cats[i], (bars[i],),
+    return SceneQA(cv, (*bars, *vals, *names), "Which category has the tallest bar in the chart?", cats[i],
+                   (bars[i],),
                    (Evidence("the tallest bar", bars[i].box, f"its value is {values[i]}"),
                     Evidence("the label under it", names[i].box, f'it reads "{cats[i]}"')),
                    "I compare the bar heights and read the label of the tallest one",
@@ -343,8 +346,8 @@ def q_small_relative(rng, side):
     return SceneQA(cv, (a, b), f"Is the {ca} {sa} on the left or right side of the {cb} {sb}?", ans, (a, b),
                    (Evidence(f"the {ca} {sa}", a.box), Evidence(f"the {cb} {sb}", b.box)),
                    f"Both objects are small in a large image, so I locate the {sa} and the {sb} first",
-                   f"The {sa} spans x={a.box[0]} to x={a.box[2]} and the {sb} spans x={b.box[0]} to x={b.box[2]}, "
-                   f"so the {sa} is on the {ans} side")
+                   f"The {sa} spans x={a.box[0]} to x={a.box[2]} and the {sb} spans "
+                   f"x={b.box[0]} to x={b.box[2]}, so the {sa} is on the {ans} side")
 
 
 def q_small_text(rng, side):

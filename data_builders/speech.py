@@ -92,7 +92,8 @@ def tone(freq: float, seconds: float, amp: float) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def layout(rng: np.random.Generator, items: list[dict], *, floor_db: float | None) -> tuple[np.ndarray, list[Event]]:
+def layout(rng: np.random.Generator, items: list[dict], *,
+           floor_db: float | None) -> tuple[np.ndarray, list[Event]]:
     """Place `items` ({"kind", ...}) one after another with random silent gaps; returns (track, events)."""
     specs = [(it["text"], it["voice"], it["rate"], it["pitch"]) for it in items if it["kind"] == "word"]
     waves = iter(synth_words(specs))

@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 
 from mmreason.data_builders.card import TILE, draw_boxes, timeline
-from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, atomic_target, build_dataset, phase, \
-    save_image
+from mmreason.data_builders.common import (DEFAULT_CHUNK_SIZE, SampleContext, atomic_target, build_dataset, phase,
+                                           save_image)
 from mmreason.data_builders.gcot import text_turn
 from mmreason.data_builders.video_sim import Clip, render_frame, simulate
 from mmreason.traces import render_block
@@ -107,10 +107,11 @@ def _question(rng, clip: Clip, qtype: str) -> VideoQA | None:
         if not cands:
             return None
         t = cands[int(rng.integers(len(cands)))]
-        steps = [("segment", f"the {t.label} appears", [t.first]), ("frame", f"the first frame showing the {t.label}",
-                                                                    [t.first]),
+        steps = [("segment", f"the {t.label} appears", [t.first]),
+                 ("frame", f"the first frame showing the {t.label}", [t.first]),
                  ("zoom", f"the {t.label}", t.first, t.box_at(t.first))]
-        return VideoQA(f"At what time (in seconds) does the {t.label} appear?", _t(t.first, fps), _t(t.first, fps),
+        when = _t(t.first, fps)
+        return VideoQA(f"At what time (in seconds) does the {t.label} appear?", when, when,
                        [(f"{t.label} appears", t.first / fps, (t.first + 1) / fps)], steps,
                        f"The {t.label} is not in frame {t.first - 1} and first shows in frame {t.first}, "
                        f"which is at {t.first} / {fps} = {_t(t.first, fps)} s")
@@ -155,7 +156,8 @@ def _question(rng, clip: Clip, qtype: str) -> VideoQA | None:
                  ("frame", f"the first frame where an object touches the {other.label}", [c]),
                  ("zoom", f"the object touching the {other.label}", c, hit.box_at(c))]
         return VideoQA(_mcq(f"What colour is the object that collides with the {other.label}?", opts), letter,
-                       f"{letter}. {hit.color}", [(f"{hit.label} hits {other.label}", c / fps, (c + 1) / fps)], steps,
+                       f"{letter}. {hit.color}", [(f"{hit.label} hits {other.label}", c / fps, (c + 1) / fps)],
+                       steps,
                        f"In frame {c} the object touching the {other.label} is the {hit.label}, so its colour is "
                        f"{hit.color}, option {letter}")
     if qtype == "order":
@@ -219,7 +221,8 @@ def videocom_turns(qa: VideoQA, clip: Clip, segs, video: str, save_frame, save_c
 
 
 def think_turns(qa: VideoQA) -> list[dict]:
-    return [text_turn("assistant", render_block("think", qa.reason + ".") + "\n" + render_block("answer", qa.answer))]
+    text = render_block("think", qa.reason + ".") + "\n" + render_block("answer", qa.answer)
+    return [text_turn("assistant", text)]
 
 
 # ------------------------------------------------------------------------------------------- builder
@@ -254,11 +257,13 @@ def make_sample(ctx: SampleContext) -> dict:
 
     def save_crop(f, box):
         if ("crop", f, box) not in saved:
-            saved[("crop", f, box)] = save_image(frames[f].crop(box), ctx.media(f"frame{f:04d}-zoom{len(saved)}", "png"))
+            target = ctx.media(f"frame{f:04d}-zoom{len(saved)}", "png")
+            saved[("crop", f, box)] = save_image(frames[f].crop(box), target)
         return saved[("crop", f, box)]
 
-    question = (f"{qa.question} (The video is {clip.duration:.2f} s long at {clip.fps} fps; frames are numbered from 0, "
-                f"and it is split into {len(segs)} segments of {opts['segment_seconds']:g} s numbered from 1.)")
+    question = (f"{qa.question} (The video is {clip.duration:.2f} s long at {clip.fps} fps; frames are numbered "
+                f"from 0, and it is split into {len(segs)} segments of {opts['segment_seconds']:g} s "
+                "numbered from 1.)")
     traces = {"videocom": videocom_turns(qa, clip, segs, video, save_frame, save_crop), "think": think_turns(qa)}
     chosen = opts["trace"]
     user = {"role": "user", "content": [{"type": "video", "video": video}, {"type": "text", "text": question}]}
@@ -300,7 +305,8 @@ def preview(row: dict, root: str | Path) -> Image.Image:
             if i == f:
                 frame = fr.to_image()
                 break
-    boxes = [{"box": t["boxes"][f - t["first"]], "image": 0} for t in meta["tracks"] if t["first"] <= f <= t["last"]]
+    boxes = [{"box": t["boxes"][f - t["first"]], "image": 0}
+             for t in meta["tracks"] if t["first"] <= f <= t["last"]]
     img = draw_boxes(frame or Image.new("RGB", tuple(meta["image_size"])), {"boxes": boxes}, 0, TILE)
     tile = Image.new("RGB", (TILE, img.height + 24), (255, 255, 255))
     tile.paste(img, (0, 0))

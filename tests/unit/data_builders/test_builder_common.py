@@ -36,7 +36,8 @@ def test_shard_and_chunk_arithmetic():
     assert merged == chunk_ranges(n, cs)  # disjoint and complete
     assert sum(e - s for s, e in merged) == n
     assert sample_id("x", 7) < sample_id("x", 10)  # string order is sample order
-    assert sample_rng(1, 5).integers(1 << 30) == sample_rng(1, 5).integers(1 << 30) != sample_rng(1, 6).integers(1 << 30)
+    draw = [sample_rng(1, j).integers(1 << 30) for j in (5, 5, 6)]
+    assert draw[0] == draw[1] != draw[2]
 
 
 def test_shards_concatenate_into_the_single_run(tmp_path):
@@ -149,3 +150,17 @@ def test_loads_with_plain_datasets_and_lists_in_cli(tmp_path, capsys):
 
     assert cli_main(["ls", "builders"]) == 0
     assert "image_scenes" in capsys.readouterr().out
+
+
+def test_a_rebuilt_chunk_clears_its_half_written_files(tmp_path):
+    image_scenes.build(tmp_path, n=4, chunk_size=2, progress=False, **FAST)
+    want = _rows(tmp_path)
+    (tmp_path / "chunks" / "part-000000002-000000004.json").unlink()  # killed before its manifest
+    junk = [tmp_path / "part-000000002-000000004.parquet.tmp",
+            tmp_path / "media/000000/.image_scenes-000000003-image.tmp9.png"]
+    other = tmp_path / "media/000000/.image_scenes-000000001-image.tmp9.png"  # a finished chunk's: not ours
+    for p in [*junk, other]:
+        p.write_bytes(b"partial")
+    image_scenes.build(tmp_path, n=4, chunk_size=2, progress=False, **FAST)
+    assert not any(p.exists() for p in junk) and other.exists()
+    assert _rows(tmp_path) == want

@@ -56,7 +56,8 @@ def test_per_frame_boxes_cover_the_object_pixels(built, decoded):
             all_pix = color_pixels(frames, tr["color"], TOL)
             for f in range(m["num_frames"]):
                 pix = all_pix[f]
-                others = [t["boxes"][f - t["first"]] for t in m["tracks"] if t is not tr and t["first"] <= f <= t["last"]]
+                others = [t["boxes"][f - t["first"]] for t in m["tracks"]
+                          if t is not tr and t["first"] <= f <= t["last"]]
                 for ob in others:  # another object's blended edges are not this object
                     x1, y1, x2, y2 = _dilate(ob, 3, w, h)
                     pix[y1:y2, x1:x2] = False
@@ -103,8 +104,7 @@ def test_answers_and_spans_match_the_events(built):
         m, qt, a = r["meta"], r["meta"]["qtype"], r["answer"]
         span = r["time_spans"][0]
         if qt in ("appear", "disappear", "collide"):
-            ev = next(e for e in m["events"] if e["type"] == {"appear": "appear", "disappear": "disappear",
-                                                               "collide": "collide"}[qt] and e["time"] == span["start"])
+            ev = next(e for e in m["events"] if e["type"] == qt and e["time"] == span["start"])
             assert a == f"{ev['time']:.2f}" and span["end"] == pytest.approx(span["start"] + 1 / m["fps"])
         elif qt == "visible_span":
             s, e = (float(v) for v in a.split(" to "))
