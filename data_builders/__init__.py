@@ -20,6 +20,7 @@ BUILDERS: dict[str, str] = {
     "image_scenes": "mmreason.data_builders.image_scenes:build",
     "video_clips": "mmreason.data_builders.video_clips:build",
     "audio_speech": "mmreason.data_builders.audio_speech:build",
+    "gui_pages": "mmreason.data_builders.gui_pages:build",
 }
 
 
