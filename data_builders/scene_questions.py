@@ -128,7 +128,7 @@ def q_count(rng):
     sc = _scale(cv)
     items = _draw_specs(rng, cv, specs, [], side=(int(24 * sc), int(64 * sc)))
     hits = tuple(items[:k])
-    plural = noun + ("es" if noun.endswith("x") else "s")
+    plural = noun + ("es" if noun.endswith(("s", "x")) else "s")  # crosses, boxes
     ev = tuple(Evidence(f"{noun} {i + 1}", it.box) for i, it in enumerate(hits))
     return SceneQA(cv, tuple(items), f"How many {plural} are there in the image?", str(k), hits, ev,
                    f"I will find every {noun} one by one",
@@ -359,7 +359,7 @@ def q_small_text(rng, side):
     for word, color in zip(words, colors):
         # size the font so the word spans 1.2-2.5 % of the long side: small, like a V* target
         width = rng.uniform(0.012, 0.025) * max(cv.size)
-        m = text_mask(word, max(10, int(width * 100 / text_mask(word, 100).size[0])))
+        m = text_mask(word, max(14, int(width * 100 / text_mask(word, 100).size[0])))  # 14 px: still legible
         box = place(rng, *cv.size, m.size, taken, margin=20)
         if box is None:
             raise SceneFailed(word)

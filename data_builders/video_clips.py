@@ -76,7 +76,7 @@ def _seg_of(frame: int, clip: Clip, segs) -> int:
 
 
 def _options(rng, correct: str, pool: list[str]) -> tuple[list[str], str]:
-    opts = [correct] + [p for p in pool if p != correct]
+    opts = list(dict.fromkeys([correct, *pool]))  # distinct options, the answer among them
     opts = [opts[i] for i in rng.permutation(len(opts))][:4]
     if correct not in opts:
         opts[int(rng.integers(len(opts)))] = correct
