@@ -123,6 +123,8 @@ class SFTConfig:
     max_steps: int | None = bounded(None, ge=1)  # None: run `epochs`
     logging_steps: int = bounded(10, ge=1)
     save_steps: int = bounded(500, ge=1)
+    save_total_limit: int | None = bounded(None, ge=1)  # None: keep every checkpoint
+    resume: str | None = None  # a checkpoint dir, or "auto" for the newest one under output_dir
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,8 @@ class GRPOConfig:
     lr: float = bounded(1e-6, gt=0)
     scheduler: Scheduler = "constant"
     warmup: float = bounded(0.0, ge=0)
+    weight_decay: float = bounded(0.0, ge=0)
+    max_grad_norm: float | None = bounded(1.0, gt=0)  # None: no clipping
     beta: float = bounded(0.0, ge=0)  # KL coefficient; 0 loads no reference model
     kl_estimator: Literal["k3"] = "k3"  # what mmreason.rl implements; add k1/k2 there first
     epsilon: float = bounded(0.2, gt=0)
@@ -152,6 +156,7 @@ class GRPOConfig:
     max_steps: int = bounded(100, ge=1)
     save_steps: int = bounded(50, ge=1)
     logging_steps: int = bounded(1, ge=1)
+    save_total_limit: int | None = bounded(None, ge=1)  # None: keep every checkpoint
     seed: int | None = None  # None: the recipe's seed
     resume: str | None = None  # a checkpoint dir, or "auto" for the newest one under output_dir
 

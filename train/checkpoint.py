@@ -1,0 +1,169 @@
+"""Atomic checkpoints and exact resume for the GRPO loop.
+
+A checkpoint ``<output_dir>/checkpoints/step-000040/`` holds
+
+- ``model/``: what a user loads: the LoRA adapter (peft) or the full model, plus the processor;
+- ``state/``: what resuming needs, written by `accelerate` so DDP, FSDP and DeepSpeed each save their
+  own way: optimizer, scheduler, the RNG states of every process (python, numpy, torch, cuda) and the
+  trainable weights (frozen weights are the base model's, so they are not stored twice);
+- ``trainer_state.json``: the step and the data position (prompts consumed), plus ``recipe.yaml``, the
+  resolved recipe the run used;
+- ``COMPLETE``: written last.
+
+Writing is atomic: everything goes to ``.tmp-step-000040/``, is fsynced, and the folder is renamed;
+only then is ``COMPLETE`` written. A run killed while saving leaves a ``.tmp-*`` folder or a folder
+without ``COMPLETE``, which `latest_checkpoint` and `resolve_resume` never pick.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmreason.errors import RecipeError
+
+log = logging.getLogger("mmreason.train")
+
+CHECKPOINTS = "checkpoints"
+COMPLETE = "COMPLETE"
+STATE_FILE = "trainer_state.json"
+_NAME = re.compile(r"step-(\d+)")
+
+
+@dataclass(frozen=True)
+class TrainState:
+    """Where a run is: optimizer steps done and prompts (or samples) consumed, plus free-form counters."""
+
+    step: int = 0
+    data_position: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    path = Path(path)
+    return bool(_NAME.fullmatch(path.name)) and (path / COMPLETE).is_file() and (path / STATE_FILE).is_file()
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints under ``output_dir``, oldest first (temporary and incomplete ones are skipped)."""
+    root = Path(output_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and is_complete(p)]
+    return sorted(found, key=lambda p: int(_NAME.fullmatch(p.name).group(1)))
+
+
+def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    found = list_checkpoints(output_dir)
+    return found[-1] if found else None
+
+
+def resolve_resume(resume: str | None, output_dir: str | os.PathLike) -> Path | None:
+    """``None`` -> start fresh; ``"auto"`` -> the newest complete checkpoint (fresh if there is none);
+    a path -> that checkpoint, which must be complete (a checkpoint folder or a run's output_dir)."""
+    if not resume:
+        return None
+    if resume == "auto":
+        return latest_checkpoint(output_dir)
+    path = Path(resume)
+    if is_complete(path):
+        return path
+    newest = latest_checkpoint(path)
+    if newest is not None:
+        return newest
+    if path.is_dir() and _NAME.fullmatch(path.name):
+        raise RecipeError(f"grpo.resume: {path} is an incomplete checkpoint (no {COMPLETE} marker: the run was "
+                          "killed while saving); pick an earlier one or use grpo.resume=auto")
+    raise RecipeError(f"grpo.resume: {path} is not a checkpoint (expected .../{CHECKPOINTS}/step-NNNNNN with a "
+                      f"{COMPLETE} marker, or an output_dir holding some); use grpo.resume=auto for the newest")
+
+
+# ------------------------------------------------------------------------------------------ saving
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """Flush every file and folder under ``root`` to disk (folders too, so their entries survive a crash)."""
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            _fsync(Path(dirpath) / name)
+        _fsync(Path(dirpath))
+
+
+def write_marker(folder: Path) -> None:
+    marker = folder / COMPLETE
+    with marker.open("w", encoding="utf-8") as f:
+        f.write("ok\n")
+        f.flush()
+        os.fsync(f.fileno())
+    _fsync(folder)
+
+
+def _trainable_only(models: list, weights: list, _output_dir: str) -> None:
+    """accelerate save hook: keep only trainable tensors; frozen ones come back from the base model."""
+    for i, (model, state) in enumerate(zip(models, weights)):
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+        weights[i] = {k: v for k, v in state.items() if k in trainable}
+
+
+def save_checkpoint(accelerator: Any, output_dir: str | os.PathLike, state: TrainState, *, model: Any,
+                    processor: Any = None, recipe_text: str | None = None, keep: int | None = None) -> Path:
+    """Write a checkpoint atomically (module docstring); every process must call it. Returns its path."""
+    root = Path(output_dir) / CHECKPOINTS
+    name = checkpoint_name(state.step)
+    tmp, final = root / f".tmp-{name}", root / name
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    handle = accelerator.register_save_state_pre_hook(_trainable_only)
+    try:
+        accelerator.save_state(str(tmp / "state"))
+    finally:
+        handle.remove()
+    full_state = accelerator.get_state_dict(model)  # gathers FSDP / ZeRO-3 shards; every process takes part
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.save_pretrained(tmp / "model", state_dict=full_state)
+        if processor is not None:
+            processor.save_pretrained(tmp / "model")
+        (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=2) + "\n", encoding="utf-8")
+        if recipe_text is not None:
+            (tmp / "recipe.yaml").write_text(recipe_text, encoding="utf-8")
+        fsync_tree(tmp)
+        if final.exists():  # a folder left by a kill between rename and marker
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync(root)
+        write_marker(final)
+        if keep:
+            for old in list_checkpoints(output_dir)[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_checkpoint(accelerator: Any, path: str | os.PathLike) -> TrainState:
+    """Restore model weights, optimizer, scheduler and RNG states from a complete checkpoint (every process)."""
+    path = Path(path)
+    if not is_complete(path):
+        raise RecipeError(f"{path}: not a complete checkpoint (no {COMPLETE} marker)")
+    # strict=False: the file holds the trainable tensors only (see `_trainable_only`)
+    accelerator.load_state(str(path / "state"), strict=False)
+    raw = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+    return TrainState(step=int(raw["step"]), data_position=int(raw["data_position"]), extra=raw.get("extra", {}))

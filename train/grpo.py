@@ -1,0 +1,173 @@
+"""GRPO for multimodal, multi-turn policies with tools and step-level credit, on `accelerate`.
+
+    mmreason train debug/tiny_grpo grpo.max_steps=4
+    accelerate launch --config_file train/accelerate/ddp.yaml -m mmreason.train.grpo RECIPE.yaml [--resume]
+
+`main` reads top to bottom: recipe -> accelerator -> policy (+ reference) -> data -> rewards -> preflight
+-> optimizer -> resume -> the loop of `grpo_step` (roll out, score, advantages, update), logging every
+step and checkpointing every `grpo.save_steps`. Why our own loop rather than TRL's GRPOTrainer: video
+inputs, token-level advantages from step rewards and multi-turn image-returning tools (ARCHITECTURE.md).
+
+Each process takes whole groups: `grpo.batch_size` prompts per step are split over the processes, each
+rolls out `num_generations` completions per prompt. The prompt order is a pure function of the seed and
+the data position, so a resumed run draws exactly the prompts an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+
+from mmreason.config import Recipe, format_recipe
+from mmreason.train.checkpoint import TrainState, load_checkpoint, resolve_resume, save_checkpoint
+from mmreason.train.common import (
+    count_parameters, load_data, load_policy, load_reference, media_options, model_path, read_recipe, recipe_args,
+)
+from mmreason.train.grpo_step import StepContext, grpo_step, reduce_metrics
+from mmreason.train.logging import Progress, RunLogger
+from mmreason.train.preflight import check_grpo
+from mmreason.train.scoring import build_rewards
+
+log = logging.getLogger("mmreason.train")
+
+# What the progress bar shows; everything is in metrics.jsonl and tensorboard.
+PROGRESS_KEYS = ("loss", "reward", "tool_calls_per_trajectory")
+
+
+def batch_indices(position: int, n: int, batch: int, *, seed: int, shuffle: bool = True, world: int = 1,
+                  rank: int = 0) -> list[int]:
+    """Row indices of process `rank` for the global batch starting at data `position` (prompts consumed).
+    Epoch e visits the rows in the permutation seeded by (seed, e).
+
+    >>> batch_indices(0, 4, 4, seed=0, shuffle=False, world=2, rank=1), batch_indices(6, 4, 4, seed=0, shuffle=False)
+    ([2, 3], [2, 3, 0, 1])
+    """
+    out = []
+    for pos in range(position, position + batch):
+        epoch, offset = divmod(pos, n)
+        order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+        out.append(int(order[offset]))
+    per = batch // world
+    return out[rank * per:(rank + 1) * per]
+
+
+def make_accelerator(recipe: Recipe) -> Any:
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    # Vision towers that train may see text-only batches: DDP must then tolerate unused parameters.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=not recipe.model.freeze_vision)
+    return Accelerator(gradient_accumulation_steps=recipe.grpo.grad_accum, step_scheduler_with_optimizer=False,
+                       kwargs_handlers=[ddp])
+
+
+def make_optimizer(model: Any, recipe: Recipe) -> tuple[Any, Any]:
+    """AdamW over the trainable parameters and the recipe's schedule (warmup < 1 is a fraction of the steps)."""
+    import torch
+    from transformers import get_scheduler
+
+    g = recipe.grpo
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=g.lr, weight_decay=g.weight_decay)
+    warmup = int(g.warmup * g.max_steps) if g.warmup < 1 else int(g.warmup)
+    return optimizer, get_scheduler(g.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=g.max_steps)
+
+
+def rollout_settings(recipe: Recipe) -> tuple[Any, Any]:
+    from mmreason.rollout import RolloutConfig
+    from mmreason.tools import ToolSettings
+
+    return RolloutConfig.from_recipe(recipe), ToolSettings()
+
+
+def save(ctx: StepContext, state: TrainState) -> None:
+    g = ctx.recipe.grpo
+    path = save_checkpoint(ctx.accelerator, ctx.recipe.output_dir, state, model=ctx.model, processor=ctx.processor,
+                           recipe_text=format_recipe(ctx.recipe), keep=g.save_total_limit)
+    log.info("saved %s", path)
+
+
+def export_final(ctx: StepContext) -> None:
+    """``output_dir/final``: a model `mmreason.models.load` opens (LoRA merged), for the next stage or eval."""
+    from pathlib import Path
+
+    acc = ctx.accelerator
+    state_dict = acc.get_state_dict(ctx.model)
+    if not acc.is_main_process:
+        return
+    out = Path(ctx.recipe.output_dir) / "final"
+    model = acc.unwrap_model(ctx.model)
+    if ctx.recipe.model.lora.enabled:
+        model, state_dict = model.merge_and_unload(), None  # training is over: merge in place
+    model.save_pretrained(out, state_dict=state_dict)
+    ctx.processor.save_pretrained(out)
+    (out / "recipe.yaml").write_text(format_recipe(ctx.recipe), encoding="utf-8")
+
+
+def train(ctx: StepContext, rows: Sequence[dict], state: TrainState, logger: RunLogger) -> TrainState:
+    acc, g = ctx.accelerator, ctx.recipe.grpo
+    with Progress(g.max_steps, start=state.step, enabled=acc.is_main_process, description="grpo") as bar:
+        while state.step < g.max_steps:
+            picked = batch_indices(state.data_position, len(rows), g.batch_size, seed=ctx.recipe.data.seed,
+                                   shuffle=ctx.recipe.data.shuffle, world=acc.num_processes, rank=acc.process_index)
+            metrics = reduce_metrics(acc, grpo_step(ctx, [rows[i] for i in picked]))
+            state = TrainState(state.step + 1, state.data_position + g.batch_size)
+            metrics["epoch"] = state.data_position / len(rows)
+            if state.step % g.logging_steps == 0 or state.step == g.max_steps:
+                logger.log(state.step, metrics)
+            bar.update(state.step, metrics, PROGRESS_KEYS)
+            if state.step % g.save_steps == 0 or state.step == g.max_steps:
+                save(ctx, state)
+    return state
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mmreason.train.grpo RECIPE [key=value ...] [--resume [auto|PATH]]`."""
+    from accelerate.utils import set_seed
+
+    args = recipe_args("mmreason.train.grpo", "GRPO with tools and step rewards on accelerate.", argv)
+    recipe, _ = read_recipe(args, "grpo")
+    accelerator = make_accelerator(recipe)
+    if accelerator.is_main_process:
+        print(format_recipe(recipe), end="", flush=True)
+    set_seed(recipe.grpo.seed)
+    path = model_path(recipe, accelerator)
+    model, processor = load_policy(recipe, path)
+    reference = load_reference(recipe, path) if recipe.grpo.beta and not recipe.model.lora.enabled else None
+    rows = load_data(recipe, accelerator=accelerator).rows
+    rewards = build_rewards(recipe)
+    options = media_options(recipe)
+    check_grpo(recipe, rows, processor, rewards, world_size=accelerator.num_processes, model=model,
+               media_options=options)
+    optimizer, scheduler = make_optimizer(model, recipe)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if reference is not None:
+        reference = accelerator.prepare_model(reference, evaluation_mode=True)
+    accelerator.register_for_checkpointing(scheduler)
+    trainable, total = count_parameters(model)
+    log.info("GRPO on %d prompts; %s of %s parameters train", len(rows), f"{trainable:,}", f"{total:,}")
+
+    resume = resolve_resume(recipe.grpo.resume, recipe.output_dir)
+    if resume is not None:
+        state = load_checkpoint(accelerator, resume)  # weights, optimizer, scheduler, RNG of every process
+        log.info("resumed from %s (step %d)", resume, state.step)
+    else:
+        state = TrainState()
+        set_seed(recipe.grpo.seed + accelerator.process_index)  # each process samples its own completions
+    rollout_config, tool_settings = rollout_settings(recipe)
+    ctx = StepContext(recipe, accelerator, model, processor, rewards, optimizer, scheduler, rollout_config,
+                      options, tool_settings, reference)
+    with RunLogger(recipe.output_dir, report_to=recipe.report_to, run_name=recipe.run_name,
+                   config={"recipe": format_recipe(recipe)}, enabled=accelerator.is_main_process,
+                   resume_step=state.step if resume is not None else None) as logger:
+        train(ctx, rows, state, logger)
+    export_final(ctx)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,258 @@
+"""One GRPO step: roll out G trajectories per prompt, score them, turn rewards into (token-level)
+advantages, and take one optimizer step over `grad_accum` micro-batches. The math is `mmreason.rl`'s.
+
+Normalisers are global, so the gradient equals one big batch whatever the micro-batching or the number of
+processes: token-mean divides by the generated tokens of the whole step (summed over processes), seq-mean
+and Dr.GRPO by the number of completions of the whole step. DDP averages gradients over processes, so each
+process's loss is scaled by the process count. Zero-variance groups, when filtered, leave the update and
+every normaliser (their advantage is 0; what remains is their KL term and their share of the mean).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from mmreason import rl
+from mmreason.config import Recipe
+from mmreason.train.preflight import frame_columns
+from mmreason.train.scoring import STEP_SCORERS, RewardSet, component_means, score, step_terms
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Everything a step touches; built once by `mmreason.train.grpo`."""
+
+    recipe: Recipe
+    accelerator: Any
+    model: Any  # prepared (DDP/FSDP/DeepSpeed-wrapped) policy
+    processor: Any
+    rewards: RewardSet
+    optimizer: Any
+    scheduler: Any
+    rollout_config: Any
+    media_options: Mapping[str, Any]
+    tool_settings: Any = None
+    reference: Any = None  # a frozen model when beta > 0 and the policy is not LoRA
+
+
+# --------------------------------------------------------------------------------------- rollouts
+def generate(ctx: StepContext, rows: Sequence[Mapping[str, Any]]) -> list:
+    """`group_size` trajectories per row, grouped contiguously, sampled from the current policy."""
+    from mmreason.rollout import rollout
+
+    policy = ctx.accelerator.unwrap_model(ctx.model)
+    policy.eval()  # no dropout while sampling
+    try:
+        return rollout(policy, ctx.processor, rows, ctx.recipe.model.family, config=ctx.rollout_config,
+                       group_size=ctx.recipe.grpo.num_generations, media_options=ctx.media_options,
+                       tool_settings=ctx.tool_settings)
+    finally:
+        policy.train()
+
+
+def reward_rows(trajs: Sequence[Any], rows: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """The dataset row of each trajectory plus what rewards read from the rollout (TRL's names)."""
+    frames = frame_columns([t.frames for t in trajs])
+    return [{**rows[t.group], "image_frames": f, "completion_ids": list(t.completion_ids),
+             "num_tool_calls": t.num_tool_calls, "stop_reason": t.stop_reason} for t, f in zip(trajs, frames)]
+
+
+def step_segments(ctx: StepContext, trajs: Sequence[Any], rows: Sequence[Mapping[str, Any]]) -> list[list]:
+    """Per trajectory, each step reward (weighted by its reward's weight) as a token segment."""
+    from mmreason.rollout import segments_from_char_spans
+
+    out = []
+    for traj, row in zip(trajs, rows):
+        segs = []
+        for term in step_terms(ctx.rewards):
+            if not ctx.rewards.applies(term, row):
+                continue
+            try:
+                spans = STEP_SCORERS[term.spec](traj.completion, row, term)
+            except Exception:  # a step scorer never stops training on what a policy wrote
+                spans = []
+            segs += segments_from_char_spans(traj, [(s, e, term.weight * r) for s, e, r in spans])
+        out.append(segs)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ update
+def completion_logps(model: Any, batch: Mapping[str, Any], temperature: float, *, entropy: bool = False):
+    """Log-probs ``[B, T]`` of the completion tokens of a `collate_trajectories` batch (and their entropy).
+
+    Logits are computed only from the shortest prompt's end on (`logits_to_keep`), then each completion
+    token's logits are gathered from the position before it; temperature as at sampling time.
+    """
+    import torch
+
+    from mmreason.rollout import model_inputs
+
+    device = next(p for p in model.parameters()).device
+    inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in model_inputs(batch).items()}
+    length = inputs["input_ids"].shape[1]
+    keep = length - int(batch["prompt_lengths"].min()) + 1
+    logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits / temperature
+    pos = (batch["completion_index"].to(device) - 1 - (length - keep)).clamp(min=0)
+    picked = torch.gather(logits, 1, pos.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+    logp = rl.token_log_probs(picked, batch["completion_ids"].to(device))
+    ent = None
+    if entropy:
+        with torch.no_grad():
+            ent = rl.entropy_from_logits(picked.detach())
+    return logp, ent
+
+
+def _reference_logps(ctx: StepContext, batch: Mapping[str, Any], temperature: float):
+    import torch
+
+    with torch.no_grad():
+        if ctx.reference is not None:
+            return completion_logps(ctx.reference, batch, temperature)[0]
+        policy = ctx.accelerator.unwrap_model(ctx.model)
+        with policy.disable_adapter():  # LoRA: the base model is the reference, no second copy
+            return completion_logps(policy, batch, temperature)[0]
+
+
+def _chunks(items: list[int], n: int) -> list[list[int]]:
+    size, rest = divmod(len(items), n)
+    out, at = [], 0
+    for k in range(n):
+        step = size + (1 if k < rest else 0)
+        out.append(items[at:at + step])
+        at += step
+    return out
+
+
+def update(ctx: StepContext, trajs: Sequence[Any], outcome: Any, steps: list[list] | None,
+           keep: Sequence[bool]) -> dict[str, float]:
+    """One optimizer step over the kept trajectories, in `grad_accum` micro-batches (module docstring)."""
+    import torch
+
+    from mmreason.rollout import collate_trajectories
+
+    acc, g = ctx.accelerator, ctx.recipe.grpo
+    pad = ctx.processor.tokenizer.pad_token_id
+    kept = [i for i, k in enumerate(keep) if k]
+    local = torch.tensor([float(sum(sum(trajs[i].loss_mask) for i in kept)), float(len(kept))], device=acc.device)
+    tokens, completions = acc.reduce(local, "sum").tolist()
+    world = acc.num_processes
+    sums = {"loss": 0.0, "clip_fraction": 0.0, "kl": 0.0, "ratio": 0.0, "entropy": 0.0, "nonuniform": 0.0}
+    weight = 0.0
+    grad_norm = None
+    for chunk in _chunks(kept, g.grad_accum):
+        dummy = not chunk  # every process runs the same number of backward passes (DDP syncs on them)
+        sub = [trajs[i] for i in chunk] or [trajs[0]]
+        batch = collate_trajectories(sub, pad)
+        width = batch["completion_ids"].shape[1]
+        adv = rl.token_advantages(outcome[chunk] if chunk else outcome[:1], width,
+                                  [steps[i] for i in chunk] if steps is not None and chunk else None,
+                                  step_weight=g.step_reward_weight)
+        mask = batch["completion_loss_mask"].float()
+        with acc.accumulate(ctx.model):
+            logp, ent = completion_logps(ctx.model, batch, g.temperature, entropy=True)
+            adv, mask = adv.to(logp.device), mask.to(logp.device)
+            ref = _reference_logps(ctx, batch, g.temperature) if g.beta else None
+            out = rl.policy_loss(logp, logp.detach(), adv, mask, epsilon=g.epsilon, epsilon_high=g.epsilon_high,
+                                 beta=g.beta, ref_logp=ref, agg=g.loss_agg, max_len=g.max_completion_length,
+                                 num_tokens=max(tokens, 1.0))
+            share = 1.0 if g.loss_agg == "token_mean" else len(chunk) / max(completions, 1.0)
+            # x world: DDP averages over processes; x grad_accum: accelerate divides by it in backward
+            loss = out.loss * share * world * g.grad_accum * (0.0 if dummy else 1.0)
+            acc.backward(loss)
+            if acc.sync_gradients and g.max_grad_norm is not None:
+                grad_norm = acc.clip_grad_norm_(ctx.model.parameters(), g.max_grad_norm)
+            ctx.optimizer.step()
+            ctx.optimizer.zero_grad()
+        if not dummy:
+            n = float(mask.sum())
+            sums["loss"] += float(loss.detach()) / g.grad_accum  # this process's share x world: the mean over processes is the loss
+            for key, value in (("clip_fraction", out.clip_fraction), ("kl", out.kl), ("ratio", out.ratio_mean)):
+                sums[key] += value * n
+            sums["entropy"] += float((ent * mask).sum())
+            varied = ((adv.masked_fill(mask == 0, float("inf")).amin(1) - adv.masked_fill(mask == 0, -float("inf"))
+                       .amax(1)).abs() > 1e-6) & (mask.sum(1) > 0)
+            sums["nonuniform"] += float(varied.sum())
+            weight += n
+    ctx.scheduler.step()
+    metrics = {"loss": sums["loss"], "clip_fraction": sums["clip_fraction"] / max(weight, 1.0),
+               "kl": sums["kl"] / max(weight, 1.0), "ratio": sums["ratio"] / max(weight, 1.0),
+               "entropy": sums["entropy"] / max(weight, 1.0),
+               "advantages/token_nonuniform_frac": sums["nonuniform"] / max(len(kept), 1)}
+    if grad_norm is not None:
+        metrics["grad_norm"] = float(grad_norm)
+    return metrics
+
+
+# -------------------------------------------------------------------------------------------- step
+def rollout_metrics(trajs: Sequence[Any]) -> dict[str, float]:
+    n = max(len(trajs), 1)
+    out = {
+        "completion_length": sum(sum(t.loss_mask) for t in trajs) / n,  # generated tokens
+        "sequence_length": sum(len(t.completion_ids) for t in trajs) / n,  # observations included
+        "tool_calls_per_trajectory": sum(t.num_tool_calls for t in trajs) / n,
+        "images_returned_per_trajectory": sum(t.num_images_returned for t in trajs) / n,
+        "turns_per_trajectory": sum(len(t.steps) for t in trajs) / n,
+    }
+    from mmreason.rollout import STOP_REASONS
+
+    for reason in STOP_REASONS:
+        out[f"stop/{reason}"] = sum(t.stop_reason == reason for t in trajs) / n
+    return out
+
+
+def grpo_step(ctx: StepContext, rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Roll out, score, compute advantages, update; returns this process's metrics (see `reduce_metrics`)."""
+    import torch
+
+    g = ctx.recipe.grpo
+    t0 = time.perf_counter()
+    trajs = generate(ctx, rows)
+    t1 = time.perf_counter()
+    scored_rows = reward_rows(trajs, rows)
+    scores = score(ctx.rewards, [t.completion for t in trajs], scored_rows)
+    rewards = torch.tensor(scores.total, dtype=torch.float32)
+    outcome = rl.group_advantages(rewards, g.num_generations, estimator=g.advantage, scale=g.scale_rewards)
+    flat = rl.zero_variance_groups(rewards, g.num_generations)
+    keep = [not (g.filter_zero_variance and bool(f)) for f in flat]
+    steps = None
+    if g.step_rewards:
+        steps = rl.normalize_step_rewards(step_segments(ctx, trajs, scored_rows), g.num_generations)
+    t2 = time.perf_counter()
+    metrics = update(ctx, trajs, outcome, steps, keep)
+    t3 = time.perf_counter()
+    generated = sum(sum(t.loss_mask) for t in trajs)
+    metrics.update({
+        "reward": float(rewards.mean()), "reward_std": float(rewards.std()) if len(rewards) > 1 else 0.0,
+        "advantages/mean": float(outcome.mean()), "advantages/std": float(outcome.std()) if len(outcome) > 1 else 0.0,
+        "advantages/abs_mean": float(outcome.abs().mean()),
+        "zero_variance_frac": float(flat.float().mean()),
+        "lr": float(ctx.scheduler.get_last_lr()[0]),
+        "time/rollout": t1 - t0, "time/score": t2 - t1, "time/update": t3 - t2, "time/step": t3 - t0,
+        "throughput/generated_tokens_per_s": generated / max(t1 - t0, 1e-9),
+        "throughput/tokens_per_s": sum(len(t.prompt_ids) + len(t.completion_ids) for t in trajs) / max(t3 - t0, 1e-9),
+    })
+    if steps is not None:
+        metrics["step_rewards/steps_per_trajectory"] = sum(len(s) for s in steps) / max(len(steps), 1)
+    metrics.update(component_means(scores))
+    metrics.update(rollout_metrics(trajs))
+    return metrics
+
+
+def reduce_metrics(accelerator: Any, metrics: Mapping[str, float]) -> dict[str, float]:
+    """Mean over processes of each metric, over the processes that have it (a reward sub-score may be
+    reported by some processes only). Every process holds the same number of completions."""
+    import math
+
+    import torch
+    from accelerate.utils import gather_object
+
+    if accelerator.num_processes == 1:
+        return dict(metrics)
+    keys = sorted({k for ks in gather_object([sorted(metrics)]) for k in ks})
+    values = torch.tensor([float(metrics.get(k, math.nan)) for k in keys], dtype=torch.float64, device=accelerator.device)
+    have = ~torch.isnan(values)
+    sums = accelerator.reduce(torch.where(have, values, torch.zeros_like(values)), "sum")
+    counts = accelerator.reduce(have.to(torch.float64), "sum")
+    return {k: float(s / c) for k, s, c in zip(keys, sums.tolist(), counts.tolist()) if c > 0}

@@ -1,0 +1,163 @@
+"""Checks that run before the first step, so a run that cannot work fails in seconds with what to change.
+
+- the batch shape: prompts per step split over the processes, completions over the micro-batches;
+- every reward applies to some rows (a reward that returns None for all of them is missing its column);
+- step rewards have a reward that produces steps;
+- prompts fit ``data.max_prompt_length`` with their media tokens (cutting would drop image tokens), and
+  prompt + completion fit the model's context;
+- for SFT, every checked row collates (media readable, no media token cut by ``sft.max_length``).
+
+Rows beyond `MAX_CHECKED_ROWS` are not collated here (they still are when their batch comes).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping, Sequence
+
+from mmreason.config import GRPOConfig, Recipe
+from mmreason.errors import MMReasonError, RecipeError
+from mmreason.schema import GT_FIELDS
+from mmreason.train.scoring import RewardSet, columns_of, step_terms
+
+log = logging.getLogger("mmreason.train")
+
+MAX_CHECKED_ROWS = 512
+PROBE_ROWS = 64
+CHUNK = 8
+
+
+def check_batch_shape(g: GRPOConfig, world_size: int = 1) -> int:
+    """Prompts per process; raises when the groups do not divide evenly. (Every group stays on one process,
+    so advantages never need a cross-process gather.)"""
+    if g.batch_size % world_size:
+        raise RecipeError(f"grpo.batch_size={g.batch_size} prompts do not split over {world_size} processes: set "
+                          f"grpo.batch_size to a multiple of {world_size} (each process takes whole groups)")
+    local = g.batch_size // world_size
+    completions = local * g.num_generations
+    if completions % g.grad_accum:
+        fits = [d for d in range(1, completions + 1) if completions % d == 0]
+        raise RecipeError(
+            f"grpo.batch_size={g.batch_size} x grpo.num_generations={g.num_generations} gives {completions} completions "
+            f"per process, which do not split into grpo.grad_accum={g.grad_accum} equal micro-batches: set "
+            f"grpo.grad_accum to one of {fits}, or change grpo.batch_size")
+    return local
+
+
+def frame_columns(frames: Sequence[Any]) -> list[list[dict]]:
+    """The ``image_frames`` column rewards read (original and resized size of each image), from collator frames."""
+    out = []
+    for f in frames:
+        out.append([{"width": im.width, "height": im.height, "resized_width": im.resized_width,
+                     "resized_height": im.resized_height} for im in getattr(f, "images", ()) if im is not None])
+    return out
+
+
+def _filled(value: Any) -> bool:
+    return value not in (None, "", [], {}, ())
+
+
+def check_reward_columns(rewards: RewardSet, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Each reward must apply (not return None) to at least one probed row it is routed to."""
+    if not rewards.terms:
+        raise RecipeError("rewards.funcs is empty: GRPO needs at least one reward (e.g. rewards: [accuracy])")
+    for term in rewards.terms:
+        probe = [r for r in rows if rewards.applies(term, r)][:PROBE_ROWS]
+        if not probe:
+            continue  # routed away from every checked row; rows further on may have its source
+        got = term.fn([""] * len(probe), **columns_of(probe))
+        if any(v is not None for v in got):
+            continue
+        have = sorted({k for r in probe for k, v in r.items() if _filled(v)})
+        empty = [k for k in ("answer", *GT_FIELDS) if k not in have]
+        raise RecipeError(
+            f"rewards: {term.name!r} does not apply to any of the first {len(probe)} training rows it is routed to "
+            f"(it returned None for each): the dataset lacks the column it scores against. Empty or missing here: "
+            f"{', '.join(empty) or 'none of the usual ground-truth columns'}; columns with values: {', '.join(have)}. "
+            "Add that column to the data, route the reward to the sources that have it (rewards.route_by_source), "
+            f"or remove {term.spec!r} from rewards.funcs")
+
+
+def check_step_rewards(recipe: Recipe, rewards: RewardSet) -> None:
+    if recipe.grpo is not None and recipe.grpo.step_rewards and not step_terms(rewards):
+        from mmreason.train.scoring import STEP_SCORERS
+
+        raise RecipeError(f"grpo.step_rewards is on but no reward in rewards.funcs produces steps: add one of "
+                          f"{', '.join(STEP_SCORERS)} or set grpo.step_rewards=false")
+
+
+def _context_limit(model: Any) -> int | None:
+    config = getattr(model, "config", None)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return getattr(text, "max_position_embeddings", None)
+
+
+def check_prompts(recipe: Recipe, rows: Sequence[Mapping[str, Any]], processor: Any, *, model: Any = None,
+                  media_options: Mapping[str, Any] | None = None) -> list[int]:
+    """Prompt token counts of the checked rows; raises for one longer than ``data.max_prompt_length`` (a cut
+    would drop media tokens or the question) or one that leaves no room for the completion in the context."""
+    import torch
+
+    from mmreason.modalities.collate import collate
+    from mmreason.modalities.guards import media_token_ids
+
+    family = recipe.model.family
+    limit = recipe.data.max_prompt_length
+    completion = recipe.grpo.max_completion_length if recipe.grpo is not None else 0
+    context = _context_limit(model) if model is not None else None
+    lengths = []
+    checked = rows[:MAX_CHECKED_ROWS]
+    for i in range(0, len(checked), CHUNK):
+        chunk = checked[i:i + CHUNK]
+        batch = collate(chunk, processor, family, mode="generate", on_error=recipe.data.on_error,
+                        media_options=media_options)
+        for sid, ids, mask in zip(batch["ids"], batch["input_ids"], batch["attention_mask"]):
+            n = int(mask.sum())
+            lengths.append(n)
+            if limit is not None and n > limit:
+                media = int(torch.isin(ids[mask.bool()], torch.tensor(media_token_ids(processor, family))).sum())
+                raise RecipeError(
+                    f"sample {sid!r}: its prompt is {n} tokens ({media} of them media tokens) but "
+                    f"data.max_prompt_length is {limit}; cutting it would drop image tokens or the question. "
+                    f"Raise data.max_prompt_length to at least {n}, or lower model.max_pixels (now "
+                    f"{recipe.model.max_pixels}) / data.video settings so the media take fewer tokens")
+            if context is not None and n + completion > context:
+                raise RecipeError(
+                    f"sample {sid!r}: prompt ({n} tokens) + grpo.max_completion_length ({completion}) exceeds the "
+                    f"model's context of {context} tokens: lower grpo.max_completion_length or the pixel budget")
+    if len(rows) > MAX_CHECKED_ROWS:
+        log.info("preflight: checked the prompts of the first %d of %d rows", MAX_CHECKED_ROWS, len(rows))
+    return lengths
+
+
+def check_sft(recipe: Recipe, rows: Any, collator: Any) -> None:
+    """Collate the checked rows as training will: unreadable media and media cut by sft.max_length fail here."""
+    data = list(getattr(rows, "rows", rows))[:MAX_CHECKED_ROWS]
+    for i in range(0, len(data), CHUNK):
+        try:
+            collator(data[i:i + CHUNK])
+        except ValueError as exc:
+            if "max_length" in str(exc):
+                raise RecipeError(f"sft.max_length: {exc}") from None
+            raise
+        except MMReasonError:
+            raise
+
+
+def check_grpo(recipe: Recipe, rows: Sequence[Mapping[str, Any]], processor: Any, rewards: RewardSet, *,
+               world_size: int = 1, model: Any = None, media_options: Mapping[str, Any] | None = None) -> int:
+    """Every GRPO check; returns prompts per process."""
+    local = check_batch_shape(recipe.grpo, world_size)
+    check_step_rewards(recipe, rewards)
+    probe = list(rows[:PROBE_ROWS])
+    from mmreason.modalities.collate import collate
+
+    frames = {}
+    for i in range(0, len(probe), CHUNK):
+        batch = collate(probe[i:i + CHUNK], processor, recipe.model.family, mode="generate",
+                        on_error=recipe.data.on_error, media_options=media_options)
+        frames.update(zip(batch["ids"], frame_columns(batch["frames"])))
+    framed = [{**r, "image_frames": frames[str(r["id"])]} for r in probe if str(r["id"]) in frames]
+    check_reward_columns(rewards, framed)
+    check_prompts(recipe, rows, processor, model=model, media_options=media_options)
+    return local

@@ -1,0 +1,167 @@
+"""Supervised fine-tuning: TRL's `SFTTrainer` fed by the mmreason collator.
+
+    mmreason train debug/tiny_sft
+    accelerate launch -m mmreason.train.sft RECIPE.yaml sft.lr=2e-5 [--resume]
+
+The collator does what TRL's VLM path cannot for our data: any mix of image, multi-image, video, audio
+and point-cloud views in one batch, multi-turn tool traces with the observation turns masked,
+assistant-only labels, and a ``max_length`` that never cuts inside a media span (a sample that would
+lose media tokens fails before the first step, naming it). TRL's own assistant mask and dataset
+preparation are therefore switched off. LoRA (peft) or full fine-tuning come from the recipe.
+
+Outputs under ``output_dir``: ``checkpoint-N/`` (the HF Trainer's, with the resolved ``recipe.yaml``),
+``metrics.jsonl`` and ``tensorboard/``, and ``final/``: a loadable model (LoRA merged) plus processor,
+which the next stage's ``model.path`` can name; LoRA runs also keep the bare adapter in ``adapter/``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mmreason.config import Recipe, format_recipe
+from mmreason.train.common import (
+    count_parameters, load_data, load_policy, media_options, model_path, read_recipe, recipe_args,
+)
+from mmreason.train.preflight import check_sft
+
+log = logging.getLogger("mmreason.train")
+
+
+@dataclass(frozen=True)
+class IndexCollator:
+    """The Trainer sees a dataset of row indices (free-form `meta` dicts do not fit one Arrow schema);
+    this maps a batch of indices back to canonical rows for the mmreason collator."""
+
+    rows: tuple[dict, ...]
+    collator: Any
+
+    def __call__(self, examples: Sequence[Mapping[str, int]]) -> dict:
+        return self.collator([self.rows[e["row"]] for e in examples])
+
+
+def index_dataset(n: int) -> Any:
+    import datasets
+
+    return datasets.Dataset.from_dict({"row": list(range(n))})
+
+
+def sft_arguments(recipe: Recipe) -> Any:
+    """TRL `SFTConfig` from the recipe's `sft` section (and `model`, `seed`, `report_to`)."""
+    import torch
+    from trl import SFTConfig
+
+    s = recipe.sft
+    bf16 = recipe.model.dtype == "bfloat16" or (recipe.model.dtype == "auto" and torch.cuda.is_available()
+                                                 and torch.cuda.is_bf16_supported())
+    return SFTConfig(
+        output_dir=recipe.output_dir, run_name=recipe.run_name, seed=recipe.seed, data_seed=recipe.data.seed,
+        num_train_epochs=s.epochs, max_steps=s.max_steps or -1, learning_rate=s.lr,
+        per_device_train_batch_size=s.batch_size, gradient_accumulation_steps=s.grad_accum,
+        lr_scheduler_type=s.scheduler, warmup_steps=s.warmup,
+        logging_steps=s.logging_steps, save_steps=s.save_steps, save_total_limit=s.save_total_limit,
+        # metrics.jsonl and tensorboard/ come from our callback (the same files a GRPO run writes)
+        report_to=["wandb"] if "wandb" in recipe.report_to and _has("wandb") else "none",
+        # Our collator cuts (safely) and labels; TRL must neither prepare, truncate nor mask the rows again.
+        max_length=None, assistant_only_loss=False, completion_only_loss=False,
+        dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False,
+        activation_checkpointing=recipe.model.gradient_checkpointing, gradient_checkpointing=None,
+        activation_checkpointing_kwargs={"use_reentrant": False}, bf16=bf16, fp16=recipe.model.dtype == "float16",
+        dataloader_num_workers=0, save_only_model=False, disable_tqdm=False,
+    )
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _callbacks(recipe: Recipe) -> list:
+    """Save the resolved recipe into every checkpoint, and mirror the Trainer's logs to metrics.jsonl."""
+    from transformers import TrainerCallback
+
+    from mmreason.train.logging import RunLogger
+
+    text = format_recipe(recipe)
+
+    class MMReasonCallback(TrainerCallback):
+        logger: RunLogger | None = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                self.logger = RunLogger(recipe.output_dir, report_to=(), resume_step=state.global_step or None)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.logger is not None and logs:
+                self.logger.log(state.global_step, logs)
+
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if ckpt.is_dir():
+                    (ckpt / "recipe.yaml").write_text(text, encoding="utf-8")
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.logger is not None:
+                self.logger.close()
+
+    return [MMReasonCallback()]
+
+
+def _resume_arg(recipe: Recipe) -> str | bool | None:
+    resume = recipe.sft.resume
+    if resume == "auto":
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(recipe.output_dir) if Path(recipe.output_dir).is_dir() else None
+        return last  # None: nothing to resume, start fresh
+    return resume
+
+
+def save_final(trainer: Any, processor: Any, recipe: Recipe) -> Path:
+    """``final/``: a model `mmreason.models.load` opens (LoRA merged in), and ``adapter/`` for LoRA runs."""
+    out = Path(recipe.output_dir)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if not trainer.accelerator.is_main_process:
+        return out / "final"
+    if recipe.model.lora.enabled:
+        model.save_pretrained(out / "adapter")
+        model = model.merge_and_unload()
+    model.save_pretrained(out / "final")
+    processor.save_pretrained(out / "final")
+    (out / "final" / "recipe.yaml").write_text(format_recipe(recipe), encoding="utf-8")
+    return out / "final"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mmreason.train.sft RECIPE [key=value ...] [--resume [auto|PATH]]`."""
+    from transformers import set_seed
+    from trl import SFTTrainer
+
+    from mmreason.modalities.collate import Collator
+
+    args = recipe_args("mmreason.train.sft", "Supervised fine-tuning with the mmreason collator.", argv)
+    recipe, _ = read_recipe(args, "sft")
+    print(format_recipe(recipe), end="", flush=True)
+    set_seed(recipe.seed)
+    model, processor = load_policy(recipe, model_path(recipe))
+    rows = load_data(recipe)
+    collator = Collator(processor, recipe.model.family, mode="train", max_length=recipe.sft.max_length,
+                        on_error=recipe.data.on_error, media_options=media_options(recipe), return_meta=False)
+    check_sft(recipe, rows, collator)
+    trainable, total = count_parameters(model)
+    log.info("SFT on %d rows; %s of %s parameters train", len(rows), f"{trainable:,}", f"{total:,}")
+    trainer = SFTTrainer(model=model, args=sft_arguments(recipe), train_dataset=index_dataset(len(rows)),
+                         processing_class=processor, data_collator=IndexCollator(rows.rows, collator),
+                         callbacks=_callbacks(recipe))
+    trainer.train(resume_from_checkpoint=_resume_arg(recipe))
+    final = save_final(trainer, processor, recipe)
+    print(f"saved {final}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
