@@ -30,6 +30,7 @@ VERBS: dict[str, str | tuple[str, str]] = {
     "tiny-model": ("mmreason.models.tiny:main", "build a tiny random model of a backbone family, offline"),
     "quickstart": ("mmreason.train.quickstart:main", "tiny model + synthetic image: one grounded answer, end to end"),
     "build": ("mmreason.data_builders:main", "build a grounded-CoT dataset: BUILDER --out DIR --n N [--shard i/k]"),
+    "train": ("mmreason.train.common:main", "SFT or GRPO from a recipe: RECIPE [key=value ...] [--resume]"),
 }
 
 # kind -> (module, attribute) of the literal registry `mmreason ls KIND` prints.
