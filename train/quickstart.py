@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("outputs/quickstart"), help="where files go")
     parser.add_argument("--steps", type=int, default=80, help="fine-tuning steps (default 80)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the model, the training data and the test images")
+    parser.add_argument("--held-out", type=int, default=HELD_OUT, help=f"test images to score (default {HELD_OUT})")
     args = parser.parse_args(argv)
     import torch
 
@@ -193,7 +194,7 @@ def _run(args) -> int:
           f"({'reused' if reused else 'built'} {model_dir})")
 
     test_rng = random.Random(f"held-out-{args.seed}")
-    held_out = [draw_example(test_rng) for _ in range(HELD_OUT)]
+    held_out = [draw_example(test_rng) for _ in range(max(1, args.held_out))]
     frame = image_frame(processor, held_out[0].image)
     print(f"task         : find a red square in a {frame.width}x{frame.height} image "
           f"(the processor resizes it to {frame.resized_width}x{frame.resized_height})")
