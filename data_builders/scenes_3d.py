@@ -1,0 +1,289 @@
+"""3D rooms as point clouds with exact 3D boxes, spatial questions of the VSI-Bench kinds and GS-Reasoner traces.
+
+Each sample assembles a room (`rooms_3d`: floor, walls, furniture from open3d primitives), saves its
+coloured point cloud (``.ply`` with the per-point object ids in a ``-instances.npy`` beside it, or one
+``.npz`` with ``xyz``/``rgb``/``instance``) and asks one question whose answer is computed from the ground
+truth. Question types (``qtypes``), after VSI-Bench: ``object_count``, ``abs_distance`` (closest points of
+two objects' boxes), ``object_size`` (longest side, cm), ``room_size`` (floor area), ``rel_direction``
+(left/right, or the quadrant, standing at A facing B), ``appearance_order`` (first appearance along the
+camera path); plus ``grounding_3d`` (GS-Reasoner's pure grounding answer). Types take turns by sample
+index, so any run of ``len(qtypes)`` samples holds each once.
+
+Traces follow GS-Reasoner's grounded CoT (methods.md §4): ``<think>analysis NAME COUNT <bbox>(x1, y1, z1,
+x2, y2, z2)</bbox>.. reasoning</think><answer>..</answer>``, axis-aligned boxes in scene metres with 4
+decimals. With ``views`` > 0 the room is also rendered along a camera path (a pan from a standing point)
+into an H.264 video part; every camera (intrinsics, world-to-camera extrinsics, time) is in
+``meta["cameras"]``. ``boxes_3d`` holds the boxes the question is about; every object is in
+``meta["objects"]``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, atomic_target, build_dataset, phase
+from mmreason.data_builders.gcot import text_turn
+from mmreason.data_builders.rooms_3d import Room, make_room, path_cameras, render_path
+from mmreason.traces import render_block, render_gcot_objects
+
+NAME = "scenes_3d"
+QTYPES = {"object_count": "counting", "abs_distance": "spatial_qa", "object_size": "spatial_qa",
+          "room_size": "spatial_qa", "rel_direction": "spatial_qa", "appearance_order": "spatial_qa",
+          "grounding_3d": "grounding_3d"}
+DEFAULTS = {"qtypes": sorted(QTYPES), "num_points": 40000, "objects": [5, 9], "format": "ply", "views": 8,
+            "view_size": [320, 240], "fps": 2, "trace": "gcot"}
+DECIMALS = 4
+
+
+def _r(v: float) -> float:
+    return round(float(v), DECIMALS)
+
+
+def _box(o) -> list[float]:
+    return [_r(v) for v in o.box]
+
+
+def _centre(box) -> np.ndarray:
+    return (np.asarray(box[:3]) + np.asarray(box[3:])) / 2
+
+
+def box_distance(a, b) -> float:
+    """Distance between the closest points of two axis-aligned boxes (0 if they touch or overlap).
+
+    >>> box_distance([0, 0, 0, 1, 1, 1], [2, 0, 0, 3, 1, 1])
+    1.0
+    """
+    gaps = [max(0.0, b[i] - a[i + 3], a[i] - b[i + 3]) for i in range(3)]
+    return float(math.sqrt(sum(g * g for g in gaps)))
+
+
+def _unique(room: Room) -> list[int]:
+    """Indices of objects whose category occurs once in the room (a question can name them unambiguously)."""
+    labels = [o.label for o in room.objects]
+    return [i for i, o in enumerate(room.objects) if labels.count(o.label) == 1]
+
+
+def _objects_text(room: Room, idx: list[int]) -> str:
+    by_label: dict[str, list] = {}
+    for i in idx:
+        by_label.setdefault(room.objects[i].label, []).append(_box(room.objects[i]))
+    return render_gcot_objects(by_label.items(), decimals=DECIMALS)
+
+
+def _angle(a, b, c) -> float:
+    """Signed angle (degrees, + = counter-clockwise = to the left) of c seen from a while facing b."""
+    f, v = np.asarray(b[:2]) - a[:2], np.asarray(c[:2]) - a[:2]
+    return math.degrees(math.atan2(f[0] * v[1] - f[1] * v[0], f @ v))
+
+
+def question(rng, qtype: str, room: Room, seen: list[dict] | None) -> dict | None:
+    """{question, answer, relevant object indices, analysis, reasoning} for `qtype`, or None if this room
+    cannot support it (the caller builds another)."""
+    objs, uniq = room.objects, _unique(room)
+    if qtype == "object_count":
+        label = objs[int(rng.integers(len(objs)))].label
+        idx = [i for i, o in enumerate(objs) if o.label == label]
+        n = len(idx)
+        return {"q": f"How many {label}(s) are in this room?", "a": str(n), "idx": idx,
+                "analysis": f"I need every {label} in the room.",
+                "reasoning": f"There {'is' if n == 1 else 'are'} {n} {label} box{'es' if n != 1 else ''}, so the "
+                             f"count is {n}."}
+    if qtype in ("abs_distance", "object_size", "grounding_3d") and len(uniq) >= (2 if qtype == "abs_distance" else 1):
+        if qtype == "abs_distance":
+            i, j = (int(k) for k in rng.choice(uniq, size=2, replace=False))
+            a, b = objs[i], objs[j]
+            gaps = [max(0.0, b.box[k] - a.box[k + 3], a.box[k] - b.box[k + 3]) for k in range(3)]
+            d = box_distance(a.box, b.box)
+            return {"q": f"Measuring from the closest point of each object, what is the direct distance between "
+                         f"the {a.label} and the {b.label} (in meters)?", "a": f"{d:.1f}", "idx": [i, j],
+                    "analysis": f"I need the {a.label} and the {b.label}.",
+                    "reasoning": f"The boxes are {gaps[0]:.2f} m apart along x, {gaps[1]:.2f} m along y and "
+                                 f"{gaps[2]:.2f} m in height, so the closest distance is about {d:.1f} m."}
+        i = int(rng.choice(uniq))
+        o = objs[i]
+        if qtype == "grounding_3d":
+            return {"q": f"Find the {o.label} in this room and give its 3D bounding box.", "a": _objects_text(room, [i]),
+                    "idx": [i], "analysis": "", "reasoning": "", "grounding": True}
+        ext = [o.box[k + 3] - o.box[k] for k in range(3)]
+        cm = int(round(max(ext) * 100))
+        return {"q": f"What is the length of the longest dimension (length, width, or height) of the {o.label}, "
+                     f"measured in centimeters?", "a": str(cm), "idx": [i], "analysis": f"I need the {o.label}.",
+                "reasoning": f"Its box measures {ext[0]:.2f} x {ext[1]:.2f} x {ext[2]:.2f} m; the longest side is "
+                             f"about {cm} cm."}
+    if qtype == "room_size":
+        a = room.area
+        return {"q": "What is the size of this room (in square meters)?", "a": f"{a:.1f}", "idx": [],
+                "analysis": "The floor and the walls bound the room.",
+                "reasoning": f"The floor spans {room.width:.2f} m along x and {room.depth:.2f} m along y, so the room "
+                             f"is about {a:.1f} square meters."}
+    if qtype == "rel_direction" and len(uniq) >= 3:
+        for _ in range(10):
+            i, j, k = (int(v) for v in rng.choice(uniq, size=3, replace=False))
+            ca, cb, cc = (_centre(objs[v].box) for v in (i, j, k))
+            ang = _angle(ca, cb, cc)
+            quad = bool(rng.random() < 0.5)
+            edges = (0, 90, 180) if quad else (0, 180)
+            if min(abs(abs(ang) - e) for e in edges) < 15 or np.linalg.norm((cb - ca)[:2]) < 0.5:
+                continue  # too close to a boundary to be a fair question
+            side = "left" if ang > 0 else "right"
+            ans = (("front-" if abs(ang) < 90 else "back-") + side) if quad else side
+            opts = "front-left, front-right, back-left, or back-right" if quad else "left or right"
+            a, b, c = objs[i].label, objs[j].label, objs[k].label
+            return {"q": f"If I am standing by the {a} and facing the {b}, is the {c} to my {opts}?", "a": ans,
+                    "idx": [i, j, k], "analysis": f"I need the {a}, the {b} and the {c}.",
+                    "reasoning": f"From the {a} at ({ca[0]:.2f}, {ca[1]:.2f}) facing the {b} at ({cb[0]:.2f}, "
+                                 f"{cb[1]:.2f}), the {c} at ({cc[0]:.2f}, {cc[1]:.2f}) lies {abs(ang):.0f} degrees "
+                                 f"to the {side}, so it is {ans}."}
+        return None
+    if qtype == "appearance_order" and seen:
+        first: dict[int, int] = {}
+        for f, frame in enumerate(seen):
+            for i in frame:
+                first.setdefault(i, f)
+        cands = [i for i in uniq if i in first]
+        by_frame: dict[int, list[int]] = {}
+        for i in cands:
+            by_frame.setdefault(first[i], []).append(i)
+        distinct = [v[int(rng.integers(len(v)))] for _, v in sorted(by_frame.items())]
+        if len(distinct) < 3:
+            return None
+        pick = sorted(int(i) for i in rng.choice(distinct, size=min(4, len(distinct)), replace=False))
+        order = sorted(pick, key=lambda i: first[i])
+        shuffled = [objs[i].label for i in rng.permutation(pick)]
+        return {"q": f"What will be the first-time appearance order of the following categories in the video: "
+                     f"{', '.join(shuffled)}?", "a": ", ".join(objs[i].label for i in order), "idx": order,
+                "analysis": "I need to know where each of these objects is relative to the camera's path.",
+                "reasoning": "As the camera turns, the " + ", the ".join(
+                    f"{objs[i].label} first shows in frame {first[i] + 1}" for i in order)
+                + f" of {len(seen)}, so the order is " + ", ".join(objs[i].label for i in order) + "."}
+    return None
+
+
+def gcot(qa: dict, room: Room) -> str:
+    """GS-Reasoner's target: grounded objects inside the thinking, then the short answer."""
+    if qa.get("grounding"):
+        return render_block("think", "") + render_block("answer", qa["a"])
+    objects = f" {_objects_text(room, qa['idx'])}." if qa["idx"] else ""
+    think = f"{qa['analysis']}{objects} {qa['reasoning']}"
+    return render_block("think", think) + render_block("answer", qa["a"])
+
+
+# ------------------------------------------------------------------------------------------ writing
+def save_cloud(room: Room, fmt: str, ctx: SampleContext) -> tuple[str, str | None]:
+    """The cloud as .ply (+ instance ids as .npy) or .npz; returns (cloud path, instances path or None)."""
+    import os
+
+    with phase("encode"):
+        if fmt == "npz":
+            path, rel = ctx.media("cloud", "npz")
+            tmp = atomic_target(path)
+            np.savez_compressed(tmp, xyz=room.xyz, rgb=room.rgb, instance=room.instance)
+            os.replace(tmp, path)
+            return rel, None
+        import open3d as o3d
+
+        path, rel = ctx.media("cloud", "ply")
+        pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(room.xyz.astype(np.float64)))
+        pc.colors = o3d.utility.Vector3dVector(room.rgb.astype(np.float64) / 255.0)
+        tmp = atomic_target(path)
+        if not o3d.io.write_point_cloud(str(tmp), pc, write_ascii=False, compressed=False):
+            raise OSError(f"{path}: open3d could not write the point cloud")
+        os.replace(tmp, path)
+        ipath, irel = ctx.media("instances", "npy")
+        itmp = atomic_target(ipath)
+        np.save(itmp, room.instance)
+        os.replace(itmp, ipath)
+        return rel, irel
+
+
+def make_sample(ctx: SampleContext) -> dict | None:
+    opts, rng = ctx.options, ctx.rng
+    qtypes = list(opts["qtypes"])
+    qtype = qtypes[ctx.index % len(qtypes)]  # round robin: every n consecutive samples hold each type equally
+    views = int(opts["views"])
+    for attempt in range(8):  # some rooms cannot support a question (e.g. no three distinct objects)
+        with phase("render"):
+            room = make_room(rng, num_points=int(opts["num_points"]), objects=tuple(opts["objects"]))
+            rendered, cams = [], []
+            if views:
+                w, h = opts["view_size"]
+                cams = path_cameras(room, rng, k=views, width=w, height=h)
+                rendered = render_path(room, cams)
+            qa = question(rng, qtype, room, [seen for _, seen in rendered] if rendered else None)
+        if qa is not None:
+            break
+        ctx.count(f"rebuilt_room_{qtype}")
+    else:
+        ctx.count(f"skipped_{qtype}")
+        return None
+    cloud, instances = save_cloud(room, opts["format"], ctx)
+    content = [{"type": "point_cloud", "point_cloud": cloud}]
+    meta_views = {}
+    if views:
+        from mmreason.data_builders.video_clips import encode_mp4
+
+        fps = int(opts["fps"])
+        video = encode_mp4([im for im, _ in rendered], fps, ctx.media("views", "mp4"))
+        content.append({"type": "video", "video": video, "fps": float(fps)})
+        meta_views = {"cameras": [{**c.as_dict(), "t": i / fps} for i, c in enumerate(cams)],
+                      "visible": [{room.objects[i].label + f"#{i}": n for i, n in seen.items()} for _, seen in rendered]}
+    content.append({"type": "text", "text": qa["q"]})
+    trace = gcot(qa, room)
+    return {
+        "id": ctx.id, "source": NAME, "task": QTYPES[qtype], "answer": qa["a"],
+        "messages": [{"role": "user", "content": content}] + ([text_turn("assistant", trace)]
+                                                               if opts["trace"] == "gcot" else []),
+        "boxes_3d": [{"label": room.objects[i].label, "box": _box(room.objects[i])} for i in qa["idx"]],
+        "meta": {"qtype": qtype, "trace": opts["trace"], "traces": {"gcot": trace}, "coord_frame": "scene_metres",
+                 "room": [_r(room.width), _r(room.depth), _r(room.height)], "instances": instances,
+                 "objects": [{"label": o.label, "box": _box(o), "rotation": o.rotation} for o in room.objects],
+                 "num_points": int(len(room.xyz)), **meta_views},
+    }
+
+
+def preview(row: dict, root: str | Path):
+    """Card tile: a top-down view of the cloud with every object's footprint (question objects in green)."""
+    from PIL import Image, ImageDraw
+
+    from mmreason.data_builders.card import TILE
+    from mmreason.modalities.point_cloud import load_point_cloud
+
+    meta = row["meta"]
+    cloud = load_point_cloud(row["messages"][0]["content"][0]["point_cloud"], root=root)
+    xyz, rgb = cloud.scene_xyz(), cloud.rgb
+    W, D = meta["room"][0], meta["room"][1]
+    s = (TILE - 8) / max(W, D)
+    img = Image.new("RGB", (TILE, TILE), (255, 255, 255))
+    order = np.argsort(xyz[:, 2])  # higher points drawn last: a top-down view
+    px = np.clip((xyz[order, 0] * s + 4).astype(int), 0, TILE - 1)
+    py = np.clip(((D - xyz[order, 1]) * s + 4).astype(int), 0, TILE - 1)
+    arr = np.asarray(img).copy()
+    arr[py, px] = (np.clip(rgb[order], 0, 1) * 255).astype(np.uint8)
+    img = Image.fromarray(arr)
+    d = ImageDraw.Draw(img)
+    wanted = {tuple(b["box"]) for b in row.get("boxes_3d") or []}
+    for o in meta["objects"]:
+        x1, y1, _, x2, y2, _ = o["box"]
+        d.rectangle((x1 * s + 4, (D - y2) * s + 4, x2 * s + 4, (D - y1) * s + 4),
+                    outline=(0, 200, 0) if tuple(o["box"]) in wanted else (200, 0, 0), width=2)
+    return img
+
+
+def build(out_dir: str | Path, *, n: int, seed: int = 0, shard: tuple[int, int] = (0, 1), workers: int = 1,
+          chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True, **options) -> Path:
+    """Point-cloud rooms with 3D boxes, VSI-Bench-style spatial questions and GS-Reasoner GCoT traces."""
+    opts = {**DEFAULTS, **options}
+    bad = sorted(set(opts["qtypes"]) - set(QTYPES))
+    if bad or not opts["qtypes"]:
+        raise ValueError(f"scenes_3d: unknown or empty qtypes {bad}; known: {', '.join(sorted(QTYPES))}")
+    if "appearance_order" in opts["qtypes"] and not int(opts["views"]):
+        raise ValueError("scenes_3d: appearance_order needs rendered views (views > 0)")
+    if opts["format"] not in ("ply", "npz") or opts["trace"] not in ("gcot", "none"):
+        raise ValueError("scenes_3d: format must be ply or npz, trace gcot or none")
+    if any(int(v) % 2 for v in opts["view_size"]):
+        raise ValueError("scenes_3d: view_size must be even (H.264 yuv420p)")
+    return build_dataset(out_dir, name=NAME, make_sample=make_sample, n=n, seed=seed, shard=shard, options=opts,
+                         workers=workers, chunk_size=chunk_size, progress=progress, preview=preview)
