@@ -3,8 +3,11 @@
 The family comes from `config.model_type` (never from the directory name), and the model is built with
 the family's auto class, so a tiny test model and a released checkpoint load the same way.
 
->>> # model, processor = load("outputs/quickstart/tiny-qwen2_5_vl")
->>> # model, processor = load({"path": "ckpt/", "dtype": "bfloat16", "device": "cuda"})
+    model, processor = load("outputs/quickstart/tiny-qwen2_5_vl")
+    model, processor = load({"path": "ckpt/", "dtype": "bfloat16", "device": "cuda"})
+
+>>> as_spec("ckpt/")
+ModelSpec(path='ckpt/', dtype='auto', attn_implementation=None, device=None)
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from mmreason.families import FAMILIES, get_family
@@ -63,10 +64,25 @@ def _model(family: str, config, seed: int):
     return model.to(torch.float32).eval()
 
 
+@contextmanager
+def _quiet_progress():
+    """No "Writing model shards" bar for a 3 MB file; restores the user's setting afterwards."""
+    from transformers.utils import logging
+
+    enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            logging.enable_progress_bar()
+
+
 def build_tiny(family: str, out_dir, *, seed: int = 0) -> Path:
     """Write a tiny random `family` checkpoint + processor to `out_dir`; returns the directory.
 
-    >>> # build_tiny("qwen2_5_vl", "/tmp/tiny")  -> Path("/tmp/tiny"), loadable with AutoProcessor / the auto class
+    The directory loads with `AutoProcessor.from_pretrained` and the family's auto class (or `models.load`).
+    An existing directory is overwritten file by file.
     """
     import transformers as tf
 
@@ -83,7 +99,8 @@ def build_tiny(family: str, out_dir, *, seed: int = 0) -> Path:
     model.generation_config = tf.GenerationConfig(
         bos_token_id=ids["bos"], eos_token_id=[ids["eos"], ids["pad"]], pad_token_id=ids["pad"], do_sample=False,
     )
-    model.save_pretrained(out)
+    with _quiet_progress():
+        model.save_pretrained(out)
     _processor(family, tok).save_pretrained(out)
 
     meta = {
