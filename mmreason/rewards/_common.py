@@ -310,7 +310,8 @@ def guarded(fn: Callable[..., Any], *args: Any, default: Any = 0.0, metrics: Met
     except RecipeError:
         raise
     except Exception:
-        log.debug("reward error", exc_info=True)
+        log.warning("reward %s: error on one sample, scored %r", metrics.reward if metrics else "?", default,
+                    exc_info=True)
         if metrics is not None:
             metrics.add("errors", 1.0)
         return default

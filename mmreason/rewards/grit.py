@@ -99,10 +99,11 @@ def repetition_score(text: str, ids) -> float:
     total = len(words) - NGRAM
     repeats = sum(words[i:i + NGRAM] == words[i + NGRAM:i + 2 * NGRAM] for i in range(max(0, total)))
     s_word = 1.0 - repeats / total if total > 0 else 1.0
-    if ids is None:
+    ids = ids.tolist() if hasattr(ids, "tolist") else ids
+    if not isinstance(ids, (list, tuple)):
         s_tok = 1.0  # no token ids given: only the word term can see repetition
     else:
-        ids = list(ids.tolist() if hasattr(ids, "tolist") else ids)
+        ids = list(ids)
         if PAD_TOKEN_ID in ids:
             ids = ids[:ids.index(PAD_TOKEN_ID)]
         if len(ids) < 2 * NGRAM:

@@ -1,0 +1,230 @@
+"""The LLM judge against a real HTTP server on 127.0.0.1 speaking /v1/chat/completions."""
+
+import json
+import re
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from mmreason.errors import RecipeError
+from mmreason.rewards import accuracy, deepeyes, grit, infigui
+from mmreason.rewards.judge import JudgeConfig, JudgeItem, as_judge_config, judge, parse_reply
+
+
+class ChatServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.requests = Counter()
+        self.bodies = []
+        self.headers_seen = []
+        self.lock = threading.Lock()
+
+    def handle_error(self, request, client_address):
+        pass  # a client that timed out closes the socket under the sleeping handler; that is the point
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+def _grade(prompt: str) -> str:
+    """A judge that really compares: reads the last reference and prediction lines our templates write
+    (the few-shot examples come first)."""
+    refs = re.findall(r"(?:\[Standard Answer\]:|Standard answer:|Reference answer:\n)[ \t]*(.*)", prompt)
+    preds = re.findall(r"(?:\[Model Answer\]:|Model's answer:|Student answer:\n)[ \t]*(.*)", prompt)
+    same = refs and preds and refs[-1].strip().lower() == preds[-1].strip().lower()
+    return "1" if same else "0"
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        model = body["model"]
+        server = self.server
+        with server.lock:
+            server.requests[model] += 1
+            server.bodies.append(body)
+            server.headers_seen.append(dict(self.headers))
+            count = server.requests[model]
+        prompt = body["messages"][-1]["content"]
+        if self.path != "/v1/chat/completions":
+            return self._send(404, b"no such path")
+        if model == "sleepy":
+            time.sleep(1.5)
+        if model == "malformed":
+            return self._send(200, b"<html>not a completion</html>")
+        if model == "flaky" and count == 1:
+            return self._send(500, b"overloaded")
+        replies = {
+            "judgement": "Judgement: " + _grade(prompt),
+            "flaky": "Judgement: " + _grade(prompt),
+            "sleepy": "Judgement: 1",
+            "equivalence": "## Equivalence Judgement\n" + ("TRUE" if _grade(prompt) == "1" else "FALSE"),
+            "grader": "{score: 0.3}",
+            "subgoal": "The sub-goal is to open settings. Score: 7",
+            "rambling": "Hard to say, it depends.",
+        }
+        content = replies[model]
+        payload = {"id": "x", "object": "chat.completion", "model": model,
+                   "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                "finish_reason": "stop"}]}
+        self._send(200, json.dumps(payload).encode())
+
+    def _send(self, code, data):
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ChatServer()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def cfg(server, model, tmp_path, **kw):
+    return JudgeConfig(base_url=server.url, model=model, cache_path=str(tmp_path / "judge.sqlite"), **kw)
+
+
+def test_grades_batches_and_caches(server, tmp_path):
+    items = [JudgeItem("What colour?", "red", "Red"), JudgeItem("What colour?", "blue", "red")] + \
+        [JudgeItem("q", f"p{i}", f"p{i}") for i in range(10)]
+    config = cfg(server, "judgement", tmp_path, max_workers=4)
+    before = server.requests["judgement"]
+    first = judge(items, config, "deepeyes")
+    assert [v.score for v in first] == [1.0, 0.0] + [1.0] * 10
+    assert all(v.status == "ok" and not v.cached for v in first)
+    assert server.requests["judgement"] - before == 12
+    second = judge(items, config, "deepeyes")
+    assert [v.score for v in second] == [v.score for v in first]
+    assert all(v.cached for v in second)
+    assert server.requests["judgement"] - before == 12  # the second call made no request
+    # another reference is another question to the judge
+    judge([JudgeItem("What colour?", "red", "green")], config, "deepeyes")
+    assert server.requests["judgement"] - before == 13
+
+
+def test_request_shape_and_api_key(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("MY_JUDGE_KEY", "sk-test")
+    judge([JudgeItem("q", "a", "a")], cfg(server, "judgement", tmp_path, api_key_env="MY_JUDGE_KEY", seed=7,
+                                         temperature=0.3), "deepeyes")
+    body, headers = server.bodies[-1], server.headers_seen[-1]
+    assert body["temperature"] == 0.3 and body["seed"] == 7 and body["messages"][0]["role"] == "system"
+    assert "[Model Answer]: a" in body["messages"][1]["content"]
+    assert headers["Authorization"] == "Bearer sk-test"
+
+
+def test_timeout_is_a_failure_after_retries(server, tmp_path):
+    before = server.requests["sleepy"]
+    [v] = judge([JudgeItem("q", "a", "a")], cfg(server, "sleepy", tmp_path, timeout=0.3, retries=1, backoff=0.01))
+    assert v.status == "failed" and v.score is None
+    assert server.requests["sleepy"] - before == 2  # first try + one retry
+    # failures are not cached: the next call asks again
+    judge([JudgeItem("q", "a", "a")], cfg(server, "sleepy", tmp_path, timeout=0.3, retries=0))
+    assert server.requests["sleepy"] - before == 3
+
+
+def test_malformed_response_is_a_failure_without_retry(server, tmp_path):
+    before = server.requests["malformed"]
+    [v] = judge([JudgeItem("q", "a", "a")], cfg(server, "malformed", tmp_path, retries=3, backoff=0.01))
+    assert v.status == "failed" and "malformed" in v.reply
+    assert server.requests["malformed"] - before == 1
+
+
+def test_server_error_is_retried(server, tmp_path):
+    [v] = judge([JudgeItem("q", "yes", "yes")], cfg(server, "flaky", tmp_path, retries=2, backoff=0.01), "deepeyes")
+    assert v.status == "ok" and v.score == 1.0 and server.requests["flaky"] == 2
+
+
+def test_unreachable_server_and_length_guard(tmp_path, server):
+    config = JudgeConfig(base_url="http://127.0.0.1:9/v1", cache_path="", timeout=0.5, retries=0)
+    [v] = judge([JudgeItem("q", "a", "a")], config)
+    assert v.status == "failed"
+    before = sum(server.requests.values())
+    [v] = judge([JudgeItem("q", "x" * 1001, "a")], cfg(server, "judgement", tmp_path))
+    assert (v.status, v.score) == ("too_long", 0.0)
+    assert sum(server.requests.values()) == before
+
+
+def test_unparseable_reply_scores_zero_and_is_counted(server, tmp_path):
+    seen = {}
+    out = accuracy.llm_judge(["<answer>a</answer>"], answer=["a"], judge=cfg(server, "rambling", tmp_path),
+                             log_metric=lambda k, v: seen.__setitem__(k, v))
+    assert out == [0.0]
+    assert seen["llm_judge/judge_unparseable"] == 1.0
+
+
+PARSE_TABLE = [
+    ("Judgement: 1", "judgement_01", 1.0), ("Judgement: 0", "judgement_01", 0.0), ("1", "judgement_01", 1.0),
+    ("Judgement: maybe", "judgement_01", None), ("yes", "judgement_01", None),
+    ("## Equivalence Judgement\nTRUE", "true_false", 1.0), ("false", "true_false", 0.0),
+    ("TRUE or FALSE", "true_false", None),
+    ("{score: 0.8}", "grit_score", 0.8), ('{"score": 1}', "grit_score", 1.0), ("score: 7", "grit_score", 1.0),
+    ("no number", "grit_score", None),
+    ("Score: 7", "score_10", 0.7), ("8", "score_10", 0.8), ("Score: 12", "score_10", 1.0), ("none", "score_10", None),
+]
+
+
+@pytest.mark.parametrize("reply,rule,expected", PARSE_TABLE)
+def test_parse_reply_table(reply, rule, expected):
+    assert parse_reply(reply, rule) == expected
+
+
+def test_config_from_a_recipe_mapping():
+    assert as_judge_config({"base_url": "http://127.0.0.1:1/v1", "model": "m"}).model == "m"
+    with pytest.raises(RecipeError):
+        as_judge_config({"base_url": "http://x/v1", "modle": "m"})
+    with pytest.raises(RecipeError):
+        JudgeConfig()  # neither an endpoint nor a local model
+
+
+# ------------------------------------------------------------------------- rewards through a judge
+def test_accuracy_and_deepeyes_with_a_judge(server, tmp_path):
+    judge_cfg = {"base_url": server.url, "model": "judgement", "cache_path": str(tmp_path / "c.sqlite")}
+    # the offline rule would fail "it is red" vs "The umbrella is red"; the judge's template is used
+    out = accuracy.accuracy(["<answer>red</answer>", "<answer>blue</answer>"], answer=["red", "red"],
+                            judge=judge_cfg, template="deepeyes")
+    assert out == [1.0, 0.0]
+    img = "<|vision_start|><|image_pad|><|vision_end|>"
+    comp = f"<think>z</think><tool_call>{{}}</tool_call>{img}<think>r</think><answer>Red</answer>"
+    assert deepeyes.deepeyes([comp], answer=["red"], data_source=["vstar"], judge=judge_cfg) == [pytest.approx(2.0)]
+    eq = {**judge_cfg, "model": "equivalence"}
+    assert deepeyes.deepeyes(["<think>x</think><answer>Paris</answer>"], answer=["paris"], data_source=["geoguessr"],
+                             judge=eq) == [pytest.approx(0.8)]
+    # math branch: math-verify decides first, the judge only sees its misses
+    before = server.requests["equivalence"]
+    assert deepeyes.deepeyes([r"<think>t</think>\boxed{1/2}"], answer=["0.5"], data_source=["thinklite_eureka"],
+                             judge=eq) == [pytest.approx(1.2)]
+    assert server.requests["equivalence"] == before
+
+
+def test_grit_binarises_the_judge_score(server, tmp_path):
+    judge_cfg = JudgeConfig(base_url=server.url, model="grader", cache_path=str(tmp_path / "g.sqlite"))
+    # the judge says 0.3; GRIT's trainer turns any score > 0 into 1
+    assert grit.grit_gpt_score(["<answer>five</answer>"], answer=["5"], judge=judge_cfg) == [1.0]
+    assert grit.grit(["<answer>five</answer>"], answer=["5"], judge=judge_cfg, variant="paper") == [pytest.approx(1.0)]
+
+
+def test_infigui_subgoal_from_a_judge(server, tmp_path):
+    g = {"width": 100, "height": 100, "goal": "wifi", "instruction": "open settings",
+         "action": {"action": "click", "coordinate": [50, 50]}}
+    comp = '<think>I should open settings</think>{"action": "click", "coordinate": [95, 5]}'
+    judge_cfg = JudgeConfig(base_url=server.url, model="subgoal", cache_path=str(tmp_path / "s.sqlite"))
+    # wrong place: R_acc = 0.2 · type 1 + 0.2 · 7/10 = 0.34; total 0.1 + 0.9 · 0.34
+    out = infigui.infigui([comp], gui=[g], coord_frame="pixel", judge=judge_cfg)
+    assert out == [pytest.approx(0.1 + 0.9 * 0.34)]
+    assert "I should open settings" in server.bodies[-1]["messages"][1]["content"]
