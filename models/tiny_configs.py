@@ -11,6 +11,11 @@ Pixel budgets are cut down so CPU tests stay fast, and written into the saved pr
   Qwen3-VL at most 128*32*32 px over the whole clip (its budget counts all frames);
 - audio (Omni): clips up to 30 s (Whisper features, 128 mel bins, 16 kHz).
 
+Qwen2.5-Omni's processor class carries its own video size (128-768 tokens a frame) that outranks the
+video processor's, as in the released model: pass `size=processor.video_processor.size` to keep Omni
+clips at the tiny budget. Video paths are decoded by qwen-vl-utils (`process_vision_info(...,
+return_video_metadata=True)`), then given to the processor with `video_metadata`.
+
 Anything that maps coordinates must read the budget from the processor, not assume the family default.
 """
 
