@@ -211,21 +211,26 @@ def _encode(samples: list[_Sample], processor, fam: Family, *, mode, max_length,
         media_ids = media_token_ids(processor, fam)
         lengths = batch["attention_mask"].sum(dim=1).tolist()
         over = [i for i, n in enumerate(lengths) if n > max_length]
-        # A generation prompt cannot lose its end; a training sample may lose text after its last media.
+        # A generation prompt cannot lose its end; a training sample may lose text after its last media
+        # token, as long as some assistant token is left to learn from.
         cut_ok = mode == "train"
-        bad = [i for i in over
-               if not cut_ok or media_overflow(batch["input_ids"][i].tolist(), max_length, media_ids)]
+        header = assistant_markers(processor)[0] if cut_ok else []
+        bad = [i for i in over if not cut_ok
+               or media_overflow(batch["input_ids"][i].tolist(), max_length, media_ids)
+               or not _has_answer(batch["input_ids"][i, :max_length].tolist(), header)]
         if bad:
             detail = ", ".join(f"{samples[i].sample_id!r} ({lengths[i]} tokens)" for i in bad)
             if on_overflow == "error":
                 raise ValueError(
                     f"sample(s) {detail} exceed max_length={max_length} and cutting them would "
-                    f"{'lose media tokens' if cut_ok else 'cut the prompt'}; raise max_length, lower the "
-                    "pixel budget, or set on_overflow='drop'"
+                    f"{'lose media tokens or every answer token' if cut_ok else 'cut the prompt'}; raise "
+                    "max_length, lower the pixel budget, or set on_overflow='drop'"
                 )
             log.warning("dropping %d sample(s) longer than max_length=%d: %s", len(bad), max_length, detail)
             stats.dropped_overflow += len(bad)
             samples = [s for i, s in enumerate(samples) if i not in set(bad)]
+            if not samples:
+                raise ValueError(f"every sample in the batch exceeds max_length={max_length}: {detail}")
             return _encode(samples, processor, fam, mode=mode, max_length=max_length, on_overflow=on_overflow,
                            stats=stats)
         stats.truncated += len(over)
@@ -239,6 +244,12 @@ def _encode(samples: list[_Sample], processor, fam: Family, *, mode, max_length,
             batch["input_ids"], batch["attention_mask"], processor, ids=[s.sample_id for s in samples],
             n_assistant=[s.n_assistant for s in samples])
     return batch, samples
+
+
+def _has_answer(ids: list[int], header: list[int]) -> bool:
+    """Whether an assistant header is followed by at least one token within `ids`."""
+    h = len(header)
+    return any(ids[i:i + h] == header for i in range(len(ids) - h))
 
 
 def batch_padding(mode: str) -> str:

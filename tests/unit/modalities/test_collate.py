@@ -223,3 +223,13 @@ def test_rows_read_back_from_parquet_collate_like_in_memory_rows(processor, root
     assert a["ids"] == b["ids"] and a["frames"] == b["frames"]
     for key in ("input_ids", "labels", "pixel_values", "pixel_values_videos", "video_grid_thw"):
         assert torch.equal(a[key], b[key])
+
+
+def test_overflow_that_would_leave_no_answer_is_not_cut(processor, root):
+    proc = processor("qwen2_vl")
+    long_question = {"id": "wordy", "messages": [user(img("red.png"), text("why " * 60)), said("because")]}
+    with pytest.raises(ValueError, match="'wordy'.*every answer token"):
+        collate([long_question], proc, "qwen2_vl", root=root, media_options=SMALL, max_length=40)
+    with pytest.raises(ValueError, match="every sample in the batch exceeds"):
+        collate([long_question], proc, "qwen2_vl", root=root, media_options=SMALL, max_length=40,
+                on_overflow="drop")
