@@ -97,6 +97,17 @@ def math_equal(pred: str, gt: str) -> bool | None:
         return None
 
 
+_MATHY = re.compile(r"[\d\\^_{}/=+*()\[\]<>]|\b[a-z]\b|\bpi\b|infty", re.IGNORECASE)
+
+
+def mathy(text: str) -> bool:
+    """Could math-verify find an expression here? (digits, LaTeX, operators, single-letter variables)
+
+    Plain words ("red", "the left one") cannot be equal as math, and sympy costs a millisecond per call.
+    """
+    return bool(_MATHY.search(text))
+
+
 def _is_letter(gt: str) -> str | None:
     stripped = gt.strip()
     if re.fullmatch(r"[\(\[]?[A-J][\)\]]?", stripped) or re.match(r"^[A-J][.)]\s", stripped):
@@ -121,7 +132,9 @@ def is_correct(pred: object, gt: object, *, rel_tol: float = 1e-6, use_math: boo
     if gt_num is not None and _NUMBER.fullmatch(gt.strip().replace(" ", "")):
         if numbers_close(parse_number(pred), gt_num, rel_tol=rel_tol):
             return True
-    return bool(use_math and math_equal(pred, gt))
+        if _NUMBER.fullmatch(pred.strip().replace(" ", "")):
+            return False  # two plain numbers: the comparison above is the whole story
+    return bool(use_math and mathy(gt) and mathy(pred) and math_equal(pred, gt))
 
 
 def correctness(preds: Sequence[str | None], gts: Sequence[str | None], questions: Sequence[str], *,

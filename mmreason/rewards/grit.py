@@ -148,27 +148,36 @@ def _prepare(completions, columns):
     return texts, [parse(t) for t in texts], rows_of(len(completions), columns)
 
 
-def _code_terms(texts, traces_, rows, judge, template, metrics):
-    gpt = _judge_scores(texts, traces_, rows, judge, template, metrics, first_block=True)
+def _code_terms(texts, traces_, rows, judge, template, metrics, only: str | None = None):
+    """The six code terms per row; ``only`` computes one of them (the others are left out)."""
+    want = (lambda key: only is None or only == key)
+    gpt = _judge_scores(texts, traces_, rows, judge, template, metrics, first_block=True) if want("gpt") else []
     counting_batch = bool(rows) and is_counting(rows[0])
     out = []
     for i, (text, trace, row) in enumerate(zip(texts, traces_, rows)):
-        ovd = "ovd" in source_of(row).lower()
         after = _after_first_answer(text, trace)
         gt = answer_of(row)
-        terms = {
-            "gpt": 0.0 if ovd or after is None else (gpt[i] or 0.0),
-            "bleu": 0.1 * guarded(bleu1, after, gt, metrics=metrics) if after is not None and gt else 0.0,
-            "answer_format": 0.5 * ((text.count("<answer>") >= 1) + (text.count("<answer>") == 1)) / 2,
-            "repetition": guarded(repetition_score, text, row.get("completion_ids"), default=0.5, metrics=metrics),
-            "grounded_format": 0.0,
-            "think_rethink": think_rethink_score(text),
-        }
-        at = text.find("<rethink>")
-        if at >= 0:
-            n = grit_boxes(trace, before=at)
-            count = parse_number(gt)
-            terms["grounded_format"] = 0.5 * (n > 0) + (1.0 if counting_batch and count is not None and n == count else 0.0)
+        terms = {}
+        if want("gpt"):
+            ovd = "ovd" in source_of(row).lower()
+            terms["gpt"] = 0.0 if ovd or after is None else (gpt[i] or 0.0)
+        if want("bleu"):
+            terms["bleu"] = 0.1 * guarded(bleu1, after, gt, metrics=metrics) if after is not None and gt else 0.0
+        if want("answer_format"):
+            terms["answer_format"] = 0.5 * ((text.count("<answer>") >= 1) + (text.count("<answer>") == 1)) / 2
+        if want("repetition"):
+            terms["repetition"] = guarded(repetition_score, text, row.get("completion_ids"), default=0.5,
+                                          metrics=metrics)
+        if want("grounded_format"):
+            terms["grounded_format"] = 0.0
+            at = text.find("<rethink>")
+            if at >= 0:
+                n = grit_boxes(trace, before=at)
+                count = parse_number(gt)
+                bonus = 1.0 if counting_batch and count is not None and n == count else 0.0
+                terms["grounded_format"] = 0.5 * (n > 0) + bonus
+        if want("think_rethink"):
+            terms["think_rethink"] = think_rethink_score(text)
         out.append(terms)
     return out
 
@@ -196,12 +205,13 @@ def _paper_terms(texts, traces_, rows, judge, template, metrics):
     return out
 
 
-def _grit_terms(completions, columns, variant, judge, template, metrics):
+def _grit_terms(completions, columns, variant, judge, template, metrics, only=None):
     if variant not in VARIANTS:
         raise RecipeError(f"grit: variant must be one of {VARIANTS}, got {variant!r}")
     texts, traces_, rows = _prepare(completions, columns)
-    fn = _code_terms if variant == "code" else _paper_terms
-    return fn(texts, traces_, rows, judge, template, metrics)
+    if variant == "code":
+        return _code_terms(texts, traces_, rows, judge, template, metrics, only)
+    return _paper_terms(texts, traces_, rows, judge, template, metrics)
 
 
 @reward_function
@@ -225,7 +235,7 @@ def grit(completions, *, variant: str = "code", judge: object = None, template: 
 
 def _one_term(name, key, completions, columns, judge=None, template="grit_proofread"):
     metrics = Metrics(name)
-    terms = _grit_terms(completions, columns, "code", judge, template, metrics)
+    terms = _grit_terms(completions, columns, "code", judge, template, metrics, only=key)
     out = [t[key] for t in terms]
     metrics.emit(columns.get("log_metric"))
     return out

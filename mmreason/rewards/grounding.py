@@ -16,6 +16,7 @@ when there is no answer block), ``where="all"`` every box in the completion.
 
 from __future__ import annotations
 
+import bisect
 from typing import Sequence
 
 from mmreason import geometry
@@ -193,10 +194,14 @@ def average_precision(preds: Sequence, gts: Sequence, threshold: float) -> float
             tp += 1
         precision.append(tp / k)
         recall.append(tp / len(gts))
+    # interpolated precision at recall r = best precision at any rank reaching recall >= r
+    best_after = precision[:]
+    for k in range(len(best_after) - 2, -1, -1):
+        best_after[k] = max(best_after[k], best_after[k + 1])
     total = 0.0
-    for r in (i / 100 for i in range(101)):
-        reachable = [p for p, rc in zip(precision, recall) if rc >= r]
-        total += max(reachable) if reachable else 0.0
+    for i in range(101):
+        k = bisect.bisect_left(recall, i / 100)  # as COCO: searchsorted(recall, thresholds, "left")
+        total += best_after[k] if k < len(recall) else 0.0
     return total / 101
 
 
