@@ -22,6 +22,15 @@ BUILDERS: dict[str, str] = {
     "audio_speech": "mmreason.data_builders.audio_speech:build",
     "gui_pages": "mmreason.data_builders.gui_pages:build",
     "scenes_3d": "mmreason.data_builders.scenes_3d:build",
+    "convert_coco": "mmreason.data_builders.converters:build_coco",
+    "convert_refcoco": "mmreason.data_builders.converters:build_refcoco",
+    "convert_grit": "mmreason.data_builders.converters:build_grit",
+    "convert_deepeyes": "mmreason.data_builders.converters:build_deepeyes",
+    "convert_charades": "mmreason.data_builders.converters:build_charades",
+    "convert_screenspot": "mmreason.data_builders.converters:build_screenspot",
+    "convert_androidcontrol": "mmreason.data_builders.converters:build_androidcontrol",
+    "convert_scanrefer": "mmreason.data_builders.converters:build_scanrefer",
+    "convert_scanqa": "mmreason.data_builders.converters:build_scanqa",
 }
 
 

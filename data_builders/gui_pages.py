@@ -67,6 +67,7 @@ def computer_use_tool(width: int, height: int) -> dict:
 
 
 def agent_system(platform: str, width: int, height: int) -> str:
+    """The system prompt of an agent step: InfiGUI-R1's reasoning instructions and the action function."""
     tool = mobile_use_tool(width, height) if platform == "mobile" else computer_use_tool(width, height)
     return INFIGUI_SYSTEM + INFIGUI_STEP + tools_block([tool])
 
@@ -75,7 +76,13 @@ def _tool(platform: str) -> str:
     return "mobile_use" if platform == "mobile" else "computer_use"
 
 
-def _query(goal: str, history: list[Action], subgoal: str | None) -> str:
+def agent_query(goal: str, history: list[Action], subgoal: str | None) -> str:
+    """InfiGUI-R1's user text: the goal, the step instruction (AndroidControl-Low) and the earlier actions.
+
+    >>> agent_query("Open the cart", [Click((5, 7))], None).splitlines()[1]
+    'Task progress (You have done the following operation on the current device): Step 1: {"action": "click", \
+"coordinate": [5, 7]}; '
+    """
     steps = "".join(f"Step {n}: {action_json(a, tool=None)}; " for n, a in enumerate(history, 1))
     text = f"The user query: {goal}\n"
     if subgoal:
@@ -83,8 +90,10 @@ def _query(goal: str, history: list[Action], subgoal: str | None) -> str:
     return text + f"Task progress (You have done the following operation on the current device): {steps}"
 
 
-def _target(platform: str, think: str, action: Action) -> str:
-    return render_block("think", think) + "\n" + render_tool_call(_tool(platform), action_to_dict(action))
+def agent_target(platform: str, think: str | None, action: Action) -> str:
+    """``<think>..</think>`` (when given) and the action as a tool call, coordinates as recorded."""
+    call = render_tool_call(_tool(platform), action_to_dict(action))
+    return call if think is None else render_block("think", think) + "\n" + call
 
 
 # ------------------------------------------------------------------------------------------- driving
@@ -279,9 +288,9 @@ def _ground(ctx, rng, site, drv: Driver, platform, shot) -> dict | None:
     path = shot(obs.image, "screen")
     return {
         "messages": [text_turn("system", agent_system(platform, w, h)),
-                     {"role": "user", "content": [{"type": "text", "text": _query(phr[persp], [], None)},
+                     {"role": "user", "content": [{"type": "text", "text": agent_query(phr[persp], [], None)},
                                                   {"type": "screenshot", "screenshot": path}]},
-                     text_turn("assistant", _target(platform, think, Click(point)))],
+                     text_turn("assistant", agent_target(platform, think, Click(point)))],
         "answer": json.dumps([round(point[0]), round(point[1])]), "task": "gui_grounding",
         "boxes": [{"label": info.name, "box": box, "image": 0}],
         "points": [{"label": info.name, "point": list(point), "image": 0}],
@@ -300,10 +309,10 @@ def _agent_row(site, drv, obs, path, history, move, qtype, level, rng, think=Non
     think = think or _think_for(move, site.goal, info)
     return {
         "messages": [text_turn("system", agent_system(drv.platform, w, h)),
-                     {"role": "user", "content": [{"type": "text", "text": _query(site.goal, history,
+                     {"role": "user", "content": [{"type": "text", "text": agent_query(site.goal, history,
                                                                                   move.subgoal if low else None)},
                                                   {"type": "screenshot", "screenshot": path}]},
-                     text_turn("assistant", _target(drv.platform, think, move.action))],
+                     text_turn("assistant", agent_target(drv.platform, think, move.action))],
         "answer": action_json(move.action, tool=None), "task": "gui_action", "boxes": boxes,
         "gui": _gui(obs, drv.platform, action=move.action, goal=site.goal, instruction=move.subgoal,
                     history=history),
@@ -331,10 +340,10 @@ def _trajectory(ctx, rng, site, drv, platform, shot) -> dict:
             k = len(moves)
             content = [{"type": "screenshot", "screenshot": shot(obs.image, f"step{k}")}]
             if k == 0:
-                content.insert(0, {"type": "text", "text": _query(site.goal, [], None)})
+                content.insert(0, {"type": "text", "text": agent_query(site.goal, [], None)})
             turns.append({"role": "user" if k == 0 else "tool", "content": content})
             target_info = info if move.key else None
-            turns.append(text_turn("assistant", _target(platform, _think_for(move, site.goal, target_info),
+            turns.append(text_turn("assistant", agent_target(platform, _think_for(move, site.goal, target_info),
                                                         move.action)))
             if move.box is not None and not isinstance(move.action, Type):
                 boxes.append({"label": move.subgoal, "box": move.box, "image": k})
@@ -348,7 +357,7 @@ def _trajectory(ctx, rng, site, drv, platform, shot) -> dict:
     k = len(moves)
     turns.append({"role": "tool", "content": [{"type": "screenshot", "screenshot": shot(obs.image, f"step{k}")}]})
     done = f"The task is done: {site.goal[0].lower()}{site.goal[1:]}. <step>Finish the task</step>"
-    turns.append(text_turn("assistant", _target(platform, done, Terminate("success"))))
+    turns.append(text_turn("assistant", agent_target(platform, done, Terminate("success"))))
     return {
         "messages": [text_turn("system", agent_system(platform, w, h))] + turns,
         "answer": "success", "task": "gui_action", "boxes": boxes,

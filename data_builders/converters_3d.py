@@ -1,0 +1,149 @@
+"""3D sources: ScanRefer (grounding descriptions) and ScanQA (questions) over ScanNet-style scenes.
+
+- ``scanrefer``: a JSON list of ``{scene_id, object_id, object_name, ann_id, description}``, one record each;
+- ``scanqa``: a JSON list of ``{scene_id, question_id, question, answers, object_ids, object_names}``.
+
+Neither file holds geometry: the boxes come from ``boxes``, either a JSON table ``{scene_id: [{object_id,
+label, box: [x1, y1, z1, x2, y2, z2]} | {object_id, label, center, size}]}`` or a folder of ScanRefer's
+preprocessed ``<scene_id>_aligned_bbox.npy`` (or ``_bbox.npy``) arrays, rows ``[cx, cy, cz, dx, dy, dz,
+class, object_id]``. The cloud of each scene is ``clouds`` with ``{scene_id}`` filled in (e.g.
+``scans/{scene_id}/{scene_id}_vh_clean_2.ply``); when the cloud is in the raw scanner frame, ``axis_align``
+(ScanNet's ``{scene_id}.txt`` with its ``axisAlignment`` line) puts the 4x4 matrix in ``meta["axis_align"]``.
+
+ScanRefer rows answer in GS-Reasoner's grounding form ``name 1 <bbox>(x1, y1, z1, x2, y2, z2)</bbox>``;
+ScanQA rows answer with the first reference answer (all of them in ``meta["answers"]``).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import numpy as np
+
+from mmreason.data_builders.common import SampleContext
+from mmreason.data_builders.converters import Format, Skip, media, need, numbers, read_json
+from mmreason.errors import MediaError, SchemaError
+from mmreason.geometry import center_size_to_aabb
+from mmreason.traces import render_gcot_objects
+
+
+@functools.lru_cache(maxsize=256)
+def _scene_boxes(boxes: str, scene: str) -> dict[str, tuple[str, tuple]]:
+    """{object id (str): (label, [x1, y1, z1, x2, y2, z2])} for one scene."""
+    p = Path(boxes)
+    if p.is_dir():
+        f = next((p / f"{scene}{s}" for s in ("_aligned_bbox.npy", "_bbox.npy") if (p / f"{scene}{s}").exists()), None)
+        if f is None:
+            raise MediaError(p / f"{scene}_aligned_bbox.npy", "no box table for this scene")
+        arr = np.load(f)
+        if arr.ndim != 2 or arr.shape[1] < 8:
+            raise MediaError(f, f"expected rows [cx, cy, cz, dx, dy, dz, class, object_id], got shape {arr.shape}")
+        return {str(int(r[7])): (str(int(r[6])), tuple(center_size_to_aabb(r[:6]))) for r in arr}
+    table = _json_table(str(p))
+    out = {}
+    for k, item in enumerate(table.get(scene) or []):
+        where = f"{p} scene {scene} box {k}"
+        if item.get("box") is not None:
+            box = tuple(numbers(item["box"], 6, where, "box"))
+        else:
+            box = tuple(center_size_to_aabb(numbers(need(item, "center", where), 3, where, "center")
+                                            + numbers(need(item, "size", where), 3, where, "size")))
+        if not all(box[i] < box[i + 3] for i in range(3)):
+            raise SchemaError(f"box {box} has no volume", row=where, field="box")
+        out[str(need(item, "object_id", where))] = (str(item.get("label") or ""), box)
+    return out
+
+
+@functools.lru_cache(maxsize=2)
+def _json_table(path: str) -> dict:
+    data = read_json(Path(path))
+    if not isinstance(data, dict):
+        raise SchemaError("expected {scene_id: [boxes]}", row=path)
+    return data
+
+
+def _axis_align(template: str | None, scene: str) -> list[list[float]] | None:
+    if not template:
+        return None
+    path = Path(template.format(scene_id=scene))
+    if not path.is_file():
+        raise MediaError(path, "ScanNet meta file not found (axis_align)")
+    m = re.search(r"axisAlignment\s*=\s*([-\d.eE+\s]+)", path.read_text(encoding="utf-8"))
+    values = [float(v) for v in m.group(1).split()] if m else []
+    if len(values) != 16:
+        raise MediaError(path, "no 'axisAlignment = 16 numbers' line")
+    return [values[i:i + 4] for i in range(0, 16, 4)]
+
+
+def _cloud_part(ctx: SampleContext, opts: dict, scene: str, where: str) -> dict:
+    path = Path(opts["clouds"].format(scene_id=scene))
+    return {"type": "point_cloud", "point_cloud": media(ctx, path, where)}
+
+
+def _token(name: str) -> str:
+    """An object name as the single word GS-Reasoner's grammar reads ("coffee table" -> "coffee_table")."""
+    return re.sub(r"\W+", "_", name.strip()).strip("_") or "object"
+
+
+def read_list(src: Path, opts: dict) -> list:
+    data = read_json(src)
+    if not isinstance(data, list):
+        raise SchemaError("expected a JSON list", row=str(src))
+    if not opts.get("boxes"):
+        raise ValueError("give the per-scene box table: --set boxes=PATH (JSON table or folder of *_bbox.npy)")
+    if not opts.get("clouds") or "{scene_id}" not in opts["clouds"]:
+        raise ValueError("give the scene clouds as a path template: --set clouds=scans/{scene_id}/{scene_id}.ply")
+    return data
+
+
+def row_scanrefer(rec: dict, ctx: SampleContext, opts: dict) -> dict:
+    where = f"{opts['src']} record {ctx.index}"
+    scene, oid = str(need(rec, "scene_id", where)), str(need(rec, "object_id", where))
+    table = _scene_boxes(opts["boxes"], scene)
+    if oid not in table:
+        if opts["on_missing"] == "skip":
+            raise Skip("missing_box")
+        raise SchemaError(f"object {oid} of {scene} is not in the box table {opts['boxes']}", row=where,
+                          field="object_id")
+    name = str(rec.get("object_name") or table[oid][0]).replace("_", " ")
+    box = [round(v, 4) for v in table[oid][1]]
+    text = str(need(rec, "description", where)).strip()
+    q = f"Locate the object in the scene that matches this description: {text}"
+    return {"messages": [{"role": "user", "content": [_cloud_part(ctx, opts, scene, where), {"type": "text", "text": q}]}],
+            "answer": render_gcot_objects([(_token(name), [box])]), "task": "grounding_3d", "source": "scanrefer",
+            "boxes_3d": [{"label": name, "box": box}],
+            "meta": {"scene_id": scene, "object_id": oid, "ann_id": rec.get("ann_id"), "coord_frame": "scene_metres",
+                     "axis_align": _axis_align(opts.get("axis_align"), scene)}}
+
+
+def row_scanqa(rec: dict, ctx: SampleContext, opts: dict) -> dict:
+    where = f"{opts['src']} record {ctx.index}"
+    scene = str(need(rec, "scene_id", where))
+    table = _scene_boxes(opts["boxes"], scene)
+    ids = [str(i) for i in rec.get("object_ids") or []]
+    names = list(rec.get("object_names") or [])
+    boxes = []
+    for k, oid in enumerate(ids):
+        if oid in table:
+            label = str(names[k]) if k < len(names) else table[oid][0]
+            boxes.append({"label": label.replace("_", " "), "box": [round(v, 4) for v in table[oid][1]]})
+        else:
+            ctx.count("missing_box")
+    answers = [str(a) for a in rec.get("answers") or []]
+    q = str(need(rec, "question", where))
+    return {"messages": [{"role": "user", "content": [_cloud_part(ctx, opts, scene, where), {"type": "text", "text": q}]}],
+            "answer": answers[0] if answers else None, "task": "3d_qa", "source": "scanqa", "boxes_3d": boxes,
+            "meta": {"scene_id": scene, "question_id": rec.get("question_id"), "answers": answers,
+                     "object_ids": ids, "coord_frame": "scene_metres",
+                     "axis_align": _axis_align(opts.get("axis_align"), scene)}}
+
+
+_OPTS = {"boxes": None, "clouds": None, "axis_align": None}
+FORMATS = {
+    "scanrefer": Format(read_list, row_scanrefer, dict(_OPTS),
+                        "ScanRefer JSON; boxes= the per-scene box table, clouds= a {scene_id} path template"),
+    "scanqa": Format(read_list, row_scanqa, dict(_OPTS),
+                     "ScanQA JSON; boxes= the per-scene box table, clouds= a {scene_id} path template"),
+}
