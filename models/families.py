@@ -11,7 +11,7 @@ True
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from mmreason.families import FAMILIES, Family, get_family
@@ -36,7 +36,7 @@ OMNI_SPEECH_SYSTEM = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def chat_template(family: str) -> str:
     """The family's chat template (Jinja source), reproducing the official rendered layout."""
     get_family(family)  # a clear error for unknown names

@@ -1,6 +1,7 @@
 """`mmreason quickstart` end to end: build, ask, fine-tune, parse, map back, score; files where it says."""
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ def test_quickstart_cli_runs_and_reports(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     done = subprocess.run([sys.executable, "-m", "mmreason", "quickstart", "--out", str(out), "--steps", "2",
                            "--held-out", "2"],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, env=env, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     printed = done.stdout
     for line in ("prompt       :", "raw output   :", "parsed boxes :", "ground truth :", "IoU          :",
@@ -24,7 +25,7 @@ def test_quickstart_cli_runs_and_reports(tmp_path):
 
     result = json.loads((out / "result.json").read_text())
     assert result["steps"] == 2 and len(result["losses"]) == 2
-    assert all(loss == loss and loss > 0 for loss in result["losses"])  # finite, positive
+    assert all(math.isfinite(loss) and loss > 0 for loss in result["losses"])
     after = result["after"][0]
     # what was printed is what was measured: the parsed boxes and IoU of the first held-out image
     assert f"IoU          : {after['iou']:.3f}" in printed
