@@ -31,6 +31,7 @@ BUILDERS: dict[str, str] = {
     "convert_androidcontrol": "mmreason.data_builders.converters:build_androidcontrol",
     "convert_scanrefer": "mmreason.data_builders.converters:build_scanrefer",
     "convert_scanqa": "mmreason.data_builders.converters:build_scanqa",
+    "teacher_rationales": "mmreason.data_builders.teacher:build",
 }
 
 
