@@ -34,6 +34,11 @@ CASES: dict[str, tuple[str, dict, int, int]] = {
                                      48, 12),
     "video_clips (256x192, 10 fps, 3-5 s)": ("video_clips", {}, 64, 16),
     "audio_speech (16 kHz, espeak-ng)": ("audio_speech", {}, 128, 32),
+    "gui_pages (grounding, headless Chromium)": ("gui_pages", {"qtypes": ["ground"]}, 48, 12),
+    "gui_pages (whole trajectories)": ("gui_pages", {"qtypes": ["trajectory"]}, 16, 4),
+    "scenes_3d (40k points, 8 rendered views)": ("scenes_3d", {}, 32, 8),
+    "scenes_3d (40k points, cloud only)": ("scenes_3d", {"views": 0, "qtypes": [
+        "object_count", "abs_distance", "object_size", "room_size", "rel_direction", "grounding_3d"]}, 64, 16),
 }
 
 
