@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import random
 import re
@@ -45,8 +44,9 @@ OPTIONS = {"length_penalty": {"max_length": 256, "cache_length": 64, "unit": "ch
 # ------------------------------------------------------------------------------------- synthetic data
 def make_batch(n: int, seed: int = 0) -> tuple[list[str], dict[str, list]]:
     rng = random.Random(seed)
-    completions, cols = [], {k: [] for k in ("answer", "boxes", "boxes_3d", "rationale_regions", "gui",
-                                             "image_frames", "data_source", "reasoning_gts", "task", "source")}
+    names = ("answer", "boxes", "boxes_3d", "rationale_regions", "gui", "image_frames", "data_source",
+             "reasoning_gts", "task", "source")
+    completions, cols = [], {k: [] for k in names}
     words = "the red cup sits left of a small dog near window chair table".split()
     for i in range(n):
         w, h = rng.choice([(640, 480), (1280, 720), (1080, 2400)])
@@ -67,19 +67,24 @@ def make_batch(n: int, seed: int = 0) -> tuple[list[str], dict[str, list]]:
             text = (f"<think>{think}</think><tool_call>{call}</tool_call><|vision_start|><|image_pad|>"
                     f"<|vision_end|><think>seen</think><answer>{pred}</answer>")
         elif kind == 3:
-            act = json.dumps({"name": "mobile_use", "arguments": {"action": "click", "coordinate": jitter[:2]}})
+            act = json.dumps({"name": "mobile_use",
+                              "arguments": {"action": "click", "coordinate": jitter[:2]}})
             text = f"<think>{think}<step>open it</step></think><tool_call>{act}</tool_call>"
         elif kind == 4:
-            text = (f"<think>chair 2 <bbox>(0.1, 0.2, 0.0, 1.1, 1.0, 0.9)</bbox><bbox>(2.0, 0.0, 0.0, 2.5, 0.5, 1.0)"
-                    f"</bbox>, table 1 <bbox>(3.0, 3.0, 0.0, 4.0, 4.0, 0.8)</bbox> {think}</think><answer>{pred}</answer>")
+            text = ("<think>chair 2 <bbox>(0.1, 0.2, 0.0, 1.1, 1.0, 0.9)</bbox>"
+                    "<bbox>(2.0, 0.0, 0.0, 2.5, 0.5, 1.0)</bbox>, "
+                    "table 1 <bbox>(3.0, 3.0, 0.0, 4.0, 4.0, 0.8)</bbox>"
+                    f" {think}</think><answer>{pred}</answer>")
         elif kind == 5:
             text = (f"FIND_SEGMENT(cup) = [2]\nFIND_FRAME(cup) = [{rng.randint(0, 40)}]\n"
-                    f"SPATIAL_ZOOM(cup) = [{jitter[0]}, {jitter[1]}, {jitter[2]}, {jitter[3]}]\nFINAL_ANSWER: {pred}. x")
+                    f"SPATIAL_ZOOM(cup) = [{jitter[0]}, {jitter[1]}, {jitter[2]}, {jitter[3]}]\n"
+                    f"FINAL_ANSWER: {pred}. x")
         elif kind == 6:
             text = f"{think} \\boxed{{{pred}}}"
         else:  # malformed: truncated tags, broken JSON, absurd numbers
             text = rng.choice([
-                f"<think>{think}<answer>{pred}", f'<tool_call>{{"name": "x", "arguments": {{"bbox_2d": [1e308, -5', 
+                f"<think>{think}<answer>{pred}",
+                f'<tool_call>{{"name": "x", "arguments": {{"bbox_2d": [1e308, -5 {think}',
                 f"</think>{think}</answer><answer>", "[" * 200 + think, f"<think>{think}</think>" * 5,
             ])
         completions.append(text)
@@ -88,8 +93,9 @@ def make_batch(n: int, seed: int = 0) -> tuple[list[str], dict[str, list]]:
         cols["rationale_regions"].append([{"label": "cup", "box": box, "image": 0}])
         cols["boxes_3d"].append([{"label": "chair", "box": [0, 0, 0, 1, 1, 1]},
                                  {"label": "table", "box": [3, 3, 0, 4, 4, 1]}])
-        cols["gui"].append({"platform": "mobile", "width": w, "height": h, "instruction": "open it", "goal": "g",
-                            "elements": [{"box": box}], "action": {"action": "click", "coordinate": box[:2]}})
+        cols["gui"].append({"platform": "mobile", "width": w, "height": h, "instruction": "open it",
+                            "goal": "g", "elements": [{"box": box}],
+                            "action": {"action": "click", "coordinate": box[:2]}})
         cols["image_frames"].append([{"width": w, "height": h, "resized_width": w, "resized_height": h}])
         cols["data_source"].append(rng.choice(["vstar", "chart", "thinklite_eureka", "geoguessr"]))
         cols["reasoning_gts"].append({"valid_segments": [2], "valid_frames": [[0, 20]],
@@ -168,10 +174,12 @@ def main(argv=None) -> list[tuple]:
         if name in SKIP:
             continue
         fn = bind_reward(name, **OPTIONS.get(name, {}))
+        run(fn, completions[:args.batch], cols, args.batch)  # warm-up: imports, regex and module caches
         parse.cache_clear()
         seconds = run(fn, completions, cols, args.batch)
         naive = ""
         if name in NAIVE:
+            run(NAIVE[name], completions[:args.batch], cols, args.batch)
             naive_s = run(NAIVE[name], completions, cols, args.batch)
             naive = f"{args.n / naive_s:,.0f} ({naive_s / seconds:.2f}x)"
         rows.append((name, f"{args.n / seconds:,.0f}", f"{1e6 * seconds / args.n:.0f}", naive))
@@ -184,7 +192,8 @@ def main(argv=None) -> list[tuple]:
     for f in bound:
         parse.cache_clear()
         alone += run(f, completions, cols, args.batch)
-    bundle = (", ".join(BUNDLE), f"{args.n / shared:,.0f}", f"{args.n / alone:,.0f}", f"{alone / shared:.2f}x")
+    bundle = (", ".join(BUNDLE), f"{args.n / shared:,.0f}", f"{args.n / alone:,.0f}",
+              f"{alone / shared:.2f}x")
     print(f"bundle {bundle}")
     if not args.no_write:
         write_results(rows, bundle, args)
@@ -202,12 +211,18 @@ def write_results(rows, bundle, args) -> None:
              "| reward | completions/s | us/completion | naive completions/s (ours vs naive) |",
              "|---|---:|---:|---:|"]
     lines += [f"| {name} | {rate} | {us} | {naive or '-'} |" for name, rate, us, naive in rows]
+    ratio = {name: naive.split("(")[-1].rstrip(")") for name, _, _, naive in rows if naive}
     lines += ["", f"Five rewards of one recipe ({bundle[0]}) on the same batches: {bundle[1]} completions/s "
-              f"with the shared parse, {bundle[2]} completions/s when each parses on its own ({bundle[3]}).", "",
-              "Reading: the format check alone is faster as one regex, since `traces.parse` reads everything a "
-              "trace holds (blocks, calls, boxes, points, actions) in one pass; that pass is paid once per "
-              "completion and shared by every reward of the step. Accuracy is faster than the usual script "
-              "because math-verify runs only when exact match, option letter and number comparison fail.",
+              f"with the shared parse, {bundle[2]} completions/s when each parses on its own ({bundle[3]}).",
+              "", "Reading: a lone format check or box IoU is slower than one hand-written regex "
+              f"({ratio.get('think_answer_format', '?')}, {ratio.get('box_iou', '?')}), because "
+              "`traces.parse` reads everything a trace holds (blocks, calls, boxes, points, actions, "
+              "manipulations) in one pass, and tolerates what the regex misses; that pass is paid once per "
+              "completion and shared by every reward of a step, so a recipe pays it once. Accuracy is "
+              f"{ratio.get('accuracy', '?')} the usual script's speed because math-verify runs only when "
+              "exact match, option letter and number comparison cannot decide; rewards that call math-verify "
+              "on every answer by their method's definition (TON accuracy, DeepEyes' math branch) are the "
+              "slowest. A GRPO step scores a few hundred completions.",
               END]
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     section = "\n".join(lines)

@@ -22,7 +22,8 @@ from typing import Any, Callable
 from mmreason.errors import RecipeError
 from mmreason.registry import resolve_name
 from mmreason.rewards import (
-    accuracy, deepeyes, format, grit, grounding, gs_reasoner, gui, infigui, listener, penalties, ton, video_com, virl,
+    accuracy, deepeyes, format, grit, grounding, gs_reasoner, gui, infigui, listener, penalties, ton,
+    video_com, virl,
 )
 
 REWARDS: dict[str, Callable[..., list]] = {

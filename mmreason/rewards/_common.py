@@ -28,7 +28,8 @@ log = logging.getLogger("mmreason.rewards")
 
 # Keyword arguments TRL passes that are not per-row columns.
 NON_COLUMNS = frozenset({"trainer_state", "log_metric", "log_extra", "environments"})
-VISION_PAIR = "<|vision_start|><|image_pad|>"  # how a returned image shows up in a decoded multi-turn response
+# How an image a tool returned shows up in a decoded multi-turn response (DeepEyes counts these).
+VISION_PAIR = "<|vision_start|><|image_pad|>"
 
 
 # ----------------------------------------------------------------------------------- completions
@@ -50,8 +51,10 @@ def completion_text(completion: object) -> str:
         if isinstance(content, str):
             out.append(content)
         elif isinstance(content, (list, tuple)):
-            out.extend(p.get("text") or "" for p in content if isinstance(p, Mapping) and p.get("type") == "text"
-                       and isinstance(p.get("text"), (str, type(None))))
+            for part in content:
+                text = part.get("text") if isinstance(part, Mapping) and part.get("type") == "text" else None
+                if isinstance(text, str):
+                    out.append(text)
     return "".join(out)
 
 
@@ -66,7 +69,8 @@ def returned_images(completion: object) -> int:
             if isinstance(message, Mapping) and message.get("role") != "assistant":
                 content = message.get("content")
                 if isinstance(content, (list, tuple)):
-                    n += sum(isinstance(p, Mapping) and p.get("type") in ("image", "screenshot") for p in content)
+                    n += sum(isinstance(p, Mapping) and p.get("type") in ("image", "screenshot")
+                             for p in content)
     return n
 
 
@@ -113,7 +117,8 @@ def warn_column(reward: str, row: Mapping, field: str, reason: str) -> None:
     """Log a malformed column once per (reward, field), naming the row as `SchemaError` does."""
     if (reward, field) not in _WARNED:
         _WARNED.add((reward, field))
-        log.warning("%s: %s (further reports suppressed)", reward, SchemaError(reason, row=row_id(row), field=field))
+        error = SchemaError(reason, row=row_id(row), field=field)
+        log.warning("%s: %s (further reports suppressed)", reward, error)
 
 
 def question_of(row: Mapping) -> str:
@@ -180,7 +185,9 @@ def mean(values: Iterable[float]) -> float:
 
 
 # ------------------------------------------------------------------------------- ground truth
-def gt_boxes(row: Mapping, field: str = "boxes", *, reward: str = "reward") -> list[tuple[tuple, str | None, int]]:
+def gt_boxes(
+    row: Mapping, field: str = "boxes", *, reward: str = "reward",
+) -> list[tuple[tuple, str | None, int]]:
     """Valid ``(box, label, image)`` entries of a 2D GT list; malformed entries are skipped and reported."""
     value = decode_json(row.get(field))
     if not isinstance(value, (list, tuple)):
@@ -216,7 +223,7 @@ def gt_boxes_3d(row: Mapping, *, reward: str = "reward") -> list[tuple[tuple, st
 
 # ----------------------------------------------------------------------------------------- frames
 def resolve_coord_frame(coord_frame: str | None, family: str | None, default: str) -> str:
-    """The frame a completion's coordinates are in: explicit ``coord_frame``, else the family's, else default."""
+    """The frame of a completion's coordinates: ``coord_frame``, else ``family``'s, else ``default``."""
     if family is not None and family not in FAMILIES:
         raise RecipeError(f"unknown backbone family {family!r}; known: {', '.join(sorted(FAMILIES))}")
     frame = coord_frame or (FAMILIES[family].box_frame if family else default)
@@ -259,7 +266,8 @@ def image_frame(row: Mapping, image: int, coord_frame: str, *, family: str | Non
         return ImageFrame.identity(*size)
     if resized is None and family is not None:
         try:
-            return ImageFrame.for_family(size[0], size[1], family, min_pixels=min_pixels, max_pixels=max_pixels)
+            return ImageFrame.for_family(size[0], size[1], family, min_pixels=min_pixels,
+                                         max_pixels=max_pixels)
         except ValueError:  # an aspect ratio smart_resize rejects
             return None
     return ImageFrame(size[0], size[1], *resized) if resized is not None else None

@@ -29,7 +29,8 @@ _PUNCT = re.compile(rf"[{re.escape(string.punctuation)}]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
 _LETTER_HEAD = re.compile(r"^\s*[\(\[]?([A-Za-z])[\)\]]?(?:[.:)\s]|$)")
-_LETTER_CUE = re.compile(r"(?:answer|option|choice)\s*(?:is|:)?\s*[\(\[]?([A-J])[\)\]]?(?![A-Za-z])", re.IGNORECASE)
+_LETTER_CUE = re.compile(r"(?:answer|option|choice)\s*(?:is|:)?\s*[\(\[]?([A-J])[\)\]]?(?![A-Za-z])",
+                         re.IGNORECASE)
 
 
 def normalize_answer(text: object) -> str:
@@ -70,7 +71,8 @@ def parse_number(text: object) -> float | None:
     return safe_float(match.group(0).replace(",", "")) if match else None
 
 
-def numbers_close(pred: float | None, gt: float | None, *, rel_tol: float = 1e-6, abs_tol: float = 0.0) -> bool:
+def numbers_close(pred: float | None, gt: float | None, *, rel_tol: float = 1e-6,
+                  abs_tol: float = 0.0) -> bool:
     if pred is None or gt is None:
         return False
     return math.isclose(pred, gt, rel_tol=rel_tol, abs_tol=abs_tol)
@@ -118,8 +120,10 @@ def _is_letter(gt: str) -> str | None:
 def is_correct(pred: object, gt: object, *, rel_tol: float = 1e-6, use_math: bool = True) -> bool:
     """The offline correctness rule (see module docstring).
 
-    >>> is_correct("The cat", "cat"), is_correct("(B)", "B. a dog"), is_correct("3.0", "3"), is_correct("1/2", "0.5")
-    (True, True, True, True)
+    >>> is_correct("The cat", "cat"), is_correct("(B)", "B. a dog")
+    (True, True)
+    >>> is_correct("3.0", "3"), is_correct("1/2", "0.5"), is_correct("4", "3")
+    (True, True, False)
     """
     if not isinstance(pred, str) or not isinstance(gt, str):
         return False
@@ -176,7 +180,8 @@ def _score(completions, columns, name, *, judge_config=None, template="equivalen
 def exact_match(completions, **columns):
     """1.0 when the normalised answer equals the normalised ground truth.
 
-    >>> exact_match(["<answer>The Eiffel Tower</answer>", "<answer>Louvre</answer>"], answer=["eiffel tower"] * 2)
+    >>> exact_match(["<answer>The Eiffel Tower</answer>", "<answer>Louvre</answer>"],
+    ...             answer=["eiffel tower"] * 2)
     [1.0, 0.0]
     """
     return _score(completions, columns, "exact_match",
@@ -191,7 +196,8 @@ def choice_accuracy(completions, **columns):
     [1.0, 0.0]
     """
     return _score(completions, columns, "choice_accuracy",
-                  rule=lambda p, g: choice_letter(p) is not None and choice_letter(p) == (_is_letter(g) or g.strip().upper()))
+                  rule=lambda p, g: choice_letter(p) is not None
+                  and choice_letter(p) == (_is_letter(g) or g.strip().upper()))
 
 
 @reward_function
@@ -204,7 +210,8 @@ def numeric_accuracy(completions, *, rel_tol: float = 0.01, abs_tol: float = 0.0
     if rel_tol < 0 or abs_tol < 0:
         raise RecipeError("numeric_accuracy: rel_tol and abs_tol must be >= 0")
     return _score(completions, columns, "numeric_accuracy",
-                  rule=lambda p, g: numbers_close(parse_number(p), parse_number(g), rel_tol=rel_tol, abs_tol=abs_tol))
+                  rule=lambda p, g: numbers_close(parse_number(p), parse_number(g), rel_tol=rel_tol,
+                                                  abs_tol=abs_tol))
 
 
 @reward_function
@@ -233,8 +240,10 @@ def accuracy(completions, *, judge: object = None, template: str = "equivalence"
 
 @reward_function
 def llm_judge(completions, *, judge: object, template: str = "equivalence", **columns):
-    """Answer correctness graded by an LLM judge (OpenAI-compatible endpoint or local HF model); a failed
-    or unparseable judgement scores 0 and is counted in ``llm_judge/judge_failed`` / ``judge_unparseable``."""
+    """Answer correctness graded by an LLM judge (OpenAI-compatible endpoint or local HF model).
+
+    A failed or unparseable judgement scores 0 and is counted in ``llm_judge/judge_failed`` /
+    ``llm_judge/judge_unparseable``."""
     _check_template(template)
     if judge is None:
         raise RecipeError("llm_judge: set `judge` (base_url + model, or hf_model); use `accuracy` for a rule")

@@ -25,8 +25,8 @@ from __future__ import annotations
 from mmreason import traces
 from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
-    VISION_PAIR, Metrics, answer_of, completion_text, parse, question_of, returned_images, reward_function, rows_of,
-    source_of,
+    VISION_PAIR, Metrics, answer_of, completion_text, parse, question_of, returned_images, reward_function,
+    rows_of, source_of,
 )
 from mmreason.rewards.accuracy import correctness, is_correct, math_equal, normalize_answer
 
@@ -77,9 +77,12 @@ def _math_rule(pred: str, gt: str) -> bool:
 
 
 @reward_function
-def deepeyes(completions, *, judge: object = None, routes: dict | None = None, default_branch: str | None = None,
-             max_answer_chars: int = 1000, tool_evidence: str = "images", **columns):
-    """DeepEyes' reward (see module docstring); logs ``deepeyes/{acc,fmt,tool}`` and the branch shares.
+def deepeyes(completions, *, judge: object = None, routes: dict | None = None,
+             default_branch: str | None = None, max_answer_chars: int = 1000, tool_evidence: str = "images",
+             **columns):
+    """DeepEyes: ``0.8·acc + 0.2·fmt + 1.2·tool`` routed by ``data_source`` (math: ``1.2·acc + 0.4·fmt``).
+
+    Rules in the module docstring; logs ``deepeyes/{acc,fmt,tool}`` and the branch shares.
 
     >>> img = "<|vision_start|><|image_pad|><|vision_end|>"
     >>> c = f"<think>zoom</think><tool_call>{{}}</tool_call>{img}<think>red</think><answer>red</answer>"
@@ -99,7 +102,8 @@ def deepeyes(completions, *, judge: object = None, routes: dict | None = None, d
     rows = rows_of(len(completions), columns)
     texts = [completion_text(c) for c in completions]
     branches = [table.get(source_of(r), default_branch) for r in rows]
-    prepared = [_prepare(b, t, max_answer_chars) if b else (None, False, True) for b, t in zip(branches, texts)]
+    prepared = [_prepare(b, t, max_answer_chars) if b else (None, False, True)
+                for b, t in zip(branches, texts)]
     gts = [answer_of(r) for r in rows]
     questions = [question_of(r) for r in rows]
 
@@ -122,8 +126,9 @@ def deepeyes(completions, *, judge: object = None, routes: dict | None = None, d
                     first[k] = s
             scores = first
         else:
-            scores = correctness(preds, [gts[i] for i in idx], [questions[i] for i in idx], judge_config=judge,
-                                 template=TEMPLATES[branch], metrics=metrics, rule=is_correct)
+            scores = correctness(preds, [gts[i] for i in idx], [questions[i] for i in idx],
+                                 judge_config=judge, template=TEMPLATES[branch], metrics=metrics,
+                                 rule=is_correct)
         for i, s in zip(idx, scores):
             acc[i] = s or 0.0
 

@@ -49,7 +49,7 @@ def _nested(block, blocks) -> bool:
 
 
 def tags_in_order(text: str, tags: Sequence[str]) -> bool:
-    """True when each tag in ``tags`` opens and closes exactly once, in that order (text may surround them)."""
+    """True when each tag in ``tags`` opens and closes exactly once, in that order (text may surround)."""
     trace = parse(text)
     counts = {}
     for t in trace.tags():
@@ -69,7 +69,8 @@ def _check_tags(name: str, tags: Sequence[str]) -> tuple[str, ...]:
 
 def _format(completions, columns, name, check) -> list[float]:
     metrics = Metrics(name)
-    out = [1.0 if guarded(check, completion_text(c), default=False, metrics=metrics) else 0.0 for c in completions]
+    out = [1.0 if guarded(check, completion_text(c), default=False, metrics=metrics) else 0.0
+           for c in completions]
     metrics.add("rate", sum(out) / max(1, len(out)))
     metrics.emit(columns.get("log_metric"))
     return out
@@ -82,26 +83,32 @@ def think_answer_format(completions, **columns):
     >>> think_answer_format(["<think>x</think><answer>1</answer>", "<answer>1</answer>"])
     [1.0, 0.0]
     """
-    return _format(completions, columns, "think_answer_format", lambda t: tags_full_match(t, ("think", "answer")))
+    return _format(completions, columns, "think_answer_format",
+                   lambda t: tags_full_match(t, ("think", "answer")))
 
 
 @reward_function
 def think_rethink_answer_format(completions, *, allow_open_answer: bool = True, **columns):
-    """1.0 for ``<think>…</think><rethink>…</rethink><answer>…[</answer>]`` and nothing else (GRIT layout;
-    the closing ``</answer>`` is optional by default because GRIT stops generation on it).
+    """1.0 for exactly ``<think>…</think><rethink>…</rethink><answer>…`` (GRIT's layout).
 
-    >>> think_rethink_answer_format(["<think>a</think><rethink>b</rethink><answer>c", "<think>a</think><answer>c"])
+    The closing ``</answer>`` is optional by default because GRIT stops generation on it.
+
+    >>> think_rethink_answer_format(["<think>a</think><rethink>b</rethink><answer>c",
+    ...                              "<think>a</think><answer>c"])
     [1.0, 0.0]
     """
     return _format(completions, columns, "think_rethink_answer_format",
-                   lambda t: tags_full_match(t, ("think", "rethink", "answer"), allow_open_last=allow_open_answer))
+                   lambda t: tags_full_match(t, ("think", "rethink", "answer"),
+                                             allow_open_last=allow_open_answer))
 
 
 @reward_function
 def tag_format(completions, *, tags: Sequence[str] = ("think", "answer"), full_match: bool = True,
                allow_open_last: bool = False, **columns):
-    """Generic ordered-tag format: with ``full_match`` the completion must be exactly the ``tags`` blocks in
-    order; otherwise each tag must open and close once, in order, anywhere in the text.
+    """1.0 when the completion holds the ``tags`` blocks in order (generic ordered-tag format).
+
+    With ``full_match`` the completion must be exactly those blocks (whitespace between); otherwise each
+    tag must open and close once, in order, anywhere in the text.
 
     >>> tag_format(["<think>a</think><tool_call>{}</tool_call>"], tags=["think", "tool_call"])
     [1.0]

@@ -131,7 +131,7 @@ def think_rethink_score(text: str) -> float:
 
 def _judge_scores(texts, traces_, rows, judge, template, metrics, *, first_block: bool):
     preds = []
-    for text, trace, row in zip(texts, traces_, rows):
+    for trace in traces_:
         if first_block:  # the code judges the first <answer> content; the paper, the answer
             blocks = trace.blocks_of("answer")
             preds.append(blocks[0].text.strip() if blocks else None)
@@ -150,8 +150,12 @@ def _prepare(completions, columns):
 
 def _code_terms(texts, traces_, rows, judge, template, metrics, only: str | None = None):
     """The six code terms per row; ``only`` computes one of them (the others are left out)."""
-    want = (lambda key: only is None or only == key)
-    gpt = _judge_scores(texts, traces_, rows, judge, template, metrics, first_block=True) if want("gpt") else []
+
+    def want(key: str) -> bool:
+        return only is None or only == key
+
+    gpt = _judge_scores(texts, traces_, rows, judge, template, metrics, first_block=True) \
+        if want("gpt") else []
     counting_batch = bool(rows) and is_counting(rows[0])
     out = []
     for i, (text, trace, row) in enumerate(zip(texts, traces_, rows)):
@@ -162,7 +166,8 @@ def _code_terms(texts, traces_, rows, judge, template, metrics, only: str | None
             ovd = "ovd" in source_of(row).lower()
             terms["gpt"] = 0.0 if ovd or after is None else (gpt[i] or 0.0)
         if want("bleu"):
-            terms["bleu"] = 0.1 * guarded(bleu1, after, gt, metrics=metrics) if after is not None and gt else 0.0
+            usable = after is not None and gt
+            terms["bleu"] = 0.1 * guarded(bleu1, after, gt, metrics=metrics) if usable else 0.0
         if want("answer_format"):
             terms["answer_format"] = 0.5 * ((text.count("<answer>") >= 1) + (text.count("<answer>") == 1)) / 2
         if want("repetition"):
@@ -215,10 +220,14 @@ def _grit_terms(completions, columns, variant, judge, template, metrics, only=No
 
 
 @reward_function
-def grit(completions, *, variant: str = "code", judge: object = None, template: str = "grit_proofread", **columns):
-    """GRIT's total reward, ``variant="paper"`` or ``"code"`` (see module docstring); components are logged.
+def grit(completions, *, variant: str = "code", judge: object = None, template: str = "grit_proofread",
+         **columns):
+    """GRIT's total reward, as the paper (``variant="paper"``) or the released code (``"code"``) sums it.
 
-    >>> c = "<think>two cups 10, 20, 30, 40 and 50, 60, 70, 80</think><rethink>so 2</rethink><answer>2</answer>"
+    Terms in the module docstring; each is logged as ``grit/<term>``.
+
+    >>> c = ("<think>two cups 10, 20, 30, 40 and 50, 60, 70, 80</think><rethink>so 2</rethink>"
+    ...      "<answer>2</answer>")
     >>> grit([c], variant="paper", answer=["2"], task=["counting"])  # 1 + 0.5 + 0.5 + 1 + 0.1
     [3.1]
     """

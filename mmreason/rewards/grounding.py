@@ -107,7 +107,8 @@ def box_iou(completions, *, where: str = "answer", coord_frame: str | None = Non
             min_pixels: int | None = None, max_pixels: int | None = None, **columns):
     """IoU of the first predicted box with the best-matching GT box (0 without a box, None without GT).
 
-    >>> box_iou(['<answer>{"bbox_2d": [0, 0, 10, 10]}</answer>'], boxes=[[{"box": [0, 0, 10, 20], "image": 0}]])
+    >>> box_iou(['<answer>{"bbox_2d": [0, 0, 10, 10]}</answer>'],
+    ...         boxes=[[{"box": [0, 0, 10, 20], "image": 0}]])
     [0.5]
     """
     frame = _check("box_iou", where, coord_frame, family)
@@ -128,7 +129,8 @@ def box_giou(completions, *, where: str = "answer", coord_frame: str | None = No
 
 @reward_function
 def box_iou_hit(completions, *, threshold: float = 0.5, where: str = "answer", coord_frame: str | None = None,
-                family: str | None = None, min_pixels: int | None = None, max_pixels: int | None = None, **columns):
+                family: str | None = None, min_pixels: int | None = None, max_pixels: int | None = None,
+                **columns):
     """1.0 when the first predicted box has IoU >= ``threshold`` with a GT box (Acc@tau).
 
     >>> box_iou_hit(['<answer>[0, 0, 10, 10]</answer>'], boxes=[[{"box": [0, 0, 10, 20]}]], threshold=0.5)
@@ -145,10 +147,12 @@ def box_iou_hit(completions, *, threshold: float = 0.5, where: str = "answer", c
 
 
 @reward_function
-def union_box_iou(completions, *, where: str = "all", coord_frame: str | None = None, family: str | None = None,
-                  min_pixels: int | None = None, max_pixels: int | None = None, **columns):
-    """IoU between the union of all predicted boxes and the union of all GT boxes (GRIT's grounding IoU),
-    computed on each image that has GT boxes and averaged over those images.
+def union_box_iou(completions, *, where: str = "all", coord_frame: str | None = None,
+                  family: str | None = None, min_pixels: int | None = None, max_pixels: int | None = None,
+                  **columns):
+    """IoU of the union of predicted boxes with the union of GT boxes (GRIT's grounding IoU).
+
+    Computed on each image that has GT boxes and averaged over those images.
 
     >>> union_box_iou(["[0, 0, 10, 10] and [10, 0, 20, 10]"], boxes=[[{"box": [0, 0, 20, 10]}]])
     [1.0]
@@ -175,7 +179,8 @@ def average_precision(preds: Sequence, gts: Sequence, threshold: float) -> float
     """COCO-style 101-point interpolated AP of ``preds`` ranked in the given order (model text has no
     confidences, so earlier = more confident); each GT box matches at most one prediction.
 
-    >>> round(average_precision([(0, 0, 1, 1), (5, 5, 6, 6), (2, 2, 3, 3)], [(0, 0, 1, 1), (2, 2, 3, 3)], 0.5), 4)
+    >>> ranked, truth = [(0, 0, 1, 1), (5, 5, 6, 6), (2, 2, 3, 3)], [(0, 0, 1, 1), (2, 2, 3, 3)]
+    >>> round(average_precision(ranked, truth, 0.5), 4)
     0.835
     """
     if not gts:
@@ -209,8 +214,10 @@ def average_precision(preds: Sequence, gts: Sequence, threshold: float) -> float
 def box_map(completions, *, thresholds: Sequence[float] = COCO_THRESHOLDS, match_labels: bool = False,
             where: str = "answer", coord_frame: str | None = None, family: str | None = None,
             min_pixels: int | None = None, max_pixels: int | None = None, **columns):
-    """Mean AP over IoU ``thresholds`` (COCO 0.5:0.95) for multi-box answers; with ``match_labels`` the AP is
-    computed per GT label (predicted boxes matched by their ``label``) and averaged over labels."""
+    """Mean AP over IoU ``thresholds`` (COCO 0.5:0.95) for multi-box answers, boxes ranked in written order.
+
+    With ``match_labels`` the AP is computed per GT label (predicted boxes matched by their ``label``) and
+    averaged over labels."""
     if not thresholds or any(not 0 < float(t) <= 1 for t in thresholds):
         raise RecipeError(f"box_map: thresholds must be in (0, 1], got {thresholds!r}")
     frame = _check("box_map", where, coord_frame, family)
@@ -246,8 +253,9 @@ def first_point(trace, where: str):
 
 
 @reward_function
-def click_in_box(completions, *, where: str = "all", coord_frame: str | None = None, family: str | None = None,
-                 min_pixels: int | None = None, max_pixels: int | None = None, **columns):
+def click_in_box(completions, *, where: str = "all", coord_frame: str | None = None,
+                 family: str | None = None, min_pixels: int | None = None, max_pixels: int | None = None,
+                 **columns):
     """1.0 when the first predicted point (or the centre of the first box) lies in a GT box.
 
     >>> click_in_box(['{"point_2d": [5, 5]}', '[50, 50]'], boxes=[[{"box": [0, 0, 10, 10]}]] * 2)
@@ -279,12 +287,14 @@ def click_in_box(completions, *, where: str = "all", coord_frame: str | None = N
 def click_distance(completions, *, radius: float = 0.14, shape: str = "step", where: str = "all",
                    coord_frame: str | None = None, family: str | None = None, min_pixels: int | None = None,
                    max_pixels: int | None = None, **columns):
-    """Distance from the first predicted point to the nearest GT ``points`` entry, in image-relative units
-    (x / width, y / height): ``shape="step"`` gives 1[d <= radius] (TON/AITZ use 0.14), ``"linear"`` gives
-    max(0, 1 - d / radius). Needs the image size (``image_frames``/``image_sizes``/``gui``).
+    """Click reward from the distance d of the first predicted point to the nearest GT ``points`` entry.
 
-    >>> r = click_distance(['[55, 50]'], points=[[{"point": [50, 50]}]], image_sizes=[[[100, 100]]], shape="linear",
-    ...                    radius=0.1)
+    d is in image-relative units (x / width, y / height): ``shape="step"`` gives 1[d <= radius] (TON/AITZ
+    use 0.14), ``"linear"`` gives max(0, 1 - d / radius). Needs the image size (``image_frames``,
+    ``image_sizes`` or ``gui``).
+
+    >>> r = click_distance(['[55, 50]'], points=[[{"point": [50, 50]}]], image_sizes=[[[100, 100]]],
+    ...                    shape="linear", radius=0.1)
     >>> [round(v, 6) for v in r]
     [0.5]
     """
@@ -321,10 +331,12 @@ def click_distance(completions, *, radius: float = 0.14, shape: str = "step", wh
 
 @reward_function
 def box_iou_3d(completions, *, threshold: float | None = None, where: str = "answer", **columns):
-    """3D axis-aligned IoU of the first predicted ``<bbox>(x1, y1, z1, x2, y2, z2)</bbox>`` with the best GT
-    ``boxes_3d`` entry; with ``threshold`` (0.25 / 0.5) the Acc@tau indicator instead.
+    """3D axis-aligned IoU of the first predicted ``<bbox>(x1, y1, z1, x2, y2, z2)</bbox>`` with the best GT.
 
-    >>> box_iou_3d(["<answer>chair 1 <bbox>(0, 0, 0, 1, 1, 2)</bbox></answer>"], boxes_3d=[[{"box": [0, 0, 0, 1, 1, 1]}]])
+    With ``threshold`` (0.25 / 0.5) the Acc@tau indicator instead.
+
+    >>> box_iou_3d(["<answer>chair 1 <bbox>(0, 0, 0, 1, 1, 2)</bbox></answer>"],
+    ...            boxes_3d=[[{"box": [0, 0, 0, 1, 1, 1]}]])
     [0.5]
     """
     if threshold is not None and not 0 < threshold <= 1:

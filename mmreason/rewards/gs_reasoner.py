@@ -74,7 +74,8 @@ def gcot_format_ok(text: str) -> bool:
     if not tags_full_match(text, ("think", "answer")):
         return False
     n = text.count("<bbox>")
-    return n == text.count("</bbox>") == len(trace.boxes_3d) and all(m.name is not None for m in trace.boxes_3d)
+    named = all(m.name is not None for m in trace.boxes_3d)
+    return n == text.count("</bbox>") == len(trace.boxes_3d) and named
 
 
 @reward_function
@@ -86,7 +87,8 @@ def gs_format(completions, **columns):
     [1.0, 0.0]
     """
     metrics = Metrics("gs_format")
-    out = [float(guarded(gcot_format_ok, completion_text(c), default=False, metrics=metrics)) for c in completions]
+    out = [float(guarded(gcot_format_ok, completion_text(c), default=False, metrics=metrics))
+           for c in completions]
     metrics.emit(columns.get("log_metric"))
     return out
 
@@ -95,8 +97,8 @@ def gs_format(completions, **columns):
 def gs_grounding(completions, **columns):
     """Mean over named 3D boxes of the best 3D IoU with GT boxes of that label (None without ``boxes_3d``).
 
-    >>> gs_grounding(["<think>chair 2 <bbox>(0, 0, 0, 1, 1, 1)</bbox><bbox>(5, 5, 5, 6, 6, 6)</bbox></think>"],
-    ...              boxes_3d=[[{"label": "chair", "box": [0, 0, 0, 1, 1, 2]}]])
+    >>> trace = "<think>chair 2 <bbox>(0, 0, 0, 1, 1, 1)</bbox><bbox>(5, 5, 5, 6, 6, 6)</bbox></think>"
+    >>> gs_grounding([trace], boxes_3d=[[{"label": "chair", "box": [0, 0, 0, 1, 1, 2]}]])
     [0.25]
     """
     metrics = Metrics("gs_grounding")
@@ -114,7 +116,8 @@ def gs_grounding(completions, **columns):
 def vsi_accuracy(completions, *, mode: str = "auto", **columns):
     """VSI-Bench answer score of the ``<answer>`` content: option letter or MRA (``mode`` forces one).
 
-    >>> vsi_accuracy(["<answer>B</answer>", "<answer>2.2</answer>", "<answer>4</answer>"], answer=["B", "2", "2"])
+    >>> vsi_accuracy(["<answer>B</answer>", "<answer>2.2</answer>", "<answer>4</answer>"],
+    ...              answer=["B", "2", "2"])
     [1.0, 0.8, 0.0]
     """
     if mode not in MODES:
@@ -132,8 +135,10 @@ def vsi_accuracy(completions, *, mode: str = "auto", **columns):
 @reward_function
 def gs_reasoner(completions, *, format_weight: float = 0.5, answer_weight: float = 1.0,
                 grounding_weight: float = 1.0, mode: str = "auto", **columns):
-    """``format_weight·format + answer_weight·VSI score + grounding_weight·3D IoU``; a term whose ground
-    truth is missing is left out (None when all are). Not part of the published method (SFT only)."""
+    """GS-Reasoner as a reward: ``format_weight·format + answer_weight·VSI + grounding_weight·3D IoU``.
+
+    A term whose ground truth is missing is left out (None when all are). Not part of the published
+    method, which is trained by SFT only."""
     if mode not in MODES:
         raise RecipeError(f"gs_reasoner: mode must be one of {MODES}, got {mode!r}")
     metrics = Metrics("gs_reasoner")

@@ -62,7 +62,8 @@ def candidate_boxes(action: Mapping, gui: Mapping) -> list[tuple]:
     return sorted(containing, key=geometry.box_area)[:1]
 
 
-def match_action(pred: Mapping, gt: Mapping, gui: Mapping, coord_frame: str, frame) -> tuple[bool, bool] | None:
+def match_action(pred: Mapping, gt: Mapping, gui: Mapping, coord_frame: str,
+                 frame) -> tuple[bool, bool] | None:
     """(type matches, type and all parameters match) by the AndroidControl matcher of
     ``mmreason.modalities.gui``; the predicted coordinates are first mapped from ``coord_frame`` to pixels.
     None when the GT action itself cannot be read."""
@@ -70,9 +71,8 @@ def match_action(pred: Mapping, gt: Mapping, gui: Mapping, coord_frame: str, fra
     if truth is None:
         return None
     guess = parse_action(dict(pred)).action
-    type_ok = action_type(pred) == action_type(gt) or (action_type(gt) == "open" and action_type(pred) == "click")
     if guess is None:
-        return type_ok and action_type(pred) == action_type(gt), False
+        return action_type(pred) == action_type(gt), False
     if coord_frame != "pixel":
         guess = convert_action(guess, coord_frame, "pixel", frame)
     size = floats([gui.get("width"), gui.get("height")], 2) or (0.0, 0.0)
@@ -122,7 +122,7 @@ def gui_action_match(completions, *, coord_frame: str | None = None, family: str
     """1.0 when type and all parameters match ``gui.action`` by the AndroidControl rules (module docstring).
 
     >>> gui_action_match(['{"action": "click", "coordinate": [52, 51]}'], coord_frame="pixel",
-    ...                  gui=[{"width": 100, "height": 100, "action": {"action": "click", "coordinate": [50, 50]}}])
+    ...     gui=[{"width": 100, "height": 100, "action": {"action": "click", "coordinate": [50, 50]}}])
     [1.0]
     """
     frame_name = resolve_coord_frame(coord_frame, family, "resized")
@@ -142,19 +142,21 @@ def gui_action_match(completions, *, coord_frame: str | None = None, family: str
             metrics.add("no_frame", 1.0)
             out.append(None)
             continue
-        result = guarded(match_action, pred, gt, mapping(row.get("gui")), frame_name, frame, default=(False, False),
-                         metrics=metrics)
+        result = guarded(match_action, pred, gt, mapping(row.get("gui")), frame_name, frame,
+                         default=(False, False), metrics=metrics)
         out.append(None if result is None else float(result[1]))
     metrics.emit(columns.get("log_metric"))
     return out
 
 
 @reward_function
-def ui_ins(completions, *, coord_frame: str | None = None, family: str | None = None, min_pixels: int | None = None,
-           max_pixels: int | None = None, **columns):
-    """UI-Ins' reward: 1.0 iff exactly one ``[x,y]`` (integers, no space: the regex ``\\[(\\d+),(\\d+)\\]``) is
-    found in the completion and it lies inside a GT box (``boxes`` of image 0, else the ``gui`` target).
-    GT boxes are mapped into the completion's frame and truncated to integers, as UI-Ins does. No format term.
+def ui_ins(completions, *, coord_frame: str | None = None, family: str | None = None,
+           min_pixels: int | None = None, max_pixels: int | None = None, **columns):
+    """UI-Ins' click reward: 1.0 iff exactly one ``[x,y]`` point is written and it lies in a GT box.
+
+    A point is what UI-Ins' regex ``\\[(\\d+),(\\d+)\\]`` finds (integers, no space after the comma); two
+    or more points score 0. GT boxes (``boxes`` of image 0, else the ``gui`` target) are mapped into the
+    completion's frame and truncated to integers, as UI-Ins does. No format term.
 
     >>> ui_ins(['click [5,5]', 'click [5, 5]', '[5,5] or [6,6]'], coord_frame="pixel",
     ...        boxes=[[{"box": [0, 0, 10, 10]}]] * 3)
@@ -192,5 +194,5 @@ def ui_ins(completions, *, coord_frame: str | None = None, family: str | None = 
     return out
 
 
-__all__ = ["gui_action_type", "gui_action_match", "ui_ins", "match_action", "predicted_action", "candidate_boxes",
-           "gt_action", "action_type", "screen_frame"]
+__all__ = ["gui_action_type", "gui_action_match", "ui_ins", "match_action", "predicted_action",
+           "candidate_boxes", "gt_action", "action_type", "screen_frame"]

@@ -74,13 +74,15 @@ def unigram_f1(pred: str, gold: str) -> float:
 def grounding_score(trace, row, coord_frame, family, min_pixels, max_pixels, tau) -> float | None:
     think_end = max((b.end for b in trace.blocks_of("think")), default=0)
     gts = gt_boxes(row, reward="infigui")
-    mentions = sorted([m for m in (*trace.points, *trace.boxes) if m.start >= think_end], key=lambda m: m.start)
+    mentions = sorted([m for m in (*trace.points, *trace.boxes) if m.start >= think_end],
+                      key=lambda m: m.start)
     if not mentions:
         return 0.0
     first = mentions[0]
     best = None
     for box, _, image in gts:
-        frame = image_frame(row, image, coord_frame, family=family, min_pixels=min_pixels, max_pixels=max_pixels)
+        frame = image_frame(row, image, coord_frame, family=family, min_pixels=min_pixels,
+                            max_pixels=max_pixels)
         if frame is None and coord_frame != "pixel":
             continue
         if hasattr(first, "point"):
@@ -94,15 +96,19 @@ def grounding_score(trace, row, coord_frame, family, min_pixels, max_pixels, tau
 
 
 @reward_function
-def infigui(completions, *, format_weight: float = 0.1, accuracy_weight: float = 0.9, type_weight: float = 0.2,
-            param_weight: float = 0.8, subgoal_weight: float = 0.2, iou_tau: float = 0.7, judge: object = None,
-            coord_frame: str | None = None, family: str | None = None, min_pixels: int | None = None,
-            max_pixels: int | None = None, **columns):
-    """InfiGUI-R1's total reward (module docstring); logs format, type, param, subgoal and accuracy.
+def infigui(completions, *, format_weight: float = 0.1, accuracy_weight: float = 0.9,
+            type_weight: float = 0.2, param_weight: float = 0.8, subgoal_weight: float = 0.2,
+            iou_tau: float = 0.7, judge: object = None, coord_frame: str | None = None,
+            family: str | None = None, min_pixels: int | None = None, max_pixels: int | None = None,
+            **columns):
+    """InfiGUI-R1: gated ``0.1·format + 0.9·accuracy`` for GUI actions, grounding and other tasks.
+
+    Rules in the module docstring; logs format, type, param, subgoal and accuracy.
 
     >>> gui = {"width": 100, "height": 100, "instruction": "open settings",
     ...        "action": {"action": "click", "coordinate": [50, 50]}}
-    >>> ok = '<think>tap it</think><tool_call>{"name": "mobile_use", "arguments": {"action": "click", "coordinate": [51, 50]}}</tool_call>'
+    >>> ok = ('<think>tap it</think><tool_call>{"name": "mobile_use", '
+    ...       '"arguments": {"action": "click", "coordinate": [51, 50]}}</tool_call>')
     >>> infigui([ok, ok.replace("[51, 50]", "[5, 5]"), "no think"], gui=[gui] * 3, coord_frame="pixel")
     [1.0, 0.28, 0.0]
     """
@@ -126,7 +132,8 @@ def infigui(completions, *, format_weight: float = 0.1, accuracy_weight: float =
             continue
         if kind == "other":
             pred, gt = trace.answer, answer_of(row)
-            hit = pred is not None and (normalize_answer(pred) == normalize_answer(gt) or bool(math_equal(pred, gt)))
+            hit = pred is not None and (normalize_answer(pred) == normalize_answer(gt)
+                                        or bool(math_equal(pred, gt)))
             acc = float(hit)
         elif kind == "grounding":
             acc = guarded(grounding_score, trace, row, frame_name, family, min_pixels, max_pixels, iou_tau,

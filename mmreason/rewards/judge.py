@@ -45,7 +45,8 @@ log = logging.getLogger("mmreason.rewards.judge")
 @dataclass(frozen=True)
 class Template:
     """A judge prompt: ``system`` and ``user`` are ``str.format`` strings over
-    ``{question}``, ``{reference}``, ``{prediction}``, ``{context}``; ``parse`` names a rule in ``PARSERS``."""
+    ``{question}``, ``{reference}``, ``{prediction}``, ``{context}``; ``parse`` names a rule in
+    ``PARSERS``."""
 
     system: str
     user: str
@@ -80,8 +81,9 @@ TEMPLATES: dict[str, Template] = {
         system="You grade answers. Be strict: an answer that is almost right is wrong.",
         user=(
             "Decide whether the student's answer means the same as the reference answer to the question, "
-            "allowing different wording or notation.\n\nQuestion:\n{question}\n\nReference answer:\n{reference}"
-            "\n\nStudent answer:\n{prediction}\n\nReply with one word: TRUE if they are equivalent, FALSE otherwise."
+            "allowing different wording or notation.\n\nQuestion:\n{question}\n\n"
+            "Reference answer:\n{reference}\n\nStudent answer:\n{prediction}\n\n"
+            "Reply with one word: TRUE if they are equivalent, FALSE otherwise."
         ),
         parse="true_false",
     ),
@@ -90,10 +92,12 @@ TEMPLATES: dict[str, Template] = {
         system="You are a helpful assistant.",
         user=(
             "You will see a question, its standard answer and the answer extracted from a model's output. "
-            "Decide whether the model answer is consistent with the standard answer: it is consistent when it "
-            "says essentially the same thing, even in other words. Output 'Judgement: 1' if consistent and "
-            "'Judgement: 0' if not, and nothing else.\n\n" + _DEEPEYES_EXAMPLES.replace("{", "{{").replace("}", "}}")
-            + "\n[Question]: {question}\n[Standard Answer]: {reference}\n[Model Answer]: {prediction}\nJudgement:"
+            "Decide whether the model answer is consistent with the standard answer: it is consistent when "
+            "it says essentially the same thing, even in other words. Output 'Judgement: 1' if consistent "
+            "and 'Judgement: 0' if not, and nothing else.\n\n"
+            + _DEEPEYES_EXAMPLES.replace("{", "{{").replace("}", "}}")
+            + "\n[Question]: {question}\n[Standard Answer]: {reference}\n[Model Answer]: {prediction}\n"
+            "Judgement:"
         ),
         parse="judgement_01",
     ),
@@ -101,9 +105,9 @@ TEMPLATES: dict[str, Template] = {
     "grit_proofread": Template(
         system="You are a careful grader.",
         user=(
-            "Grade the model's answer to the question by comparing it with the standard answer. The score runs "
-            "from 0 (unrelated or wrong) to 1 (matches the standard answer); the closer the answer, the higher "
-            "the score. Reply only with JSON of the form {{score: <score>}}.\nQuestion: {question}\n"
+            "Grade the model's answer to the question by comparing it with the standard answer. The score "
+            "runs from 0 (unrelated or wrong) to 1 (matches the standard answer); the closer the answer, the "
+            "higher the score. Reply only with JSON of the form {{score: <score>}}.\nQuestion: {question}\n"
             "Standard answer: {reference}\nModel's answer: {prediction}"
         ),
         parse="grit_score",
@@ -112,11 +116,12 @@ TEMPLATES: dict[str, Template] = {
     "infigui_subgoal": Template(
         system="You evaluate the plans of a phone-operating agent.",
         user=(
-            "Below is an agent's reasoning for one step of a task, and the reference instruction for that step."
-            "\nFirst identify the sub-goal the agent intends to achieve in this step. Then rate how well it "
-            "matches the reference instruction in meaning, from 1 (unrelated) to 10 (same intent). If no "
-            "sub-goal can be identified, the score is 0.\n\nTask: {question}\n\nAgent reasoning:\n{prediction}"
-            "\n\nReference step instruction: {reference}\n\nReply in the form 'Score: <integer>'."
+            "Below is an agent's reasoning for one step of a task, and the reference instruction for that "
+            "step.\nFirst identify the sub-goal the agent intends to achieve in this step. Then rate how "
+            "well it matches the reference instruction in meaning, from 1 (unrelated) to 10 (same intent). "
+            "If no sub-goal can be identified, the score is 0.\n\nTask: {question}\n\n"
+            "Agent reasoning:\n{prediction}\n\nReference step instruction: {reference}\n\n"
+            "Reply in the form 'Score: <integer>'."
         ),
         parse="score_10",
     ),
@@ -218,7 +223,8 @@ class JudgeConfig:
 
     def __post_init__(self):
         if (self.base_url is None) == (self.hf_model is None):
-            raise RecipeError("judge: set exactly one of base_url (HTTP endpoint) and hf_model (local checkpoint)")
+            raise RecipeError("judge: set exactly one of base_url (HTTP endpoint) and hf_model "
+                              "(local checkpoint)")
         if self.timeout <= 0 or self.retries < 0 or self.max_workers < 1:
             raise RecipeError("judge: timeout must be > 0, retries >= 0, max_workers >= 1")
 
@@ -288,7 +294,8 @@ def _cache_get(path: Path | None, keys: Sequence[str]) -> dict[str, str]:
             for lo in range(0, len(keys), 500):
                 chunk = list(keys[lo:lo + 500])
                 marks = ",".join("?" * len(chunk))
-                out.update(conn.execute(f"SELECT key, reply FROM verdicts WHERE key IN ({marks})", chunk).fetchall())
+                query = f"SELECT key, reply FROM verdicts WHERE key IN ({marks})"
+                out.update(conn.execute(query, chunk).fetchall())
             return out
     except sqlite3.Error as exc:
         log.warning("judge cache %s unreadable (%s); asking again", path, exc)
@@ -324,7 +331,8 @@ def _http_chat(config: JudgeConfig, messages: list[dict]) -> str:
     for attempt in range(config.retries + 1):
         if attempt:
             time.sleep(config.backoff * 2 ** (attempt - 1))
-        request = urllib.request.Request(url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST")
+        request = urllib.request.Request(url, data=json.dumps(body).encode("utf-8"), headers=headers,
+                                         method="POST")
         try:
             with urllib.request.urlopen(request, timeout=config.timeout) as response:
                 raw = response.read()
@@ -369,7 +377,8 @@ def _hf_chat(config: JudgeConfig, messages: list[dict]) -> str:
     import torch
 
     tokenizer, model = _hf_model(config.hf_model)
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                        return_dict=True)
     with _HF_LOCK, torch.inference_mode():  # one generate at a time: a CPU model gains nothing from threads
         do_sample = config.temperature > 0
         if config.seed is not None:
@@ -388,7 +397,8 @@ def render_messages(template: Template, item: JudgeItem) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------------------- entry
-def judge(items: Sequence[JudgeItem], config: JudgeConfig, template: str | Template = "equivalence") -> list[Verdict]:
+def judge(items: Sequence[JudgeItem], config: JudgeConfig,
+          template: str | Template = "equivalence") -> list[Verdict]:
     """Grade every item; one verdict per item, in order, never raising.
 
     >>> judge([JudgeItem("q", "x" * 2000, "y")], JudgeConfig(base_url="http://127.0.0.1:9/v1"))[0].status
@@ -446,6 +456,7 @@ def _verdict(reply: str, tpl: Template, *, cached: bool) -> Verdict:
 def verdict_metrics(verdicts: Sequence[Verdict]) -> dict[str, float]:
     """Shares of each status and of cache hits, for ``log_metric``."""
     n = max(1, len(verdicts))
-    out = {f"judge_{s}": sum(v.status == s for v in verdicts) / n for s in ("failed", "unparseable", "too_long")}
+    out = {f"judge_{s}": sum(v.status == s for v in verdicts) / n
+           for s in ("failed", "unparseable", "too_long")}
     out["judge_cached"] = sum(v.cached for v in verdicts) / n
     return out

@@ -116,16 +116,17 @@ def _load(config: ListenerConfig):
                 try:
                     model = transformers.AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
                 except ValueError:  # a VLM checkpoint: its language model reads text-only prompts
-                    model = transformers.AutoModelForImageTextToText.from_pretrained(config.model, dtype=dtype)
-            except (OSError, ValueError) as exc:  # a listener that cannot load is a recipe error, not model output
+                    auto = transformers.AutoModelForImageTextToText
+                    model = auto.from_pretrained(config.model, dtype=dtype)
+            except (OSError, ValueError) as exc:  # a listener that cannot load is a recipe error
                 raise RecipeError(f"listener: cannot load {config.model!r}: {exc}") from exc
             model.to(config.device).eval().requires_grad_(False)
             _MODELS[key] = (tokenizer, model)
         return _MODELS[key]
 
 
-def choice_probabilities(reasonings: Sequence[str], questions: Sequence[str], options: Sequence[Sequence[str]],
-                         config: ListenerConfig) -> list[list[float]]:
+def choice_probabilities(reasonings: Sequence[str], questions: Sequence[str],
+                         options: Sequence[Sequence[str]], config: ListenerConfig) -> list[list[float]]:
     """For each sample, the listener's softmax over its options (sums to 1)."""
     import torch
 
@@ -134,8 +135,9 @@ def choice_probabilities(reasonings: Sequence[str], questions: Sequence[str], op
     sequences: list[tuple[int, list[int], int]] = []  # (sample, ids, number of option tokens)
     for i, (reasoning, question, opts) in enumerate(zip(reasonings, questions, options)):
         user = config.prompt.format(question=question, reasoning=reasoning[-config.max_reasoning_chars:])
-        prompt_ids = tokenizer.apply_chat_template([{"role": "user", "content": user}], add_generation_prompt=True,
-                                                   tokenize=True, return_dict=True)["input_ids"]
+        prompt_ids = tokenizer.apply_chat_template([{"role": "user", "content": user}],
+                                                   add_generation_prompt=True, tokenize=True,
+                                                   return_dict=True)["input_ids"]
         for option in opts:
             option_ids = tokenizer(option, add_special_tokens=False)["input_ids"] or [pad]
             sequences.append((i, list(prompt_ids) + list(option_ids), len(option_ids)))
@@ -149,7 +151,8 @@ def choice_probabilities(reasonings: Sequence[str], questions: Sequence[str], op
             for r, (_, ids, _) in enumerate(batch):
                 input_ids[r, :len(ids)] = torch.tensor(ids)
                 attention[r, :len(ids)] = 1
-            logits = model(input_ids=input_ids.to(config.device), attention_mask=attention.to(config.device)).logits
+            logits = model(input_ids=input_ids.to(config.device),
+                           attention_mask=attention.to(config.device)).logits
             logp = torch.log_softmax(logits.float(), dim=-1).cpu()
             for r, (_, ids, k) in enumerate(batch):
                 n = len(ids)
@@ -183,8 +186,9 @@ def listener(completions, *, listener: object, format_weight: float = 1.0, em_we
             out.append(None)
             continue
         pred = parse(text).answer
+        letter = _is_letter(gt)
         em = float(pred is not None and (normalize_answer(pred) == normalize_answer(gt)
-                                         or (_is_letter(gt) is not None and choice_letter(pred) == _is_letter(gt))))
+                                         or (letter is not None and choice_letter(pred) == letter)))
         fmt = float(tags_full_match(text, ("think", "answer")))
         metrics.add("em", em)
         metrics.add("format", fmt)

@@ -20,8 +20,9 @@ def repetition_ratio(words: list[str], n: int) -> float:
 
 @reward_function
 def repetition_penalty(completions, *, ngram: int = 3, max_penalty: float = -1.0, **columns):
-    """``max_penalty * (1 - distinct n-grams / n-grams)`` over lower-cased words: 0 for text with no repeated
-    n-gram, approaching ``max_penalty`` for a loop.
+    """N-gram repetition penalty: ``max_penalty * (1 - distinct n-grams / n-grams)`` over lower-cased words.
+
+    0 for text with no repeated n-gram, approaching ``max_penalty`` for a loop.
 
     >>> repetition_penalty(["one two three four", "go go go go go"], ngram=2)
     [0.0, -0.75]
@@ -40,8 +41,9 @@ def repetition_penalty(completions, *, ngram: int = 3, max_penalty: float = -1.0
 
 @reward_function
 def length_penalty(completions, *, max_length: int, cache_length: int = 0, unit: str = "tokens", **columns):
-    """DAPO's soft over-long penalty on a completion of length L: 0 while ``L <= max_length - cache_length``,
-    then falling linearly to -1 at ``L = max_length``, and -1 beyond.
+    """DAPO's soft over-long penalty: 0 up to ``max_length - cache_length``, linear to -1 at ``max_length``.
+
+    Beyond ``max_length`` the penalty is -1.
 
     ``unit="tokens"`` counts ``completion_ids`` (None for a row without them); ``"chars"`` counts characters.
 

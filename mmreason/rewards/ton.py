@@ -101,23 +101,24 @@ def ton_gui_type(completions, **columns):
     """1.0 when the ``<action>`` JSON's ``action`` equals the GT action type (None without ``gui.action``).
 
     >>> ton_gui_type(["<think></think><action>{'action': 'click', 'position': [0.5, 0.5]}</action>"],
-    ...              gui=[{"width": 100, "height": 100, "action": {"action": "click", "coordinate": [50, 50]}}])
+    ...     gui=[{"width": 100, "height": 100, "action": {"action": "click", "coordinate": [50, 50]}}])
     [1.0]
     """
     out = []
     for c, row in zip(completions, rows_of(len(completions), columns)):
         gt = gt_action(row)
-        out.append(None if gt is None else float(action_type(_action_block(parse(completion_text(c)))) == action_type(gt)))
+        pred = _action_block(parse(completion_text(c))) if gt is not None else None
+        out.append(None if gt is None else float(action_type(pred) == action_type(gt)))
     return out
 
 
 @reward_function
-def ton_gui_value(completions, *, radius: float = 0.14, coord_frame: str | None = None, family: str | None = None,
-                  **columns):
+def ton_gui_value(completions, *, radius: float = 0.14, coord_frame: str | None = None,
+                  family: str | None = None, **columns):
     """1.0 when both actions are clicks and the positions are within ``radius`` (image-relative units).
 
     >>> ton_gui_value(["<action>{'action': 'click', 'position': [0.6, 0.5]}</action>"],
-    ...               gui=[{"width": 100, "height": 200, "action": {"action": "click", "coordinate": [50, 100]}}])
+    ...     gui=[{"width": 100, "height": 200, "action": {"action": "click", "coordinate": [50, 100]}}])
     [1.0]
     """
     if radius <= 0:

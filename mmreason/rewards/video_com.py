@@ -28,7 +28,8 @@ import re
 from mmreason import geometry
 from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
-    Metrics, answer_of, completion_text, decode_json, floats, mapping, parse, reward_function, rows_of, safe_float,
+    Metrics, answer_of, completion_text, decode_json, floats, mapping, parse, reward_function, rows_of,
+    safe_float,
 )
 
 _LETTER = re.compile(r"([A-Ea-e])")
@@ -41,7 +42,9 @@ def mcq_letter(text: str) -> str:
 
 
 def final_answer(text: str) -> str:
-    return text[text.rfind("FINAL_ANSWER:") + len("FINAL_ANSWER:"):].strip() if "FINAL_ANSWER:" in text else text.strip()
+    if "FINAL_ANSWER:" not in text:
+        return text.strip()
+    return text[text.rfind("FINAL_ANSWER:") + len("FINAL_ANSWER:"):].strip()
 
 
 def reasoning_gts(row) -> dict:
@@ -54,8 +57,8 @@ def reasoning_gts(row) -> dict:
 def manipulation_score(trace, gts: dict, zoom_iou: float) -> tuple[float, dict]:
     """(correct / total or 0, per-kind counts)."""
     segments = [v for v in (gts.get("valid_segments") or []) if safe_float(v) is not None]
-    ranges = [r for r in (floats(x, 2) for x in (gts.get("valid_frames") or []) if isinstance(x, (list, tuple)))
-              if r is not None]
+    ranges = [r for r in (floats(x, 2) for x in (gts.get("valid_frames") or [])
+                          if isinstance(x, (list, tuple))) if r is not None]
     boxes: dict[int, tuple] = {}
     for entry in gts.get("valid_bounding_box") or []:
         if isinstance(entry, (list, tuple)) and len(entry) == 2 and safe_float(entry[0]) is not None:
@@ -88,13 +91,17 @@ def manipulation_score(trace, gts: dict, zoom_iou: float) -> tuple[float, dict]:
 
 
 @reward_function
-def video_com(completions, *, zoom_iou: float = 0.35, acc_weight: float = 1.0, manipulation_weight: float = 1.0,
-              **columns):
-    """``acc_weight·acc + manipulation_weight·(correct / total manipulations)`` (module docstring).
+def video_com(completions, *, zoom_iou: float = 0.35, acc_weight: float = 1.0,
+              manipulation_weight: float = 1.0, **columns):
+    """Video-CoM: answer accuracy + the fraction of correct manipulations (IoU >= 0.35 for zooms).
 
-    >>> c = "FIND_FRAME(cup) = [12]\\nSPATIAL_ZOOM(cup) = [0, 0, 10, 10]\\nFIND_SEGMENT(pour) = [3]\\nFINAL_ANSWER: B. pour"
-    >>> gts = {"valid_segments": [2], "valid_frames": [[10, 20]], "valid_bounding_box": [[12, [0, 0, 10, 12]]]}
-    >>> video_com([c], answer=["B. pour"], reasoning_gts=[gts])   # 1 + (frame ok, zoom 0.83 ok, segment wrong) 2/3
+    ``acc_weight·acc + manipulation_weight·(correct / total)``; rules in the module docstring.
+
+    >>> c = ("FIND_FRAME(cup) = [12]\\nSPATIAL_ZOOM(cup) = [0, 0, 10, 10]\\nFIND_SEGMENT(pour) = [3]\\n"
+    ...      "FINAL_ANSWER: B. pour")
+    >>> gts = {"valid_segments": [2], "valid_frames": [[10, 20]],
+    ...        "valid_bounding_box": [[12, [0, 0, 10, 12]]]}
+    >>> video_com([c], answer=["B. pour"], reasoning_gts=[gts])  # 1 + 2/3: frame, zoom (IoU .83) ok
     [1.6666666666666665]
     """
     if not 0 < zoom_iou <= 1:

@@ -125,7 +125,8 @@ def score_steps(trace: Trace, regions: Sequence[tuple], to_pixels, params: ViRLP
     out = []
     for k, kind, start, end, own, label, best_iou, region in draft:
         s = reward[label]
-        shaped = s + (params.outcome_weight * params.gamma ** (n - 1 - k) * correct if correct is not None else 0.0)
+        share = params.outcome_weight * params.gamma ** (n - 1 - k) * correct if correct is not None else 0.0
+        shaped = s + share
         out.append(StepScore(k, kind, start, end, own, label, best_iou, region, s, shaped))
     return out
 
@@ -142,16 +143,18 @@ def _mapper(row: Mapping, frame_name: str, family: str | None, min_pixels, max_p
 
 
 def virl_step_scores(completion: object, rationale_regions: Sequence, *, correct: float | bool | None = None,
-                     coord_frame: str | None = None, family: str | None = None, image_frames: Sequence | None = None,
-                     image_sizes: Sequence | None = None, min_pixels: int | None = None,
-                     max_pixels: int | None = None, **params) -> list[StepScore]:
+                     coord_frame: str | None = None, family: str | None = None,
+                     image_frames: Sequence | None = None, image_sizes: Sequence | None = None,
+                     min_pixels: int | None = None, max_pixels: int | None = None,
+                     **params) -> list[StepScore]:
     """Per-step scores of one completion (string, message list or parsed ``Trace``) for token-level credit.
 
     ``rationale_regions`` is the schema column's value for this row; ``correct`` (the answer's accuracy)
     switches on the outcome shaping. Never raises on model output.
 
-    >>> steps = virl_step_scores('<tool_call>{"name": "zoom", "arguments": {"bbox_2d": [0, 0, 10, 10]}}</tool_call>'
-    ...                          ' then [50, 50, 60, 60]', [{"box": [0, 0, 10, 10]}], correct=1)
+    >>> call = '<tool_call>{"name": "zoom", "arguments": {"bbox_2d": [0, 0, 10, 10]}}</tool_call>'
+    >>> text = call + ' then [50, 50, 60, 60]'
+    >>> steps = virl_step_scores(text, [{"box": [0, 0, 10, 10]}], correct=1)
     >>> [(s.kind, s.label, s.score, round(s.shaped, 2)) for s in steps]
     [('zoom', 'correct', 1.0, 1.45), ('box', 'erroneous', -0.5, 0.0)]
     """
@@ -170,14 +173,18 @@ def virl(completions, *, acc_weight: float = 1.0, step_weight: float = 0.5, cove
          coord_frame: str | None = None, family: str | None = None, min_pixels: int | None = None,
          max_pixels: int | None = None, tau: float = 0.5, dup_tau: float = 0.7, correct_reward: float = 1.0,
          redundant_reward: float = -0.2, error_reward: float = -0.5, inline_boxes: bool = True, **columns):
-    """Sequence-level ViRL reward (module docstring); logs correct/redundant/erroneous shares and coverage.
+    """ViRL: accuracy + mean step score of visual actions vs rationale regions + region coverage.
 
-    >>> c = '<tool_call>{"name": "zoom", "arguments": {"bbox_2d": [0, 0, 10, 10]}}</tool_call><answer>cat</answer>'
-    >>> virl([c], answer=["cat"], rationale_regions=[[{"box": [0, 0, 10, 10]}, {"box": [20, 20, 30, 30]}]])
+    Rule in the module docstring; logs correct/redundant/erroneous shares and coverage.
+
+    >>> c = '<tool_call>{"name": "zoom", "arguments": {"bbox_2d": [0, 0, 10, 10]}}</tool_call><answer>cat'
+    >>> regions = [{"box": [0, 0, 10, 10]}, {"box": [20, 20, 30, 30]}]
+    >>> virl([c], answer=["cat"], rationale_regions=[regions])  # 1 + 0.5 · 1 (correct step) + 0.5 · 1/2
     [1.75]
     """
-    params = ViRLParams(tau=tau, dup_tau=dup_tau, correct_reward=correct_reward, redundant_reward=redundant_reward,
-                        error_reward=error_reward, inline_boxes=inline_boxes)
+    params = ViRLParams(tau=tau, dup_tau=dup_tau, correct_reward=correct_reward,
+                        redundant_reward=redundant_reward, error_reward=error_reward,
+                        inline_boxes=inline_boxes)
     frame_name = resolve_coord_frame(coord_frame, family, "pixel")
     metrics = Metrics("virl")
     rows = rows_of(len(completions), columns)

@@ -16,7 +16,8 @@ def _rows(n: int = 2):
     for i in range(n):
         image = Image.new("RGB", (56, 56), (200, 30 + 50 * i, 30))
         rows.append({
-            "prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Where is the square?"}]}],
+            "prompt": [{"role": "user", "content": [{"type": "image"},
+                                                    {"type": "text", "text": "Where is the square?"}]}],
             "image": image,
             "answer": "B",
             "data_source": "vstar",

@@ -18,7 +18,8 @@ TABLE = [
     ("<think>x<answer>red</answer>", "chart", "red", 0.8 - 0.2),  # #<think> != #</think>
     ("<think>x</think><answer>red</answer></answer>", "vl_agent", "red", 0.8 - 0.2),  # answer tags unbalanced
     ("<think>x</think><answer>" + "red " * 300 + "</answer>", "vstar", "red", -0.2),  # >= 1000 chars
-    ("<think>x</think>red", "vstar", "red", 0.0),  # no <answer>: the whole text is judged, and it is not "red"
+    # no <answer>: the whole text is judged, and it is not "red"
+    ("<think>x</think>red", "vstar", "red", 0.0),
     (f"<think>x</think>{CALL}<|vision_start|><|image_pad|><answer>red</answer>", "vstar", "red",
      0.8 - 0.2 + 1.2),  # image start/end placeholders unbalanced, still one returned image
     ("<think>y</think><answer>Paris</answer>", "geoguessr", "paris", 0.8),
@@ -39,8 +40,10 @@ def test_deepeyes_table(completion, source, answer, expected):
 def test_routing_falls_back_to_source_and_unknown_is_none():
     assert D.deepeyes([TOOL_RIGHT], answer=["red"], source=["vstar"]) == [pytest.approx(2.0)]
     assert D.deepeyes([TOOL_RIGHT], answer=["red"], source=["refcoco"]) == [None]
-    assert D.deepeyes([TOOL_RIGHT], answer=["red"], source=["refcoco"], default_branch="main") == [pytest.approx(2.0)]
-    assert D.deepeyes([TOOL_RIGHT], answer=["red"], source=["mine"], routes={"mine": "math"}) == [pytest.approx(-0.4)]
+    out = D.deepeyes([TOOL_RIGHT], answer=["red"], source=["refcoco"], default_branch="main")
+    assert out == [pytest.approx(2.0)]
+    out = D.deepeyes([TOOL_RIGHT], answer=["red"], source=["mine"], routes={"mine": "math"})
+    assert out == [pytest.approx(-0.4)]
     with pytest.raises(RecipeError):
         D.deepeyes([], routes={"x": "maths"})
 
@@ -56,7 +59,8 @@ def test_tool_evidence_in_conversational_trajectories():
     text = f"<think>zoom</think>{CALL}<think>red</think><answer>red</answer>"
     assert D.deepeyes([text], answer=["red"], data_source=["vstar"]) == [pytest.approx(0.8)]
     # ... unless the calls themselves are taken as evidence
-    assert D.deepeyes([text], answer=["red"], data_source=["vstar"], tool_evidence="calls") == [pytest.approx(2.0)]
+    out = D.deepeyes([text], answer=["red"], data_source=["vstar"], tool_evidence="calls")
+    assert out == [pytest.approx(2.0)]
 
 
 def test_metrics_are_logged():

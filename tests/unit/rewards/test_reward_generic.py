@@ -33,7 +33,8 @@ def test_tag_format_options():
     assert format.tag_format(tool, tags=["think", "tool_call"]) == [1.0]
     assert format.tag_format(tool, tags=["think", "answer"]) == [0.0]
     assert format.tag_format(["Sure! <think>a</think><answer>b</answer> bye"], full_match=False) == [1.0]
-    assert format.tag_format(["<think>a</think><answer>b</answer><answer>c</answer>"], full_match=False) == [0.0]
+    twice = ["<think>a</think><answer>b</answer><answer>c</answer>"]
+    assert format.tag_format(twice, full_match=False) == [0.0]
     with pytest.raises(RecipeError):
         format.tag_format([], tags=["thought"])
 
@@ -79,7 +80,8 @@ def test_accuracy_none_without_ground_truth_and_solution_alias():
 
 def test_numeric_tolerance_option():
     assert accuracy.numeric_accuracy(["<answer>105</answer>"], answer=["100"], rel_tol=0.1) == [1.0]
-    assert accuracy.numeric_accuracy(["<answer>105</answer>"], answer=["100"], rel_tol=0.0, abs_tol=5) == [1.0]
+    out = accuracy.numeric_accuracy(["<answer>105</answer>"], answer=["100"], rel_tol=0.0, abs_tol=5)
+    assert out == [1.0]
     with pytest.raises(RecipeError):
         accuracy.numeric_accuracy([], rel_tol=-1)
 
@@ -161,7 +163,8 @@ def test_union_iou_and_map():
 
 def test_map_with_labels():
     gt = [{"label": "cat", "box": [0, 0, 10, 10]}, {"label": "dog", "box": [20, 0, 30, 10]}]
-    comp = '<answer>[{"bbox_2d": [0, 0, 10, 10], "label": "dog"}, {"bbox_2d": [20, 0, 30, 10], "label": "dog"}]</answer>'
+    comp = ('<answer>[{"bbox_2d": [0, 0, 10, 10], "label": "dog"}, '
+            '{"bbox_2d": [20, 0, 30, 10], "label": "dog"}]</answer>')
     # class-agnostic: both found, AP 1. Per label: no prediction says "cat" (AP 0); for "dog" the true
     # box is ranked second after a false positive: precision 1/2 at every recall, AP 0.5 -> mean 0.25
     assert grounding.box_map([comp], boxes=[gt]) == [pytest.approx(1.0)]
@@ -170,7 +173,8 @@ def test_map_with_labels():
 
 def test_click_rewards():
     boxes = [[{"box": [0, 0, 10, 10]}]] * 3
-    assert grounding.click_in_box(['{"point_2d": [5, 5]}', "[50, 50]", "no point"], boxes=boxes) == [1.0, 0.0, 0.0]
+    out = grounding.click_in_box(['{"point_2d": [5, 5]}', "[50, 50]", "no point"], boxes=boxes)
+    assert out == [1.0, 0.0, 0.0]
     # a box answer counts by its centre
     assert grounding.click_in_box(["[2, 2, 8, 8]"], boxes=boxes[:1]) == [1.0]
     pts = [[{"point": [50, 50]}]]

@@ -12,6 +12,8 @@ COUNT = ("<think>I see cups at 10, 20, 30, 40 and 50, 60, 70, 80</think>\n<rethi
 VSR = '<think>the cat is left of the dog {"bbox_2d": [1, 2, 30, 40]}</think><answer>right</answer>'
 SMALL = "<think>a 1, 2, 3, 4</think><rethink>b</rethink><answer>1</answer>"
 
+terms = dict  # the six code terms, by name
+
 # (completion, row, paper total, code total, code terms) — one batch of one row each.
 TABLE = [
     # Counting row, everything right.
@@ -19,15 +21,15 @@ TABLE = [
     # code:  gpt 1 + bleu 0.1·0.5 ("2 answer" vs "2") + answer fmt 0.5 + repetition 0.5 (16 words, no
     #        repeats, no ids) + grounded 0.5 + count bonus 1.0 + think/rethink 5/5·0.5 = 4.05
     (COUNT, {"answer": "2", "task": "counting", "source": "tallyqa"}, 3.1, 4.05,
-     {"gpt": 1.0, "bleu": 0.05, "answer_format": 0.5, "repetition": 0.5, "grounded_format": 1.5, "think_rethink": 0.5}),
+     terms(gpt=1.0, bleu=0.05, answer_format=0.5, repetition=0.5, grounded_format=1.5, think_rethink=0.5)),
     # VSR row, wrong answer, no <rethink>.
     # paper: s_st 0.5 (think only) + s_bf 0.5 (one integer bbox_2d in the whole text) = 1.0
     # code:  answer fmt 0.5 + repetition 0.5 (12 words) + think/rethink 2/5·0.5 = 1.2
     (VSR, {"answer": "left", "source": "vsr"}, 1.0, 1.2,
-     {"gpt": 0.0, "bleu": 0.0, "answer_format": 0.5, "repetition": 0.5, "grounded_format": 0.0, "think_rethink": 0.2}),
+     terms(gpt=0.0, bleu=0.0, answer_format=0.5, repetition=0.5, grounded_format=0.0, think_rethink=0.2)),
     # A completion without any tag: nothing but the code's repetition term (short text -> 0.5).
     ("just 2", {"answer": "2", "task": "counting"}, 0.0, 0.5,
-     {"gpt": 0.0, "bleu": 0.0, "answer_format": 0.0, "repetition": 0.5, "grounded_format": 0.0, "think_rethink": 0.0}),
+     terms(gpt=0.0, bleu=0.0, answer_format=0.0, repetition=0.5, grounded_format=0.0, think_rethink=0.0)),
 ]
 
 

@@ -54,7 +54,8 @@ def test_grounding_by_name():
 
 
 FORMAT_TABLE = [
-    ("<think>chair 2 <bbox>(0, 0, 0, 1, 1, 1)</bbox><bbox>(2, 0, 0, 3, 1, 1)</bbox> so</think><answer>B</answer>", 1.0),
+    ("<think>chair 2 <bbox>(0, 0, 0, 1, 1, 1)</bbox><bbox>(2, 0, 0, 3, 1, 1)</bbox> so</think>"
+     "<answer>B</answer>", 1.0),
     ("<think>plain reasoning</think><answer>4</answer>", 1.0),  # boxes may be skipped
     ("<think><bbox>(0, 0, 0, 1, 1, 1)</bbox></think><answer>B</answer>", 0.0),  # no name/count
     ("<think>chair 1 <bbox>(0, 0, 0, 1, 1)</bbox></think><answer>B</answer>", 0.0),  # 5 numbers

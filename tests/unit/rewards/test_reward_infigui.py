@@ -1,4 +1,4 @@
-"""InfiGUI-R1: gated 0.1·format + 0.9·accuracy with the agent, grounding and other branches (methods.md §5(b))."""
+"""InfiGUI-R1: gated 0.1·format + 0.9·accuracy; agent, grounding and other branches (methods.md §5(b))."""
 
 import pytest
 
@@ -12,9 +12,11 @@ def call(args: str) -> str:
 
 GUI = {"platform": "mobile", "width": 1000, "height": 2000, "goal": "turn on wifi",
        "instruction": "open the settings",
-       "elements": [{"box": [0, 0, 1000, 2000], "role": "screen"}, {"box": [100, 100, 300, 200], "role": "icon"}],
+       "elements": [{"box": [0, 0, 1000, 2000], "role": "screen"},
+                    {"box": [100, 100, 300, 200], "role": "icon"}],
        "action": {"action": "click", "coordinate": [200, 150]}}
 TYPE_GUI = {**GUI, "action": {"action": "type", "text": "wi-fi settings"}}
+FAR = '"action": "click", "coordinate": [900, 1900]'
 
 # (completion, gui, expected); R = 0.1 + 0.9 · R_acc when formatted, else 0
 AGENT_TABLE = [
@@ -23,12 +25,12 @@ AGENT_TABLE = [
     # just outside the element but inside its 1.2x enlargement (x range 80..320)
     ("<think>tap</think>" + call('"action": "click", "coordinate": [310, 150]'), GUI, 1.0),
     # right type, wrong place; the <step> sub-goal equals the instruction -> R_acc = 0.2 + 0.2 · 1
-    ("<think><step>Open the settings</step> tap</think>" + call('"action": "click", "coordinate": [900, 1900]'),
-     GUI, 0.1 + 0.9 * 0.4),
+    ("<think><step>Open the settings</step> tap</think>" + call(FAR), GUI, 0.1 + 0.9 * 0.4),
     # right type, wrong place, unrelated sub-goal -> R_acc = 0.2
-    ("<think>swipe down</think>" + call('"action": "click", "coordinate": [900, 1900]'), GUI, 0.1 + 0.9 * 0.2),
+    ("<think>swipe down</think>" + call(FAR), GUI, 0.1 + 0.9 * 0.2),
     # wrong type: R_acc = 0 + 0.2 · F1("tap it", "open settings") = 0
-    ("<think>tap it</think>" + call('"action": "swipe", "coordinate": [5, 5], "coordinate2": [5, 500]'), GUI, 0.1),
+    ("<think>tap it</think>" + call('"action": "swipe", "coordinate": [5, 5], "coordinate2": [5, 500]'),
+     GUI, 0.1),
     # gated: no <think> -> 0 even though the action is right
     (call('"action": "click", "coordinate": [110, 110]'), GUI, 0.0),
     # gated: text before <think>

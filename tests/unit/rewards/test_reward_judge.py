@@ -130,7 +130,8 @@ def test_request_shape_and_api_key(server, tmp_path, monkeypatch):
 
 def test_timeout_is_a_failure_after_retries(server, tmp_path):
     before = server.requests["sleepy"]
-    [v] = judge([JudgeItem("q", "a", "a")], cfg(server, "sleepy", tmp_path, timeout=0.3, retries=1, backoff=0.01))
+    slow = cfg(server, "sleepy", tmp_path, timeout=0.3, retries=1, backoff=0.01)
+    [v] = judge([JudgeItem("q", "a", "a")], slow)
     assert v.status == "failed" and v.score is None
     assert server.requests["sleepy"] - before == 2  # first try + one retry
     # failures are not cached: the next call asks again
@@ -146,7 +147,8 @@ def test_malformed_response_is_a_failure_without_retry(server, tmp_path):
 
 
 def test_server_error_is_retried(server, tmp_path):
-    [v] = judge([JudgeItem("q", "yes", "yes")], cfg(server, "flaky", tmp_path, retries=2, backoff=0.01), "deepeyes")
+    flaky = cfg(server, "flaky", tmp_path, retries=2, backoff=0.01)
+    [v] = judge([JudgeItem("q", "yes", "yes")], flaky, "deepeyes")
     assert v.status == "ok" and v.score == 1.0 and server.requests["flaky"] == 2
 
 
@@ -175,7 +177,8 @@ PARSE_TABLE = [
     ("TRUE or FALSE", "true_false", None),
     ("{score: 0.8}", "grit_score", 0.8), ('{"score": 1}', "grit_score", 1.0), ("score: 7", "grit_score", 1.0),
     ("no number", "grit_score", None),
-    ("Score: 7", "score_10", 0.7), ("8", "score_10", 0.8), ("Score: 12", "score_10", 1.0), ("none", "score_10", None),
+    ("Score: 7", "score_10", 0.7), ("8", "score_10", 0.8), ("Score: 12", "score_10", 1.0),
+    ("none", "score_10", None),
 ]
 
 
@@ -201,14 +204,17 @@ def test_accuracy_and_deepeyes_with_a_judge(server, tmp_path):
     assert out == [1.0, 0.0]
     img = "<|vision_start|><|image_pad|><|vision_end|>"
     comp = f"<think>z</think><tool_call>{{}}</tool_call>{img}<think>r</think><answer>Red</answer>"
-    assert deepeyes.deepeyes([comp], answer=["red"], data_source=["vstar"], judge=judge_cfg) == [pytest.approx(2.0)]
+    out = deepeyes.deepeyes([comp], answer=["red"], data_source=["vstar"], judge=judge_cfg)
+    assert out == [pytest.approx(2.0)]
     eq = {**judge_cfg, "model": "equivalence"}
-    assert deepeyes.deepeyes(["<think>x</think><answer>Paris</answer>"], answer=["paris"], data_source=["geoguessr"],
-                             judge=eq) == [pytest.approx(0.8)]
+    out = deepeyes.deepeyes(["<think>x</think><answer>Paris</answer>"], answer=["paris"],
+                            data_source=["geoguessr"], judge=eq)
+    assert out == [pytest.approx(0.8)]
     # math branch: math-verify decides first, the judge only sees its misses
     before = server.requests["equivalence"]
-    assert deepeyes.deepeyes([r"<think>t</think>\boxed{1/2}"], answer=["0.5"], data_source=["thinklite_eureka"],
-                             judge=eq) == [pytest.approx(1.2)]
+    out = deepeyes.deepeyes([r"<think>t</think>\boxed{1/2}"], answer=["0.5"],
+                            data_source=["thinklite_eureka"], judge=eq)
+    assert out == [pytest.approx(1.2)]
     assert server.requests["equivalence"] == before
 
 
@@ -216,7 +222,8 @@ def test_grit_binarises_the_judge_score(server, tmp_path):
     judge_cfg = JudgeConfig(base_url=server.url, model="grader", cache_path=str(tmp_path / "g.sqlite"))
     # the judge says 0.3; GRIT's trainer turns any score > 0 into 1
     assert grit.grit_gpt_score(["<answer>five</answer>"], answer=["5"], judge=judge_cfg) == [1.0]
-    assert grit.grit(["<answer>five</answer>"], answer=["5"], judge=judge_cfg, variant="paper") == [pytest.approx(1.0)]
+    out = grit.grit(["<answer>five</answer>"], answer=["5"], judge=judge_cfg, variant="paper")
+    assert out == [pytest.approx(1.0)]  # gpt 1 + nothing else (no tags, BLEU 0)
 
 
 def test_infigui_subgoal_from_a_judge(server, tmp_path):

@@ -18,7 +18,8 @@ def model_dir(tiny_model_dir):
 
 def test_mask_answer_hides_every_answer_block():
     text = "<think>the left one is red</think><answer>A</answer> again <answer>A"
-    assert L.mask_answer(text, "[?]") == "<think>the left one is red</think><answer>[?]</answer> again <answer>[?]"
+    masked = "<think>the left one is red</think><answer>[?]</answer> again <answer>[?]"
+    assert L.mask_answer(text, "[?]") == masked
     assert L.mask_answer("no answer here") == "no answer here"
 
 
@@ -40,7 +41,8 @@ def test_choice_probabilities_match_a_direct_forward_pass(model_dir):
     assert len(probs) == 3 and sum(probs) == pytest.approx(1.0) and all(0 < p < 1 for p in probs)
     # the same numbers from one un-batched forward pass per option
     tokenizer, model = L._load(cfg)
-    user = cfg.prompt.format(question="Which?", reasoning="<think>it is the first</think><answer>[hidden]</answer>")
+    reasoning = "<think>it is the first</think><answer>[hidden]</answer>"
+    user = cfg.prompt.format(question="Which?", reasoning=reasoning)
     prompt = tokenizer.apply_chat_template([{"role": "user", "content": user}], add_generation_prompt=True,
                                            tokenize=True, return_dict=True)["input_ids"]
     scores = []

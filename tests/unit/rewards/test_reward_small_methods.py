@@ -8,11 +8,12 @@ from mmreason.rewards import gui, ton, video_com
 GTS = {"valid_segments": [2, 3], "valid_frames": [[10, 20]], "valid_bounding_box": [[12, [0, 0, 10, 12]]]}
 VIDEO_TABLE = [
     # frame 12 in [10, 20]; zoom on frame 12 IoU 100/120 >= 0.35; segment 5 not valid -> 2/3; answer B = B
-    ("FIND_FRAME(cup) = [12]\nSPATIAL_ZOOM(cup) = [0, 0, 10, 10]\nFIND_SEGMENT(pour) = [5]\nFINAL_ANSWER: B. pour",
-     "B. pour", 1 + 2 / 3),
+    ("FIND_FRAME(cup) = [12]\nSPATIAL_ZOOM(cup) = [0, 0, 10, 10]\nFIND_SEGMENT(pour) = [5]\n"
+     "FINAL_ANSWER: B. pour", "B. pour", 1 + 2 / 3),
     # zoom IoU 20/120 < 0.35; frames 12 and 30: one of two valid -> (1 + 0) / (2 + 1)
     ("FIND_FRAME(a) = [30, 12]\nSPATIAL_ZOOM(a) = [0, 0, 10, 2]\nFINAL_ANSWER: A", "B", 1 / 3),
-    # a zoom before any FIND_FRAME has no frame and is not counted; segments {2, 3} both valid (duplicates once)
+    # a zoom before any FIND_FRAME has no frame and is not counted; segments {2, 3} both valid
+    # (a repeated id counts once)
     ("SPATIAL_ZOOM(a) = [0, 0, 10, 12]\nFIND_SEGMENT(x) = [2, 3, 3]\nFINAL_ANSWER: C", "C", 1 + 1.0),
     # no manipulations: accuracy only
     ("FINAL_ANSWER: D. dog", "D", 1.0),
@@ -24,7 +25,8 @@ VIDEO_TABLE = [
 
 @pytest.mark.parametrize("completion,answer,expected", VIDEO_TABLE)
 def test_video_com_table(completion, answer, expected):
-    assert video_com.video_com([completion], answer=[answer], reasoning_gts=[GTS]) == [pytest.approx(expected)]
+    out = video_com.video_com([completion], answer=[answer], reasoning_gts=[GTS])
+    assert out == [pytest.approx(expected)]
 
 
 def test_video_com_ground_truth_from_meta_and_missing():
@@ -33,12 +35,14 @@ def test_video_com_ground_truth_from_meta_and_missing():
     assert video_com.video_com([comp], answer=["A"]) == [1.0]  # no GT manipulations: nothing to judge
     assert video_com.video_com([comp], answer=[None]) == [None]
     # the GT columns may arrive as JSON text (how free-form dicts are stored on disk)
-    assert video_com.video_com([comp], answer=["A"], meta=['{"reasoning_gts": {"valid_frames": [[0, 5]]}}']) == [1.0]
+    as_json = ['{"reasoning_gts": {"valid_frames": [[0, 5]]}}']
+    assert video_com.video_com([comp], answer=["A"], meta=as_json) == [1.0]
 
 
 # ------------------------------------------------------------------------------------------- UI-Ins
 UI_TABLE = [
-    ('<tool_call>{"name": "grounding", "arguments": {"action": "click", "coordinate": [75,75]}}</tool_call>', 1.0),
+    ('<tool_call>{"name": "grounding", "arguments": {"action": "click", "coordinate": [75,75]}}</tool_call>',
+     1.0),
     ("[150,150]", 0.0),
     ("[75, 75]", 0.0),  # a space after the comma: the regex finds no point
     ("[75,75] or [80,80]", 0.0),  # more than one point is rejected
@@ -72,20 +76,23 @@ def test_gui_action_rewards():
     g = {"width": 1000, "height": 1000, "action": {"action": "swipe", "direction": "up"}}
     up = '{"action": "swipe", "coordinate": [500, 800], "coordinate2": [500, 200]}'
     down = '{"action": "swipe", "coordinate": [500, 200], "coordinate2": [500, 800]}'
-    assert gui.gui_action_type([up, down, '{"action": "click", "coordinate": [1, 1]}'], gui=[g] * 3) == [1.0, 1.0, 0.0]
+    click_ = '{"action": "click", "coordinate": [1, 1]}'
+    assert gui.gui_action_type([up, down, click_], gui=[g] * 3) == [1.0, 1.0, 0.0]
     assert gui.gui_action_match([up, down], gui=[g] * 2, coord_frame="pixel") == [1.0, 0.0]
     back = {"width": 10, "height": 10, "action": {"action": "system_button", "button": "Back"}}
     assert gui.gui_action_match(['{"action": "system_button", "button": "back"}'], gui=[back]) == [1.0]
     assert gui.gui_action_match(['{"action": "click"}'], gui=[None]) == [None]
     # an alias is the same type ("tap" is a click)
     click = {"width": 100, "height": 100, "action": {"action": "click", "coordinate": [50, 50]}}
-    assert gui.gui_action_match(['{"action": "tap", "coordinate": [51, 51]}'], gui=[click], coord_frame="pixel") == [1.0]
+    tap = '{"action": "tap", "coordinate": [51, 51]}'
+    assert gui.gui_action_match([tap], gui=[click], coord_frame="pixel") == [1.0]
 
 
 # ---------------------------------------------------------------------------------------------- TON
 def test_ton_format_and_skip_think_metric():
     seen = {}
-    out = ton.ton_format(["<think>\n\n</think>\n<answer>3</answer>", "<think>because</think><answer>3</answer>",
+    out = ton.ton_format(["<think>\n\n</think>\n<answer>3</answer>",
+                          "<think>because</think><answer>3</answer>",
                           "<think>a</think>x<answer>3</answer>", "<answer>3</answer>"],
                          log_metric=lambda k, v: seen.__setitem__(k, v))
     assert out == [1.0, 1.0, 0.0, 0.0]

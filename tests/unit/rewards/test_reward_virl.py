@@ -25,7 +25,8 @@ TABLE = [
     (zoom([0, 0, 10, 21]) + "<answer>cat</answer>", True, ["erroneous"], 1 - 0.25),  # IoU 100/210 < tau
     ('<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [1, 2]}}</tool_call><answer>cat',
      True, ["erroneous"], 1 - 0.25),  # an action without a usable box
-    ("<think>the cat at [0, 0, 10, 10]</think><answer>cat</answer>", True, ["correct"], 1 + 0.5 + 0.25),  # inline
+    # an inline box in the reasoning is a step too
+    ("<think>the cat at [0, 0, 10, 10]</think><answer>cat</answer>", True, ["correct"], 1 + 0.5 + 0.25),
 ]
 
 
@@ -53,13 +54,14 @@ def test_step_spans_and_outcome_shaping():
 
 def test_frames_and_constants_are_options():
     # a 0-1000 model on a 200 x 100 image: R0 in pixels is (0, 0, 50, 100) in 0-1000
-    steps = V.virl_step_scores(zoom([0, 0, 50, 100]), REGIONS, coord_frame="norm1000", image_sizes=[[200, 100]])
+    steps = V.virl_step_scores(zoom([0, 0, 50, 100]), REGIONS, coord_frame="norm1000",
+                               image_sizes=[[200, 100]])
     assert [s.label for s in steps] == ["correct"]
     assert V.virl_step_scores(zoom([0, 0, 50, 100]), REGIONS)[0].label == "erroneous"  # read as pixels
     strict = V.virl_step_scores(zoom([0, 0, 10, 12]), REGIONS, tau=0.9)
     assert strict[0].label == "erroneous"
-    custom = V.virl([zoom(R0) + "<answer>cat"], answer=["cat"], rationale_regions=[REGIONS], correct_reward=2.0,
-                    step_weight=1.0, coverage_weight=0.0)
+    custom = V.virl([zoom(R0) + "<answer>cat"], answer=["cat"], rationale_regions=[REGIONS],
+                    correct_reward=2.0, step_weight=1.0, coverage_weight=0.0)
     assert custom == [pytest.approx(1 + 2.0)]
     with pytest.raises(RecipeError):
         V.virl([], tau=0.0)
