@@ -59,15 +59,15 @@ def reward_rows(trajs: Sequence[Any], rows: Sequence[Mapping[str, Any]]) -> list
              "num_tool_calls": t.num_tool_calls, "stop_reason": t.stop_reason} for t, f in zip(trajs, frames)]
 
 
-def step_segments(ctx: StepContext, trajs: Sequence[Any], rows: Sequence[Mapping[str, Any]]) -> list[list]:
+def step_segments(rewards: RewardSet, trajs: Sequence[Any], rows: Sequence[Mapping[str, Any]]) -> list[list]:
     """Per trajectory, each step reward (weighted by its reward's weight) as a token segment."""
     from mmreason.rollout import segments_from_char_spans
 
     out = []
     for traj, row in zip(trajs, rows):
         segs = []
-        for term in step_terms(ctx.rewards):
-            if not ctx.rewards.applies(term, row):
+        for term in step_terms(rewards):
+            if not rewards.applies(term, row):
                 continue
             try:
                 spans = STEP_SCORERS[term.spec](traj.completion, row, term)
@@ -218,7 +218,7 @@ def grpo_step(ctx: StepContext, rows: Sequence[Mapping[str, Any]]) -> dict[str, 
     keep = [not (g.filter_zero_variance and bool(f)) for f in flat]
     steps = None
     if g.step_rewards:
-        steps = rl.normalize_step_rewards(step_segments(ctx, trajs, scored_rows), g.num_generations)
+        steps = rl.normalize_step_rewards(step_segments(ctx.rewards, trajs, scored_rows), g.num_generations)
     t2 = time.perf_counter()
     metrics = update(ctx, trajs, outcome, steps, keep)
     t3 = time.perf_counter()
