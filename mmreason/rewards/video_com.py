@@ -14,6 +14,9 @@ letter: the first character of the text after the last ``FINAL_ANSWER:`` (the wh
 is none) when it is a letter A-E, upper-cased, compared with the ground truth's; the release compares
 the first letter this way even for words ("dog" reads as D), and so does this function.
 
+:func:`video_com_step_scores` scores each manipulation line on its own, with its character span, for
+token-level credit assignment.
+
 Ground truth: a ``reasoning_gts`` column (Video-CoM's name) or ``meta["reasoning_gts"]`` with keys
 ``valid_segments``, ``valid_frames``, ``valid_bounding_box``; the answer from ``answer``. Zoom boxes
 and GT boxes are in the same frame pixels. Deviation: the release's single-number ``FIND_SEGMENT(q) = 3``
@@ -31,6 +34,7 @@ from mmreason.rewards._common import (
     Metrics, answer_of, completion_text, decode_json, floats, mapping, parse, reward_function, rows_of,
     safe_float,
 )
+from mmreason.rewards.virl import StepScore
 
 _LETTER = re.compile(r"([A-Ea-e])")
 
@@ -54,8 +58,8 @@ def reasoning_gts(row) -> dict:
     return gts
 
 
-def manipulation_score(trace, gts: dict, zoom_iou: float) -> tuple[float, dict]:
-    """(correct / total or 0, per-kind counts)."""
+def _ground_truth(gts: dict) -> tuple[list, list, dict]:
+    """(valid segment ids, valid frame ranges, frame -> GT box), malformed entries dropped."""
     segments = [v for v in (gts.get("valid_segments") or []) if safe_float(v) is not None]
     ranges = [r for r in (floats(x, 2) for x in (gts.get("valid_frames") or [])
                           if isinstance(x, (list, tuple))) if r is not None]
@@ -65,15 +69,28 @@ def manipulation_score(trace, gts: dict, zoom_iou: float) -> tuple[float, dict]:
             box = floats(entry[1], 4)
             if box is not None:
                 boxes[int(float(entry[0]))] = box
-    seg_ids, frame_ids, zooms, current = set(), set(), [], None
+    return segments, ranges, boxes
+
+
+def _walk(trace):
+    """(manipulation, integer values, frame in view) for each manipulation, in order."""
+    current = None
     for m in trace.manipulations:
+        ints = [int(v) for v in m.values if float(v).is_integer()]
+        if m.kind == "FIND_FRAME" and ints:
+            current = ints[-1]
+        yield m, ints, current
+
+
+def manipulation_score(trace, gts: dict, zoom_iou: float) -> tuple[float, dict]:
+    """(correct / total or 0, per-kind counts) as the release counts them (distinct ids and frames)."""
+    segments, ranges, boxes = _ground_truth(gts)
+    seg_ids, frame_ids, zooms = set(), set(), []
+    for m, ints, current in _walk(trace):
         if m.kind == "FIND_SEGMENT":
-            seg_ids.update(v for v in m.values if float(v).is_integer())
+            seg_ids.update(ints)
         elif m.kind == "FIND_FRAME":
-            ints = [v for v in m.values if float(v).is_integer()]
             frame_ids.update(ints)
-            if ints:
-                current = int(ints[-1])
         elif m.kind == "SPATIAL_ZOOM" and len(m.values) >= 4:
             for k in range(0, len(m.values) - 3, 4):
                 zooms.append((current, tuple(m.values[k:k + 4])))
@@ -88,6 +105,40 @@ def manipulation_score(trace, gts: dict, zoom_iou: float) -> tuple[float, dict]:
     correct = sum(c for c, _ in counts.values())
     total = sum(t for _, t in counts.values())
     return (correct / total if total else 0.0), counts
+
+
+def video_com_step_scores(completion: object, reasoning_gts: object, *, zoom_iou: float = 0.35) -> list[StepScore]:
+    """Per-manipulation scores with their character spans, for token-level credit (each line is a step).
+
+    A step's score is the share of its values that are right: segment ids in ``valid_segments``, frames
+    inside a ``valid_frames`` range, a zoom 1 when its IoU with the GT box of the frame in view is >=
+    ``zoom_iou``. A step whose kind has no ground truth (or a zoom with no GT box for its frame) is
+    "unjudged" and scores 0. Labels: correct (1), partial, erroneous (0), unjudged. Never raises.
+
+    >>> text = "FIND_FRAME(cup) = [12, 40]\\nSPATIAL_ZOOM(cup) = [0, 0, 10, 10]"
+    >>> gts = {"valid_frames": [[10, 20]], "valid_bounding_box": [[40, [0, 0, 10, 12]]]}
+    >>> [(s.kind, s.label, s.score) for s in video_com_step_scores(text, gts)]
+    [('frame', 'partial', 0.5), ('zoom', 'correct', 1.0)]
+    """
+    gts = decode_json(reasoning_gts)
+    segments, ranges, boxes = _ground_truth(gts if isinstance(gts, dict) else {})
+    trace = parse(completion_text(completion))
+    out = []
+    for k, (m, ints, current) in enumerate(_walk(trace)):
+        box, iou, score = None, 0.0, None
+        if m.kind == "FIND_SEGMENT" and segments and ints:
+            score = sum(v in segments for v in ints) / len(ints)
+        elif m.kind == "FIND_FRAME" and ranges and ints:
+            score = sum(any(lo <= f <= hi for lo, hi in ranges) for f in ints) / len(ints)
+        elif m.kind == "SPATIAL_ZOOM" and len(m.values) >= 4:
+            box = tuple(float(v) for v in m.values[:4])
+            if current is not None and current in boxes:
+                iou = geometry.iou(box, boxes[current])
+                score = float(iou >= zoom_iou)
+        label = "unjudged" if score is None else {1.0: "correct", 0.0: "erroneous"}.get(score, "partial")
+        kind = {"FIND_SEGMENT": "segment", "FIND_FRAME": "frame", "SPATIAL_ZOOM": "zoom"}[m.kind]
+        out.append(StepScore(k, kind, m.start, m.end, box, label, iou, None, score or 0.0, score or 0.0))
+    return out
 
 
 @reward_function

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from mmreason.rewards import REWARDS, bind_reward
 from mmreason.rewards.judge import PARSERS, parse_reply
+from mmreason.rewards.video_com import video_com_step_scores
 from mmreason.rewards.virl import virl_step_scores
 
 FRAGMENTS = [
@@ -167,3 +168,10 @@ def test_virl_step_scores_never_raise(completion, regions, image_frames, correct
                                  image_frames=frames_):
         assert math.isfinite(step.score) and math.isfinite(step.shaped)
         assert 0 <= step.start <= step.end
+
+
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(completion_strategy, reasoning)
+def test_video_com_step_scores_never_raise(completion, gts):
+    for step in video_com_step_scores(completion, gts):
+        assert 0.0 <= step.score <= 1.0 and 0 <= step.start <= step.end

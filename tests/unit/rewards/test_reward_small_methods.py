@@ -39,6 +39,20 @@ def test_video_com_ground_truth_from_meta_and_missing():
     assert video_com.video_com([comp], answer=["A"], meta=as_json) == [1.0]
 
 
+def test_video_com_step_scores_have_spans_and_per_line_scores():
+    text = ("FIND_SEGMENT(a) = [2, 9]\nFIND_FRAME(b) = [12]\nSPATIAL_ZOOM(c) = [0, 0, 10, 2]\n"
+            "FIND_FRAME(d) = [30]\nSPATIAL_ZOOM(e) = [0, 0, 10, 10]\nFINAL_ANSWER: A")
+    steps = video_com.video_com_step_scores(text, GTS)
+    # segments 2 valid, 9 not: 1/2; frame 12 valid; zoom on 12 IoU 20/120 < 0.35; frame 30 invalid;
+    # a zoom on frame 30 has no GT box there: unjudged
+    assert [(s.kind, s.label, s.score) for s in steps] == [
+        ("segment", "partial", 0.5), ("frame", "correct", 1.0), ("zoom", "erroneous", 0.0),
+        ("frame", "erroneous", 0.0), ("zoom", "unjudged", 0.0)]
+    assert [text[s.start:s.end].split("(")[0] for s in steps] == [
+        "FIND_SEGMENT", "FIND_FRAME", "SPATIAL_ZOOM", "FIND_FRAME", "SPATIAL_ZOOM"]
+    assert video_com.video_com_step_scores(text, None)[0].label == "unjudged"
+
+
 # ------------------------------------------------------------------------------------------- UI-Ins
 UI_TABLE = [
     ('<tool_call>{"name": "grounding", "arguments": {"action": "click", "coordinate": [75,75]}}</tool_call>',
