@@ -32,6 +32,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -272,11 +273,17 @@ def _cache_file(config: JudgeConfig) -> Path | None:
     return Path(root) / "judge.sqlite"
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+@contextmanager
+def _connect(path: Path):
+    """A connection that commits on success and is always closed (sqlite3's own context only commits)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), timeout=30)
-    conn.execute("CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
-    return conn
+    try:
+        with conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
+            yield conn
+    finally:
+        conn.close()
 
 
 def cache_key(template: Template, item: JudgeItem, config: JudgeConfig) -> str:
@@ -297,7 +304,7 @@ def _cache_get(path: Path | None, keys: Sequence[str]) -> dict[str, str]:
                 query = f"SELECT key, reply FROM verdicts WHERE key IN ({marks})"
                 out.update(conn.execute(query, chunk).fetchall())
             return out
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         log.warning("judge cache %s unreadable (%s); asking again", path, exc)
         return {}
 
@@ -308,7 +315,7 @@ def _cache_put(path: Path | None, rows: Sequence[tuple[str, str]]) -> None:
     try:
         with _connect(path) as conn:
             conn.executemany("INSERT OR REPLACE INTO verdicts (key, reply) VALUES (?, ?)", rows)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         log.warning("judge cache %s not written (%s)", path, exc)
 
 

@@ -162,6 +162,14 @@ def test_unreachable_server_and_length_guard(tmp_path, server):
     assert sum(server.requests.values()) == before
 
 
+def test_unusable_cache_path_does_not_stop_judging(server, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    config = JudgeConfig(base_url=server.url, model="judgement", cache_path=str(blocker / "judge.sqlite"))
+    [v] = judge([JudgeItem("q", "same", "same")], config, "deepeyes")
+    assert (v.status, v.score) == ("ok", 1.0)
+
+
 def test_unparseable_reply_scores_zero_and_is_counted(server, tmp_path):
     seen = {}
     out = accuracy.llm_judge(["<answer>a</answer>"], answer=["a"], judge=cfg(server, "rambling", tmp_path),
