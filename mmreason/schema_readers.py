@@ -2,7 +2,8 @@
 
 Readers, one per format (`READERS`): TRL conversational, LLaVA `conversations`, ms-swift
 `messages` + `objects`, EasyR1 `problem`/`answer`, verl parquet rows. Each returns a canonical row not yet
-validated; `read_rows` fills missing ids, validates and checks that ids are unique. Out: `to_trl`.
+validated; `read_rows` fills missing ids, validates and checks that ids are unique. Out: `to_trl`
+(in `schema_io`, re-exported here).
 
 Rules every reader applies the same way:
 
@@ -36,9 +37,9 @@ from PIL import Image
 from mmreason.errors import SchemaError
 from mmreason.geometry import ImageFrame, convert_box, convert_point
 from mmreason.schema import (
-    FIELDS, GT_FIELDS, IMAGE_TYPES, MEDIA_TYPES, PART_OPTIONS, _encode_free_dicts, _with_context, decode_row,
-    features, resolve_media, text_of, validate,
+    FIELDS, GT_FIELDS, IMAGE_TYPES, MEDIA_TYPES, PART_OPTIONS, text_of, validate,
 )
+from mmreason.schema_io import _with_context, to_trl, to_trl_dataset  # the TRL export, re-exported
 
 _TAG = re.compile(r"<(image|video|audio)>")
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
@@ -521,56 +522,3 @@ def read_rows(rows: Iterable[Mapping], fmt: str, *, id_prefix: str = "", media_d
                               field="id")
         seen[row["id"]] = i
         yield row
-
-
-# ------------------------------------------------------------------------------------------- out
-def to_trl(row: Mapping, root: str | Path, *, mode: str = "grpo") -> dict:
-    """The row as TRL's trainers take it: conversational `prompt` (mode "grpo": the turns before the
-    final assistant turn) or `messages` (mode "sft": all turns), `{"type": "image"}` placeholders, an
-    `images` column of absolute paths, `solution` (= answer, TRL's reward convention) and every
-    canonical column kept for rewards. TRL's trainers take images only: other media is an error.
-
-    >>> from mmreason.schema import new_row, user_message, assistant_message
-    >>> t = to_trl(new_row("a", [user_message("Count.", "x.png"), assistant_message("3")], answer="3"), "/d")
-    >>> t["prompt"]
-    [{'role': 'user', 'content': [{'type': 'image'}, {'type': 'text', 'text': 'Count.'}]}]
-    >>> t["images"], t["solution"]
-    (['/d/x.png'], '3')
-    """
-    if mode not in ("grpo", "sft"):
-        raise ValueError(f"mode must be 'grpo' or 'sft', got {mode!r}")
-    row = resolve_media(decode_row(row), root)
-    messages = row["messages"]
-    if mode == "grpo" and len(messages) > 1 and messages[-1]["role"] == "assistant":
-        messages = messages[:-1]
-    out_messages, images = [], []
-    for i, msg in enumerate(messages):
-        content = []
-        for j, p in enumerate(msg["content"]):
-            if p["type"] == "text":
-                content.append({"type": "text", "text": p["text"]})
-            elif p["type"] in IMAGE_TYPES:
-                content.append({"type": "image"})
-                images.append(p[p["type"]])
-            else:
-                raise SchemaError(f"TRL trainers take images only, not {p['type']!r}; use mmreason's trainer",
-                                  row=row["id"], field=f"messages[{i}].content[{j}]")
-        out_messages.append({"role": msg["role"], "content": content})
-    rest = {k: row[k] for k in FIELDS if k != "messages"}
-    key = "prompt" if mode == "grpo" else "messages"
-    return {key: out_messages, "images": images, "solution": row["answer"], **rest}
-
-
-def to_trl_dataset(rows: Iterable[Mapping], root: str | Path, *, mode: str = "grpo"):
-    """`to_trl` over rows, as a `datasets.Dataset` that stays Arrow-safe: `meta` and the GUI action dicts
-    are stored as JSON and decoded on access, exactly as `load_rows` does."""
-    from datasets import Dataset, Features, List, Value
-
-    from mmreason.schema import decode_batch
-
-    s = Value("string")
-    message = {"role": s, "content": List({"type": s, "text": s})}
-    feats = Features({"prompt" if mode == "grpo" else "messages": List(message), "images": List(s),
-                      "solution": s, **{k: v for k, v in features().items() if k != "messages"}})
-    encoded = [_encode_free_dicts(to_trl(r, root, mode=mode)) for r in rows]
-    return Dataset.from_list(encoded, features=feats).with_transform(decode_batch)
