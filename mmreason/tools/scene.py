@@ -77,7 +77,8 @@ def _render(env: ToolEnv, cloud: Any, xyz: np.ndarray, colours: np.ndarray, came
     return env.picture(Image.fromarray(pixels, "RGB"))
 
 
-def _camera_for(env: ToolEnv, view: Any, position: Any, look_at: Any, lo: np.ndarray, hi: np.ndarray) -> tuple[Any, str]:
+def _camera_for(env: ToolEnv, view: Any, position: Any, look_at: Any, lo: np.ndarray,
+                hi: np.ndarray) -> tuple[Any, str]:
     if position is not None:
         if view is not None:
             raise ToolInputError("give either view or position, not both")

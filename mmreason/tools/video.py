@@ -57,7 +57,8 @@ def frame_image(env: ToolEnv, video: Any, number: int) -> Any:
 
 
 @tool
-def seek_frame(env: ToolEnv, time: float | None = None, frame: int | None = None, video_index: int = 0) -> Observation:
+def seek_frame(env: ToolEnv, time: float | None = None, frame: int | None = None,
+               video_index: int = 0) -> Observation:
     """Show one frame of the video, found by its time in seconds or by its frame number.
 
     Args:
@@ -77,12 +78,13 @@ def seek_frame(env: ToolEnv, time: float | None = None, frame: int | None = None
 @tool
 def clip_segment(env: ToolEnv, start: float | None = None, end: float | None = None, segment: int | None = None,
                  video_index: int = 0) -> Observation:
-    """Watch a part of the video again, densely sampled: the span from start to end seconds, or a numbered segment.
+    """Watch part of the video again, densely sampled: from start to end seconds, or a numbered segment.
 
     Args:
         start: Start of the span in seconds (with end).
         end: End of the span in seconds (with start).
-        segment: Number of a segment of the video, counting from 1, when the video is divided into segments (instead of start and end).
+        segment: Number of a segment of the video, counting from 1, when the video is divided into segments
+            (instead of start and end).
         video_index: Which input video, counting from 0 (default 0).
     """
     from mmreason.modalities.video import load_video
@@ -124,7 +126,8 @@ def zoom_frame(env: ToolEnv, bbox_2d: list[float], time: float | None = None, fr
     """Zoom in on a region of one video frame: by default the frame seek_frame showed last.
 
     Args:
-        bbox_2d: The region as [x1, y1, x2, y2], the top-left then the bottom-right corner, in the same coordinates you use for boxes.
+        bbox_2d: The region as [x1, y1, x2, y2], the top-left then the bottom-right corner, in the same
+            coordinates you use for boxes.
         time: Time in seconds of the frame to zoom into (optional).
         frame: Frame number to zoom into, counting from 0 (optional).
         label: What the region shows (optional).

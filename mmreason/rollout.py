@@ -1,0 +1,431 @@
+"""Batched multi-turn rollouts with tools: generate, parse the call, run it, show the result, go on.
+
+    trajs = rollout(model, processor, rows, "qwen2_5_vl", group_size=4, root=data_dir,
+                    config=RolloutConfig(tools=("image_zoom_in",), max_turns=5))
+    batch = collate_trajectories(trajs, processor.tokenizer.pad_token_id)   # one forward, every sequence
+
+For rows x `group_size` trajectories at once (grouped contiguously, as `mmreason.rl` expects), each turn
+generates for every trajectory still going, in one left-padded batch, until ``</tool_call>``,
+``</answer>`` or an end-of-turn token; `traces.parse` reads the turn; a turn with an ``<answer>`` ends the
+episode, a turn without a call ends it too, otherwise the turn's LAST call runs (DeepEyes' rule) in the
+trajectory's own `ToolEnv` and its observation, pictures and clips included, becomes the next turn
+(layout in `mmreason.rollout_tokens`). Stop reasons: "answer", "no_call", "max_turns" (the call of the
+last allowed turn is not run), "max_tool_calls", "max_images" (pictures + clips in the sequence, prompt
+included), "max_tokens" (per turn or for the whole completion). Generated ids are kept exactly; only
+observations are tokenised. Vision placeholder tokens can never be generated.
+
+Backends implement `RolloutBackend.generate(inputs, params) -> token ids`: `HFBackend` (``model.generate``,
+the default, CPU-capable, tested) and `VLLMBackend` (optional extra ``mmreason[vllm]``; a colocated
+``vllm.LLM`` or an OpenAI-compatible server; untested here, as no GPU is available to the test suite).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence
+
+from mmreason import traces
+from mmreason.families import Family, get_family
+from mmreason.rollout_tokens import (
+    TOKEN_TYPES, Segment, Trajectory, TrajectoryBuilder, collate_trajectories, concat_vision, decode_with_offsets,
+    encode_observation, model_inputs, segments_from_char_spans, step_token_segments,
+)
+from mmreason.tools import ToolEnv, ToolSettings, resolve_tools, run_tool_call
+
+__all__ = ["GenerationParams", "HFBackend", "RolloutBackend", "RolloutConfig", "STOP_REASONS", "Trajectory",
+           "TurnInput", "VLLMBackend", "collate_trajectories", "model_inputs", "prepare_prompt", "rollout",
+           "segments_from_char_spans", "step_token_segments"]
+
+STOP_REASONS = ("answer", "no_call", "max_turns", "max_tool_calls", "max_images", "max_tokens")
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """Limits and sampling of a rollout. `tools` are the names the model may call (keys of `TOOLS` or specs);
+    `max_new_tokens` caps one turn, `max_completion_tokens` the whole completion (observations included)."""
+
+    tools: tuple[str, ...] = ()
+    max_turns: int = 5  # DeepEyes' released 7B script
+    max_tool_calls: int = 4
+    max_images: int = 32
+    max_new_tokens: int = 512
+    max_completion_tokens: int = 2048
+    do_sample: bool = True
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int | None = None
+    stop_strings: tuple[str, ...] = ("</tool_call>", "</answer>")
+    seed: int | None = None  # seeds torch before the first turn; None keeps the caller's random state
+
+    def __post_init__(self) -> None:
+        if min(self.max_turns, self.max_images, self.max_new_tokens, self.max_completion_tokens) < 1:
+            raise ValueError("max_turns, max_images, max_new_tokens and max_completion_tokens must be >= 1")
+        if self.max_tool_calls < 0 or (self.do_sample and not self.temperature > 0):
+            raise ValueError("max_tool_calls must be >= 0 and a sampling temperature > 0")
+
+    @classmethod
+    def from_recipe(cls, recipe: Any, **overrides: Any) -> "RolloutConfig":
+        """From a recipe's ``tools`` and ``grpo`` sections (`mmreason.config.Recipe`)."""
+        t, g = recipe.tools, getattr(recipe, "grpo", None)
+        kw: dict[str, Any] = dict(tools=tuple(t.names), max_turns=t.max_turns, max_images=t.max_images,
+                                  max_tool_calls=t.max_tool_calls)
+        if g is not None:
+            kw.update(max_new_tokens=g.max_completion_length, max_completion_tokens=g.max_completion_length,
+                      temperature=g.temperature, top_p=g.top_p)
+        return cls(**{**kw, **overrides})
+
+
+# ------------------------------------------------------------------------------------------ backends
+@dataclass(frozen=True)
+class TurnInput:
+    """One sequence to continue: its token ids (placeholders expanded), the processor's vision tensors of
+    each segment in order, and the raw pictures/clips (for engines that run their own processor)."""
+
+    ids: tuple[int, ...]
+    vision: tuple[Mapping[str, Any], ...]
+    images: tuple[Any, ...] = ()
+    videos: tuple[Any, ...] = ()
+    token_types: tuple[int, ...] | None = None  # `mm_token_type_ids`, for the families that need them
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_new_tokens: int
+    do_sample: bool = True
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int | None = None
+    stop_strings: tuple[str, ...] = ()
+    eos_ids: tuple[int, ...] = ()
+    forbidden_ids: tuple[int, ...] = ()  # vision placeholders: never generated
+    seeds: tuple[int, ...] | None = None  # per sequence, for engines with per-request seeds
+
+
+class RolloutBackend(Protocol):
+    def generate(self, inputs: Sequence[TurnInput], params: GenerationParams) -> list[list[int]]:
+        """New token ids per input; may run past a stop (the rollout cuts at the first stop or eos)."""
+
+
+class HFBackend:
+    """``model.generate`` on one left-padded batch, vision tensors concatenated in sequence order."""
+
+    def __init__(self, model: Any, processor: Any, family: str | Family):
+        self.model, self.processor = model, processor
+        self.family = get_family(family) if isinstance(family, str) else family
+
+    def generate(self, inputs: Sequence[TurnInput], params: GenerationParams) -> list[list[int]]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList, SuppressTokensLogitsProcessor
+
+        tok = self.processor.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else params.eos_ids[0]
+        length = max(len(x.ids) for x in inputs)
+        ids = torch.full((len(inputs), length), pad, dtype=torch.long)
+        attention = torch.zeros_like(ids)
+        types = torch.zeros_like(ids) if all(x.token_types is not None for x in inputs) else None
+        for b, x in enumerate(inputs):  # left padding: every sequence continues at the same column
+            ids[b, length - len(x.ids):] = torch.tensor(x.ids, dtype=torch.long)
+            attention[b, length - len(x.ids):] = 1
+            if types is not None:
+                types[b, length - len(x.ids):] = torch.tensor(x.token_types, dtype=torch.long)
+        vision = concat_vision([v for x in inputs for v in x.vision])
+        if types is not None:
+            vision[TOKEN_TYPES] = types
+        device = self.model.device
+        vision = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vision.items()}
+        config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens, do_sample=params.do_sample, pad_token_id=pad,
+            eos_token_id=list(params.eos_ids), stop_strings=list(params.stop_strings) or None,
+            **({"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k or 0}
+               if params.do_sample else {}),
+        )
+        processors = LogitsProcessorList(
+            [SuppressTokensLogitsProcessor(list(params.forbidden_ids), device=device)] if params.forbidden_ids else [])
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=ids.to(device), attention_mask=attention.to(device), **vision,
+                                      generation_config=config, logits_processor=processors, tokenizer=tok)
+        return [row.tolist() for row in out[:, length:].cpu()]
+
+
+def collapse_placeholders(ids: Sequence[int], placeholder_ids: Sequence[int]) -> list[int]:
+    """Expanded ids -> the template's form (one placeholder per picture), which engines expand themselves.
+
+    >>> collapse_placeholders([1, 9, 9, 9, 2, 9, 9, 3], [9])
+    [1, 9, 2, 9, 3]
+    """
+    keep, out = set(placeholder_ids), []
+    for t in ids:
+        if not (out and t in keep and out[-1] == t):
+            out.append(t)
+    return out
+
+
+class VLLMBackend:
+    """vLLM generation: ``mode="colocate"`` runs a `vllm.LLM` in this process (pass `llm`, or `model` and
+    engine keyword arguments); ``mode="server"`` posts token ids to an OpenAI-compatible ``/v1/completions``
+    endpoint at `server_url` (text-only turns: that API carries no pictures; use colocate for vision).
+
+    Pictures reach vLLM already sized by the family rule, so its processor keeps their size and the
+    token sequence matches the one the trainer rebuilds. Qwen3-VL clips (timestamps between frames) are
+    not supported here.
+    """
+
+    def __init__(self, processor: Any, family: str | Family, *, model: str | None = None, mode: str = "colocate",
+                 llm: Any = None, server_url: str | None = None, served_model: str | None = None,
+                 timeout: float = 600.0, **engine_kwargs: Any):
+        if mode not in ("colocate", "server"):
+            raise ValueError(f"vLLM mode must be 'colocate' or 'server', got {mode!r}")
+        self.processor, self.mode, self.timeout = processor, mode, timeout
+        self.family = get_family(family) if isinstance(family, str) else family
+        self.server_url, self.served_model = (server_url or "").rstrip("/"), served_model or model
+        self.llm = llm
+        if mode == "colocate" and llm is None:
+            if model is None:
+                raise ValueError("colocated vLLM needs `model` (a checkpoint path) or an `llm`")
+            self.llm = _vllm().LLM(model=model, **engine_kwargs)
+        if mode == "server" and not self.server_url:
+            raise ValueError("vLLM server mode needs server_url, e.g. http://127.0.0.1:8000")
+
+    def _placeholders(self) -> list[int]:
+        from mmreason.modalities.guards import token_id
+
+        return [token_id(self.processor, t) for t in self.family.placeholder_tokens]
+
+    def generate(self, inputs: Sequence[TurnInput], params: GenerationParams) -> list[list[int]]:
+        prompts = [collapse_placeholders(x.ids, self._placeholders()) for x in inputs]
+        if self.mode == "server":
+            if any(x.images or x.videos for x in inputs):
+                raise ValueError("vLLM server mode sends token ids to /v1/completions, which carries no pictures; "
+                                 "use mode='colocate' for rollouts with images or videos")
+            return [self._post(p, params, None if params.seeds is None else params.seeds[i])
+                    for i, p in enumerate(prompts)]
+        vllm = _vllm()
+        requests, sampling = [], []
+        for i, (x, p) in enumerate(zip(inputs, prompts)):
+            media = {k: list(v) for k, v in (("image", x.images), ("video", [c.frames for c in x.videos])) if v}
+            requests.append({"prompt_token_ids": p, **({"multi_modal_data": media} if media else {})})
+            seed = None if params.seeds is None else params.seeds[i]
+            sampling.append(vllm.SamplingParams(**self._sampling(params, seed)))
+        outs = self.llm.generate(requests, sampling, use_tqdm=False)
+        return [list(o.outputs[0].token_ids) for o in outs]
+
+    @staticmethod
+    def _sampling(params: GenerationParams, seed: int | None) -> dict:
+        return dict(
+            n=1, max_tokens=params.max_new_tokens, temperature=params.temperature if params.do_sample else 0.0,
+            top_p=params.top_p, top_k=params.top_k or -1, stop=list(params.stop_strings),
+            include_stop_str_in_output=True, stop_token_ids=list(params.eos_ids), skip_special_tokens=False,
+            logit_bias={t: -100.0 for t in params.forbidden_ids} or None, seed=seed,
+        )
+
+    def _post(self, prompt: list[int], params: GenerationParams, seed: int | None) -> list[int]:
+        body = {k: v for k, v in self._sampling(params, seed).items() if v is not None and k != "n"}
+        body.update(model=self.served_model, prompt=prompt, return_token_ids=True)
+        if body.get("logit_bias"):
+            body["logit_bias"] = {str(k): v for k, v in body["logit_bias"].items()}
+        request = urllib.request.Request(f"{self.server_url}/v1/completions", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            choice = json.loads(response.read())["choices"][0]
+        if choice.get("token_ids") is None:
+            raise ValueError(f"{self.server_url} returned no token ids; a vLLM server >= 0.10.2 returns them "
+                             "when asked (return_token_ids)")
+        return [int(t) for t in choice["token_ids"]]
+
+
+def _vllm() -> Any:
+    try:
+        import vllm
+    except ImportError as exc:
+        raise ImportError("the vLLM rollout backend needs vllm: pip install 'mmreason[vllm]'") from exc
+    return vllm
+
+
+# ------------------------------------------------------------------------------------------- prompts
+def prepare_prompt(row: Mapping[str, Any], processor: Any, family: str | Family, *, root: Any = None,
+                   media_options: Mapping[str, Mapping[str, Any]] | None = None,
+                   tool_settings: ToolSettings | None = None) -> tuple[ToolEnv, Segment, Any]:
+    """A row's prompt (its messages before the first assistant turn), tokenised by the collator, and the
+    tool env over the same loaded media (loaded once): (env, prompt segment, the prompt's SampleFrames)."""
+    from mmreason.modalities import load_sample_media, part_kind, row_messages
+    from mmreason.modalities.collate import collate
+
+    fam = get_family(family) if isinstance(family, str) else family
+    messages = row_messages(row)
+    first = next((i for i, m in enumerate(messages) if m["role"] == "assistant"), len(messages))
+    prompt_row = {"id": row.get("id"), "messages": messages[:first]}
+    media = load_sample_media(prompt_row, root, fam, options=media_options)
+    for m, p, loaded in media.items:  # hand the collator what is loaded already
+        part = dict(messages[m]["content"][p])
+        part[part_kind(part)] = loaded
+        messages[m]["content"][p] = part
+    batch = collate([{"id": row.get("id"), "messages": messages[:first]}], processor, fam, mode="generate",
+                    media_options=media_options)
+    images, videos = _pictures(media, fam, media_options)
+    env = ToolEnv.from_media(media, fam, settings=tool_settings, media_options=media_options)
+    return env, Segment.from_processor(batch, "", images, videos), batch["frames"][0]
+
+
+def _pictures(media: Any, fam: Family, media_options: Any) -> tuple[tuple, tuple]:
+    """The prompt's pictures and clips in the order the collator feeds them (for engines like vLLM)."""
+    from mmreason.modalities.image import LoadedImage, image_budget, load_image
+
+    images, videos = [], []
+    for _, _, loaded in media.items:
+        for sub in (loaded.as_parts(fam) if hasattr(loaded, "as_parts") else []):
+            if sub["type"] == "image":
+                value = sub["image"]
+                if not isinstance(value, LoadedImage):
+                    lo, hi = image_budget(None, fam, (media_options or {}).get("image"))
+                    value = load_image(value, fam, min_pixels=lo, max_pixels=hi)
+                images.append(value.image)
+            elif sub["type"] == "video":
+                videos.append(sub["video"])
+    return tuple(images), tuple(videos)
+
+
+# ------------------------------------------------------------------------------------------ the loop
+def cut_turn(ids: Sequence[int], tokenizer: Any, eos_ids: Sequence[int], stop_strings: Sequence[str],
+             limit: int) -> tuple[list[int], str]:
+    """Generated ids -> (the turn's ids, how it ended): through the first end-of-turn token ("eos") or the
+    token completing the first stop string ("stop"), at most `limit` tokens ("length")."""
+    ids = [int(t) for t in ids]
+    eos = set(eos_ids)
+    end = next((k + 1 for k, t in enumerate(ids) if t in eos), None)
+    head = ids[:end] if end is not None else ids
+    text, ends = decode_with_offsets(tokenizer, head)
+    hits = [text.find(s) + len(s) for s in stop_strings if s and s in text]
+    if hits:
+        at = min(hits)
+        stop = next(k + 1 for k, e in enumerate(ends) if e >= at)
+        if end is None or stop < end:
+            return (ids[:stop], "stop") if stop <= limit else (ids[:limit], "length")
+    if end is not None and end <= limit:
+        return ids[:end], "eos"
+    return ids[:limit], "length"
+
+
+def _forced_ids(tokenizer: Any, forced: Mapping[int, str] | None, turn: int) -> list[int]:
+    text = (forced or {}).get(turn)
+    return tokenizer(text, add_special_tokens=False).input_ids if text else []
+
+
+def rollout(
+    model: Any, processor: Any, rows: Sequence[Mapping[str, Any]], family: str | Family, *,
+    config: RolloutConfig | None = None, group_size: int = 1, root: Any = None,
+    media_options: Mapping[str, Mapping[str, Any]] | None = None, tool_settings: ToolSettings | None = None,
+    backend: RolloutBackend | None = None, forced: Mapping[int, str] | None = None,
+) -> list[Trajectory]:
+    """Roll out `group_size` trajectories per row (rows x group, grouped contiguously); see the module doc.
+
+    `forced` maps a turn index to text every trajectory's turn starts with (forced decoding: its tokens
+    count as generated, loss mask 1). It is for tests and warm starts, e.g. a first turn that must call a
+    tool on a model that does not yet do so.
+    """
+    import torch
+
+    from mmreason.modalities.guards import placeholder_token_ids
+
+    fam = get_family(family) if isinstance(family, str) else family
+    config = config or RolloutConfig()
+    if group_size < 1:
+        raise ValueError(f"group_size must be >= 1, got {group_size}")
+    backend = backend or HFBackend(model, processor, fam)
+    tok = processor.tokenizer
+    tools = resolve_tools(config.tools) if config.tools else {}
+    eos = tuple(_eos_ids(model, tok))
+    forbidden = tuple(placeholder_token_ids(processor, fam))
+    if config.seed is not None:
+        torch.manual_seed(config.seed)
+    builders: list[TrajectoryBuilder] = []
+    envs: list[ToolEnv] = []
+    for r, row in enumerate(rows):
+        env, prompt, frames = prepare_prompt(row, processor, fam, root=root, media_options=media_options,
+                                             tool_settings=tool_settings)
+        for _ in range(group_size):
+            builders.append(TrajectoryBuilder(len(builders), r, str(row.get("id")), prompt, frames=frames))
+            envs.append(env.fork())
+    done: dict[int, Trajectory] = {}
+    active = list(range(len(builders)))
+    for turn in range(config.max_turns):
+        if not active:
+            break
+        prefix = _forced_ids(tok, forced, turn)
+        outputs: dict[int, list[int]] = {}
+        todo: list[int] = []
+        for i in active:
+            room = min(config.max_new_tokens, config.max_completion_tokens - len(builders[i].ids))
+            if prefix and (cut_turn(prefix, tok, eos, config.stop_strings, room)[1] != "length"
+                           or len(prefix) >= room):
+                outputs[i] = list(prefix)  # the forced text already ends the turn
+            else:
+                todo.append(i)
+        if todo:
+            budget = max(min(config.max_new_tokens, config.max_completion_tokens - len(builders[i].ids)) - len(prefix)
+                         for i in todo)
+            inputs = [_turn_input(builders[i], prefix) for i in todo]
+            seeds = None if config.seed is None else tuple(config.seed * 1_000_003 + i * 7919 + turn for i in todo)
+            params = GenerationParams(max(1, budget), config.do_sample, config.temperature, config.top_p, config.top_k,
+                                      config.stop_strings, eos, forbidden, seeds)
+            for i, new in zip(todo, backend.generate(inputs, params)):
+                outputs[i] = list(prefix) + list(new)
+        still = []
+        for i in active:
+            b = builders[i]
+            room = min(config.max_new_tokens, config.max_completion_tokens - len(b.ids))
+            ids, finish = cut_turn(outputs[i], tok, eos, config.stop_strings, room)
+            reason = _step(b, envs[i], ids, finish, turn, config, tools, processor, fam, tok, eos)
+            if reason is None:
+                still.append(i)
+            else:
+                done[i] = b.finish(reason)
+        active = still
+    for i in active:
+        done[i] = builders[i].finish("max_turns")
+    return [done[i] for i in range(len(builders))]
+
+
+def _turn_input(b: TrajectoryBuilder, prefix: list[int]) -> TurnInput:
+    types = None if b.types is None else tuple(b.types) + (0,) * len(prefix)
+    return TurnInput(tuple(b.input_ids + prefix), tuple(b.vision), tuple(b.images), tuple(b.videos), types)
+
+
+def _step(b: TrajectoryBuilder, env: ToolEnv, ids: list[int], finish: str, turn: int, config: RolloutConfig,
+          tools: Mapping[str, Any], processor: Any, fam: Family, tok: Any, eos: tuple[int, ...]) -> str | None:
+    """Record one turn, run its call and show the result; the stop reason, or None to go on."""
+    text = b.add_turn(ids, finish, tok, eos)
+    trace = traces.parse(text)
+    if trace.blocks_of("answer"):
+        return "answer"
+    if finish == "length" or len(b.ids) >= config.max_completion_tokens:
+        return "max_tokens"
+    if not trace.tool_calls:
+        return "no_call"
+    if turn + 1 >= config.max_turns:
+        return "max_turns"
+    if b.calls >= config.max_tool_calls:
+        return "max_tool_calls"
+    call = trace.tool_calls[-1]
+    observation = run_tool_call(call, env, tools=tools)
+    segment = encode_observation(observation, processor, fam)
+    if b.media_count + len(segment.images) + len(segment.videos) > config.max_images:
+        b.close_turn(call, observation)
+        return "max_images"
+    if len(b.ids) + len(segment.ids) >= config.max_completion_tokens:
+        b.close_turn(call, observation)
+        return "max_tokens"
+    b.close_turn(call, observation, segment)
+    return None
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+    """End-of-turn ids: the model's generation config, else the tokenizer's eos."""
+    ids = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    if not ids and tokenizer.eos_token_id is not None:
+        ids = [tokenizer.eos_token_id]
+    if not ids:
+        raise ValueError("no end-of-turn token: set generation_config.eos_token_id")
+    return ids
