@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
-CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update")
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update")
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 
 
@@ -96,8 +97,8 @@ class Session:
         self.server = PageServer()
         self._pw = sync_playwright().start()
         try:
-            self.browser = self._pw.chromium.launch(executable_path=executable or chromium_path(), headless=True,
-                                                    args=list(args))
+            self.browser = self._pw.chromium.launch(executable_path=executable or chromium_path(),
+                                                    headless=True, args=list(args))
         except Exception:
             self._pw.stop()
             self.server.close()
@@ -209,7 +210,8 @@ _ELEMENTS_JS = """
     if (st.visibility === 'hidden' || st.display === 'none' || parseFloat(st.opacity) === 0) continue;
     const r = el.getBoundingClientRect();
     if (r.width < 1 || r.height < 1) continue;
-    const x1 = Math.max(r.left, 0), y1 = Math.max(r.top, 0), x2 = Math.min(r.right, W), y2 = Math.min(r.bottom, H);
+    const x1 = Math.max(r.left, 0), y1 = Math.max(r.top, 0);
+    const x2 = Math.min(r.right, W), y2 = Math.min(r.bottom, H);
     if (x2 - x1 < 1 || y2 - y1 < 1 || (x2 - x1) * (y2 - y1) < 0.3 * r.width * r.height) continue;
     const role = el.getAttribute('role') || tagRole(el);
     const interactive = !['heading', 'text'].includes(role) || el.hasAttribute('onclick');
@@ -217,10 +219,11 @@ _ELEMENTS_JS = """
     const top = document.elementFromPoint((x1 + x2) / 2, (y1 + y2) / 2);
     const onTop = !!top && (top === el || el.contains(top));
     const text = (el.getAttribute('aria-label') || el.getAttribute('data-text') || el.innerText || el.value
-                  || el.getAttribute('placeholder') || el.getAttribute('alt') || el.getAttribute('title') || '')
-                  .replace(/\\s+/g, ' ').trim();
-    out.push({box: [x1 * s, y1 * s, x2 * s, y2 * s], role, text, clickable: interactive && onTop && !el.disabled,
-              key: el.getAttribute('data-key'), bg: st.backgroundColor,
+                  || el.getAttribute('placeholder') || el.getAttribute('alt') || el.getAttribute('title')
+                  || '').replace(/\\s+/g, ' ').trim();
+    out.push({box: [x1 * s, y1 * s, x2 * s, y2 * s], role, text,
+              clickable: interactive && onTop && !el.disabled, key: el.getAttribute('data-key'),
+              bg: st.backgroundColor,
               checked: el.hasAttribute('aria-checked') ? el.getAttribute('aria-checked') === 'true'
                        : (el.type === 'checkbox' || el.type === 'radio') ? el.checked : null});
   }
@@ -276,5 +279,6 @@ def observe(page) -> Observation:
 def box_of(page, key: str) -> tuple[float, float, float, float] | None:
     """The CSS-pixel viewport box of the element with ``data-key=key`` (unclipped), or None."""
     r = page.evaluate("k => { const e = document.querySelector(`[data-key=\"${k}\"]`); if (!e) return null;"
-                      " const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }", key)
+                      " const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }",
+                      key)
     return None if r is None else tuple(float(v) for v in r)

@@ -1,4 +1,4 @@
-"""Converters: public dataset formats -> canonical rows, built like every other builder (shards, resume, card).
+"""Converters: public dataset formats -> canonical rows, built like any builder (shards, resume, card).
 
 One builder per format, registered as ``convert_<format>``; the source goes in ``--set src=PATH`` and
 ``--n`` caps how many source records are converted (``--n 0``: all of them)::
@@ -87,7 +87,8 @@ def need(record: Any, key: str, where: str) -> Any:
     if not isinstance(record, dict):
         raise SchemaError(f"expected a JSON object, got {type(record).__name__}", row=where)
     if record.get(key) is None:
-        raise SchemaError(f"missing {key!r} (has: {', '.join(sorted(record)) or 'nothing'})", row=where, field=key)
+        has = ", ".join(sorted(record)) or "nothing"
+        raise SchemaError(f"missing {key!r} (has: {has})", row=where, field=key)
     return record[key]
 
 
@@ -204,13 +205,14 @@ def convert(fmt: str, out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: 
             opts[key] = str(Path(value).expanduser().absolute())
     total = len(_records(fmt, json.dumps(opts, sort_keys=True)))
     count = total if n <= 0 else min(int(n), total)
-    return build_dataset(out_dir, name=f"convert_{fmt}", make_sample=make_sample, n=count, seed=seed, shard=shard,
-                         options=opts, workers=workers, chunk_size=chunk_size, progress=progress)
+    return build_dataset(out_dir, name=f"convert_{fmt}", make_sample=make_sample, n=count, seed=seed,
+                         shard=shard, options=opts, workers=workers, chunk_size=chunk_size, progress=progress)
 
 
 def _builder(fmt: str) -> Callable[..., Path]:
-    def build(out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: tuple[int, int] = (0, 1), workers: int = 1,
-              chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True, **options) -> Path:
+    def build(out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: tuple[int, int] = (0, 1),
+              workers: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True,
+              **options) -> Path:
         return convert(fmt, out_dir, n=n, seed=seed, shard=shard, workers=workers, chunk_size=chunk_size,
                        progress=progress, **options)
 

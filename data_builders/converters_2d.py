@@ -19,9 +19,10 @@ import pickle
 from pathlib import Path
 
 from mmreason.data_builders.common import SampleContext
-from mmreason.data_builders.converters import Format, Skip, image_size, media, need, numbers, read_json, resolve, \
-    xywh_to_xyxy
+from mmreason.data_builders.converters import Format, Skip, image_size, media, need, numbers, read_json, \
+    resolve, xywh_to_xyxy
 from mmreason.errors import SchemaError
+from mmreason.schema import user_message
 
 
 def _fmt(v: float) -> str:
@@ -84,8 +85,9 @@ def read_coco(src: Path, opts: dict) -> list:
         groups.setdefault((a["image_id"], a["category_id"]), []).append(
             (xywh_to_xyxy(need(a, "bbox", where), where), a["id"]))
     order = {iid: k for k, iid in enumerate(images)}
-    return [{"image": images[i], "category": cats[c], "boxes": [b for b, _ in v], "ann_ids": [k for _, k in v]}
-            for (i, c), v in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1]))]
+    ordered = sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1]))
+    return [{"image": images[i], "category": cats[c], "boxes": [b for b, _ in v],
+             "ann_ids": [k for _, k in v]} for (i, c), v in ordered]
 
 
 def row_coco(rec: dict, ctx: SampleContext, opts: dict) -> dict:
@@ -96,8 +98,9 @@ def row_coco(rec: dict, ctx: SampleContext, opts: dict) -> dict:
     if opts["mode"] == "counting":
         q, a, task = f"How many {cat}s are in the image?", str(len(boxes)), "counting"
     else:
-        q, a, task = f"Locate every {cat} in the image and give their bounding boxes.", boxes_answer(boxes), "grounding"
-    return {"messages": [{"role": "user", "content": [part, {"type": "text", "text": q}]}], "answer": a,
+        q, a, task = (f"Locate every {cat} in the image and give their bounding boxes.", boxes_answer(boxes),
+                      "grounding")
+    return {"messages": [user_message(q, part)], "answer": a,
             "task": task, "source": "coco", "boxes": [{"label": cat, "box": b, "image": 0} for b in boxes],
             "meta": {"image_id": rec["image"]["id"], "ann_ids": rec["ann_ids"], "image_size": list(size),
                      "coord_frame": "pixel"}}
@@ -113,7 +116,8 @@ def _load_refs(path: Path) -> list:
 
 def read_refcoco(src: Path, opts: dict) -> list:
     if not opts.get("instances"):
-        raise ValueError("convert_refcoco: give the COCO instances file the refs point into: --set instances=PATH")
+        raise ValueError("convert_refcoco: give the COCO instances file the refs point into: "
+                         "--set instances=PATH")
     images, cats, anns = _instances(Path(opts["instances"]))
     out = []
     for k, ref in enumerate(_load_refs(src)):
@@ -122,7 +126,8 @@ def read_refcoco(src: Path, opts: dict) -> list:
             continue
         ann = anns.get(need(ref, "ann_id", where))
         if ann is None:
-            raise SchemaError(f"ann_id {ref['ann_id']} is not in {opts['instances']}", row=where, field="ann_id")
+            raise SchemaError(f"ann_id {ref['ann_id']} is not in {opts['instances']}", row=where,
+                              field="ann_id")
         image = images.get(ann["image_id"])
         if image is None:
             raise SchemaError(f"image {ann['image_id']} is not in {opts['instances']}", row=where)
@@ -143,8 +148,8 @@ def row_refcoco(rec: dict, ctx: SampleContext, opts: dict) -> dict:
     part, size = _image_part(ctx, opts, src, need(rec["image"], "file_name", where), where)
     [box] = _check_inside([rec["box"]], size, where, ctx)
     q = f"Locate the object described as \"{rec['sentence']}\" and give its bounding box."
-    return {"messages": [{"role": "user", "content": [part, {"type": "text", "text": q}]}],
-            "answer": boxes_answer([box]), "task": "grounding", "source": "refcoco",
+    return {"messages": [user_message(q, part)], "answer": boxes_answer([box]), "task": "grounding",
+            "source": "refcoco",
             "boxes": [{"label": rec["sentence"], "box": box, "image": 0}],
             "meta": {k: rec[k] for k in ("ref_id", "ann_id", "sent_id", "split", "category")}
             | {"image_id": rec["image"]["id"], "image_size": list(size), "coord_frame": "pixel"}}
@@ -169,9 +174,9 @@ def row_grit(rec: dict, ctx: SampleContext, opts: dict) -> dict:
     boxes = _check_inside([numbers(b, 4, where, "bboxs") for b in rec.get("bboxs") or []], size, where, ctx)
     dataset = str(rec.get("dataset") or "grit")
     extra = {k: v for k, v in rec.items() if k not in ("question", "answer", "image", "bboxs")}
-    return {"messages": [{"role": "user", "content": [part, {"type": "text", "text": str(need(rec, "question",
-                                                                                                  where))}]}],
-            "answer": str(need(rec, "answer", where)), "task": "counting" if "tally" in dataset.lower() else "vqa",
+    return {"messages": [user_message(str(need(rec, "question", where)), part)],
+            "answer": str(need(rec, "answer", where)),
+            "task": "counting" if "tally" in dataset.lower() else "vqa",
             "source": f"grit_{dataset}", "boxes": [{"label": None, "box": b, "image": 0} for b in boxes],
             "meta": {**extra, "image_size": list(size), "coord_frame": "pixel"}}
 
@@ -222,7 +227,8 @@ def read_charades(src: Path, opts: dict) -> list:
         except (IndexError, ValueError):
             vid = start = end = None
         if not sep or len(parts) != 3 or vid is None or not sentence.strip():
-            raise SchemaError(f"expected 'VIDEO_ID START END##sentence', got {line[:80]!r}", row=f"{src} line {n}")
+            raise SchemaError(f"expected 'VIDEO_ID START END##sentence', got {line[:80]!r}",
+                              row=f"{src} line {n}")
         if not 0 <= start <= end:
             raise SchemaError(f"need 0 <= start <= end, got {start} {end}", row=f"{src} line {n}")
         out.append({"video": vid, "start": start, "end": end, "sentence": sentence.strip(), "line": n})
@@ -236,7 +242,7 @@ def row_charades(rec: dict, ctx: SampleContext, opts: dict) -> dict:
     video = media(ctx, resolve(rec["video"] + opts["ext"], base), where)
     s, e, sent = rec["start"], rec["end"], rec["sentence"].rstrip(".")
     q = f"When does \"{sent}\" happen in the video? Give the start and end time in seconds."
-    return {"messages": [{"role": "user", "content": [{"type": "video", "video": video}, {"type": "text", "text": q}]}],
+    return {"messages": [user_message(q, ("video", video))],
             "answer": f"{s:.1f} to {e:.1f}", "task": "temporal_grounding", "source": "charades_sta",
             "time_spans": [{"label": sent, "start": s, "end": e}],
             "meta": {"video_id": rec["video"], "line": rec["line"]}}

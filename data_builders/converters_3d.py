@@ -26,6 +26,7 @@ from mmreason.data_builders.common import SampleContext
 from mmreason.data_builders.converters import Format, Skip, media, need, numbers, read_json
 from mmreason.errors import MediaError, SchemaError
 from mmreason.geometry import center_size_to_aabb
+from mmreason.schema import user_message
 from mmreason.traces import render_gcot_objects
 
 
@@ -34,12 +35,14 @@ def _scene_boxes(boxes: str, scene: str) -> dict[str, tuple[str, tuple]]:
     """{object id (str): (label, [x1, y1, z1, x2, y2, z2])} for one scene."""
     p = Path(boxes)
     if p.is_dir():
-        f = next((p / f"{scene}{s}" for s in ("_aligned_bbox.npy", "_bbox.npy") if (p / f"{scene}{s}").exists()), None)
+        found = [f for f in (p / f"{scene}_aligned_bbox.npy", p / f"{scene}_bbox.npy") if f.exists()]
+        f = found[0] if found else None
         if f is None:
             raise MediaError(p / f"{scene}_aligned_bbox.npy", "no box table for this scene")
         arr = np.load(f)
         if arr.ndim != 2 or arr.shape[1] < 8:
-            raise MediaError(f, f"expected rows [cx, cy, cz, dx, dy, dz, class, object_id], got shape {arr.shape}")
+            raise MediaError(f, f"expected rows [cx, cy, cz, dx, dy, dz, class, object_id], got shape "
+                                f"{arr.shape}")
         return {str(int(r[7])): (str(int(r[6])), tuple(center_size_to_aabb(r[:6]))) for r in arr}
     table = _json_table(str(p))
     out = {}
@@ -92,9 +95,11 @@ def read_list(src: Path, opts: dict) -> list:
     if not isinstance(data, list):
         raise SchemaError("expected a JSON list", row=str(src))
     if not opts.get("boxes"):
-        raise ValueError("give the per-scene box table: --set boxes=PATH (JSON table or folder of *_bbox.npy)")
+        raise ValueError("give the per-scene box table: --set boxes=PATH (a JSON table or a folder of "
+                         "*_bbox.npy)")
     if not opts.get("clouds") or "{scene_id}" not in opts["clouds"]:
-        raise ValueError("give the scene clouds as a path template: --set clouds=scans/{scene_id}/{scene_id}.ply")
+        raise ValueError("give the scene clouds as a path template: "
+                         "--set clouds=scans/{scene_id}/{scene_id}.ply")
     return data
 
 
@@ -111,10 +116,12 @@ def row_scanrefer(rec: dict, ctx: SampleContext, opts: dict) -> dict:
     box = [round(v, 4) for v in table[oid][1]]
     text = str(need(rec, "description", where)).strip()
     q = f"Locate the object in the scene that matches this description: {text}"
-    return {"messages": [{"role": "user", "content": [_cloud_part(ctx, opts, scene, where), {"type": "text", "text": q}]}],
-            "answer": render_gcot_objects([(_token(name), [box])]), "task": "grounding_3d", "source": "scanrefer",
+    return {"messages": [user_message(q, _cloud_part(ctx, opts, scene, where))],
+            "answer": render_gcot_objects([(_token(name), [box])]), "task": "grounding_3d",
+            "source": "scanrefer",
             "boxes_3d": [{"label": name, "box": box}],
-            "meta": {"scene_id": scene, "object_id": oid, "ann_id": rec.get("ann_id"), "coord_frame": "scene_metres",
+            "meta": {"scene_id": scene, "object_id": oid, "ann_id": rec.get("ann_id"),
+                     "coord_frame": "scene_metres",
                      "axis_align": _axis_align(opts.get("axis_align"), scene)}}
 
 
@@ -133,7 +140,7 @@ def row_scanqa(rec: dict, ctx: SampleContext, opts: dict) -> dict:
             ctx.count("missing_box")
     answers = [str(a) for a in rec.get("answers") or []]
     q = str(need(rec, "question", where))
-    return {"messages": [{"role": "user", "content": [_cloud_part(ctx, opts, scene, where), {"type": "text", "text": q}]}],
+    return {"messages": [user_message(q, _cloud_part(ctx, opts, scene, where))],
             "answer": answers[0] if answers else None, "task": "3d_qa", "source": "scanqa", "boxes_3d": boxes,
             "meta": {"scene_id": scene, "question_id": rec.get("question_id"), "answers": answers,
                      "object_ids": ids, "coord_frame": "scene_metres",

@@ -28,10 +28,23 @@ from mmreason.data_builders.common import SampleContext
 from mmreason.data_builders.converters import Format, image_size, media, need, numbers, read_json, resolve
 from mmreason.data_builders.gui_pages import agent_query, agent_system, agent_target
 from mmreason.errors import SchemaError
-from mmreason.modalities.gui import Action, Click, LongPress, Open, Swipe, SystemButton, Type, Wait, action_to_dict
+from mmreason.geometry import box_area, point_in_box
+from mmreason.modalities.gui import Action, Click, LongPress, Open, Swipe, SystemButton, Type, Wait, \
+    action_to_dict
 
-_PLATFORMS = {"ios": "mobile", "android": "mobile", "windows": "desktop", "macos": "desktop", "linux": "desktop"}
+_PLATFORMS = {"ios": "mobile", "android": "mobile", "windows": "desktop", "macos": "desktop",
+              "linux": "desktop"}
 _OPPOSITE = {"up": "down", "down": "up", "left": "right", "right": "left"}
+
+
+def _agent_messages(platform: str, w: int, h: int, query: str, screen: dict, target: Action | None) -> list:
+    """System (action function), user (query text + screenshot) and, given a target, the assistant turn."""
+    out = [{"role": "system", "content": [{"type": "text", "text": agent_system(platform, w, h)}]},
+           {"role": "user", "content": [{"type": "text", "text": query}, screen]}]
+    if target is not None:
+        out.append({"role": "assistant", "content": [{"type": "text",
+                                                      "text": agent_target(platform, None, target)}]})
+    return out
 
 
 def _screen(ctx, opts, src: Path, name: str, where: str) -> tuple[dict, tuple[int, int]]:
@@ -64,13 +77,11 @@ def row_screenspot(rec: dict, ctx: SampleContext, opts: dict) -> dict:
     instruction = str(need(rec, "instruction", where))
     point = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
     kind = str(rec.get("ui_type") or rec.get("data_type") or "")
-    messages = [{"role": "system", "content": [{"type": "text", "text": agent_system(platform, w, h)}]},
-                {"role": "user", "content": [{"type": "text", "text": agent_query(instruction, [], None)}, part]}]
-    if opts["with_target"]:
-        messages.append({"role": "assistant", "content": [{"type": "text",
-                                                           "text": agent_target(platform, None, Click(point))}]})
+    messages = _agent_messages(platform, w, h, agent_query(instruction, [], None), part,
+                               Click(point) if opts["with_target"] else None)
     extra = {k: v for k, v in rec.items() if k not in ("bbox", "instruction", "img_filename")}
-    return {"messages": messages, "answer": json.dumps([round(point[0]), round(point[1])]), "task": "gui_grounding",
+    return {"messages": messages, "answer": json.dumps([round(point[0]), round(point[1])]),
+            "task": "gui_grounding",
             "source": "screenspot_pro" if "img_size" in rec else "screenspot",
             "boxes": [{"label": instruction, "box": box, "image": 0}],
             "points": [{"label": instruction, "point": list(point), "image": 0}],
@@ -96,8 +107,8 @@ def read_androidcontrol(src: Path, opts: dict) -> list:
         if not shots:
             raise SchemaError("missing 'screenshots' (or 'screenshot_paths')", row=where, field="screenshots")
         if len(shots) < len(actions):
-            raise SchemaError(f"{len(actions)} actions but {len(shots)} screenshots (need one before each action)",
-                              row=where, field="screenshots")
+            raise SchemaError(f"{len(actions)} actions but {len(shots)} screenshots (one must precede each "
+                              "action)", row=where, field="screenshots")
         out += [(ep, i) for i in range(len(actions))]
     return out
 
@@ -154,27 +165,26 @@ def row_androidcontrol(rec, ctx: SampleContext, opts: dict) -> dict:
     part, (w, h) = _screen(ctx, opts, src, shots[i], where)
     widths, heights = ep.get("screenshot_widths"), ep.get("screenshot_heights")
     if widths and heights and (int(widths[i]), int(heights[i])) != (w, h):
-        raise SchemaError(f"declared size {widths[i]}x{heights[i]} differs from the screenshot's {w}x{h}", row=where)
-    actions = [android_action(a, f"{where} (action {k})", opts["scroll"]) for k, a in enumerate(ep["actions"][:i + 1])]
+        raise SchemaError(f"declared size {widths[i]}x{heights[i]} differs from the screenshot's {w}x{h}",
+                          row=where)
+    actions = [android_action(a, f"{where} (action {k})", opts["scroll"])
+               for k, a in enumerate(ep["actions"][:i + 1])]
     action, history = actions[-1], actions[:-1]
     steps = ep.get("step_instructions") or []
     instruction = steps[i] if i < len(steps) else None
     level = opts["level"] if opts["level"] != "mixed" else ("low" if ctx.rng.random() < 0.5 else "high")
     trees = ep.get("accessibility_elements") or ep.get("elements") or []
-    elements = [el for el in (_element(r, w, h) for r in (trees[i] if i < len(trees) else [])) if el is not None]
+    raw_elements = trees[i] if i < len(trees) else []
+    elements = [el for el in (_element(r, w, h) for r in raw_elements) if el is not None]
     goal = str(need(ep, "goal", where))
     boxes = []
     if isinstance(action, (Click, LongPress)):
         x, y = action.coordinate
-        hits = [el for el in elements if el["box"][0] <= x <= el["box"][2] and el["box"][1] <= y <= el["box"][3]]
-        hits.sort(key=lambda el: (not el["clickable"], (el["box"][2] - el["box"][0]) * (el["box"][3] - el["box"][1])))
+        hits = [el for el in elements if point_in_box((x, y), el["box"])]
+        hits.sort(key=lambda el: (not el["clickable"], box_area(el["box"])))  # clickable, then the smallest
         boxes = [{"label": instruction, "box": hits[0]["box"], "image": 0}] if hits else []
-    messages = [{"role": "system", "content": [{"type": "text", "text": agent_system("mobile", w, h)}]},
-                {"role": "user", "content": [{"type": "text", "text": agent_query(
-                    goal, history, instruction if level == "low" else None)}, part]}]
-    if opts["with_target"]:
-        messages.append({"role": "assistant", "content": [{"type": "text",
-                                                           "text": agent_target("mobile", None, action)}]})
+    query = agent_query(goal, history, instruction if level == "low" else None)
+    messages = _agent_messages("mobile", w, h, query, part, action if opts["with_target"] else None)
     return {"messages": messages, "answer": json.dumps(action_to_dict(action)), "task": "gui_action",
             "source": "androidcontrol", "boxes": boxes,
             "gui": {"platform": "mobile", "width": w, "height": h, "elements": elements,
@@ -185,8 +195,8 @@ def row_androidcontrol(rec, ctx: SampleContext, opts: dict) -> dict:
 
 
 FORMATS = {
-    "screenspot": Format(read_screenspot, row_screenspot, {"images": None, "bbox_format": "auto", "platform": None,
-                                                           "with_target": False},
+    "screenspot": Format(read_screenspot, row_screenspot,
+                         {"images": None, "bbox_format": "auto", "platform": None, "with_target": False},
                          "a ScreenSpot / ScreenSpot-Pro JSON list; images= the screenshot folder"),
     "androidcontrol": Format(read_androidcontrol, row_androidcontrol,
                              {"images": None, "level": "mixed", "scroll": "reverse", "with_target": False},

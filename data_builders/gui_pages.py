@@ -27,23 +27,22 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from mmreason.data_builders import browser
 from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, build_dataset, phase, save_image
 from mmreason.data_builders.gcot import text_turn
-from mmreason.data_builders.gui_templates import DESKTOP_VIEWPORTS, KINDS, MOBILE_VIEWPORTS, ElementInfo, Site, \
-    Step, make_site
+from mmreason.data_builders.gui_templates import DESKTOP_VIEWPORTS, KINDS, MOBILE_VIEWPORTS, ElementInfo, \
+    Site, Step, make_site
 from mmreason.modalities.gui import INFIGUI_STEP, INFIGUI_SYSTEM, Action, Click, Hotkey, Scroll, Swipe, \
     SystemButton, Terminate, Type, action_to_dict, mobile_use_tool, tools_block
 from mmreason.modalities.gui import render_action as action_json
 from mmreason.traces import render_block, render_box, render_tool_call
 
 NAME = "gui_pages"
-QTYPES = {"ground": "gui_grounding", "step": "gui_action", "trajectory": "gui_action", "error_escape": "gui_action",
-          "back_on_track": "gui_action"}
+QTYPES = {"ground": "gui_grounding", "step": "gui_action", "trajectory": "gui_action",
+          "error_escape": "gui_action", "back_on_track": "gui_action"}
 PERSPECTIVES = ("appearance", "function", "location", "intent")
-ROLE_WORDS = {"textbox": "text field", "searchbox": "search field", "combobox": "drop-down", "heading": "heading"}
+ROLE_WORDS = {"textbox": "text field", "searchbox": "search field", "combobox": "drop-down"}
 DEFAULTS = {"qtypes": sorted(QTYPES), "kinds": list(KINDS), "platforms": ["mobile", "web"], "scale": 1,
             "level": "mixed"}
 
@@ -51,7 +50,7 @@ DEFAULTS = {"qtypes": sorted(QTYPES), "kinds": list(KINDS), "platforms": ["mobil
 # ------------------------------------------------------------------------------------- tool schemas
 def computer_use_tool(width: int, height: int) -> dict:
     """Qwen's ``computer_use`` function for desktop pages, with the screen resolution in its description."""
-    actions = ("key", "type", "click", "double_click", "right_click", "scroll", "wait", "terminate")
+    actions = ("key", "hotkey", "type", "click", "double_click", "right_click", "scroll", "wait", "terminate")
     return {"type": "function", "function": {
         "name": "computer_use",
         "description": (f"Use a mouse and keyboard to interact with a computer. The screen's resolution is "
@@ -59,7 +58,7 @@ def computer_use_tool(width: int, height: int) -> dict:
         "parameters": {"type": "object", "required": ["action"], "properties": {
             "action": {"type": "string", "enum": list(actions)},
             "coordinate": {"type": "array", "description": "[x, y] in pixels from the top-left corner."},
-            "keys": {"type": "array", "description": "Keys pressed together, for key."},
+            "keys": {"type": "array", "description": "Keys pressed together, for hotkey."},
             "text": {"type": "string", "description": "For type."},
             "direction": {"type": "string", "enum": ["up", "down"], "description": "Where the view moves."},
             "status": {"type": "string", "enum": ["success", "failure"], "description": "For terminate."},
@@ -79,9 +78,9 @@ def _tool(platform: str) -> str:
 def agent_query(goal: str, history: list[Action], subgoal: str | None) -> str:
     """InfiGUI-R1's user text: the goal, the step instruction (AndroidControl-Low) and the earlier actions.
 
-    >>> agent_query("Open the cart", [Click((5, 7))], None).splitlines()[1]
-    'Task progress (You have done the following operation on the current device): Step 1: {"action": "click", \
-"coordinate": [5, 7]}; '
+    >>> agent_query("Open the cart", [Click((5, 7))], "Tap Cart").splitlines()[1:]
+    ['Current step query: Tap Cart', 'Task progress (You have done the following operation on the current \
+device): Step 1: {"action": "click", "coordinate": [5, 7]}; ']
     """
     steps = "".join(f"Step {n}: {action_json(a, tool=None)}; " for n, a in enumerate(history, 1))
     text = f"The user query: {goal}\n"
@@ -139,8 +138,8 @@ class Driver:
         box = self._box(step.key)
         if box[1] < 0 or box[3] > self.h:
             down = box[3] > self.h
-            can = self.page.evaluate("d => d ? scrollY < document.documentElement.scrollHeight - innerHeight - 0.5"
-                                     " : scrollY > 0.5", down)
+            can = self.page.evaluate("d => d ? scrollY < document.documentElement.scrollHeight - innerHeight"
+                                     " - 0.5 : scrollY > 0.5", down)
             if can:
                 return self._scroll_move(down, info)
         sbox = [v * self.s for v in box]
@@ -152,7 +151,8 @@ class Driver:
     def perform(self, move: Move, step: Step | None = None) -> None:
         act = move.action
         if isinstance(act, (Swipe, Scroll)):
-            down = act.direction == "down" if isinstance(act, Scroll) else act.coordinate2[1] < act.coordinate[1]
+            down = (act.direction == "down" if isinstance(act, Scroll)
+                    else act.coordinate2[1] < act.coordinate[1])  # the finger moves up: the view goes down
             dy = self.h * 0.5 * (1 if down else -1)
             before = self.page.evaluate("scrollY")
             self.page.mouse.move(self.w / 2, self.h / 2)
@@ -248,15 +248,15 @@ def _think_for(move: Move, goal: str, info: ElementInfo | None) -> str:
     if move.box is not None and info is not None:
         where = f" The {info.name} is at {render_box([round(v) for v in move.box], label=info.name)}."
     what = {"type": "type the text into the focused field", "swipe": "swipe to scroll the screen",
-            "scroll": "scroll the view", "system_button": "press Back", "hotkey": "go back"}.get(move.action.action,
-                                                                                               "click it")
+            "scroll": "scroll the view", "system_button": "press Back", "hotkey": "go back"}
+    what = what.get(move.action.action, "click it")
     return f"The goal: {goal}. <step>{move.subgoal}</step>{where} I {what}."
 
 
 def _meta(site: Site, drv: Driver, obs: browser.Observation, qtype: str, **extra) -> dict:
-    return {"qtype": qtype, "kind": site.kind, "viewport": [drv.w, drv.h], "scale": drv.s, "coord_frame": "pixel",
-            "image_size": list(obs.image.size), "page": obs.url.rsplit("/", 1)[-1], "element_keys": list(obs.keys),
-            "element_backgrounds": list(obs.backgrounds), **extra}
+    return {"qtype": qtype, "kind": site.kind, "viewport": [drv.w, drv.h], "scale": drv.s,
+            "coord_frame": "pixel", "image_size": list(obs.image.size), "page": obs.url.rsplit("/", 1)[-1],
+            "element_keys": list(obs.keys), "element_backgrounds": list(obs.backgrounds), **extra}
 
 
 def _run_until(site: Site, drv: Driver, upto: int) -> list[Move]:
@@ -282,9 +282,9 @@ def _ground(ctx, rng, site, drv: Driver, platform, shot) -> dict | None:
     w, h = obs.image.size
     others = [p for p in PERSPECTIVES if p != persp]
     alt = others[int(rng.integers(len(others)))]
+    where = render_box([round(v) for v in box], label=info.name)
     think = (f"The instruction names the target by its {persp}: \"{phr[persp]}\". Put by its {alt}, that is "
-             f"\"{phr[alt]}\". It is the {info.name}, at {render_box([round(v) for v in box], label=info.name)}. "
-             f"I click its centre.")
+             f"\"{phr[alt]}\". It is the {info.name}, at {where}. I click its centre.")
     path = shot(obs.image, "screen")
     return {
         "messages": [text_turn("system", agent_system(platform, w, h)),
@@ -307,10 +307,10 @@ def _agent_row(site, drv, obs, path, history, move, qtype, level, rng, think=Non
     boxes = [] if move.box is None or isinstance(move.action, Type) else [
         {"label": move.subgoal, "box": move.box, "image": 0}]
     think = think or _think_for(move, site.goal, info)
+    query = agent_query(site.goal, history, move.subgoal if low else None)
     return {
         "messages": [text_turn("system", agent_system(drv.platform, w, h)),
-                     {"role": "user", "content": [{"type": "text", "text": agent_query(site.goal, history,
-                                                                                  move.subgoal if low else None)},
+                     {"role": "user", "content": [{"type": "text", "text": query},
                                                   {"type": "screenshot", "screenshot": path}]},
                      text_turn("assistant", agent_target(drv.platform, think, move.action))],
         "answer": action_json(move.action, tool=None), "task": "gui_action", "boxes": boxes,
@@ -342,9 +342,8 @@ def _trajectory(ctx, rng, site, drv, platform, shot) -> dict:
             if k == 0:
                 content.insert(0, {"type": "text", "text": agent_query(site.goal, [], None)})
             turns.append({"role": "user" if k == 0 else "tool", "content": content})
-            target_info = info if move.key else None
-            turns.append(text_turn("assistant", agent_target(platform, _think_for(move, site.goal, target_info),
-                                                        move.action)))
+            think = _think_for(move, site.goal, info if move.key else None)
+            turns.append(text_turn("assistant", agent_target(platform, think, move.action)))
             if move.box is not None and not isinstance(move.action, Type):
                 boxes.append({"label": move.subgoal, "box": move.box, "image": k})
             steps.append({"subgoal": move.subgoal, "action": action_to_dict(move.action, integer=False),
@@ -355,7 +354,8 @@ def _trajectory(ctx, rng, site, drv, platform, shot) -> dict:
             if move.key is not None:
                 break
     k = len(moves)
-    turns.append({"role": "tool", "content": [{"type": "screenshot", "screenshot": shot(obs.image, f"step{k}")}]})
+    last = shot(obs.image, f"step{k}")
+    turns.append({"role": "tool", "content": [{"type": "screenshot", "screenshot": last}]})
     done = f"The task is done: {site.goal[0].lower()}{site.goal[1:]}. <step>Finish the task</step>"
     turns.append(text_turn("assistant", agent_target(platform, done, Terminate("success"))))
     return {
@@ -392,8 +392,8 @@ def _recovery(ctx, rng, site, drv, platform, shot, qtype) -> dict | None:
         obs = browser.observe(drv.page)
         think = (f"The last action opened the {info.name}, which does not help to {goal}. "
                  f"<step>{escape.subgoal}</step> I go back.")
-        return _agent_row(site, drv, obs, shot(obs.image, "screen"), acts, escape, qtype, ctx.options["level"],
-                          rng, think=think, wrong_key=key, correct_subgoal=step.subgoal)
+        return _agent_row(site, drv, obs, shot(obs.image, "screen"), acts, escape, qtype,
+                          ctx.options["level"], rng, think=think, wrong_key=key, correct_subgoal=step.subgoal)
     drv.perform(escape)
     move = drv.next_move(step, site.info[step.key])
     obs = browser.observe(drv.page)
@@ -461,7 +461,8 @@ def preview(row: dict, root: str | Path):
 
 def build(out_dir: str | Path, *, n: int, seed: int = 0, shard: tuple[int, int] = (0, 1), workers: int = 1,
           chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True, **options) -> Path:
-    """GUI grounding, agent steps, trajectories and error recovery from pages rendered in headless Chromium."""
+    """GUI grounding, agent steps, trajectories and error recovery from pages rendered in headless
+    Chromium."""
     opts = {**DEFAULTS, **options}
     for key, known in (("qtypes", QTYPES), ("kinds", KINDS), ("platforms", ("mobile", "web"))):
         bad = sorted(set(opts[key]) - set(known))
@@ -470,7 +471,8 @@ def build(out_dir: str | Path, *, n: int, seed: int = 0, shard: tuple[int, int] 
     if opts["level"] not in ("high", "low", "mixed") or not float(opts["scale"]) > 0:
         raise ValueError("gui_pages: level must be high, low or mixed, and scale > 0")
     try:
-        return build_dataset(out_dir, name=NAME, make_sample=make_sample, n=n, seed=seed, shard=shard, options=opts,
-                             workers=workers, chunk_size=chunk_size, progress=progress, preview=preview)
+        return build_dataset(out_dir, name=NAME, make_sample=make_sample, n=n, seed=seed, shard=shard,
+                             options=opts, workers=workers, chunk_size=chunk_size, progress=progress,
+                             preview=preview)
     finally:
         browser.close_shared()

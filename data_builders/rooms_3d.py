@@ -1,4 +1,4 @@
-"""Rooms assembled from primitive furniture: open3d meshes sampled into coloured point clouds with exact 3D boxes.
+"""Rooms of primitive furniture: open3d meshes sampled into coloured point clouds with exact 3D boxes.
 
 A `Room` is a floor (z = 0) and four walls around [0, W] x [0, D] metres, with furniture made of boxes,
 cylinders and spheres (`CATALOGUE`), each rotated by a multiple of 90 degrees so its box stays axis-aligned.
@@ -34,7 +34,8 @@ CATALOGUE: dict[str, tuple[tuple[float, float], ...]] = {
 }
 COLOURS = {"wood": (0.55, 0.38, 0.22), "dark": (0.25, 0.22, 0.2), "fabric": (0.3, 0.45, 0.65),
            "white": (0.9, 0.9, 0.88), "green": (0.2, 0.55, 0.25), "terracotta": (0.75, 0.4, 0.25),
-           "red": (0.75, 0.2, 0.2), "metal": (0.6, 0.62, 0.65), "black": (0.08, 0.08, 0.1), "cream": (0.92, 0.85, 0.7)}
+           "red": (0.75, 0.2, 0.2), "metal": (0.6, 0.62, 0.65), "black": (0.08, 0.08, 0.1),
+           "cream": (0.92, 0.85, 0.7)}
 CLEARANCE = 0.1  # between objects' footprints, metres
 WALL_GAP = 0.05
 
@@ -85,17 +86,19 @@ def parts_for(label: str, w: float, d: float, h: float, rng: np.random.Generator
         return [Part("box", (w, d, 0.05), (0, 0, h - 0.05), c)] + _legs(w, d, h - 0.05, 0.03, 0.07, "dark")
     if label == "chair":
         c = pick("wood", "fabric", "red")
-        return ([Part("box", (w, d, 0.05), (0, 0, 0.42), c), Part("box", (w, 0.05, h - 0.47), (0, d - 0.05, 0.47), c)]
-                + _legs(w, d, 0.42, 0.02, 0.04, "dark"))
+        seat_back = [Part("box", (w, d, 0.05), (0, 0, 0.42), c),
+                     Part("box", (w, 0.05, h - 0.47), (0, d - 0.05, 0.47), c)]
+        return seat_back + _legs(w, d, 0.42, 0.02, 0.04, "dark")
     if label == "bed":
-        return [Part("box", (w, d, 0.35), (0, 0, 0), "wood"), Part("box", (w - 0.06, d - 0.15, 0.18), (0.03, 0.02, 0.35),
-                                                                   "white"),
+        return [Part("box", (w, d, 0.35), (0, 0, 0), "wood"),
+                Part("box", (w - 0.06, d - 0.15, 0.18), (0.03, 0.02, 0.35), "white"),
                 Part("box", (w, 0.08, h), (0, d - 0.08, 0), "wood"),
                 Part("box", (w * 0.6, 0.35, 0.1), (w * 0.2, d - 0.5, 0.53), pick("cream", "fabric"))]
     if label == "sofa":
         c = pick("fabric", "red", "dark")
         return [Part("box", (w, d, 0.42), (0, 0, 0), c), Part("box", (w, 0.2, h), (0, d - 0.2, 0), c),
-                Part("box", (0.15, d - 0.2, 0.6), (0, 0, 0), c), Part("box", (0.15, d - 0.2, 0.6), (w - 0.15, 0, 0), c)]
+                Part("box", (0.15, d - 0.2, 0.6), (0, 0, 0), c),
+                Part("box", (0.15, d - 0.2, 0.6), (w - 0.15, 0, 0), c)]
     if label == "lamp":
         r = min(w, d) / 2
         return [Part("cylinder", (r * 0.7, r * 0.7, 0.03), (r * 0.3, r * 0.3, 0), "black"),
@@ -103,7 +106,8 @@ def parts_for(label: str, w: float, d: float, h: float, rng: np.random.Generator
                 Part("sphere", (r, r, r), (0, 0, h - 2 * r), "cream")]
     if label == "cabinet":
         c = pick("wood", "white")
-        return [Part("box", (w, d, h), (0, 0, 0), c), Part("box", (0.1, 0.02, 0.03), (w * 0.3, -0.02, h * 0.8), "metal"),
+        return [Part("box", (w, d, h), (0, 0, 0), c),
+                Part("box", (0.1, 0.02, 0.03), (w * 0.3, -0.02, h * 0.8), "metal"),
                 Part("box", (0.1, 0.02, 0.03), (w * 0.6, -0.02, h * 0.8), "metal")]
     if label == "tv":
         return [Part("box", (w, d, 0.45), (0, 0, 0), "dark"),
@@ -116,7 +120,8 @@ def parts_for(label: str, w: float, d: float, h: float, rng: np.random.Generator
         c = pick("wood", "white", "dark")
         sides = [Part("box", (0.03, d, h), (0, 0, 0), c), Part("box", (0.03, d, h), (w - 0.03, 0, 0), c),
                  Part("box", (w, 0.02, h), (0, d - 0.02, 0), c)]
-        shelves = [Part("box", (w - 0.06, d - 0.02, 0.02), (0.03, 0, z), c) for z in np.linspace(0, h - 0.02, 5)]
+        shelves = [Part("box", (w - 0.06, d - 0.02, 0.02), (0.03, 0, float(z)), c)
+                   for z in np.linspace(0, h - 0.02, 5)]
         return sides + shelves
     if label == "stool":
         r = min(w, d) / 2
@@ -143,7 +148,8 @@ def _mesh(part: Part):
     return m.translate(part.offset)
 
 
-def sample_surface(vertices: np.ndarray, triangles: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+def sample_surface(vertices: np.ndarray, triangles: np.ndarray, n: int,
+                   rng: np.random.Generator) -> np.ndarray:
     """`n` points uniform on a triangle mesh's surface (area-weighted triangle, then uniform barycentric)."""
     a, b, c = (vertices[triangles[:, i]] for i in range(3))
     area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
@@ -251,7 +257,8 @@ def make_room(rng: np.random.Generator, *, num_points: int = 40000, objects: tup
 def free_spot(room: Room, rng: np.random.Generator, margin: float = 0.4) -> tuple[float, float]:
     """A floor position at least `margin` from every object's footprint and the walls."""
     for _ in range(200):
-        x, y = float(rng.uniform(margin, room.width - margin)), float(rng.uniform(margin, room.depth - margin))
+        x = float(rng.uniform(margin, room.width - margin))
+        y = float(rng.uniform(margin, room.depth - margin))
         if all(not (o.box[0] - margin < x < o.box[3] + margin and o.box[1] - margin < y < o.box[4] + margin)
                for o in room.objects):
             return x, y
@@ -289,5 +296,6 @@ def render_path(room: Room, cameras, *, point_size: int = 2, min_visible: int = 
         img, depth = _splat(xyz, room.rgb, cam, point_size, 255)
         vis = _visible(xyz, cam, depth)
         counts = np.bincount(room.instance[vis & (room.instance >= 0)], minlength=len(room.objects))
-        out.append((Image.fromarray(img, "RGB"), {i: int(c) for i, c in enumerate(counts) if c >= min_visible}))
+        seen = {i: int(c) for i, c in enumerate(counts) if c >= min_visible}
+        out.append((Image.fromarray(img, "RGB"), seen))
     return out

@@ -1,4 +1,4 @@
-"""3D rooms as point clouds with exact 3D boxes, spatial questions of the VSI-Bench kinds and GS-Reasoner traces.
+"""3D rooms as point clouds with exact 3D boxes, VSI-Bench-style spatial questions and GS-Reasoner traces.
 
 Each sample assembles a room (`rooms_3d`: floor, walls, furniture from open3d primitives), saves its
 coloured point cloud (``.ply`` with the per-point object ids in a ``-instances.npy`` beside it, or one
@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, atomic_target, build_dataset, phase
+from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, atomic_target, build_dataset, \
+    phase
 from mmreason.data_builders.gcot import text_turn
 from mmreason.data_builders.rooms_3d import Room, make_room, path_cameras, render_path
 from mmreason.traces import render_block, render_gcot_objects
@@ -79,87 +80,122 @@ def _angle(a, b, c) -> float:
     return math.degrees(math.atan2(f[0] * v[1] - f[1] * v[0], f @ v))
 
 
-def question(rng, qtype: str, room: Room, seen: list[dict] | None) -> dict | None:
-    """{question, answer, relevant object indices, analysis, reasoning} for `qtype`, or None if this room
-    cannot support it (the caller builds another)."""
-    objs, uniq = room.objects, _unique(room)
-    if qtype == "object_count":
-        label = objs[int(rng.integers(len(objs)))].label
-        idx = [i for i, o in enumerate(objs) if o.label == label]
-        n = len(idx)
-        return {"q": f"How many {label}(s) are in this room?", "a": str(n), "idx": idx,
-                "analysis": f"I need every {label} in the room.",
-                "reasoning": f"There {'is' if n == 1 else 'are'} {n} {label} box{'es' if n != 1 else ''}, so the "
-                             f"count is {n}."}
-    if qtype in ("abs_distance", "object_size", "grounding_3d") and len(uniq) >= (2 if qtype == "abs_distance" else 1):
-        if qtype == "abs_distance":
-            i, j = (int(k) for k in rng.choice(uniq, size=2, replace=False))
-            a, b = objs[i], objs[j]
-            gaps = [max(0.0, b.box[k] - a.box[k + 3], a.box[k] - b.box[k + 3]) for k in range(3)]
-            d = box_distance(a.box, b.box)
-            return {"q": f"Measuring from the closest point of each object, what is the direct distance between "
-                         f"the {a.label} and the {b.label} (in meters)?", "a": f"{d:.1f}", "idx": [i, j],
-                    "analysis": f"I need the {a.label} and the {b.label}.",
-                    "reasoning": f"The boxes are {gaps[0]:.2f} m apart along x, {gaps[1]:.2f} m along y and "
-                                 f"{gaps[2]:.2f} m in height, so the closest distance is about {d:.1f} m."}
-        i = int(rng.choice(uniq))
-        o = objs[i]
-        if qtype == "grounding_3d":
-            return {"q": f"Find the {o.label} in this room and give its 3D bounding box.", "a": _objects_text(room, [i]),
-                    "idx": [i], "analysis": "", "reasoning": "", "grounding": True}
-        ext = [o.box[k + 3] - o.box[k] for k in range(3)]
-        cm = int(round(max(ext) * 100))
-        return {"q": f"What is the length of the longest dimension (length, width, or height) of the {o.label}, "
-                     f"measured in centimeters?", "a": str(cm), "idx": [i], "analysis": f"I need the {o.label}.",
-                "reasoning": f"Its box measures {ext[0]:.2f} x {ext[1]:.2f} x {ext[2]:.2f} m; the longest side is "
-                             f"about {cm} cm."}
-    if qtype == "room_size":
-        a = room.area
-        return {"q": "What is the size of this room (in square meters)?", "a": f"{a:.1f}", "idx": [],
-                "analysis": "The floor and the walls bound the room.",
-                "reasoning": f"The floor spans {room.width:.2f} m along x and {room.depth:.2f} m along y, so the room "
-                             f"is about {a:.1f} square meters."}
-    if qtype == "rel_direction" and len(uniq) >= 3:
-        for _ in range(10):
-            i, j, k = (int(v) for v in rng.choice(uniq, size=3, replace=False))
-            ca, cb, cc = (_centre(objs[v].box) for v in (i, j, k))
-            ang = _angle(ca, cb, cc)
-            quad = bool(rng.random() < 0.5)
-            edges = (0, 90, 180) if quad else (0, 180)
-            if min(abs(abs(ang) - e) for e in edges) < 15 or np.linalg.norm((cb - ca)[:2]) < 0.5:
-                continue  # too close to a boundary to be a fair question
-            side = "left" if ang > 0 else "right"
-            ans = (("front-" if abs(ang) < 90 else "back-") + side) if quad else side
-            opts = "front-left, front-right, back-left, or back-right" if quad else "left or right"
-            a, b, c = objs[i].label, objs[j].label, objs[k].label
-            return {"q": f"If I am standing by the {a} and facing the {b}, is the {c} to my {opts}?", "a": ans,
-                    "idx": [i, j, k], "analysis": f"I need the {a}, the {b} and the {c}.",
-                    "reasoning": f"From the {a} at ({ca[0]:.2f}, {ca[1]:.2f}) facing the {b} at ({cb[0]:.2f}, "
-                                 f"{cb[1]:.2f}), the {c} at ({cc[0]:.2f}, {cc[1]:.2f}) lies {abs(ang):.0f} degrees "
-                                 f"to the {side}, so it is {ans}."}
+def _qa(q: str, a: str, idx: list[int], analysis: str, reasoning: str, **extra) -> dict:
+    return {"q": q, "a": a, "idx": idx, "analysis": analysis, "reasoning": reasoning, **extra}
+
+
+def q_count(rng, room: Room, seen) -> dict:
+    label = room.objects[int(rng.integers(len(room.objects)))].label
+    idx = [i for i, o in enumerate(room.objects) if o.label == label]
+    n = len(idx)
+    return _qa(f"How many {label}(s) are in this room?", str(n), idx, f"I need every {label} in the room.",
+               f"There {'is' if n == 1 else 'are'} {n} {label} box{'es' if n != 1 else ''}, so the count is "
+               f"{n}.")
+
+
+def q_distance(rng, room: Room, seen) -> dict | None:
+    uniq = _unique(room)
+    if len(uniq) < 2:
         return None
-    if qtype == "appearance_order" and seen:
-        first: dict[int, int] = {}
-        for f, frame in enumerate(seen):
-            for i in frame:
-                first.setdefault(i, f)
-        cands = [i for i in uniq if i in first]
-        by_frame: dict[int, list[int]] = {}
-        for i in cands:
-            by_frame.setdefault(first[i], []).append(i)
-        distinct = [v[int(rng.integers(len(v)))] for _, v in sorted(by_frame.items())]
-        if len(distinct) < 3:
-            return None
-        pick = sorted(int(i) for i in rng.choice(distinct, size=min(4, len(distinct)), replace=False))
-        order = sorted(pick, key=lambda i: first[i])
-        shuffled = [objs[i].label for i in rng.permutation(pick)]
-        return {"q": f"What will be the first-time appearance order of the following categories in the video: "
-                     f"{', '.join(shuffled)}?", "a": ", ".join(objs[i].label for i in order), "idx": order,
-                "analysis": "I need to know where each of these objects is relative to the camera's path.",
-                "reasoning": "As the camera turns, the " + ", the ".join(
-                    f"{objs[i].label} first shows in frame {first[i] + 1}" for i in order)
-                + f" of {len(seen)}, so the order is " + ", ".join(objs[i].label for i in order) + "."}
+    i, j = (int(k) for k in rng.choice(uniq, size=2, replace=False))
+    a, b = room.objects[i], room.objects[j]
+    gaps = [max(0.0, b.box[k] - a.box[k + 3], a.box[k] - b.box[k + 3]) for k in range(3)]
+    d = box_distance(a.box, b.box)
+    return _qa(f"Measuring from the closest point of each object, what is the direct distance between the "
+               f"{a.label} and the {b.label} (in meters)?", f"{d:.1f}", [i, j],
+               f"I need the {a.label} and the {b.label}.",
+               f"The boxes are {gaps[0]:.2f} m apart along x, {gaps[1]:.2f} m along y and {gaps[2]:.2f} m in "
+               f"height, so the closest distance is about {d:.1f} m.")
+
+
+def q_size(rng, room: Room, seen) -> dict | None:
+    uniq = _unique(room)
+    if not uniq:
+        return None
+    i = int(rng.choice(uniq))
+    o = room.objects[i]
+    ext = [o.box[k + 3] - o.box[k] for k in range(3)]
+    cm = int(round(max(ext) * 100))
+    return _qa(f"What is the length of the longest dimension (length, width, or height) of the {o.label}, "
+               "measured in centimeters?", str(cm), [i], f"I need the {o.label}.",
+               f"Its box measures {ext[0]:.2f} x {ext[1]:.2f} x {ext[2]:.2f} m; the longest side is about "
+               f"{cm} cm.")
+
+
+def q_ground(rng, room: Room, seen) -> dict | None:
+    uniq = _unique(room)
+    if not uniq:
+        return None
+    i = int(rng.choice(uniq))
+    label = room.objects[i].label
+    return _qa(f"Find the {label} in this room and give its 3D bounding box.", _objects_text(room, [i]), [i],
+               "", "", grounding=True)
+
+
+def q_room(rng, room: Room, seen) -> dict:
+    a = room.area
+    return _qa("What is the size of this room (in square meters)?", f"{a:.1f}", [],
+               "The floor and the walls bound the room.",
+               f"The floor spans {room.width:.2f} m along x and {room.depth:.2f} m along y, so the room is "
+               f"about {a:.1f} square meters.")
+
+
+def q_direction(rng, room: Room, seen) -> dict | None:
+    uniq = _unique(room)
+    if len(uniq) < 3:
+        return None
+    for _ in range(10):
+        i, j, k = (int(v) for v in rng.choice(uniq, size=3, replace=False))
+        ca, cb, cc = (_centre(room.objects[v].box) for v in (i, j, k))
+        ang = _angle(ca, cb, cc)
+        quad = bool(rng.random() < 0.5)
+        edges = (0, 90, 180) if quad else (0, 180)
+        if min(abs(abs(ang) - e) for e in edges) < 15 or np.linalg.norm((cb - ca)[:2]) < 0.5:
+            continue  # too close to a boundary to be a fair question
+        side = "left" if ang > 0 else "right"
+        ans = (("front-" if abs(ang) < 90 else "back-") + side) if quad else side
+        opts = "front-left, front-right, back-left, or back-right" if quad else "left or right"
+        a, b, c = (room.objects[v].label for v in (i, j, k))
+        where = (f"From the {a} at ({ca[0]:.2f}, {ca[1]:.2f}) facing the {b} at ({cb[0]:.2f}, {cb[1]:.2f}), "
+                 f"the {c} at ({cc[0]:.2f}, {cc[1]:.2f}) lies {abs(ang):.0f} degrees to the {side}")
+        return _qa(f"If I am standing by the {a} and facing the {b}, is the {c} to my {opts}?", ans,
+                   [i, j, k], f"I need the {a}, the {b} and the {c}.", f"{where}, so it is {ans}.")
     return None
+
+
+def q_order(rng, room: Room, seen) -> dict | None:
+    if not seen:
+        return None
+    first: dict[int, int] = {}
+    for f, frame in enumerate(seen):
+        for i in frame:
+            first.setdefault(i, f)
+    by_frame: dict[int, list[int]] = {}
+    for i in _unique(room):
+        if i in first:
+            by_frame.setdefault(first[i], []).append(i)
+    distinct = [v[int(rng.integers(len(v)))] for _, v in sorted(by_frame.items())]
+    if len(distinct) < 3:
+        return None
+    pick = sorted(int(i) for i in rng.choice(distinct, size=min(4, len(distinct)), replace=False))
+    order = sorted(pick, key=lambda i: first[i])
+    names = [room.objects[i].label for i in order]
+    shuffled = [room.objects[i].label for i in rng.permutation(pick)]
+    steps = ", the ".join(f"{room.objects[i].label} first shows in frame {first[i] + 1}" for i in order)
+    return _qa(f"What will be the first-time appearance order of the following categories in the video: "
+               f"{', '.join(shuffled)}?", ", ".join(names), order,
+               "I need to know where each of these objects is relative to the camera's path.",
+               f"As the camera turns, the {steps} of {len(seen)}, so the order is {', '.join(names)}.")
+
+
+QUESTIONS = {"object_count": q_count, "abs_distance": q_distance, "object_size": q_size, "room_size": q_room,
+             "rel_direction": q_direction, "appearance_order": q_order, "grounding_3d": q_ground}
+
+
+def question(rng, qtype: str, room: Room, seen: list[dict] | None) -> dict | None:
+    """{q, a, idx (relevant objects), analysis, reasoning} for `qtype`, or None if this room cannot support
+    it (the caller builds another room). `seen` lists the objects visible in each view along the path."""
+    return QUESTIONS[qtype](rng, room, seen)
 
 
 def gcot(qa: dict, room: Room) -> str:
@@ -204,7 +240,7 @@ def make_sample(ctx: SampleContext) -> dict | None:
     qtypes = list(opts["qtypes"])
     qtype = qtypes[ctx.index % len(qtypes)]  # round robin: every n consecutive samples hold each type equally
     views = int(opts["views"])
-    for attempt in range(8):  # some rooms cannot support a question (e.g. no three distinct objects)
+    for _ in range(8):  # some rooms cannot support a question (e.g. no three distinct objects)
         with phase("render"):
             room = make_room(rng, num_points=int(opts["num_points"]), objects=tuple(opts["objects"]))
             rendered, cams = [], []
@@ -229,7 +265,8 @@ def make_sample(ctx: SampleContext) -> dict | None:
         video = encode_mp4([im for im, _ in rendered], fps, ctx.media("views", "mp4"))
         content.append({"type": "video", "video": video, "fps": float(fps)})
         meta_views = {"cameras": [{**c.as_dict(), "t": i / fps} for i, c in enumerate(cams)],
-                      "visible": [{room.objects[i].label + f"#{i}": n for i, n in seen.items()} for _, seen in rendered]}
+                      "visible": [{f"{room.objects[i].label}#{i}": n for i, n in seen.items()}
+                                  for _, seen in rendered]}
     content.append({"type": "text", "text": qa["q"]})
     trace = gcot(qa, room)
     return {
@@ -237,9 +274,11 @@ def make_sample(ctx: SampleContext) -> dict | None:
         "messages": [{"role": "user", "content": content}] + ([text_turn("assistant", trace)]
                                                                if opts["trace"] == "gcot" else []),
         "boxes_3d": [{"label": room.objects[i].label, "box": _box(room.objects[i])} for i in qa["idx"]],
-        "meta": {"qtype": qtype, "trace": opts["trace"], "traces": {"gcot": trace}, "coord_frame": "scene_metres",
-                 "room": [_r(room.width), _r(room.depth), _r(room.height)], "instances": instances,
-                 "objects": [{"label": o.label, "box": _box(o), "rotation": o.rotation} for o in room.objects],
+        "meta": {"qtype": qtype, "trace": opts["trace"], "traces": {"gcot": trace},
+                 "coord_frame": "scene_metres", "room": [_r(room.width), _r(room.depth), _r(room.height)],
+                 "instances": instances,
+                 "objects": [{"label": o.label, "box": _box(o), "rotation": o.rotation}
+                             for o in room.objects],
                  "num_points": int(len(room.xyz)), **meta_views},
     }
 
@@ -285,5 +324,6 @@ def build(out_dir: str | Path, *, n: int, seed: int = 0, shard: tuple[int, int] 
         raise ValueError("scenes_3d: format must be ply or npz, trace gcot or none")
     if any(int(v) % 2 for v in opts["view_size"]):
         raise ValueError("scenes_3d: view_size must be even (H.264 yuv420p)")
-    return build_dataset(out_dir, name=NAME, make_sample=make_sample, n=n, seed=seed, shard=shard, options=opts,
-                         workers=workers, chunk_size=chunk_size, progress=progress, preview=preview)
+    return build_dataset(out_dir, name=NAME, make_sample=make_sample, n=n, seed=seed, shard=shard,
+                         options=opts, workers=workers, chunk_size=chunk_size, progress=progress,
+                         preview=preview)

@@ -1,4 +1,4 @@
-"""Teacher rationales: rewrite a dataset's template rationales with a teacher VLM, and keep only what verifies.
+"""Teacher rationales: rewrite a dataset's template rationales with a teacher VLM; keep only what verifies.
 
 For each row of a canonical dataset (``src``, e.g. built by ``image_scenes`` with GRIT traces), the teacher
 sees the picture, the question, the answer and the template rationale, and is asked for a natural
@@ -40,9 +40,9 @@ from mmreason.geometry import ImageFrame, convert_box, iou
 
 NAME = "teacher_rationales"
 DEFAULTS = {"src": None, "base_url": None, "model": "teacher", "api_key_env": None, "hf_model": None, "k": 3,
-            "iou": 0.5, "temperature": 0.7, "max_tokens": 512, "teacher_frame": "pixel", "teacher_family": None,
-            "teacher_max_pixels": None, "on_reject": "drop", "send_image": True, "media": "link",
-            "on_missing": "error", "timeout": 120.0, "retries": 2}
+            "iou": 0.5, "temperature": 0.7, "max_tokens": 512, "teacher_frame": "pixel",
+            "teacher_family": None, "teacher_max_pixels": None, "on_reject": "drop", "send_image": True,
+            "media": "link", "on_missing": "error", "timeout": 120.0, "retries": 2}
 SYSTEM = "You are a careful teacher. You write clear, grounded, step-by-step reasoning about images."
 
 
@@ -55,11 +55,12 @@ def _layout(template: str) -> str:
 def teacher_prompt(question: str, answer: str, template: str, size: tuple[int, int]) -> str:
     """The rewrite request: question, answer, template and the rules a kept rewrite must follow."""
     w, h = size
-    return (f"Question: {question}\nCorrect answer: {answer}\n\nA correct but stiff reasoning:\n{template}\n\n"
-            "Rewrite this reasoning as a person thinking out loud, in your own words. Keep every region it looks "
-            "at, each written as {\"bbox_2d\": [x1, y1, x2, y2], \"label\": \"...\"} in pixel coordinates of this "
-            f"{w}x{h} image; add no other boxes. Keep the layout {_layout(template)} and end with the same "
-            "answer.")
+    return (f"Question: {question}\nCorrect answer: {answer}\n\n"
+            f"A correct but stiff reasoning:\n{template}\n\n"
+            "Rewrite this reasoning as a person thinking out loud, in your own words. Keep every region it "
+            "looks at, each written as {\"bbox_2d\": [x1, y1, x2, y2], \"label\": \"...\"} in pixel "
+            f"coordinates of this {w}x{h} image; add no other boxes. Keep the layout {_layout(template)} and "
+            "end with the same answer.")
 
 
 def _data_url(path: Path) -> str:
@@ -87,7 +88,8 @@ class HTTPTeacher:
         if image is not None:
             content.insert(0, {"type": "image_url", "image_url": {"url": _data_url(image)}})
         config = JudgeConfig(**self.config, seed=seed, temperature=temperature)
-        return _http_chat(config, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}])
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}]
+        return _http_chat(config, messages)
 
 
 _HF: dict[str, Any] = {}
@@ -113,8 +115,8 @@ class HFTeacher:
 
         user = ([{"type": "image", "image": str(image)}] if image is not None else []) + [{"type": "text",
                                                                                           "text": prompt}]
-        row = {"id": "teacher", "messages": [{"role": "system", "content": [{"type": "text", "text": SYSTEM}]},
-                                             {"role": "user", "content": user}]}
+        system = {"role": "system", "content": [{"type": "text", "text": SYSTEM}]}
+        row = {"id": "teacher", "messages": [system, {"role": "user", "content": user}]}
         batch = collate([row], self.processor, self.family, mode="generate", return_meta=False)
         torch.manual_seed(seed)
         tok = self.processor.tokenizer
@@ -153,8 +155,9 @@ def same_answer(a: str | None, b: str | None) -> bool:
 def _frame(opts: dict, size: tuple[int, int]) -> ImageFrame:
     if opts["teacher_frame"] == "resized":
         if not opts["teacher_family"]:
-            raise ValueError("teacher_frame=resized needs teacher_family (whose resizing rule the teacher saw)")
-        return ImageFrame.for_family(size[0], size[1], opts["teacher_family"], max_pixels=opts["teacher_max_pixels"])
+            raise ValueError("teacher_frame=resized needs teacher_family (whose resizing the teacher saw)")
+        return ImageFrame.for_family(size[0], size[1], opts["teacher_family"],
+                                     max_pixels=opts["teacher_max_pixels"])
     return ImageFrame.identity(*size)
 
 
@@ -170,7 +173,8 @@ def verify(text: str, row: dict, size: tuple[int, int], opts: dict) -> tuple[str
         boxes = [convert_box(m.box, opts["teacher_frame"], "pixel", frame) for m in t.boxes]
     except ValueError:
         return "boxes", []
-    gt = [r["box"] for r in (row.get("rationale_regions") or row.get("boxes") or []) if r.get("image", 0) == 0]
+    regions = row.get("rationale_regions") or row.get("boxes") or []
+    gt = [r["box"] for r in regions if r.get("image", 0) == 0]
     tau = float(opts["iou"])
     if any(not any(iou(b, g) >= tau for b in boxes) for g in gt) or any(not any(iou(b, g) >= tau for g in gt)
                                                                          for b in boxes):
@@ -247,8 +251,9 @@ def make_sample(ctx: SampleContext) -> dict | None:
         return None
     # the source's other traces point at its own crop files: keep only the two this row is about
     meta = {**(row.get("meta") or {}), "source_id": row["id"], "traces": {"template": template},
-            "teacher": {"model": opts["hf_model"] or f"{opts['base_url']}#{opts['model']}", "kept": kept is not None,
-                        "tries": len(reasons) + (kept is not None), "rejections": reasons}}
+            "teacher": {"model": opts["hf_model"] or f"{opts['base_url']}#{opts['model']}",
+                        "kept": kept is not None, "tries": len(reasons) + (kept is not None),
+                        "rejections": reasons}}
     if kept is not None:
         i = next(i for i, m in enumerate(messages) if m["role"] == "assistant")
         messages[i] = {"role": "assistant", "content": [{"type": "text", "text": kept}]}
@@ -257,21 +262,23 @@ def make_sample(ctx: SampleContext) -> dict | None:
     return {**out, "id": ctx.id, "messages": messages, "meta": meta}
 
 
-def build(out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: tuple[int, int] = (0, 1), workers: int = 1,
-          chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True, **options) -> Path:
-    """Teacher-rewritten rationales of the first `n` rows (all when n <= 0) of ``src``, verified or dropped."""
+def build(out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: tuple[int, int] = (0, 1),
+          workers: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True, **options) -> Path:
+    """Teacher-rewritten rationales of the first `n` rows (all when n <= 0) of ``src``; see the module."""
     opts = {**DEFAULTS, **options}
     unknown = sorted(set(opts) - set(DEFAULTS))
     if unknown:
-        raise ValueError(f"teacher_rationales: unknown option(s) {unknown}; known: {', '.join(sorted(DEFAULTS))}")
+        raise ValueError(f"teacher_rationales: unknown option(s) {unknown}; known: "
+                         f"{', '.join(sorted(DEFAULTS))}")
     if not opts["src"]:
         raise ValueError("teacher_rationales: give the dataset to rewrite with --set src=DIR")
     if bool(opts["base_url"]) == bool(opts["hf_model"]):
-        raise ValueError("teacher_rationales: set exactly one of base_url (OpenAI-compatible server) and hf_model")
-    if opts["teacher_frame"] not in ("pixel", "norm1000", "resized") or opts["on_reject"] not in ("drop",
-                                                                                                 "keep_template"):
-        raise ValueError("teacher_rationales: teacher_frame must be pixel, norm1000 or resized; on_reject drop or "
-                         "keep_template")
+        raise ValueError("teacher_rationales: set exactly one of base_url (OpenAI-compatible server) and "
+                         "hf_model")
+    if opts["teacher_frame"] not in ("pixel", "norm1000", "resized"):
+        raise ValueError("teacher_rationales: teacher_frame must be pixel, norm1000 or resized")
+    if opts["on_reject"] not in ("drop", "keep_template"):
+        raise ValueError("teacher_rationales: on_reject must be drop or keep_template")
     if int(opts["k"]) < 1 or not 0 < float(opts["iou"]) <= 1:
         raise ValueError("teacher_rationales: need k >= 1 and 0 < iou <= 1")
     opts["src"] = str(Path(opts["src"]).expanduser().absolute())
@@ -279,5 +286,5 @@ def build(out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: tuple[int, i
         opts["hf_model"] = str(Path(opts["hf_model"]).expanduser().absolute())
     total = len(_source(opts["src"]))
     count = total if n <= 0 else min(int(n), total)
-    return build_dataset(out_dir, name=NAME, make_sample=make_sample, n=count, seed=seed, shard=shard, options=opts,
-                         workers=workers, chunk_size=chunk_size, progress=progress)
+    return build_dataset(out_dir, name=NAME, make_sample=make_sample, n=count, seed=seed, shard=shard,
+                         options=opts, workers=workers, chunk_size=chunk_size, progress=progress)

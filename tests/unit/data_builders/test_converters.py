@@ -29,20 +29,17 @@ def _image(path, size, colour=(200, 30, 30)):
 def _coco(tmp_path):
     _image(tmp_path / "imgs" / "a.jpg", (640, 480))
     _image(tmp_path / "imgs" / "b.jpg", (320, 240))
+    def ann(i, image, cat, bbox, area, crowd=0):
+        return {"id": i, "image_id": image, "category_id": cat, "bbox": bbox, "area": area, "iscrowd": crowd}
+
     inst = {"images": [{"id": 7, "file_name": "a.jpg", "width": 640, "height": 480},
                        {"id": 3, "file_name": "b.jpg", "width": 320, "height": 240}],
             "categories": [{"id": 1, "name": "dog", "supercategory": "animal"},
                            {"id": 2, "name": "cat", "supercategory": "animal"}],
-            "annotations": [{"id": 10, "image_id": 7, "category_id": 2, "bbox": [10, 20, 100, 50], "area": 5000,
-                             "iscrowd": 0},
-                            {"id": 11, "image_id": 7, "category_id": 1, "bbox": [300.5, 200, 40, 60.25], "area": 2400,
-                             "iscrowd": 0},
-                            {"id": 12, "image_id": 7, "category_id": 1, "bbox": [0, 0, 640, 480], "area": 1,
-                             "iscrowd": 1},
-                            {"id": 13, "image_id": 3, "category_id": 1, "bbox": [5, 5, 10, 10], "area": 100,
-                             "iscrowd": 0},
-                            {"id": 14, "image_id": 7, "category_id": 1, "bbox": [50, 60, 20, 20], "area": 400,
-                             "iscrowd": 0}]}
+            "annotations": [ann(10, 7, 2, [10, 20, 100, 50], 5000),
+                            ann(11, 7, 1, [300.5, 200, 40, 60.25], 2400),
+                            ann(12, 7, 1, [0, 0, 640, 480], 1, crowd=1), ann(13, 3, 1, [5, 5, 10, 10], 100),
+                            ann(14, 7, 1, [50, 60, 20, 20], 400)]}
     path = tmp_path / "instances.json"
     path.write_text(json.dumps(inst))
     return path
@@ -50,10 +47,12 @@ def _coco(tmp_path):
 
 def test_coco_grounding_and_counting(tmp_path):
     src = _coco(tmp_path)
-    out = converters.build_coco(tmp_path / "g", n=0, src=str(src), images=str(tmp_path / "imgs"), progress=False)
+    imgs = str(tmp_path / "imgs")
+    out = converters.build_coco(tmp_path / "g", n=0, src=str(src), images=imgs, progress=False)
     rows = _rows(out)
     # (image 7, dog), (image 7, cat), (image 3, dog): file order of images, then category id; crowd dropped
-    assert [(r["meta"]["image_id"], r["boxes"][0]["label"]) for r in rows] == [(7, "dog"), (7, "cat"), (3, "dog")]
+    got = [(r["meta"]["image_id"], r["boxes"][0]["label"]) for r in rows]
+    assert got == [(7, "dog"), (7, "cat"), (3, "dog")]
     dog7 = rows[0]
     assert [b["box"] for b in dog7["boxes"]] == [[300.5, 200.0, 340.5, 260.25], [50.0, 60.0, 70.0, 80.0]]
     assert dog7["answer"] == "[[300.5, 200, 340.5, 260.25], [50, 60, 70, 80]]" and dog7["task"] == "grounding"
@@ -70,49 +69,52 @@ def test_coco_grounding_and_counting(tmp_path):
 def test_refcoco_one_row_per_sentence(tmp_path):
     inst = _coco(tmp_path)
     refs = [{"ref_id": 0, "ann_id": 11, "image_id": 7, "split": "val", "category_id": 1,
-             "sentences": [{"sent": "the dog on the right", "sent_id": 100}, {"sent": "brown dog", "sent_id": 101}]},
+             "sentences": [{"sent": "the dog on the right", "sent_id": 100},
+                           {"sent": "brown dog", "sent_id": 101}]},
             {"ref_id": 1, "ann_id": 10, "image_id": 7, "split": "train", "category_id": 2,
              "sentences": [{"sent": "cat at the top left", "sent_id": 102}]}]
     (tmp_path / "refs.json").write_text(json.dumps(refs))
-    rows = _rows(converters.build_refcoco(tmp_path / "r", n=0, src=str(tmp_path / "refs.json"), instances=str(inst),
-                                          images=str(tmp_path / "imgs"), progress=False))
-    assert [r["boxes"][0]["label"] for r in rows] == ["the dog on the right", "brown dog", "cat at the top left"]
-    assert rows[0]["boxes"][0]["box"] == [300.5, 200.0, 340.5, 260.25] and rows[2]["answer"] == "[10, 20, 110, 70]"
+    opts = {"instances": str(inst), "images": str(tmp_path / "imgs"), "progress": False}
+    rows = _rows(converters.build_refcoco(tmp_path / "r", n=0, src=str(tmp_path / "refs.json"), **opts))
+    labels = [r["boxes"][0]["label"] for r in rows]
+    assert labels == ["the dog on the right", "brown dog", "cat at the top left"]
+    assert rows[0]["boxes"][0]["box"] == [300.5, 200.0, 340.5, 260.25]
+    assert rows[2]["answer"] == "[10, 20, 110, 70]"
     assert rows[1]["meta"]["sent_id"] == 101 and '"brown dog"' in rows[1]["messages"][0]["content"][1]["text"]
     with open(tmp_path / "refs(unc).p", "wb") as fh:  # the official pickled refs, one split kept
         pickle.dump(refs, fh)
-    val = _rows(converters.build_refcoco(tmp_path / "p", n=0, src=str(tmp_path / "refs(unc).p"), split="train",
-                                         instances=str(inst), images=str(tmp_path / "imgs"), progress=False))
+    val = _rows(converters.build_refcoco(tmp_path / "p", n=0, src=str(tmp_path / "refs(unc).p"),
+                                         split="train", **opts))
     assert [r["meta"]["ref_id"] for r in val] == [1]
 
 
 def test_screenspot_v1_and_pro_boxes(tmp_path):
     _image(tmp_path / "s" / "m.png", (400, 800))
     _image(tmp_path / "s" / "d.png", (1000, 600))
-    v1 = [{"img_filename": "m.png", "bbox": [40, 100, 80, 30], "instruction": "open settings", "data_type": "icon",
-           "data_source": "android"}]
+    v1 = [{"img_filename": "m.png", "bbox": [40, 100, 80, 30], "instruction": "open settings",
+           "data_type": "icon", "data_source": "android"}]
     pro = [{"img_filename": "d.png", "bbox": [100, 50, 180, 90], "instruction": "refresh the explorer",
             "img_size": [1000, 600], "platform": "windows", "ui_type": "icon", "application": "vscode",
             "group": "Dev", "id": "vscode_0"}]
     (tmp_path / "v1.json").write_text(json.dumps(v1))
     (tmp_path / "pro.json").write_text(json.dumps(pro))
-    [a] = _rows(converters.build_screenspot(tmp_path / "a", n=0, src=str(tmp_path / "v1.json"), progress=False,
-                                            images=str(tmp_path / "s"), with_target=True))
+    opts = {"images": str(tmp_path / "s"), "progress": False}
+    [a] = _rows(converters.build_screenspot(tmp_path / "a", n=0, src=str(tmp_path / "v1.json"),
+                                            with_target=True, **opts))
     assert a["boxes"][0]["box"] == [40, 100, 120, 130] and a["gui"]["platform"] == "mobile"
     assert a["points"][0]["point"] == [80, 115] and a["answer"] == "[80, 115]"
-    assert a["messages"][1]["content"][1]["type"] == "screenshot" and "open settings" in a["messages"][1]["content"][0][
-        "text"]
+    user = a["messages"][1]["content"]
+    assert user[1]["type"] == "screenshot" and "open settings" in user[0]["text"]
     call = traces.parse(a["messages"][-1]["content"][0]["text"]).tool_calls[0]
     assert call.name == "mobile_use" and parse_action(call.arguments).action.coordinate == (80.0, 115.0)
-    [b] = _rows(converters.build_screenspot(tmp_path / "b", n=0, src=str(tmp_path / "pro.json"), progress=False,
-                                            images=str(tmp_path / "s")))
+    [b] = _rows(converters.build_screenspot(tmp_path / "b", n=0, src=str(tmp_path / "pro.json"), **opts))
     assert b["boxes"][0]["box"] == [100, 50, 180, 90] and b["gui"]["platform"] == "desktop"
-    assert b["source"] == "screenspot_pro" and b["meta"]["application"] == "vscode" and len(b["messages"]) == 2
+    assert b["source"] == "screenspot_pro" and b["meta"]["application"] == "vscode"
+    assert len(b["messages"]) == 2  # no target turn unless asked
     v1[0]["bbox"] = [390, 100, 80, 30]  # runs off the right edge read as xywh
     (tmp_path / "bad.json").write_text(json.dumps(v1))
     with pytest.raises(SchemaError, match=r"bad\.json record 0.*bbox"):
-        converters.build_screenspot(tmp_path / "c", n=0, src=str(tmp_path / "bad.json"), progress=False,
-                                    images=str(tmp_path / "s"))
+        converters.build_screenspot(tmp_path / "c", n=0, src=str(tmp_path / "bad.json"), **opts)
 
 
 def test_androidcontrol_steps(tmp_path):
@@ -121,7 +123,8 @@ def test_androidcontrol_steps(tmp_path):
                   "android.widget.FrameLayout", "is_clickable": False},
                  {"bbox_pixels": {"x_min": 100, "y_min": 300, "x_max": 300, "y_max": 360}, "text": "Search",
                   "class_name": "android.widget.Button", "is_clickable": True},
-                 {"bbox_pixels": {"x_min": -50, "y_min": 2000, "x_max": 10, "y_max": 2100}, "text": "offscreen"}],
+                 {"bbox_pixels": {"x_min": -50, "y_min": 2000, "x_max": 10, "y_max": 2100},
+                  "text": "offscreen"}],
                 [], []]
     ep = {"episode_id": 42, "goal": "Search for pizza places", "screenshots": shots,
           "screenshot_widths": [540] * 4, "screenshot_heights": [1200] * 4,
@@ -131,8 +134,9 @@ def test_androidcontrol_steps(tmp_path):
           "step_instructions": ["Tap the search button", "Type pizza", "Scroll down the results"],
           "accessibility_elements": elements}
     (tmp_path / "ac.jsonl").write_text(json.dumps({"episode": ep}) + "\n")
-    rows = _rows(converters.build_androidcontrol(tmp_path / "o", n=0, src=str(tmp_path / "ac.jsonl"), level="low",
-                                                 images=str(tmp_path / "ac"), with_target=True, progress=False))
+    opts = {"images": str(tmp_path / "ac"), "progress": False}
+    rows = _rows(converters.build_androidcontrol(tmp_path / "o", n=0, src=str(tmp_path / "ac.jsonl"),
+                                                 level="low", with_target=True, **opts))
     assert [r["gui"]["action"]["action"] for r in rows] == ["click", "type", "swipe"]
     click, typed, swipe = rows
     assert click["boxes"][0]["box"] == [100, 300, 300, 360]  # the smallest element under the point
@@ -140,14 +144,14 @@ def test_androidcontrol_steps(tmp_path):
     assert swipe["gui"]["action"]["direction"] == "up"  # "scroll down" = the finger swipes up
     assert [h["action"] for h in swipe["gui"]["history"]] == ["click", "type"]
     query = swipe["messages"][1]["content"][0]["text"]
-    assert "Current step query: Scroll down the results" in query and 'Step 2: {"action": "type", "text": "pizza"}' in query
-    assert parse_action(traces.parse(typed["messages"][-1]["content"][0]["text"]).tool_calls[0].arguments).action.text \
-        == "pizza"
+    assert "Current step query: Scroll down the results" in query
+    assert 'Step 2: {"action": "type", "text": "pizza"}' in query
+    call = traces.parse(typed["messages"][-1]["content"][0]["text"]).tool_calls[0]
+    assert parse_action(call.arguments).action.text == "pizza"
     ep["actions"][1] = {"action_type": "teleport"}
     (tmp_path / "bad.jsonl").write_text(json.dumps(ep) + "\n")
     with pytest.raises(SchemaError, match="episode 42 step 1.*teleport"):
-        converters.build_androidcontrol(tmp_path / "bad", n=0, src=str(tmp_path / "bad.jsonl"), progress=False,
-                                        images=str(tmp_path / "ac"))
+        converters.build_androidcontrol(tmp_path / "bad", n=0, src=str(tmp_path / "bad.jsonl"), **opts)
 
 
 def _scene(tmp_path):
@@ -163,7 +167,8 @@ def _scene(tmp_path):
     np.save(tmp_path / "boxes" / "scene0000_00_aligned_bbox.npy",
             np.array([[1.0, 1.0, 0.5, 1.0, 0.8, 1.0, 5, 3], [3.0, 2.0, 0.4, 0.5, 0.5, 0.8, 7, 8]]))
     (tmp_path / "meta.txt").write_text("axisAlignment = " + " ".join(map(str, np.eye(4).ravel())) + "\n")
-    return {"boxes": str(tmp_path / "boxes"), "clouds": str(tmp_path / "scans" / "{scene_id}.ply"), "progress": False}
+    return {"boxes": str(tmp_path / "boxes"), "clouds": str(tmp_path / "scans" / "{scene_id}.ply"),
+            "progress": False}
 
 
 def test_scanrefer_and_scanqa(tmp_path):
@@ -179,13 +184,15 @@ def test_scanrefer_and_scanqa(tmp_path):
     assert r["meta"]["axis_align"] == np.eye(4).tolist() and r["task"] == "grounding_3d"
     from mmreason.modalities.point_cloud import load_point_cloud
 
-    assert load_point_cloud(r["messages"][0]["content"][0]["point_cloud"], root=tmp_path / "r").num_points == 500
+    cloud = load_point_cloud(r["messages"][0]["content"][0]["point_cloud"], root=tmp_path / "r")
+    assert cloud.num_points == 500
     qa = [{"scene_id": "scene0000_00", "question_id": "q1", "question": "What is next to the table?",
            "answers": ["a lamp", "lamp"], "object_ids": [8, 99], "object_names": ["lamp", "ghost"]}]
     (tmp_path / "qa.json").write_text(json.dumps(qa))
     [q] = _rows(converters.build_scanqa(tmp_path / "q", n=0, src=str(tmp_path / "qa.json"), **opts))
     assert q["answer"] == "a lamp" and q["meta"]["answers"] == ["a lamp", "lamp"]
-    assert q["boxes_3d"] == [{"label": "lamp", "box": [2.75, 1.75, 0.0, 3.25, 2.25, 0.8]}]  # object 99 is unknown
+    # object 99 is not in the box table: left out and counted
+    assert q["boxes_3d"] == [{"label": "lamp", "box": [2.75, 1.75, 0.0, 3.25, 2.25, 0.8]}]
     assert "missing_box" in (tmp_path / "q" / "README.md").read_text()
 
 
@@ -199,15 +206,16 @@ def test_charades_grit_and_deepeyes(tmp_path):
     rows = _rows(converters.build_charades(tmp_path / "c", n=0, src=str(tmp_path / "sta.txt"),
                                            videos=str(tmp_path / "v"), progress=False))
     assert [(s["start"], s["end"]) for r in rows for s in r["time_spans"]] == [(24.3, 30.4), (0.0, 6.9)]
-    assert rows[0]["answer"] == "24.3 to 30.4" and "person turn a light on" in rows[0]["messages"][0]["content"][1][
-        "text"]
+    assert rows[0]["answer"] == "24.3 to 30.4"
+    assert "person turn a light on" in rows[0]["messages"][0]["content"][1]["text"]
     (tmp_path / "bad.txt").write_text("3MSZA 24.3##no end time\n")
     with pytest.raises(SchemaError, match=r"bad\.txt line 1"):
         converters.build_charades(tmp_path / "cb", n=0, src=str(tmp_path / "bad.txt"), progress=False)
 
     _image(tmp_path / "g" / "vsr1.jpg", (200, 100))
     grit = [{"question": "Is the cat left of the dog?", "answer": "yes", "image": "vsr1.jpg", "width": 200,
-             "height": 100, "bboxs": [[10, 10, 50, 60], [120, 20, 190, 90]], "dataset": "vsr", "split": "train"},
+             "height": 100, "bboxs": [[10, 10, 50, 60], [120, 20, 190, 90]], "dataset": "vsr",
+             "split": "train"},
             {"question": "How many cats?", "answer": "2", "image": "vsr1.jpg", "width": 200, "height": 100,
              "bboxs": [[0, 0, 20, 20]], "dataset": "tallyqa", "split": "train"}]
     (tmp_path / "grit.jsonl").write_text("\n".join(json.dumps(g) for g in grit))
@@ -239,7 +247,8 @@ def test_missing_media_and_cli(tmp_path):
     src = _coco(tmp_path)
     (tmp_path / "imgs" / "b.jpg").unlink()
     with pytest.raises(MediaError, match=r"b\.jpg.*file not found.*image 3") as err:
-        converters.build_coco(tmp_path / "m", n=0, src=str(src), images=str(tmp_path / "imgs"), progress=False)
+        converters.build_coco(tmp_path / "m", n=0, src=str(src), images=str(tmp_path / "imgs"),
+                              progress=False)
     assert err.value.sample_id == "convert_coco-000000002"
     code = main(["convert_coco", "--out", str(tmp_path / "cli"), "--n", "0", "--no-progress",
                  "--set", f"src={src}", "--set", f"images={tmp_path / 'imgs'}", "--set", "on_missing=skip"])

@@ -1,4 +1,4 @@
-"""GUI builder: boxes cover their elements in the screenshot, actions are real, recovery rows hold together."""
+"""GUI builder: boxes cover their elements in the screenshot, actions are real, recovery rows cohere."""
 
 import json
 import re
@@ -126,7 +126,8 @@ def test_error_recovery_rows(tmp_path):
             assert meta["page"] != "index.html" or meta["kind"] == "settings"
         else:
             assert [h["action"] for h in gui["history"][-2:]] == ["click", back]
-            target = parse_action(traces.parse(row["messages"][-1]["content"][0]["text"]).tool_calls[0].arguments)
+            call = traces.parse(row["messages"][-1]["content"][0]["text"]).tool_calls[0]
+            target = parse_action(call.arguments)
             if target.action.action == "click":
                 x1, y1, x2, y2 = row["boxes"][0]["box"]
                 assert x1 <= target.action.coordinate[0] <= x2 and y1 <= target.action.coordinate[1] <= y2
@@ -142,7 +143,8 @@ def test_templates_and_options():
     for kind in gui_templates.KINDS:
         site = gui_templates.make_site(rng, kind, mobile=bool(rng.random() < 0.5))
         assert site.start in site.pages and site.steps
-        assert all(s.key in site.info and f"data-key='{s.key}'" in "".join(site.pages.values()) for s in site.steps)
+        html = "".join(site.pages.values())
+        assert all(s.key in site.info and f"data-key='{s.key}'" in html for s in site.steps)
     with pytest.raises(ValueError, match="qtypes"):
         gui_pages.build("/nonexistent", n=1, qtypes=["fly"])
     with pytest.raises(ValueError, match="kind"):

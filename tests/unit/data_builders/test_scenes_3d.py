@@ -1,4 +1,4 @@
-"""3D rooms: boxes hold their objects' points and no others, traces parse and match, answers follow from GT."""
+"""3D rooms: boxes hold their objects' points and no others, traces parse and match, answers follow GT."""
 
 import math
 
@@ -45,8 +45,8 @@ def test_boxes_hold_their_objects_points_and_no_others(built):
             assert mine.sum() >= 250
             assert _inside(xyz[mine], box).all(), (row["id"], obj["label"])
             # the box is tight: its points reach every face
-            assert np.allclose(xyz[mine].min(0), box[:3], atol=0.05) and np.allclose(xyz[mine].max(0), box[3:],
-                                                                                      atol=0.05)
+            assert np.allclose(xyz[mine].min(0), box[:3], atol=0.05)
+            assert np.allclose(xyz[mine].max(0), box[3:], atol=0.05)
             inside = _inside(xyz, box)
             assert not (inside & (inst >= 0) & ~mine).any()  # no other object's point
             assert not (inside & (inst == -2)).any()  # no wall point

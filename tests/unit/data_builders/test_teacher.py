@@ -1,4 +1,4 @@
-"""Teacher rationales: a real HTTP teacher on 127.0.0.1 with good and bad rewrites; only verified ones are kept."""
+"""Teacher rationales: a real HTTP teacher on 127.0.0.1, good and bad rewrites; only verified ones stay."""
 
 import base64
 import io
@@ -43,8 +43,9 @@ class Teacher:
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 reply = outer.reply(body)
-                data = json.dumps({"id": "x", "object": "chat.completion", "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}]})
+                message = {"role": "assistant", "content": reply}
+                choice = {"index": 0, "message": message, "finish_reason": "stop"}
+                data = json.dumps({"id": "x", "object": "chat.completion", "choices": [choice]})
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
@@ -77,14 +78,15 @@ class Teacher:
         if policy == 2 and k == 1:
             answer = answer + " and something else"
         if self.frame == "norm1000":
-            boxes = [((b[0] / size[0] * 1000, b[1] / size[1] * 1000, b[2] / size[0] * 1000, b[3] / size[1] * 1000),
-                      lab) for b, lab in boxes]
+            sx, sy = 1000 / size[0], 1000 / size[1]
+            boxes = [((b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy), lab) for b, lab in boxes]
         seen = "; ".join(f"the {lab} shows up at {traces.render_box([round(v) for v in b], label=lab)}"
                          for b, lab in boxes)
         think = f"Let me look at the picture properly. {seen}. That settles it."
         if policy == 2 and k == 2:
             return f"<think>{think}<rethink>Yes.</rethink><answer>{answer}</answer>"  # </think> forgotten
-        return f"<think>{think}</think>\n<rethink>Checking again, that holds.</rethink>\n<answer>{answer}</answer>"
+        rethink = "<rethink>Checking again, that holds.</rethink>"
+        return f"<think>{think}</think>\n{rethink}\n<answer>{answer}</answer>"
 
     def close(self):
         self.httpd.shutdown()
@@ -94,7 +96,8 @@ class Teacher:
 def test_only_verified_rewrites_are_kept(source, tmp_path):
     srv = Teacher()
     try:
-        out = teacher.build(tmp_path / "t", n=0, src=str(source), base_url=srv.url, k=3, iou=0.7, progress=False)
+        out = teacher.build(tmp_path / "t", n=0, src=str(source), base_url=srv.url, k=3, iou=0.7,
+                            progress=False)
     finally:
         srv.close()
     src_rows = {r["id"]: r for r in schema.load_rows(source)}
@@ -110,8 +113,10 @@ def test_only_verified_rewrites_are_kept(source, tmp_path):
         assert not t.issues and t.answer == src["answer"]
         gt = [r["box"] for r in src["rationale_regions"]]
         assert len(t.boxes) == len(gt) and all(any(iou(m.box, g) >= 0.7 for m in t.boxes) for g in gt)
-        assert row["meta"]["teacher"]["tries"] == {0: 1, 1: 2, 2: 3}[srv.policy(row["meta"]["traces"]["template"])]
-        with Image.open(out / schema.images_of(row)[0]) as a, Image.open(source / schema.images_of(src)[0]) as b:
+        policy = srv.policy(row["meta"]["traces"]["template"])
+        assert row["meta"]["teacher"]["tries"] == {0: 1, 1: 2, 2: 3}[policy]
+        ours, theirs = out / schema.images_of(row)[0], source / schema.images_of(src)[0]
+        with Image.open(ours) as a, Image.open(theirs) as b:
             assert a.tobytes() == b.tobytes()
     card = (out / "README.md").read_text()
     for counter in ("kept", "rejected", "rejected_boxes", "rejected_answer", "rejected_format", "tries"):
@@ -126,12 +131,13 @@ def test_only_verified_rewrites_are_kept(source, tmp_path):
 def test_teacher_frame_is_converted_to_pixels(source, tmp_path):
     srv = Teacher(frame="norm1000")
     try:
-        out = teacher.build(tmp_path / "n", n=4, src=str(source), base_url=srv.url, k=3, iou=0.7, progress=False,
-                            teacher_frame="norm1000", on_reject="keep_template")
+        out = teacher.build(tmp_path / "n", n=4, src=str(source), base_url=srv.url, k=3, iou=0.7,
+                            progress=False, teacher_frame="norm1000", on_reject="keep_template")
     finally:
         srv.close()
     rows = list(schema.load_rows(out))
-    assert len(rows) == 4 and sum(r["meta"]["teacher"]["kept"] for r in rows) == 3  # the rejected one keeps its template
+    # the never-right row keeps its template
+    assert len(rows) == 4 and sum(r["meta"]["teacher"]["kept"] for r in rows) == 3
     for row in rows:
         meta = row["meta"]
         text = row["messages"][-1]["content"][0]["text"]
@@ -166,6 +172,7 @@ def test_verification_rules():
     assert teacher.verify(extra, row, (100, 100), opts)[0] == "boxes"
     assert teacher.verify("<answer>3</answer>", row, (100, 100), opts)[0] == "format"
     assert teacher.verify(None, row, (100, 100), opts)[0] == "format"  # never raises on teacher output
-    assert teacher.to_pixels('<think>(1, 2, 3, 4)</think>', [(10, 20, 30, 40)]) == "<think>(10, 20, 30, 40)</think>"
+    moved = teacher.to_pixels("<think>(1, 2, 3, 4)</think>", [(10, 20, 30, 40)])
+    assert moved == "<think>(10, 20, 30, 40)</think>"
     with pytest.raises(ValueError, match="exactly one"):
         teacher.build("unused", n=1, src="x")
