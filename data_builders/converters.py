@@ -209,6 +209,17 @@ def convert(fmt: str, out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: 
                          shard=shard, options=opts, workers=workers, chunk_size=chunk_size, progress=progress)
 
 
+_DOCS = {"coco": "COCO instances JSON -> grounding (or counting) rows",
+         "refcoco": "RefCOCO refs + COCO instances -> referring-expression grounding rows",
+         "grit": "GRIT JSONL -> VQA and counting rows with their evidence boxes",
+         "deepeyes": "DeepEyes (verl) parquet -> canonical rows, pictures written out",
+         "charades": "Charades-STA annotations -> temporal grounding rows",
+         "screenspot": "ScreenSpot / ScreenSpot-Pro JSON -> GUI grounding rows",
+         "androidcontrol": "AndroidControl episodes -> InfiGUI-R1 agent-step rows",
+         "scanrefer": "ScanRefer JSON + per-scene boxes -> 3D grounding rows",
+         "scanqa": "ScanQA JSON + per-scene boxes -> 3D question-answer rows"}
+
+
 def _builder(fmt: str) -> Callable[..., Path]:
     def build(out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: tuple[int, int] = (0, 1),
               workers: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True,
@@ -217,7 +228,7 @@ def _builder(fmt: str) -> Callable[..., Path]:
                        progress=progress, **options)
 
     build.__name__ = build.__qualname__ = f"build_{fmt}"
-    build.__doc__ = f"Convert a {fmt} source (``--set src=PATH``) into canonical rows; see `converters`."
+    build.__doc__ = f"{_DOCS[fmt]} (``--set src=PATH``; ``--n 0`` converts everything)."
     return build
 
 

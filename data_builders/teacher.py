@@ -264,7 +264,7 @@ def make_sample(ctx: SampleContext) -> dict | None:
 
 def build(out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: tuple[int, int] = (0, 1),
           workers: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True, **options) -> Path:
-    """Teacher-rewritten rationales of the first `n` rows (all when n <= 0) of ``src``; see the module."""
+    """Teacher rewrites of ``src``'s rationales, kept when their boxes and answer verify (n <= 0: all)."""
     opts = {**DEFAULTS, **options}
     unknown = sorted(set(opts) - set(DEFAULTS))
     if unknown:
