@@ -96,8 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="shorter clips (a smoke run)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--only", default=",".join(SIZES), help="comma-separated clip sizes to run")
     args = ap.parse_args(argv)
-    sizes = {k: (w, h, 2) for k, (w, h, _) in SIZES.items()} if args.quick else SIZES
+    sizes = {k: SIZES[k] for k in args.only.split(",")}
+    if args.quick:
+        sizes = {k: (w, h, 2) for k, (w, h, _) in sizes.items()}
     rows = run(sizes, args.repeats)
     print(f"\nmachine: {platform.processor() or platform.machine()}, best of {args.repeats}\n")
     print(table(rows))
