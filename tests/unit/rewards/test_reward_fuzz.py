@@ -122,7 +122,9 @@ CASES = [(name, {}) for name in REWARDS if name != "listener"] + [
 ]
 # More examples for a deeper search: MMREASON_FUZZ_EXAMPLES=500 pytest tests/unit/rewards/test_reward_fuzz.py
 EXAMPLES = int(os.environ.get("MMREASON_FUZZ_EXAMPLES", "15"))
-OPTIONS_REQUIRED = {"length_penalty": {"max_length": 16, "cache_length": 4}}
+# llm_judge points at a closed local port: every request fails fast, which must still score (0.0).
+DEAD_JUDGE = {"base_url": "http://127.0.0.1:9/v1", "retries": 0, "timeout": 0.5, "cache_path": ""}
+OPTIONS_REQUIRED = {"length_penalty": {"max_length": 16, "cache_length": 4}, "llm_judge": {"judge": DEAD_JUDGE}}
 
 
 IDS = [f"{n}{'-' + '-'.join(o) if o else ''}" for n, o in CASES]
@@ -130,8 +132,6 @@ IDS = [f"{n}{'-' + '-'.join(o) if o else ''}" for n, o in CASES]
 
 @pytest.mark.parametrize("name,options", CASES, ids=IDS)
 def test_reward_never_raises_and_is_finite(name, options, caplog):
-    if name == "llm_judge":
-        pytest.skip("needs a judge endpoint; fuzzed through parse_reply and the judge server tests")
     reward = bind_reward(name, **{**OPTIONS_REQUIRED.get(name, {}), **options})
 
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
