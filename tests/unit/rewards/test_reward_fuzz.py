@@ -124,7 +124,8 @@ CASES = [(name, {}) for name in REWARDS if name != "listener"] + [
 EXAMPLES = int(os.environ.get("MMREASON_FUZZ_EXAMPLES", "15"))
 # llm_judge points at a closed local port: every request fails fast, which must still score (0.0).
 DEAD_JUDGE = {"base_url": "http://127.0.0.1:9/v1", "retries": 0, "timeout": 0.5, "cache_path": ""}
-OPTIONS_REQUIRED = {"length_penalty": {"max_length": 16, "cache_length": 4}, "llm_judge": {"judge": DEAD_JUDGE}}
+OPTIONS_REQUIRED = {"length_penalty": {"max_length": 16, "cache_length": 4},
+                    "llm_judge": {"judge": DEAD_JUDGE}}
 
 
 IDS = [f"{n}{'-' + '-'.join(o) if o else ''}" for n, o in CASES]
