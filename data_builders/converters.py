@@ -47,6 +47,7 @@ class Format:
     row: Callable[[Any, SampleContext, dict], dict]
     defaults: dict
     summary: str
+    preview: Callable | None = None  # the card's tile for one row (default: `card.default_preview`)
 
 
 class Skip(Exception):
@@ -206,7 +207,8 @@ def convert(fmt: str, out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: 
     total = len(_records(fmt, json.dumps(opts, sort_keys=True)))
     count = total if n <= 0 else min(int(n), total)
     return build_dataset(out_dir, name=f"convert_{fmt}", make_sample=make_sample, n=count, seed=seed,
-                         shard=shard, options=opts, workers=workers, chunk_size=chunk_size, progress=progress)
+                         shard=shard, options=opts, workers=workers, chunk_size=chunk_size, progress=progress,
+                         preview=spec.preview)
 
 
 _DOCS = {"coco": "COCO instances JSON -> grounding (or counting) rows",

@@ -24,6 +24,7 @@ import numpy as np
 
 from mmreason.data_builders.common import SampleContext
 from mmreason.data_builders.converters import Format, Skip, media, need, numbers, read_json
+from mmreason.data_builders.scenes_3d import preview
 from mmreason.errors import MediaError, SchemaError
 from mmreason.geometry import center_size_to_aabb
 from mmreason.schema import user_message
@@ -150,7 +151,9 @@ def row_scanqa(rec: dict, ctx: SampleContext, opts: dict) -> dict:
 _OPTS = {"boxes": None, "clouds": None, "axis_align": None}
 FORMATS = {
     "scanrefer": Format(read_list, row_scanrefer, dict(_OPTS),
-                        "ScanRefer JSON; boxes= the per-scene box table, clouds= a {scene_id} path template"),
+                        "ScanRefer JSON; boxes= the per-scene box table, clouds= a {scene_id} path template",
+                        preview=preview),
     "scanqa": Format(read_list, row_scanqa, dict(_OPTS),
-                     "ScanQA JSON; boxes= the per-scene box table, clouds= a {scene_id} path template"),
+                     "ScanQA JSON; boxes= the per-scene box table, clouds= a {scene_id} path template",
+                     preview=preview),
 }

@@ -28,6 +28,7 @@ from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, ato
     phase
 from mmreason.data_builders.gcot import text_turn
 from mmreason.data_builders.rooms_3d import Room, make_room, path_cameras, render_path
+from mmreason import schema
 from mmreason.traces import render_block, render_gcot_objects
 
 NAME = "scenes_3d"
@@ -284,30 +285,37 @@ def make_sample(ctx: SampleContext) -> dict | None:
 
 
 def preview(row: dict, root: str | Path):
-    """Card tile: a top-down view of the cloud with every object's footprint (question objects in green)."""
+    """Card tile: the row's first point cloud seen from above, the footprints of ``meta["objects"]`` in red
+    and of the GT ``boxes_3d`` in green (also used by the ScanRefer / ScanQA converters)."""
     from PIL import Image, ImageDraw
 
     from mmreason.data_builders.card import TILE
     from mmreason.modalities.point_cloud import load_point_cloud
 
-    meta = row["meta"]
-    cloud = load_point_cloud(row["messages"][0]["content"][0]["point_cloud"], root=root)
-    xyz, rgb = cloud.scene_xyz(), cloud.rgb
-    W, D = meta["room"][0], meta["room"][1]
-    s = (TILE - 8) / max(W, D)
-    img = Image.new("RGB", (TILE, TILE), (255, 255, 255))
+    path = next(p for kind, p in schema.media_parts(row) if kind == "point_cloud")
+    cloud = load_point_cloud(path, root=root)
+    keep = np.linspace(0, cloud.num_points - 1, min(cloud.num_points, 60000)).astype(int)  # a tile needs no more
+    xyz = cloud.scene_xyz()[keep]
+    rgb = cloud.rgb[keep] if cloud.rgb is not None else np.full((len(xyz), 3), 0.3)
+    lo, hi = xyz[:, :2].min(0), xyz[:, :2].max(0)
+    s = (TILE - 8) / max(float((hi - lo).max()), 1e-6)
+
+    def px(x, y):  # scene metres -> tile pixels, y up
+        return (x - lo[0]) * s + 4, (hi[1] - y) * s + 4
+
     order = np.argsort(xyz[:, 2])  # higher points drawn last: a top-down view
-    px = np.clip((xyz[order, 0] * s + 4).astype(int), 0, TILE - 1)
-    py = np.clip(((D - xyz[order, 1]) * s + 4).astype(int), 0, TILE - 1)
-    arr = np.asarray(img).copy()
-    arr[py, px] = (np.clip(rgb[order], 0, 1) * 255).astype(np.uint8)
+    u, v = px(xyz[order, 0], xyz[order, 1])
+    arr = np.full((TILE, TILE, 3), 255, dtype=np.uint8)
+    arr[np.clip(v.astype(int), 0, TILE - 1), np.clip(u.astype(int), 0, TILE - 1)] = \
+        (np.clip(rgb[order], 0, 1) * 255).astype(np.uint8)
     img = Image.fromarray(arr)
     d = ImageDraw.Draw(img)
-    wanted = {tuple(b["box"]) for b in row.get("boxes_3d") or []}
-    for o in meta["objects"]:
-        x1, y1, _, x2, y2, _ = o["box"]
-        d.rectangle((x1 * s + 4, (D - y2) * s + 4, x2 * s + 4, (D - y1) * s + 4),
-                    outline=(0, 200, 0) if tuple(o["box"]) in wanted else (200, 0, 0), width=2)
+    for boxes, colour in (((row.get("meta") or {}).get("objects") or [], (200, 0, 0)),
+                          (row.get("boxes_3d") or [], (0, 200, 0))):
+        for b in boxes:
+            x1, y1, _, x2, y2, _ = b["box"]
+            (a, top), (c, bottom) = px(x1, y2), px(x2, y1)
+            d.rectangle((a, top, c, bottom), outline=colour, width=2)
     return img
 
 
