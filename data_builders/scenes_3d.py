@@ -294,7 +294,8 @@ def preview(row: dict, root: str | Path):
 
     path = next(p for kind, p in schema.media_parts(row) if kind == "point_cloud")
     cloud = load_point_cloud(path, root=root)
-    keep = np.linspace(0, cloud.num_points - 1, min(cloud.num_points, 60000)).astype(int)  # a tile needs no more
+    # 60k points are plenty for a tile
+    keep = np.linspace(0, cloud.num_points - 1, min(cloud.num_points, 60000)).astype(int)
     xyz = cloud.scene_xyz()[keep]
     rgb = cloud.rgb[keep] if cloud.rgb is not None else np.full((len(xyz), 3), 0.3)
     lo, hi = xyz[:, :2].min(0), xyz[:, :2].max(0)
