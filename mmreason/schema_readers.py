@@ -39,7 +39,7 @@ from mmreason.geometry import ImageFrame, convert_box, convert_point
 from mmreason.schema import (
     FIELDS, GT_FIELDS, IMAGE_TYPES, MEDIA_TYPES, PART_OPTIONS, text_of, validate,
 )
-from mmreason.schema_io import _with_context, to_trl, to_trl_dataset  # the TRL export, re-exported
+from mmreason.schema_io import _with_context, to_trl, to_trl_dataset  # re-exported  # noqa: F401
 
 _TAG = re.compile(r"<(image|video|audio)>")
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)

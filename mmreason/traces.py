@@ -43,8 +43,8 @@ from mmreason.trace_render import (  # the renderers are part of this module's A
     render_tool_call,
 )
 from mmreason.trace_scan import (  # the mention records and finders are part of this module's API
-    NUM,
-    POINT_KEYS,
+    NUM,  # noqa: F401  (re-exported)
+    POINT_KEYS,  # noqa: F401  (re-exported)
     Box3DMention,
     BoxMention,
     Manipulation,
