@@ -109,12 +109,23 @@ def encode_observation(observation: Any, processor: Any, family: str | Family) -
 def decode_with_offsets(tokenizer: Any, ids: Sequence[int]) -> tuple[str, list[int]]:
     """(text of `ids`, end character of each token in it), special tokens kept.
 
-    Decoded token by token in a sliding window (a token that ends inside a UTF-8 character contributes
-    nothing until the one completing it); checked against decoding the whole, with a quadratic fallback.
+    Fast path: every token decoded on its own in one batched call, when the pieces concatenate to the
+    whole (plain text does). Otherwise token by token in a sliding window (a token that ends inside a
+    UTF-8 character contributes nothing until the one completing it), checked against the whole, with a
+    quadratic fallback for tokenizers whose pieces never concatenate.
     """
     def dec(part: Sequence[int]) -> str:
         return tokenizer.decode(list(part), skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
+    full = dec(ids)
+    pieces = tokenizer.batch_decode([[int(t)] for t in ids], skip_special_tokens=False,
+                                    clean_up_tokenization_spaces=False) if len(ids) else []
+    if "".join(pieces) == full:
+        ends, total = [], 0
+        for piece in pieces:
+            total += len(piece)
+            ends.append(total)
+        return full, ends
     text, ends, start = "", [], 0
     for k in range(len(ids)):
         piece = dec(ids[start:k + 1])
@@ -124,7 +135,6 @@ def decode_with_offsets(tokenizer: Any, ids: Sequence[int]) -> tuple[str, list[i
         text += piece
         start = k + 1
         ends.append(len(text))
-    full = dec(ids)
     if full != text:  # a tokenizer whose pieces do not concatenate (e.g. space clean-up)
         ends = []
         for k in range(len(ids)):
