@@ -1,0 +1,69 @@
+"""Gradio demos, one app per module: `build_demo(...) -> gr.Blocks` (not launched, so tests build it) and
+`main(argv)` to serve it, bound to 127.0.0.1 unless told otherwise.
+
+    mmreason demo grounded_chat --model tiny:qwen2_5_vl --port 7860
+
+`DEMOS` names them; `main` picks one by name and hands it the rest of the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+DEMOS: dict[str, tuple[str, str]] = {
+    "grounded_chat": ("mmreason.demos.grounded_chat:main",
+                      "picture + question -> streamed trace, boxes and points drawn, zooms executed"),
+}
+
+
+def load_model(spec: str, *, device: str | None = None) -> tuple[Any, Any, str]:
+    """(model, processor, family) from a checkpoint directory or ``tiny:<family>`` (built once, offline,
+    under ``$MMREASON_CACHE_DIR/tiny``, where training builds it too)."""
+    from mmreason.models import detect_family, load
+    from mmreason.models.tiny import build_tiny, is_tiny_build
+
+    path = spec
+    if spec.startswith("tiny:"):
+        family = spec[len("tiny:"):]
+        root = Path(os.environ.get("MMREASON_CACHE_DIR") or Path.home() / ".cache" / "mmreason")
+        out = root / "tiny" / f"{family}-seed0"
+        if not is_tiny_build(out):
+            build_tiny(family, out, seed=0)
+        path = str(out)
+    elif not Path(spec).expanduser().is_dir():
+        raise FileNotFoundError(f"{spec}: not a checkpoint directory (mmreason never downloads weights)")
+    model, processor = load({"path": path, "device": device})
+    model.eval()
+    return model, processor, detect_family(path)
+
+
+def add_serve_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--device", help="e.g. cuda or cpu (default: where loading puts the model)")
+
+
+def serve(demo: Any, args: argparse.Namespace, *, block: bool = True) -> int:
+    """Launch on ``args.host:args.port`` (no share link, no server-side rendering) and, with `block`, wait."""
+    demo.queue().launch(server_name=args.host, server_port=args.port, share=False, ssr_mode=False,
+                        prevent_thread_lock=not block, quiet=not block)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`mmreason demo NAME [options]`: serve the named demo."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in DEMOS:
+        known = "\n".join(f"  {name:16} {help_}" for name, (_, help_) in DEMOS.items())
+        stream = sys.stdout if not argv or argv[0] in ("-h", "--help") else sys.stderr
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"mmreason demo: unknown demo {argv[0]!r}", file=stream)
+        print(f"usage: mmreason demo NAME [options]\n\ndemos:\n{known}", file=stream)
+        return 0 if stream is sys.stdout else 2
+    from mmreason.registry import resolve_object
+
+    return int(resolve_object(DEMOS[argv[0]][0])(argv[1:]) or 0)

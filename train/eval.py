@@ -1,0 +1,430 @@
+"""`mmreason eval`: run a model on a benchmark task and score it with pinned, recorded settings.
+
+    mmreason eval --model ckpt/ --data data/refcoco --task grounding --limit 500 --out outputs/eval/refcoco
+    mmreason eval --model tiny:qwen2_5_vl --data data/scenes --task vstar --batch-size 4
+    mmreason eval --task grounding --data data/refcoco --predictions outputs/eval/refcoco/samples.jsonl
+
+1. select the dataset's rows of the task (`eval_tasks.TASKS`: row ``task`` values, needed media);
+2. rebuild each prompt with the task's pinned template (the question and media come from the row);
+3. generate greedily through `mmreason.rollout` (the collator, the family's chat template; for tool tasks
+   the same multi-turn loop as training, tools executed);
+4. score every output with the task's metrics (`mmreason.rewards` and `eval_metrics`), the coordinates
+   read in the family's output frame and mapped with the exact image frames the processor produced;
+5. write ``results.json`` (scores, prompt, pixel budget, generation settings, model, dataset fingerprint),
+   ``samples.jsonl`` (output, parsed answer, scores per sample) and print a table.
+
+``--predictions samples.jsonl`` re-scores saved outputs (``{"id", "output"}`` per line, ours or anyone's)
+against the dataset without a model: change a metric, not the generations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Mapping, Sequence
+
+from mmreason import __version__, traces
+from mmreason.errors import RecipeError, SchemaError
+from mmreason.families import get_family
+from mmreason.train.eval_metrics import summarize
+from mmreason.train.eval_tasks import Task, get_task, prompt_messages, rendered_prompt
+
+AUTO_OPTIONS = ("family", "min_pixels", "max_pixels", "judge")
+
+
+@dataclass(frozen=True)
+class Generation:
+    """Decoding settings: greedy, as every reference protocol here evaluates."""
+
+    max_new_tokens: int
+    max_turns: int
+    batch_size: int = 4
+    seed: int = 0
+    do_sample: bool = False
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything that decides a score besides the model and the data; written to results.json."""
+
+    task: str
+    family: str
+    media: Mapping[str, Mapping[str, Any]]
+    generation: Generation
+    judge: Mapping[str, Any] | None = None
+    image_budget: tuple[int, int] = (0, 0)
+    limit: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------- data
+def select_rows(rows: Sequence[Mapping[str, Any]], task: Task, limit: int | None) -> tuple[list[dict], dict]:
+    """The task's rows in dataset order (at most `limit`), and what was left out and why."""
+    from mmreason.schema import media_parts
+
+    picked, other = [], {}
+    for row in rows:
+        kinds = {k for k, _ in media_parts(row)}
+        if row["task"] in task.row_tasks and all(k in kinds for k in task.needs):
+            picked.append(dict(row))
+        else:
+            other[row["task"]] = other.get(row["task"], 0) + 1
+    if not picked:
+        needs = f" with {list(task.needs)} media" if task.needs else ""
+        raise SchemaError(f"no rows for this task: it takes task values {list(task.row_tasks)}{needs}; "
+                          f"the dataset has {other}", field="task")
+    counts = {"rows": len(rows), "matching": len(picked), "other_tasks": other}
+    return (picked[:limit] if limit else picked), counts
+
+
+def load_dataset_rows(data: str | Path) -> tuple[list[dict], Path]:
+    """Canonical rows with absolute media paths, and the dataset root."""
+    from mmreason.schema import dataset_root, load_rows, resolve_media
+
+    root = dataset_root(data)
+    return [resolve_media(r, root) for r in load_rows(data)], root
+
+
+def fingerprint(data: str | Path, ids: Sequence[str]) -> dict:
+    """SHA-256 of the dataset's row files (names and bytes, media excluded) and of the selected ids."""
+    path = Path(data)
+    files = sorted(path.glob("*.parquet")) or sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return {"path": str(path.resolve()), "files": [f.name for f in files], "sha256": digest.hexdigest(),
+            "ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest()}
+
+
+# ------------------------------------------------------------------------------------------ model
+def model_dir(spec: str) -> str:
+    """A checkpoint directory, or ``tiny:<family>`` (built once, offline, where training builds it)."""
+    from mmreason.config import ModelConfig
+    from mmreason.train.common import model_path
+
+    return model_path(SimpleNamespace(model=ModelConfig(path=spec)))
+
+
+def model_record(path: str, family: str) -> dict:
+    config = Path(path) / "config.json"
+    digest = hashlib.sha256(config.read_bytes()).hexdigest() if config.is_file() else None
+    return {"path": str(Path(path).resolve()), "family": family, "config_sha256": digest}
+
+
+def generate(model: Any, processor: Any, prompts: Sequence[Mapping[str, Any]], task: Task, setup: Setup,
+             *, progress: bool = True) -> list[dict]:
+    """Greedy rollouts in batches; per prompt its output, stop reason, tool calls and image frames."""
+    from mmreason.rollout import RolloutConfig, rollout
+    from mmreason.tools import ToolSettings
+    from mmreason.train.preflight import frame_columns
+
+    g = setup.generation
+    turns = g.max_turns if task.tools else 1
+    # room for what tools return: a picture costs at most the pixel budget in merged patches
+    picture_tokens = setup.image_budget[1] // get_family(setup.family).factor ** 2 + 64
+    config = RolloutConfig(tools=tuple(task.tools), max_turns=turns, max_new_tokens=g.max_new_tokens,
+                           max_completion_tokens=(g.max_new_tokens + picture_tokens) * turns,
+                           do_sample=g.do_sample, seed=g.seed)
+    settings = ToolSettings(coord_frame=task.tool_frame)
+    out: list[dict] = []
+    for start in range(0, len(prompts), g.batch_size):
+        batch = prompts[start:start + g.batch_size]
+        trajs = rollout(model, processor, batch, setup.family, config=config, media_options=setup.media,
+                        tool_settings=settings)
+        for t, frames in zip(trajs, frame_columns([t.frames for t in trajs])):
+            out.append({"id": t.sample_id, "output": t.completion, "stop_reason": t.stop_reason,
+                        "num_tool_calls": t.num_tool_calls, "image_frames": frames})
+        if progress:
+            print(f"  generated {len(out)}/{len(prompts)}", file=sys.stderr, flush=True)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- scoring
+def bound_metrics(task: Task, setup: Setup) -> dict[str, Any]:
+    """Each metric bound with its task options plus the options the harness fills in (`AUTO_OPTIONS`)."""
+    from mmreason.rewards import bind_reward, resolve_reward, reward_options
+
+    auto = {"family": setup.family, "min_pixels": setup.image_budget[0], "max_pixels": setup.image_budget[1],
+            "judge": dict(setup.judge) if setup.judge else None}
+    out = {}
+    for name, metric in task.metrics.items():
+        fn = resolve_reward(metric.fn)
+        known = reward_options(fn)
+        options = {k: v for k, v in auto.items() if k in known and k not in metric.options and v is not None}
+        out[name] = bind_reward(fn, **options, **metric.options)
+    return out
+
+
+def score(task: Task, setup: Setup, rows: Sequence[Mapping[str, Any]], outputs: Sequence[Mapping[str, Any]],
+          prompts: Mapping[str, str] | None = None) -> list[dict]:
+    """Per-sample records: the prompt text, the output, the parsed answer, boxes in original pixels (first
+    image, the family's frame), and every metric."""
+    from mmreason.geometry import ImageFrame, box_from_model
+    from mmreason.train.scoring import columns_of
+
+    by_id = {r["id"]: r for r in rows}
+    rollout_columns = ("image_frames", "num_tool_calls", "stop_reason")
+    joined = [{**by_id[o["id"]], **{k: o[k] for k in rollout_columns if k in o}} for o in outputs]
+    completions = [o["output"] for o in outputs]
+    columns = columns_of(joined)
+    values = {name: fn(completions, **columns) for name, fn in bound_metrics(task, setup).items()}
+    records = []
+    for i, (o, row) in enumerate(zip(outputs, joined)):
+        trace = traces.parse(o["output"])
+        frames = row.get("image_frames") or []
+        boxes = []
+        if frames:
+            f = frames[0]
+            frame = ImageFrame(f["width"], f["height"], f["resized_width"], f["resized_height"])
+            boxes = [[round(v, 1) for v in box_from_model(b.box, setup.family, frame)] for b in trace.boxes]
+        records.append({
+            "id": o["id"], "task": row["task"], "prompt": (prompts or {}).get(o["id"]), "output": o["output"],
+            "answer": traces.extract_answer(o["output"]), "gt": row.get("answer"),
+            "scores": {name: values[name][i] for name in values}, "boxes_pixel": boxes,
+            "stop_reason": o.get("stop_reason"), "num_tool_calls": o.get("num_tool_calls"),
+            "image_frames": frames, "issues": list(trace.issues[:5]),
+        })
+    return records
+
+
+def prompt_texts(prompts: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The text of each prompt's last user turn, as sent (what samples.jsonl records)."""
+    from mmreason.schema import text_of
+
+    return {p["id"]: text_of([m for m in p["messages"] if m["role"] == "user"][-1]) for p in prompts}
+
+
+# ---------------------------------------------------------------------------------------- writing
+def write_outputs(out: Path, results: dict, records: Sequence[Mapping[str, Any]]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+    (out / "results.json").write_text(text, encoding="utf-8")
+    with open(out / "samples.jsonl", "w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def print_table(results: Mapping[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    model = results["model"].get("spec") or results["model"]["family"]
+    table = Table(title=f"{results['task']}: {results['samples']} samples", title_justify="left")
+    for col in ("metric", "score", "n"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for name, m in results["metrics"].items():
+        table.add_row(name, "-" if m["mean"] is None else f"{m['mean']:.4f}", str(m["n"]))
+    console = Console()
+    console.print(f"model {model}, data {results['dataset']['path']}", markup=False, highlight=False)
+    console.print(table)
+
+
+def results_record(task_name: str, setup: Setup, model: dict | None, data: dict, metrics: dict, n: int,
+                   counts: dict, seconds: float) -> dict:
+    task = get_task(task_name)
+    return {
+        "task": task_name, "description": task.description, "reference": task.reference,
+        "metrics": metrics, "headline": next(iter(metrics)), "samples": n,
+        "prompt": rendered_prompt(task), "media": {k: dict(v) for k, v in setup.media.items()},
+        "image_budget": {"min_pixels": setup.image_budget[0], "max_pixels": setup.image_budget[1]},
+        "generation": asdict(setup.generation), "judge": _public_judge(setup.judge),
+        "metric_specs": {k: {"fn": m.fn, "options": dict(m.options)} for k, m in task.metrics.items()},
+        "model": model, "dataset": {**data, **counts}, "mmreason_version": __version__,
+        "seconds": round(seconds, 1), **dict(setup.extra),
+    }
+
+
+def _public_judge(judge: Mapping[str, Any] | None) -> dict | None:
+    return None if judge is None else {k: v for k, v in judge.items() if k != "api_key_env"}
+
+
+# ------------------------------------------------------------------------------------------- runs
+def make_setup(task: Task, task_name: str, family: str, args: argparse.Namespace) -> Setup:
+    from mmreason.modalities.image import image_budget
+
+    media = {k: dict(v) for k, v in task.media.items()}
+    for key in ("min_pixels", "max_pixels"):
+        if getattr(args, key) is not None:
+            media.setdefault("image", {})[key] = getattr(args, key)
+    if args.fps is not None:
+        media.setdefault("video", {}).pop("nframes", None)
+        media["video"]["fps"] = args.fps
+    judge = json.loads(args.judge) if args.judge else None
+    gen = Generation(max_new_tokens=args.max_new_tokens or task.max_new_tokens,
+                     max_turns=args.max_turns or task.max_turns, batch_size=args.batch_size, seed=args.seed)
+    try:
+        budget = image_budget(None, family, media.get("image"))
+    except ValueError as exc:
+        raise RecipeError(f"pixel budget: {exc}") from None
+    return Setup(task_name, family, media, gen, judge, budget, args.limit)
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    """Generate and score (the CLI without printing); returns the results record."""
+    from mmreason.models import detect_family, load
+
+    start = time.perf_counter()
+    task = get_task(args.task)
+    rows, counts = select_rows(load_dataset_rows(args.data)[0], task, args.limit)
+    path = model_dir(args.model)
+    family = detect_family(path)
+    setup = make_setup(task, args.task, family, args)
+    prompts = [{"id": r["id"], "messages": prompt_messages(r, task, family, setup.media)} for r in rows]
+    model, processor = load({"path": path, "dtype": args.dtype, "device": args.device})
+    model.eval()
+    outputs = generate(model, processor, prompts, task, setup, progress=not args.quiet)
+    records = score(task, setup, rows, outputs, prompt_texts(prompts))
+    metrics = summarize([r["scores"] for r in records], list(task.metrics))
+    data = fingerprint(args.data, [r["id"] for r in rows])
+    model_info = {**model_record(path, family), "spec": args.model}
+    results = results_record(args.task, setup, model_info, data, metrics, len(records), counts,
+                             time.perf_counter() - start)
+    write_outputs(Path(args.out), results, records)
+    return results
+
+
+def read_predictions(path: Path) -> list[dict]:
+    """``{"id", "output", ...}`` per line; a bad line is a SchemaError naming the file and line."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SchemaError(f"invalid JSON: {exc.msg}", row=f"{path} line {n}") from None
+            if not (isinstance(rec, dict) and all(isinstance(rec.get(k), str) for k in ("id", "output"))):
+                raise SchemaError("expected an object with string 'id' and 'output'", row=f"{path} line {n}")
+            out.append(rec)
+    return out
+
+
+def _prediction_family(args: argparse.Namespace, predictions: Path) -> str:
+    if args.family:
+        get_family(args.family)
+        return args.family
+    if args.model:
+        from mmreason.models import detect_family
+
+        return detect_family(model_dir(args.model))
+    saved = predictions.parent / "results.json"
+    if saved.is_file():
+        family = (json.loads(saved.read_text(encoding="utf-8")).get("model") or {}).get("family")
+        if family:
+            return family
+    raise RecipeError("re-scoring needs the family whose coordinate frame the outputs use: pass --family "
+                      "(or --model, or keep results.json next to the predictions)")
+
+
+def rescore(args: argparse.Namespace) -> dict:
+    """Score saved outputs against the dataset: no model, same metrics; writes to --out as `evaluate` does."""
+    start = time.perf_counter()
+    task = get_task(args.task)
+    predictions = Path(args.predictions)
+    preds = read_predictions(predictions)
+    rows, counts = select_rows(load_dataset_rows(args.data)[0], task, None)
+    by_id = {r["id"]: r for r in rows}
+    missing = [p["id"] for p in preds if p["id"] not in by_id]
+    if missing:
+        raise SchemaError(f"{predictions}: {len(missing)} prediction id(s) are not rows of this task in "
+                          f"{args.data}, e.g. {missing[0]!r}", row=missing[0], field="id")
+    if args.limit:
+        preds = preds[:args.limit]
+    family = _prediction_family(args, predictions)
+    setup = make_setup(task, args.task, family, args)
+    setup = replace(setup, extra={"rescored_from": str(predictions.resolve())})
+    chosen = [by_id[p["id"]] for p in preds]
+    for p, row in zip(preds, chosen):
+        if not p.get("image_frames"):
+            p["image_frames"] = _image_frames(row, setup)
+    prompts = [{"id": r["id"], "messages": prompt_messages(r, task, family, setup.media)} for r in chosen]
+    records = score(task, setup, chosen, preds, prompt_texts(prompts))
+    metrics = summarize([r["scores"] for r in records], list(task.metrics))
+    data = fingerprint(args.data, [p["id"] for p in preds])
+    results = results_record(args.task, setup, {"family": family, "spec": args.model}, data, metrics,
+                             len(records), counts, time.perf_counter() - start)
+    write_outputs(Path(args.out), results, records)
+    return results
+
+
+def _image_frames(row: Mapping[str, Any], setup: Setup) -> list[dict]:
+    """Frames of a row's images when the predictions did not record them: each image's size, resized by
+    the family's rule at the evaluation's pixel budget (the part's own budget first)."""
+    from mmreason.geometry import ImageFrame
+    from mmreason.modalities.image import image_budget, open_image
+    from mmreason.schema import IMAGE_TYPES
+
+    out = []
+    for m in row["messages"]:
+        for part in m["content"]:
+            if part["type"] in IMAGE_TYPES:
+                image, _ = open_image(part[part["type"]], sample_id=row["id"])
+                defaults = setup.media.get(part["type"]) or setup.media.get("image")
+                lo, hi = image_budget(part, setup.family, defaults)
+                f = ImageFrame.for_family(image.width, image.height, setup.family, min_pixels=lo,
+                                          max_pixels=hi)
+                out.append({"width": f.width, "height": f.height, "resized_width": f.resized_width,
+                            "resized_height": f.resized_height})
+    return out
+
+
+def parser() -> argparse.ArgumentParser:
+    from mmreason.train.eval_tasks import TASKS
+
+    p = argparse.ArgumentParser(prog="mmreason eval", description=__doc__.split("\n\n")[0])
+    p.add_argument("--task", required=True, choices=sorted(TASKS), help="benchmark task (eval_tasks.TASKS)")
+    p.add_argument("--data", required=True, help="canonical dataset folder or file")
+    p.add_argument("--model", help="checkpoint directory, or tiny:<family>")
+    p.add_argument("--predictions", help="re-score this samples.jsonl instead of generating")
+    p.add_argument("--family", help="with --predictions: the family whose coordinate frame the outputs use")
+    p.add_argument("--limit", type=int, help="score the first N rows of the task")
+    p.add_argument("--out", help="output folder (default outputs/eval/<task>)")
+    p.add_argument("--batch-size", type=int, default=4, help="prompts generated together (default 4)")
+    p.add_argument("--max-new-tokens", type=int, help="tokens per turn (default: the task's)")
+    p.add_argument("--max-turns", type=int, help="turns for tool tasks (default: the task's)")
+    p.add_argument("--min-pixels", type=int, help="image pixel floor (default: task's, else family's)")
+    p.add_argument("--max-pixels", type=int, help="image pixel ceiling (default: task's, else family's)")
+    p.add_argument("--fps", type=float, help="video sampling rate (default: the task's)")
+    p.add_argument("--judge", help='LLM judge for accuracy metrics, JSON: {"base_url": ..., "model": ...}')
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
+    p.add_argument("--device", help="e.g. cuda, cpu, auto (default: where loading puts it)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not args.model and not args.predictions:
+        print("mmreason eval: give --model to generate, or --predictions to re-score", file=sys.stderr)
+        return 2
+    for name in ("limit", "batch_size", "max_new_tokens", "max_turns", "min_pixels", "max_pixels"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            print(f"mmreason eval: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
+            return 2
+    if args.judge:
+        try:
+            json.loads(args.judge)
+        except ValueError as exc:
+            print(f"mmreason eval: --judge is not JSON: {exc}", file=sys.stderr)
+            return 2
+    args.out = args.out or str(Path("outputs") / "eval" / args.task)
+    results = rescore(args) if args.predictions else evaluate(args)
+    print_table(results)
+    print(f"wrote {Path(args.out) / 'results.json'} and {Path(args.out) / 'samples.jsonl'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

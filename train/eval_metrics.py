@@ -1,0 +1,190 @@
+"""Evaluation metrics the reward library does not have, in the same signature, and their aggregation.
+
+Each metric is ``fn(completions, **columns) -> list[float | None]`` like a reward (``None`` = the sample
+does not count for it), so `mmreason.train.eval` scores every task the same way and the reward library
+stays the one home of IoU, MRA and point-in-box. What lives here:
+
+- temporal grounding (Charades-STA style): the span ``start to end`` (seconds) read from the answer,
+  its 1D IoU with the best GT ``time_spans`` entry, recall at an IoU threshold, and whether the
+  predicted moment (the span's centre) falls inside a GT span;
+- VSI-Bench's two halves, multiple-choice accuracy and mean relative accuracy, each counted only on the
+  questions of its kind (`rewards.gs_reasoner.vsi_score` does the scoring);
+- AndroidControl's grounding accuracy: step success on the steps whose GT action has a coordinate;
+- tool calls per trajectory (DeepEyes' training-dynamics signal).
+
+>>> temporal_iou(["<answer>2.0 to 4.0</answer>"], time_spans=[[{"start": 3.0, "end": 5.0}]])
+[0.3333333333333333]
+>>> summarize([{"acc": 1.0}, {"acc": 0.0}, {"acc": None}], ["acc"])
+{'acc': {'mean': 0.5, 'n': 2}}
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping, Sequence
+
+from mmreason import traces
+from mmreason.errors import RecipeError
+from mmreason.rewards._common import (
+    answer_of, completion_text, decode_json, reward_function, rows_of, safe_float,
+)
+from mmreason.rewards.accuracy import _NUMBER, _is_letter
+from mmreason.rewards.gs_reasoner import vsi_score
+from mmreason.rewards.gui import gt_action, gui_action_match
+
+_SECONDS = re.compile(r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)")
+MAX_SPAN_TEXT = 10_000  # a runaway completion is read only this far
+
+
+def predicted_span(text: str) -> tuple[float, float] | None:
+    """The first two numbers of the answer (the whole text when there is no answer) as a sorted span;
+    one number gives a moment ``(t, t)``.
+
+    >>> predicted_span("<answer>from 4.5 s to 2 s</answer>"), predicted_span("at 3"), predicted_span("no")
+    ((2.0, 4.5), (3.0, 3.0), None)
+    """
+    answer = traces.extract_answer(text)
+    body = (answer if answer is not None else text)[:MAX_SPAN_TEXT]
+    values = [v for v in (safe_float(m) for m in _SECONDS.findall(body)[:2]) if v is not None]
+    if not values:
+        return None
+    return (min(values), max(values))
+
+
+def span_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """1D IoU of two ``(start, end)`` spans; two equal moments score 1.
+
+    >>> span_iou((0, 2), (1, 3)), span_iou((1, 1), (1, 1)), span_iou((1, 1), (0, 2))
+    (0.3333333333333333, 1.0, 0.0)
+    """
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    if union <= 0:
+        return 1.0 if tuple(a) == tuple(b) else 0.0
+    return inter / union
+
+
+def gt_spans(row: Mapping[str, Any]) -> list[tuple[float, float]]:
+    value = decode_json(row.get("time_spans"))
+    out = []
+    for entry in value if isinstance(value, (list, tuple)) else []:
+        if isinstance(entry, Mapping):
+            start, end = safe_float(entry.get("start")), safe_float(entry.get("end"))
+            if start is not None and end is not None and start <= end:
+                out.append((start, end))
+    return out
+
+
+def _per_span(completions, columns, score) -> list[float | None]:
+    out: list[float | None] = []
+    for c, row in zip(completions, rows_of(len(completions), columns)):
+        spans = gt_spans(row)
+        if not spans:
+            out.append(None)
+            continue
+        pred = predicted_span(completion_text(c))
+        out.append(0.0 if pred is None else score(pred, spans))
+    return out
+
+
+@reward_function
+def temporal_iou(completions, *, threshold: float | None = None, **columns):
+    """Best 1D IoU of the predicted span with a GT ``time_spans`` entry; with ``threshold`` the
+    recall indicator R@threshold instead (Charades-STA reports R@0.5 and R@0.7).
+
+    >>> temporal_iou(["1 to 3", "5 to 6"], threshold=0.5, time_spans=[[{"start": 1.0, "end": 2.5}]] * 2)
+    [1.0, 0.0]
+    """
+    if threshold is not None and not 0 < threshold <= 1:
+        raise RecipeError(f"temporal_iou: threshold must be in (0, 1], got {threshold}")
+
+    def score(pred, spans):
+        best = max(span_iou(pred, s) for s in spans)
+        return best if threshold is None else float(best >= threshold)
+    return _per_span(completions, columns, score)
+
+
+@reward_function
+def temporal_hit(completions, **columns):
+    """1.0 when the centre of the predicted span (or the one predicted moment) lies in a GT span.
+
+    >>> temporal_hit(["<answer>0.3</answer>", "<answer>0.9</answer>"],
+    ...              time_spans=[[{"start": 0.3, "end": 0.4}]] * 2)
+    [1.0, 0.0]
+    """
+    def score(pred, spans):
+        centre = (pred[0] + pred[1]) / 2
+        return float(any(s <= centre <= e for s, e in spans))
+    return _per_span(completions, columns, score)
+
+
+def _vsi_kind(gt: str | None) -> str | None:
+    if gt is None:
+        return None
+    if _is_letter(gt) is not None:
+        return "mc"
+    return "mra" if _NUMBER.fullmatch(gt.strip()) else None
+
+
+def _vsi(completions, columns, kind: str) -> list[float | None]:
+    out: list[float | None] = []
+    for c, row in zip(completions, rows_of(len(completions), columns)):
+        gt = answer_of(row)
+        out.append(vsi_score(traces.parse(completion_text(c)).answer, gt, kind) if _vsi_kind(gt) == kind
+                   else None)
+    return out
+
+
+@reward_function
+def vsi_mc(completions, **columns):
+    """VSI-Bench multiple-choice accuracy: counted only where the GT answer is an option letter.
+
+    >>> vsi_mc(["<answer>B</answer>", "<answer>3</answer>"], answer=["B", "3"])
+    [1.0, None]
+    """
+    return _vsi(completions, columns, "mc")
+
+
+@reward_function
+def vsi_mra(completions, **columns):
+    """VSI-Bench mean relative accuracy: counted only where the GT answer is a number.
+
+    >>> vsi_mra(["<answer>B</answer>", "<answer>2.2</answer>"], answer=["B", "2"])
+    [None, 0.8]
+    """
+    return _vsi(completions, columns, "mra")
+
+
+@reward_function
+def gui_grounding_match(completions, *, coord_frame: str | None = None, family: str | None = None,
+                        min_pixels: int | None = None, max_pixels: int | None = None, **columns):
+    """AndroidControl grounding accuracy: `gui_action_match` on the steps whose GT action has a
+    ``coordinate`` (click, long press...), None on the others."""
+    matched = gui_action_match(completions, coord_frame=coord_frame, family=family, min_pixels=min_pixels,
+                               max_pixels=max_pixels, **columns)
+    rows = rows_of(len(completions), columns)
+    return [m if (gt_action(r) or {}).get("coordinate") is not None else None for m, r in zip(matched, rows)]
+
+
+@reward_function
+def tool_calls(completions, **columns):
+    """Tool calls the trajectory made (the ``num_tool_calls`` column a rollout writes).
+
+    >>> tool_calls(["a", "b"], num_tool_calls=[2, 0])
+    [2.0, 0.0]
+    """
+    return [safe_float(r.get("num_tool_calls")) for r in rows_of(len(completions), columns)]
+
+
+# ----------------------------------------------------------------------------------- aggregation
+def summarize(scores: Sequence[Mapping[str, float | None]], names: Sequence[str]) -> dict[str, dict]:
+    """Per metric, the mean over the samples it applies to and how many those are (mean None when none)."""
+    out = {}
+    for name in names:
+        values = [v for v in (s.get(name) for s in scores) if v is not None]
+        out[name] = {"mean": sum(values) / len(values) if values else None, "n": len(values)}
+    return out
+
+
+__all__ = ["temporal_iou", "temporal_hit", "vsi_mc", "vsi_mra", "gui_grounding_match", "tool_calls",
+           "predicted_span", "span_iou", "summarize"]
