@@ -3,8 +3,8 @@
     mmreason train debug/tiny_grpo grpo.max_steps=4
     accelerate launch --config_file train/accelerate/ddp.yaml -m mmreason.train.grpo RECIPE.yaml [--resume]
 
-`main` reads top to bottom: recipe -> accelerator -> policy (+ reference) -> data -> rewards -> preflight
--> optimizer -> resume -> the loop of `grpo_step` (roll out, score, advantages, update), logging every
+`main` reads top to bottom: recipe -> accelerator -> rewards -> checks -> data -> policy -> checks against
+the data (+ reference) -> optimizer -> resume -> the loop of `grpo_step` (roll out, score, advantages, update), logging every
 step and checkpointing every `grpo.save_steps`. Why our own loop rather than TRL's GRPOTrainer: video
 inputs, token-level advantages from step rewards and multi-turn image-returning tools (ARCHITECTURE.md).
 
@@ -27,7 +27,7 @@ from mmreason.train.common import (
 )
 from mmreason.train.grpo_step import StepContext, grpo_step, reduce_metrics
 from mmreason.train.logging import Progress, RunLogger
-from mmreason.train.preflight import check_grpo
+from mmreason.train.preflight import check_data, check_recipe
 from mmreason.train.scoring import build_rewards
 
 log = logging.getLogger("mmreason.train")
@@ -132,15 +132,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     accelerator = make_accelerator(recipe)
     if accelerator.is_main_process:
         print(format_recipe(recipe), end="", flush=True)
+    rewards = build_rewards(recipe)
+    check_recipe(recipe, rewards, world_size=accelerator.num_processes)
+    rows = load_data(recipe, accelerator=accelerator).rows
     set_seed(recipe.grpo.seed)
     path = model_path(recipe, accelerator)
     model, processor = load_policy(recipe, path)
-    reference = load_reference(recipe, path) if recipe.grpo.beta and not recipe.model.lora.enabled else None
-    rows = load_data(recipe, accelerator=accelerator).rows
-    rewards = build_rewards(recipe)
     options = media_options(recipe)
-    check_grpo(recipe, rows, processor, rewards, world_size=accelerator.num_processes, model=model,
-               media_options=options)
+    check_data(recipe, rows, processor, rewards, model=model, media_options=options)
+    reference = load_reference(recipe, path) if recipe.grpo.beta and not recipe.model.lora.enabled else None
     optimizer, scheduler = make_optimizer(model, recipe)
     model, optimizer = accelerator.prepare(model, optimizer)
     if reference is not None:

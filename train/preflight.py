@@ -144,14 +144,20 @@ def check_sft(recipe: Recipe, rows: Any, collator: Any) -> None:
             raise
 
 
-def check_grpo(recipe: Recipe, rows: Sequence[Mapping[str, Any]], processor: Any, rewards: RewardSet, *,
-               world_size: int = 1, model: Any = None, media_options: Mapping[str, Any] | None = None) -> int:
-    """Every GRPO check; returns prompts per process."""
+def check_recipe(recipe: Recipe, rewards: RewardSet, *, world_size: int = 1) -> int:
+    """The checks that need no model or data (run first: loading a large model takes minutes);
+    returns prompts per process."""
     local = check_batch_shape(recipe.grpo, world_size)
     check_step_rewards(recipe, rewards)
-    probe = list(rows[:PROBE_ROWS])
+    return local
+
+
+def check_data(recipe: Recipe, rows: Sequence[Mapping[str, Any]], processor: Any, rewards: RewardSet, *,
+               model: Any = None, media_options: Mapping[str, Any] | None = None) -> None:
+    """Rewards against the data's columns (with the image frames training passes), then prompt lengths."""
     from mmreason.modalities.collate import collate
 
+    probe = list(rows[:PROBE_ROWS])
     frames = {}
     for i in range(0, len(probe), CHUNK):
         batch = collate(probe[i:i + CHUNK], processor, recipe.model.family, mode="generate",
@@ -160,4 +166,3 @@ def check_grpo(recipe: Recipe, rows: Sequence[Mapping[str, Any]], processor: Any
     framed = [{**r, "image_frames": frames[str(r["id"])]} for r in probe if str(r["id"]) in frames]
     check_reward_columns(rewards, framed)
     check_prompts(recipe, rows, processor, model=model, media_options=media_options)
-    return local
