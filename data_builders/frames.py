@@ -1,6 +1,7 @@
 """Move the boxes inside a row's reasoning targets into the coordinate frame a model family emits.
 
-Builders write every box in an assistant turn in ORIGINAL pixels of the picture it is about (image 0,
+Builders write every box and point (GUI action ``coordinate``/``coordinate2``, ``point_2d``) in an assistant
+turn in ORIGINAL pixels of the picture it is about (image 0,
 or a video frame), and say so with ``meta["coord_frame"] = "pixel"`` and ``meta["image_size"] = [w, h]``.
 Training a family whose outputs use another frame (Qwen2.5-VL: pixels of the smart-resized input;
 Qwen2-VL / Qwen3-VL: 0-1000) needs the targets rewritten for the pixel budget actually used, e.g. GRIT
@@ -16,8 +17,14 @@ from pathlib import Path
 from typing import Mapping
 
 from mmreason import schema
-from mmreason.geometry import ImageFrame, box_to_model, model_frame
+import re
+
+from mmreason.geometry import ImageFrame, box_to_model, model_frame, point_to_model
 from mmreason.traces import parse
+
+# GUI agent prompts state the coordinate extent ("The screen's resolution is 1080x2400"); it must name
+# the frame the model answers in, or a Qwen2.5-VL policy is told one size and shown another.
+_RESOLUTION = re.compile(r"(resolution is )(\d+)x(\d+)")
 
 
 def _reformat(text: str, frame: ImageFrame, family: str) -> str:
@@ -36,6 +43,12 @@ def _reformat(text: str, frame: ImageFrame, family: str) -> str:
         else:
             new = f"<|box_start|>({x1},{y1}),({x2},{y2})<|box_end|>"
         edits.append((b.start, b.end, new))
+    for p in trace.points:
+        if any(s <= p.start < e for s, e in ids):
+            continue
+        x, y = (int(round(v)) for v in point_to_model(p.point, family, frame))
+        new = f"[{x},{y}]" if p.fmt == "pair" else f'"{p.fmt}": [{x}, {y}]'
+        edits.append((p.start, p.end, new))
     for start, end, new in sorted(edits, reverse=True):
         text = text[:start] + new + text[end:]
     return text
@@ -69,12 +82,15 @@ def render_for_family(row: Mapping, family: str, *, root: str | Path | None = No
             size = im.size
     frame = ImageFrame.for_family(int(size[0]), int(size[1]), family, min_pixels=min_pixels,
                                   max_pixels=max_pixels)
+    extent = (frame.resized_width, frame.resized_height) if model_frame(family) == "resized" else (1000, 1000)
     for msg in out["messages"]:
-        if msg["role"] != "assistant":
-            continue
         for part in msg["content"]:
-            if part.get("type") == "text" and part.get("text"):
+            if part.get("type") != "text" or not part.get("text"):
+                continue
+            if msg["role"] == "assistant":
                 part["text"] = _reformat(part["text"], frame, family)
+            else:
+                part["text"] = _RESOLUTION.sub(lambda m: f"{m.group(1)}{extent[0]}x{extent[1]}", part["text"])
     out["meta"] = {**meta, "coord_frame": model_frame(family), "coord_family": family,
                    "coord_resized": [frame.resized_width, frame.resized_height]}
     return out

@@ -1,0 +1,37 @@
+"""GUI targets move into each family's frame: action points and the stated screen resolution too."""
+
+import pytest
+
+from mmreason.data_builders.frames import render_for_family
+from mmreason.geometry import ImageFrame, point_from_model
+from mmreason.traces import parse
+
+
+def _gui_row():
+    call = ('<think>tap it</think><tool_call>{"name": "mobile_use", "arguments": {"action": "swipe", '
+            '"coordinate": [540, 1200], "coordinate2": [540, 300]}}</tool_call>')
+    return {"id": "g", "meta": {"coord_frame": "pixel", "image_size": [1080, 2400]}, "messages": [
+        {"role": "system", "content": [{"type": "text", "text": "The screen's resolution is 1080x2400."}]},
+        {"role": "assistant", "content": [{"type": "text", "text": call}]}]}
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
+def test_action_points_and_resolution_follow_the_family_frame(family):
+    out = render_for_family(_gui_row(), family, max_pixels=1024 * 28 * 28)
+    frame = ImageFrame.for_family(1080, 2400, family, max_pixels=1024 * 28 * 28)
+    system = out["messages"][0]["content"][0]["text"]
+    expected = (f"{frame.resized_width}x{frame.resized_height}" if family == "qwen2_5_vl" else "1000x1000")
+    assert system == f"The screen's resolution is {expected}."
+    trace = parse(out["messages"][1]["content"][0]["text"])
+    args = trace.tool_calls[0].arguments
+    for key, original in (("coordinate", (540, 1200)), ("coordinate2", (540, 300))):
+        back = point_from_model(args[key], family, frame)
+        assert abs(back[0] - original[0]) <= 3 and abs(back[1] - original[1]) <= 3
+    if family != "qwen2_5_vl":
+        assert args["coordinate"] == [500, 500]
+
+
+def test_pixel_family_frame_unchanged_rows_stay_put():
+    row = _gui_row()
+    row["meta"]["coord_frame"] = "norm1000"
+    assert render_for_family(row, "qwen2_5_vl") == row
