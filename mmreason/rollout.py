@@ -117,7 +117,9 @@ class HFBackend:
 
     def generate(self, inputs: Sequence[TurnInput], params: GenerationParams) -> list[list[int]]:
         import torch
-        from transformers import GenerationConfig, LogitsProcessorList, SuppressTokensLogitsProcessor
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        from mmreason.modalities.guards import forbid_placeholder_tokens
 
         tok = self.processor.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else params.eos_ids[0]
@@ -141,8 +143,9 @@ class HFBackend:
             **({"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k or 0}
                if params.do_sample else {}),
         )
-        processors = LogitsProcessorList(
-            [SuppressTokensLogitsProcessor(list(params.forbidden_ids), device=device)] if params.forbidden_ids else [])
+        # The collator's guard: a generated placeholder would crash mRoPE on the training forward.
+        processors = forbid_placeholder_tokens(self.processor, self.family, device=device) if params.forbidden_ids \
+            else LogitsProcessorList()
         with torch.inference_mode():
             out = self.model.generate(input_ids=ids.to(device), attention_mask=attention.to(device), **vision,
                                       generation_config=config, logits_processor=processors, tokenizer=tok)
@@ -397,10 +400,10 @@ def _step(b: TrajectoryBuilder, env: ToolEnv, ids: list[int], finish: str, turn:
     """Record one turn, run its call and show the result; the stop reason, or None to go on."""
     text = b.add_turn(ids, finish, tok, eos)
     trace = traces.parse(text)
+    if finish == "length" or len(b.ids) >= config.max_completion_tokens:
+        return "max_tokens"  # truncated, even mid-answer: trainers that mask truncated completions read this
     if trace.blocks_of("answer"):
         return "answer"
-    if finish == "length" or len(b.ids) >= config.max_completion_tokens:
-        return "max_tokens"
     if not trace.tool_calls:
         return "no_call"
     if turn + 1 >= config.max_turns:
