@@ -152,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     resume = resolve_resume(recipe.grpo.resume, recipe.output_dir)
     if resume is not None:
         state = load_checkpoint(accelerator, resume)  # weights, optimizer, scheduler, RNG of every process
-        log.info("resumed from %s (step %d)", resume, state.step)
+        if accelerator.is_main_process:
+            print(f"resumed from {resume} (step {state.step}, {state.data_position} prompts seen)", flush=True)
     else:
         state = TrainState()
         set_seed(recipe.grpo.seed + accelerator.process_index)  # each process samples its own completions
