@@ -42,7 +42,7 @@ def load_model(spec: str, *, device: str | None = None) -> tuple[Any, Any, str]:
 
 
 def add_serve_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--device", help="e.g. cuda or cpu (default: where loading puts the model)")
 

@@ -1,0 +1,342 @@
+"""Grounded chat: a picture (photo or screenshot) and a question in, the model's reasoning out, streamed,
+with every box and point it writes drawn on the picture in original pixels and every zoom it asks for
+executed and shown.
+
+It runs the training code, not a copy: the picture goes through the image adapter (`modalities.image`),
+the turns through `mmreason.rollout` (the collator, the family's chat template, the tool loop, the zoom
+tool of `mmreason.tools`), the text through `mmreason.traces`, and coordinates from the family's output
+frame (or the frame chosen) to original pixels through `mmreason.geometry`. Streaming is a rollout
+backend that wraps the HF one and reports tokens and returned pictures as they arrive.
+
+    mmreason demo grounded_chat --model tiny:qwen2_5_vl --port 7860
+
+`chat_stream` is what the Gradio event calls; `build_demo` returns the Blocks without launching them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator, Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+
+from mmreason import traces
+from mmreason.families import get_family
+from mmreason.geometry import ImageFrame, clip_box, convert_box, convert_point, model_frame
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine
+
+COLOURS = {"answer": (0, 190, 60), "tool_call": (255, 140, 0), "reasoning": (40, 110, 255)}
+END_TOKENS = ("<|im_end|>", "<|endoftext|>")
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    """Generation and drawing settings. `coord_frame` is the frame the model writes coordinates in (None:
+    the family's output frame); tool boxes are read in the same frame."""
+
+    max_new_tokens: int = 256
+    max_turns: int = 4
+    tools: tuple[str, ...] = ("image_zoom_in",)
+    coord_frame: str | None = None
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    do_sample: bool = False
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One box or point the trace holds, in original pixels, and where in the trace it was written."""
+
+    kind: str  # "box" | "point"
+    where: str  # "answer" | "tool_call" | "reasoning"
+    pixels: tuple[float, ...]
+    label: str | None
+
+
+@dataclass(frozen=True)
+class Update:
+    """What the interface shows at one moment: the annotated picture, the trace so far, the parsed
+    marks, the pictures tools returned, and whether the answer is complete."""
+
+    image: Image.Image
+    trace: str
+    marks: tuple[Mark, ...]
+    crops: tuple[Image.Image, ...] = ()
+    done: bool = False
+    stop_reason: str | None = None
+    answer: str | None = None
+    issues: tuple[str, ...] = field(default_factory=tuple)
+
+    def summary(self) -> dict:
+        return {"answer": self.answer, "stop_reason": self.stop_reason,
+                "marks": [{"kind": m.kind, "in": m.where, "pixels": [round(v, 1) for v in m.pixels],
+                           "label": m.label} for m in self.marks],
+                "zooms": len(self.crops), "issues": list(self.issues)}
+
+
+# -------------------------------------------------------------------------------------- drawing
+def _where(trace: traces.Trace, start: int) -> str:
+    for block in trace.blocks:
+        if block.start <= start < block.end and block.tag in ("answer", "tool_call"):
+            return block.tag
+    return "reasoning"
+
+
+def marks_of(text: str, frame: ImageFrame, src_frame: str) -> tuple[Mark, ...]:
+    """Every 2D box and point of a trace, mapped from `src_frame` to the picture's original pixels.
+
+    >>> f = ImageFrame(width=200, height=100, resized_width=56, resized_height=28)
+    >>> marks_of('<answer>{"bbox_2d": [100, 100, 500, 900]}</answer>', f, "norm1000")[0].pixels
+    (20.0, 10.0, 100.0, 90.0)
+    """
+    trace = traces.parse(text)
+    out = [Mark("box", _where(trace, b.start),
+                clip_box(convert_box(b.box, src_frame, "pixel", frame), frame.width, frame.height), b.label)
+           for b in trace.boxes]
+    out += [Mark("point", _where(trace, p.start), convert_point(p.point, src_frame, "pixel", frame), p.label)
+            for p in trace.points]
+    return tuple(out)
+
+
+def annotate(image: Image.Image, marks: Sequence[Mark]) -> Image.Image:
+    """A copy of `image` (original pixels) with each mark drawn in its colour, numbered in trace order."""
+    out = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(out)
+    width = max(2, round(max(out.size) / 250))
+    font = ImageFont.load_default(size=max(12, round(max(out.size) / 40)))
+    for n, m in enumerate(marks, 1):
+        colour = COLOURS[m.where]
+        if m.kind == "box":
+            x1, y1, x2, y2 = m.pixels
+            if x2 > x1 and y2 > y1:
+                draw.rectangle((x1, y1, x2, y2), outline=colour, width=width)
+                anchor = (x1 + width, y1 + width)
+            else:
+                continue
+        else:
+            x, y = m.pixels
+            r = 3 * width
+            draw.ellipse((x - r, y - r, x + r, y + r), outline=colour, width=width)
+            draw.line((x - 2 * r, y, x + 2 * r, y), fill=colour, width=max(1, width // 2))
+            draw.line((x, y - 2 * r, x, y + 2 * r), fill=colour, width=max(1, width // 2))
+            anchor = (x + r, y + r)
+        draw.text(anchor, f"{n}" + (f" {m.label}" if m.label else ""), fill=colour, font=font)
+    return out
+
+
+# ------------------------------------------------------------------------------------ streaming
+class _Streamer:
+    """A `generate` streamer: skips the prompt, sends the decoded text of each new token to `events`."""
+
+    def __init__(self, tokenizer: Any, events: queue.Queue):
+        self.tokenizer, self.events = tokenizer, events
+        self.prompt_seen, self.ids, self.sent = False, [], ""
+
+    def put(self, value: Any) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        self.ids += [int(t) for t in value.reshape(-1).tolist()]
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=False)
+        if not text.endswith("\ufffd") and len(text) > len(self.sent):  # wait for a whole UTF-8 character
+            self.events.put(("text", text[len(self.sent):]))
+            self.sent = text
+
+    def end(self) -> None:
+        self.events.put(("turn_end", None))
+
+
+class _StreamingModel:
+    """The model, with a fresh streamer handed to each `generate` call; everything else passes through."""
+
+    def __init__(self, model: Any, tokenizer: Any, events: queue.Queue):
+        self._model, self._tokenizer, self._events = model, tokenizer, events
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        return self._model.generate(*args, streamer=_Streamer(self._tokenizer, self._events), **kwargs)
+
+
+class StreamingBackend:
+    """`rollout.HFBackend` on the streaming model; before each turn it reports the pictures tools returned."""
+
+    def __init__(self, model: Any, processor: Any, family: str, events: queue.Queue, *,
+                 prompt_pictures: int = 1):
+        from mmreason.rollout import HFBackend
+
+        self.hf = HFBackend(_StreamingModel(model, processor.tokenizer, events), processor, family)
+        self.events, self.seen = events, prompt_pictures
+
+    def generate(self, inputs: Sequence[Any], params: Any) -> list[list[int]]:
+        pictures = list(inputs[0].images)
+        for picture in pictures[self.seen:]:
+            self.events.put(("picture", picture))
+        self.seen = len(pictures)
+        return self.hf.generate(inputs, params)
+
+
+# ----------------------------------------------------------------------------------------- chat
+def chat_row(picture: Any, question: str, tools: Sequence[str], *, kind: str = "image") -> dict:
+    """The rollout row: the tools' system text when tools are allowed, then the picture and the question."""
+    messages = []
+    if tools:
+        from mmreason.tools import tools_prompt
+
+        messages.append({"role": "system", "content": [{"type": "text", "text": tools_prompt(list(tools))}]})
+    parts = [{"type": kind, kind: picture}, {"type": "text", "text": question}]
+    messages.append({"role": "user", "content": parts})
+    return {"id": "demo", "messages": messages}
+
+
+def chat_stream(model: Any, processor: Any, family: str, image: Image.Image | str, question: str, *,
+                config: ChatConfig = ChatConfig(), prefill: str = "", kind: str = "image",
+                ) -> Iterator[Update]:
+    """Answer `question` about `image`, yielding an `Update` as tokens and tool results arrive; the last
+    one has ``done=True`` and the trajectory's exact text. Errors in the model's output never raise."""
+    from mmreason.modalities.image import load_image
+    from mmreason.rollout import RolloutConfig, rollout
+    from mmreason.tools import ToolSettings
+
+    if not question or not question.strip():
+        raise ValueError("ask a question about the picture")
+    fam = get_family(family)
+    loaded = load_image(image, fam, min_pixels=config.min_pixels, max_pixels=config.max_pixels)
+    frame, original = loaded.frame, loaded.original or loaded.image
+    src = config.coord_frame or model_frame(fam)
+    turns = config.max_turns if config.tools else 1
+    picture_tokens = (config.max_pixels or fam.max_pixels) // fam.factor**2 + 64  # the most a zoom can cost
+    rollout_config = RolloutConfig(
+        tools=tuple(config.tools), max_turns=turns, max_new_tokens=config.max_new_tokens,
+        max_completion_tokens=(config.max_new_tokens + picture_tokens) * turns, do_sample=config.do_sample,
+        temperature=config.temperature, seed=0)
+    events: queue.Queue = queue.Queue()
+    backend = StreamingBackend(model, processor, family, events)
+
+    def work() -> None:
+        try:
+            row = chat_row(loaded, question.strip(), config.tools, kind=kind)
+            trajs = rollout(model, processor, [row], fam, config=rollout_config, backend=backend,
+                            tool_settings=ToolSettings(coord_frame=config.coord_frame),
+                            forced={0: prefill} if prefill else None)
+            events.put(("done", trajs[0]))
+        except Exception as exc:  # shown to the user; the interface must outlive a failed run
+            events.put(("error", exc))
+
+    threading.Thread(target=work, daemon=True).start()
+    text, crops = prefill, []  # forced text is part of the prompt the streamer skips
+    while True:
+        kind_, value = events.get()
+        if kind_ == "text":
+            text += value
+        elif kind_ == "turn_end":
+            text += "\n"
+        elif kind_ == "picture":
+            crops.append(value)
+            text += "[tool result: picture]\n"
+        elif kind_ == "error":
+            raise RuntimeError(f"generation failed: {type(value).__name__}: {value}") from value
+        if kind_ == "done":
+            yield final_update(value, original, frame, src)
+            return
+        shown = text
+        for token in END_TOKENS:
+            shown = shown.replace(token, "")
+        marks = marks_of(shown, frame, src)
+        yield Update(annotate(original, marks), shown, marks, tuple(crops))
+
+
+def final_update(traj: Any, original: Image.Image, frame: ImageFrame, src: str) -> Update:
+    """The finished trajectory: assistant turns with each tool result in between, the marks of the
+    assistant text only (observations hold no model coordinates), the returned pictures."""
+    parts, crops = [], []
+    for step in traj.steps:
+        parts.append(step.text)
+        if step.call is not None:
+            obs = step.observation
+            if obs is None:
+                parts.append(f"\n[tool {step.call.name}: not run ({traj.stop_reason})]\n")
+            else:
+                crops += [im.original or im.image for im in obs.images] if not obs.error else []
+                info = obs.info.get("box_pixel")
+                where = f" on {[round(v) for v in info]} px" if info else ""
+                parts.append(f"\n[tool {step.call.name}{where}: {obs.text}]\n")
+    assistant = "\n".join(s.text for s in traj.steps)
+    marks = marks_of(assistant, frame, src)
+    trace = traces.parse(assistant)
+    return Update(annotate(original, marks), "".join(parts), marks, tuple(crops), True, traj.stop_reason,
+                  trace.answer, trace.issues)
+
+
+# -------------------------------------------------------------------------------------- the app
+def example_picture() -> Image.Image:
+    """A picture to try without uploading one: a red square and a blue disc on grey."""
+    image = Image.new("RGB", (480, 320), (200, 200, 200))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((60, 80, 180, 200), fill=(220, 30, 30))
+    draw.ellipse((300, 150, 380, 230), fill=(30, 60, 220))
+    return image
+
+
+def build_demo(model: Any, processor: Any, family: str, *, config: ChatConfig = ChatConfig(),
+               title: str = "mmreason grounded chat") -> Any:
+    """The Gradio Blocks (not launched): picture + question -> streamed trace, annotated picture, zooms."""
+    import gradio as gr
+
+    def respond(image, question, prefill, allow_zoom, max_new_tokens):
+        if image is None:
+            raise gr.Error("upload a picture first")
+        cfg = replace(config, max_new_tokens=int(max_new_tokens), tools=config.tools if allow_zoom else ())
+        try:
+            for update in chat_stream(model, processor, family, image, question, config=cfg,
+                                      prefill=prefill or ""):
+                yield update.image, update.trace, json.dumps(update.summary(), indent=1), list(update.crops)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    with gr.Blocks(title=title) as demo:
+        frame = config.coord_frame or get_family(family).box_frame
+        gr.Markdown(f"## {title}\nModel family **{family}**: coordinates are read in its **{frame}** frame "
+                    "and drawn in original pixels (green: answer, orange: tool call, blue: reasoning).")
+        with gr.Row():
+            with gr.Column():
+                image = gr.Image(value=example_picture(), type="pil", label="picture or screenshot")
+                question = gr.Textbox(label="question", value="Where is the red square? Give its bbox_2d.")
+                prefill = gr.Textbox(label="start the answer with (optional)", value="")
+                with gr.Row():
+                    allow_zoom = gr.Checkbox(value=bool(config.tools), label="allow zooming in")
+                    max_new = gr.Slider(8, 2048, value=config.max_new_tokens, step=8, label="tokens per turn")
+                ask = gr.Button("Ask", variant="primary")
+            with gr.Column():
+                shown = gr.Image(type="pil", label="grounding (original pixels)", elem_id="annotated")
+                trace = gr.Textbox(label="reasoning trace", lines=12, elem_id="trace")
+                parsed = gr.Code(label="parsed", language="json", elem_id="parsed")
+                zooms = gr.Gallery(label="zoomed views", columns=4, height=200)
+        ask.click(respond, [image, question, prefill, allow_zoom, max_new], [shown, trace, parsed, zooms])
+    return demo
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    from mmreason.demos import add_serve_args, load_model, serve
+
+    parser = argparse.ArgumentParser(prog="mmreason demo grounded_chat", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="tiny:qwen2_5_vl", help="checkpoint directory, or tiny:<family>")
+    parser.add_argument("--coord-frame", choices=("pixel", "resized", "norm1000", "norm1"),
+                        help="frame the model writes coordinates in (default: its family's)")
+    parser.add_argument("--max-pixels", type=int, help="image pixel budget (default: the family's)")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    add_serve_args(parser)
+    args = parser.parse_args(argv)
+    model, processor, family = load_model(args.model, device=args.device)
+    config = ChatConfig(max_new_tokens=args.max_new_tokens, coord_frame=args.coord_frame,
+                        max_pixels=args.max_pixels)
+    return serve(build_demo(model, processor, family, config=config), args)
