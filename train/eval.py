@@ -218,13 +218,14 @@ def print_table(results: Mapping[str, Any]) -> None:
     from rich.table import Table
 
     model = results["model"].get("spec") or results["model"]["family"]
-    table = Table(title=f"{results['task']}: {results['samples']} samples", title_justify="left")
+    table = Table(title=results["task"], title_justify="left")
     for col in ("metric", "score", "n"):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for name, m in results["metrics"].items():
         table.add_row(name, "-" if m["mean"] is None else f"{m['mean']:.4f}", str(m["n"]))
     console = Console()
-    console.print(f"model {model}, data {results['dataset']['path']}", markup=False, highlight=False)
+    console.print(f"{results['samples']} samples of {results['dataset']['path']}, model {model}", markup=False,
+                  highlight=False)
     console.print(table)
 
 

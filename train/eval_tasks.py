@@ -75,7 +75,7 @@ _SCREENSPOT = ("The screen's resolution is {width}x{height}. Point to the UI ele
                '"label": "object name"}}]')
 _GCOT = ("Think inside <think> </think>, naming each object you use as `name count <bbox>(x1, y1, z1, x2, "
          "y2, z2)</bbox>` in metres, then answer inside <answer> </answer>: the option letter for a "
-         "multiple-choice question, else a number.")
+         "multiple-choice question, a number for a measurement or a count, else a short phrase.")
 _BOX_3D = ("Answer inside <answer> </answer> as `name count <bbox>(x1, y1, z1, x2, y2, z2)</bbox>`, an "
            "axis-aligned box in metres.")
 _SPAN = "Answer inside <answer> </answer> with the start and end time in seconds, as `start to end`."
