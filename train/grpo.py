@@ -53,14 +53,26 @@ def batch_indices(position: int, n: int, batch: int, *, seed: int, shuffle: bool
     return out[rank * per:(rank + 1) * per]
 
 
+def no_accelerator() -> bool:
+    """True on a machine with no GPU or other accelerator: then several processes train on CPU over gloo."""
+    import torch
+    from accelerate import utils
+
+    others = ("is_xpu_available", "is_npu_available", "is_mps_available", "is_mlu_available", "is_hpu_available",
+              "is_musa_available", "is_sdaa_available", "is_neuron_available")
+    return not torch.cuda.is_available() and not any(getattr(utils, name, lambda: False)() for name in others)
+
+
 def make_accelerator(recipe: Recipe) -> Any:
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
     # Vision towers that train may see text-only batches: DDP must then tolerate unused parameters.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=not recipe.model.freeze_vision)
+    # The scheduler steps once per optimizer step here, whatever the process count (accelerate's default
+    # would step it once per process).
     return Accelerator(gradient_accumulation_steps=recipe.grpo.grad_accum, step_scheduler_with_optimizer=False,
-                       kwargs_handlers=[ddp])
+                       kwargs_handlers=[ddp], cpu=no_accelerator())
 
 
 def make_optimizer(model: Any, recipe: Recipe) -> tuple[Any, Any]:
