@@ -1,0 +1,84 @@
+"""The GRPO update: gradient accumulation and zero-variance filtering change nothing but memory; the prompt
+order is a pure function of (seed, position), split over processes."""
+
+import pytest
+import torch
+from PIL import Image
+
+from mmreason.config import load_recipe_dict
+from mmreason.train.grpo import batch_indices
+
+
+def test_each_epoch_visits_every_row_once_and_ranks_split_the_batch():
+    n, batch = 5, 4
+    seen = [i for pos in range(0, 20, batch) for i in batch_indices(pos, n, batch, seed=3)]
+    for epoch in range(4):
+        assert sorted(seen[epoch * n:(epoch + 1) * n]) == list(range(n))
+    assert seen[:n] != list(range(n))  # shuffled
+    whole = batch_indices(8, n, batch, seed=3)
+    assert batch_indices(8, n, batch, seed=3, world=2, rank=0) + batch_indices(8, n, batch, seed=3, world=2, rank=1) == whole
+    assert batch_indices(8, n, batch, seed=4) != whole or batch_indices(0, n, batch, seed=4) != seen[:batch]
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_model_dir, tmp_path_factory):
+    from mmreason.models import load
+    from mmreason.rollout import RolloutConfig, rollout
+
+    torch.set_num_threads(1)
+    d = tmp_path_factory.mktemp("update")
+    rows = []
+    for i in range(2):
+        Image.new("RGB", (56 * (i + 1), 56), (200, 40 * i, 40)).save(d / f"{i}.png")
+        rows.append({"id": f"r{i}", "messages": [{"role": "user", "content": [
+            {"type": "image", "image": str(d / f"{i}.png")}, {"type": "text", "text": "Colour?"}]}]})
+    path = tiny_model_dir("qwen2_5_vl")
+    model, proc = load(path)
+    torch.manual_seed(0)
+    trajs = rollout(model, proc, rows, "qwen2_5_vl", group_size=2,
+                    config=RolloutConfig(max_new_tokens=6, max_completion_tokens=6, temperature=2.0))
+    assert len({len(t.completion_ids) for t in trajs}) >= 1
+    return str(path), proc, trajs
+
+
+def updated(setup, agg, grad_accum, keep=(True,) * 4, trajs=None, outcome=None):
+    """LoRA weights after one plain-SGD step (lr 1: the change is the gradient itself, so a mis-scaled
+    micro-batch would show; Adam would normalise it away)."""
+    from accelerate import Accelerator
+
+    from mmreason.train.common import load_policy
+    from mmreason.train.grpo_step import StepContext, update
+
+    path, proc, all_trajs = setup
+    trajs = trajs or all_trajs
+    recipe = load_recipe_dict({"model": {"path": path, "lora": {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0}},
+                               "grpo": {"num_generations": 2, "batch_size": 2, "grad_accum": grad_accum,
+                                        "loss_agg": agg, "max_completion_length": 6, "max_grad_norm": None}})
+    torch.manual_seed(1)  # the same LoRA initialisation every time
+    model, _ = load_policy(recipe, path)
+    acc = Accelerator(gradient_accumulation_steps=grad_accum, step_scheduler_with_optimizer=False, cpu=True)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    model, optimizer = acc.prepare(model, optimizer)
+    ctx = StepContext(recipe, acc, model, proc, None, optimizer, scheduler, None, {})
+    outcome = torch.tensor([1.0, -1.0, 0.5, -0.5])[:len(trajs)] if outcome is None else outcome
+    metrics = update(ctx, trajs, outcome, None, keep)
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}, metrics
+
+
+@pytest.mark.parametrize("agg", ["token_mean", "seq_mean", "dr_grpo"])
+def test_gradient_accumulation_equals_one_big_batch(setup, agg):
+    one, m1 = updated(setup, agg, 1)
+    for k in (2, 4):
+        split, mk = updated(setup, agg, k)
+        assert all(torch.allclose(one[n], split[n], atol=1e-6) for n in one), (agg, k)
+        assert mk["loss"] == pytest.approx(m1["loss"], abs=1e-6)
+    base, _ = updated(setup, agg, 1, outcome=torch.zeros(4))
+    assert any(not torch.equal(one[n], base[n]) for n in one)  # the step did move the adapter
+
+
+def test_filtered_groups_leave_the_update_entirely(setup):
+    _, _, trajs = setup
+    filtered, _ = updated(setup, "token_mean", 2, keep=(True, True, False, False))
+    alone, _ = updated(setup, "token_mean", 1, keep=(True, True), trajs=trajs[:2], outcome=torch.tensor([1.0, -1.0]))
+    assert all(torch.allclose(filtered[n], alone[n], atol=1e-6) for n in filtered)
