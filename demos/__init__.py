@@ -17,6 +17,8 @@ from typing import Any, Sequence
 DEMOS: dict[str, tuple[str, str]] = {
     "grounded_chat": ("mmreason.demos.grounded_chat:main",
                       "picture + question -> streamed trace, boxes and points drawn, zooms executed"),
+    "scene_3d": ("mmreason.demos.scene_3d:main",
+                 "point cloud + question -> rendered views with the named 3D boxes"),
 }
 
 

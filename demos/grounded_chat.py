@@ -196,13 +196,68 @@ def chat_row(picture: Any, question: str, tools: Sequence[str], *, kind: str = "
     return {"id": "demo", "messages": messages}
 
 
+@dataclass(frozen=True)
+class Progress:
+    """A moment of a streamed rollout: the text so far (end-of-turn tokens removed), the pictures tools
+    returned so far, and the finished trajectory once there is one."""
+
+    text: str
+    pictures: tuple[Any, ...] = ()
+    trajectory: Any = None
+
+
+def stream_rollout(model: Any, processor: Any, family: str, row: dict, config: Any, *, prefill: str = "",
+                   tool_settings: Any = None, prompt_pictures: int | None = None,
+                   media_options: Any = None) -> Iterator[Progress]:
+    """`mmreason.rollout.rollout` of one row in a worker thread, reported token by token; the last
+    `Progress` carries the trajectory. A failure in the run is raised here, in the caller's thread.
+    `prompt_pictures` is how many pictures the prompt holds (default: its image and screenshot parts), so
+    that only those tools return are reported."""
+    from mmreason.rollout import rollout
+
+    if prompt_pictures is None:
+        parts = [p for m in row["messages"] for p in m["content"]]
+        prompt_pictures = sum(p.get("type") in ("image", "screenshot") for p in parts)
+    events: queue.Queue = queue.Queue()
+    backend = StreamingBackend(model, processor, family, events, prompt_pictures=prompt_pictures)
+
+    def work() -> None:
+        try:
+            trajs = rollout(model, processor, [row], family, config=config, backend=backend,
+                            media_options=media_options, tool_settings=tool_settings,
+                            forced={0: prefill} if prefill else None)
+            events.put(("done", trajs[0]))
+        except Exception as exc:  # shown to the user; the interface must outlive a failed run
+            events.put(("error", exc))
+
+    threading.Thread(target=work, daemon=True).start()
+    text, pictures = prefill, []  # forced text is part of the prompt the streamer skips
+    while True:
+        kind, value = events.get()
+        if kind == "error":
+            raise RuntimeError(f"generation failed: {type(value).__name__}: {value}") from value
+        if kind == "done":
+            yield Progress(text, tuple(pictures), value)
+            return
+        if kind == "text":
+            text += value
+        elif kind == "turn_end":
+            text += "\n"
+        elif kind == "picture":
+            pictures.append(value)
+            text += "[tool result: picture]\n"
+        for token in END_TOKENS:
+            text = text.replace(token, "")
+        yield Progress(text, tuple(pictures))
+
+
 def chat_stream(model: Any, processor: Any, family: str, image: Image.Image | str, question: str, *,
                 config: ChatConfig = ChatConfig(), prefill: str = "", kind: str = "image",
                 ) -> Iterator[Update]:
     """Answer `question` about `image`, yielding an `Update` as tokens and tool results arrive; the last
     one has ``done=True`` and the trajectory's exact text. Errors in the model's output never raise."""
     from mmreason.modalities.image import load_image
-    from mmreason.rollout import RolloutConfig, rollout
+    from mmreason.rollout import RolloutConfig
     from mmreason.tools import ToolSettings
 
     if not question or not question.strip():
@@ -217,40 +272,14 @@ def chat_stream(model: Any, processor: Any, family: str, image: Image.Image | st
         tools=tuple(config.tools), max_turns=turns, max_new_tokens=config.max_new_tokens,
         max_completion_tokens=(config.max_new_tokens + picture_tokens) * turns, do_sample=config.do_sample,
         temperature=config.temperature, seed=0)
-    events: queue.Queue = queue.Queue()
-    backend = StreamingBackend(model, processor, family, events)
-
-    def work() -> None:
-        try:
-            row = chat_row(loaded, question.strip(), config.tools, kind=kind)
-            trajs = rollout(model, processor, [row], fam, config=rollout_config, backend=backend,
-                            tool_settings=ToolSettings(coord_frame=config.coord_frame),
-                            forced={0: prefill} if prefill else None)
-            events.put(("done", trajs[0]))
-        except Exception as exc:  # shown to the user; the interface must outlive a failed run
-            events.put(("error", exc))
-
-    threading.Thread(target=work, daemon=True).start()
-    text, crops = prefill, []  # forced text is part of the prompt the streamer skips
-    while True:
-        kind_, value = events.get()
-        if kind_ == "text":
-            text += value
-        elif kind_ == "turn_end":
-            text += "\n"
-        elif kind_ == "picture":
-            crops.append(value)
-            text += "[tool result: picture]\n"
-        elif kind_ == "error":
-            raise RuntimeError(f"generation failed: {type(value).__name__}: {value}") from value
-        if kind_ == "done":
-            yield final_update(value, original, frame, src)
+    row = chat_row(loaded, question.strip(), config.tools, kind=kind)
+    for step in stream_rollout(model, processor, family, row, rollout_config, prefill=prefill,
+                               tool_settings=ToolSettings(coord_frame=config.coord_frame)):
+        if step.trajectory is not None:
+            yield final_update(step.trajectory, original, frame, src)
             return
-        shown = text
-        for token in END_TOKENS:
-            shown = shown.replace(token, "")
-        marks = marks_of(shown, frame, src)
-        yield Update(annotate(original, marks), shown, marks, tuple(crops))
+        marks = marks_of(step.text, frame, src)
+        yield Update(annotate(original, marks), step.text, marks, step.pictures)
 
 
 def final_update(traj: Any, original: Image.Image, frame: ImageFrame, src: str) -> Update:

@@ -31,8 +31,8 @@ VERBS: dict[str, str | tuple[str, str]] = {
     "quickstart": ("mmreason.train.quickstart:main", "tiny model + synthetic image: one grounded answer, end to end"),
     "build": ("mmreason.data_builders:main", "build a grounded-CoT dataset: BUILDER --out DIR --n N [--shard i/k]"),
     "train": ("mmreason.train.common:main", "SFT or GRPO from a recipe: RECIPE [key=value ...] [--resume]"),
-    "eval": ("mmreason.train.eval:main", "score a model on a benchmark task with pinned prompt and pixel settings"),
-    "demo": ("mmreason.demos:main", "serve a Gradio demo on 127.0.0.1: grounded_chat"),
+    "eval": ("mmreason.train.eval:main", "score a model on a benchmark task (pinned prompts, pixel budgets)"),
+    "demo": ("mmreason.demos:main", "serve a Gradio demo on 127.0.0.1: grounded_chat, scene_3d"),
 }
 
 # kind -> (module, attribute) of the literal registry `mmreason ls KIND` prints.

@@ -5,6 +5,7 @@ headless Chromium."""
 
 from __future__ import annotations
 
+import doctest
 import socket
 import urllib.request
 from pathlib import Path
@@ -121,7 +122,44 @@ def test_demo_serves_on_localhost_and_answers_in_a_browser(tiny_model):
         demo.close()
 
 
+def test_scene_demo_draws_the_named_boxes_on_the_views(tiny_model):
+    import gradio as gr
+
+    from mmreason.demos import scene_3d
+    from mmreason.modalities.point_render import project_box
+
+    model, processor = tiny_model(FAMILY)
+    config = scene_3d.SceneConfig(views=4, view_size=160, num_points=3000, max_new_tokens=96,
+                                  max_pixels=BUDGET)
+    cloud = scene_3d.load_scene(scene_3d.example_cloud(), FAMILY, config)
+    table = (0.5, 0.5, 0.0, 1.5, 1.1, 0.75)  # the example room's table, scene metres
+    answer = "<think>table 1 <bbox>(0.5, 0.5, 0.0, 1.5, 1.1, 0.75)</bbox></think><answer>table 1 " \
+             "<bbox>(0.5, 0.5, 0.0, 1.5, 1.1, 0.75)</bbox></answer>"
+    final = list(scene_3d.scene_stream(model, processor, FAMILY, cloud, "Where is the table?", config=config,
+                                       prefill=answer))[-1]
+    assert final.done and final.stop_reason == "answer" and final.answer.startswith("table 1")
+    assert final.boxes == ({"name": "table", "count": 1, "box": list(table)},)  # named twice, drawn once
+    assert len(final.views) == 4
+    marked = 0
+    for image, view in zip(final.views, cloud.views):
+        box = project_box(table, view.camera)
+        if box is not None:  # the mark's left edge, halfway down, is the marks' pure red
+            marked += image.getpixel((int(box[0]), int((box[1] + box[3]) / 2))) == (255, 0, 0)
+    assert marked >= 2
+    streamed = list(scene_3d.scene_stream(model, processor, FAMILY, cloud, "How many tables?",
+                                          config=scene_3d.SceneConfig(max_new_tokens=8, max_pixels=BUDGET)))
+    assert streamed[-1].done and len(streamed) > 1 and streamed[-1].trace
+    assert isinstance(scene_3d.build_demo(model, processor, FAMILY, config=config), gr.Blocks)
+
+
 def test_demo_command_lists_and_rejects_names(capsys):
     assert demo_main([]) == 0 and "grounded_chat" in capsys.readouterr().out
     assert demo_main(["nope"]) == 2 and "unknown demo 'nope'" in capsys.readouterr().err
-    assert set(DEMOS) == {"grounded_chat"}
+    assert set(DEMOS) == {"grounded_chat", "scene_3d"}
+
+
+def test_docstring_examples():
+    from mmreason.demos import grounded_chat, scene_3d
+
+    for module in (grounded_chat, scene_3d):
+        assert doctest.testmod(module).failed == 0
