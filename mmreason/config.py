@@ -108,6 +108,8 @@ class ToolsConfig:
     max_turns: int = bounded(5, ge=1)  # DeepEyes' released 7B script
     max_images: int = bounded(32, ge=1)
     max_tool_calls: int = bounded(4, ge=0)
+    # Frame of the boxes the model writes in tool calls; None: the family's output frame. DeepEyes: "pixel".
+    coord_frame: Literal["pixel", "resized", "norm1000", "norm1"] | None = None
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def rollout_settings(recipe: Recipe) -> tuple[Any, Any]:
     from mmreason.rollout import RolloutConfig
     from mmreason.tools import ToolSettings
 
-    return RolloutConfig.from_recipe(recipe), ToolSettings()
+    return RolloutConfig.from_recipe(recipe), ToolSettings(coord_frame=recipe.tools.coord_frame)
 
 
 def save(ctx: StepContext, state: TrainState) -> None:
