@@ -83,12 +83,12 @@ def select_rows(rows: Sequence[Mapping[str, Any]], task: Task, limit: int | None
     return (picked[:limit] if limit else picked), counts
 
 
-def load_dataset_rows(data: str | Path) -> tuple[list[dict], Path]:
-    """Canonical rows with absolute media paths, and the dataset root."""
+def load_dataset_rows(data: str | Path) -> list[dict]:
+    """Canonical rows with media paths made absolute (relative ones are relative to the dataset root)."""
     from mmreason.schema import dataset_root, load_rows, resolve_media
 
     root = dataset_root(data)
-    return [resolve_media(r, root) for r in load_rows(data)], root
+    return [resolve_media(r, root) for r in load_rows(data)]
 
 
 def fingerprint(data: str | Path, ids: Sequence[str]) -> dict:
@@ -275,7 +275,7 @@ def evaluate(args: argparse.Namespace) -> dict:
 
     start = time.perf_counter()
     task = get_task(args.task)
-    rows, counts = select_rows(load_dataset_rows(args.data)[0], task, args.limit)
+    rows, counts = select_rows(load_dataset_rows(args.data), task, args.limit)
     path = model_dir(args.model)
     family = detect_family(path)
     setup = make_setup(task, args.task, family, args)
@@ -333,7 +333,7 @@ def rescore(args: argparse.Namespace) -> dict:
     task = get_task(args.task)
     predictions = Path(args.predictions)
     preds = read_predictions(predictions)
-    rows, counts = select_rows(load_dataset_rows(args.data)[0], task, None)
+    rows, counts = select_rows(load_dataset_rows(args.data), task, None)
     by_id = {r["id"]: r for r in rows}
     missing = [p["id"] for p in preds if p["id"] not in by_id]
     if missing:

@@ -71,6 +71,12 @@ def test_grounding_end_to_end_records_the_pinned_settings(tiny_model_dir, scenes
         assert isinstance(s["output"], str) and set(s["scores"]) == {"acc@0.5", "miou"}
         assert s["stop_reason"] in ("max_tokens", "answer", "no_call")
     assert "acc@0.5" in capsys.readouterr().out  # the table
+    # Re-scoring the saved samples (family read from the results.json beside them) gives the same scores.
+    assert _run("--task", "grounding", "--data", scenes, "--predictions", out / "samples.jsonl",
+                "--out", tmp_path / "again") == 0
+    again, resamples = _read(tmp_path / "again")
+    assert again["metrics"] == results["metrics"] and again["model"]["family"] == "qwen2_5_vl"
+    assert [s["scores"] for s in resamples] == [s["scores"] for s in samples]
 
 
 def test_vstar_runs_the_tool_loop_with_the_tools_prompt(tiny_model_dir, scenes, tmp_path):
