@@ -40,6 +40,8 @@ def describe(path: str) -> str:
     if path in NOTES:
         return NOTES[path]
     full = ROOT / path
+    if path.startswith("tests/") and Path(path).name.startswith("test_"):
+        return _test_note(path)
     if path.endswith(".py"):
         try:
             doc = ast.get_docstring(ast.parse(full.read_text())) or ""
@@ -48,8 +50,6 @@ def describe(path: str) -> str:
         if not doc.strip() and full.name == "__init__.py":
             return "package marker"
         return doc.strip().split("\n")[0].rstrip(".:") if doc.strip() else ""
-    if path.startswith("tests/") and Path(path).name.startswith("test_"):
-        return _test_note(path)
     if path.endswith((".yaml", ".yml")):
         for line in full.read_text().splitlines():
             if line.startswith("#"):
