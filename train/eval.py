@@ -224,8 +224,8 @@ def print_table(results: Mapping[str, Any]) -> None:
     for name, m in results["metrics"].items():
         table.add_row(name, "-" if m["mean"] is None else f"{m['mean']:.4f}", str(m["n"]))
     console = Console()
-    console.print(f"{results['samples']} samples of {results['dataset']['path']}, model {model}", markup=False,
-                  highlight=False)
+    header = f"{results['samples']} samples of {results['dataset']['path']}, model {model}"
+    console.print(header, markup=False, highlight=False)
     console.print(table)
 
 

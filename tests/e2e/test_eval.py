@@ -151,6 +151,20 @@ def test_rescoring_grounding_and_counting_from_known_outputs(scenes, tmp_path, f
     assert results["metrics"]["grounding_iou"]["n"] == len(samples)
 
 
+def test_rescoring_vstar_reads_zoom_boxes_in_original_pixels(scenes, tmp_path):
+    row = next(r for r in load_rows(scenes) if r["task"] == "vqa")
+    box = [round(v) for v in row["boxes"][0]["box"]]
+    zoom = f'<tool_call>{{"name": "image_zoom_in", "arguments": {{"bbox_2d": {box}}}}}</tool_call>'
+    preds = [{"id": row["id"], "output": f"<think>small</think>{zoom}<answer>{row['answer']}</answer>",
+              "num_tool_calls": 1}]
+    # DeepEyes writes zoom boxes in original pixels, whatever the family's own frame
+    assert _run("--task", "vstar", "--data", scenes, "--predictions", _pred(tmp_path / "v.jsonl", preds),
+                "--family", "qwen3_vl", "--out", tmp_path / "v") == 0
+    results, _ = _read(tmp_path / "v")
+    assert {k: v["mean"] for k, v in results["metrics"].items()} == {"accuracy": 1.0, "zoom_iou": 1.0,
+                                                                      "tool_calls": 1.0}
+
+
 def test_rescoring_rejects_unknown_ids_and_needs_a_family(scenes, tmp_path, capsys):
     bad = _pred(tmp_path / "bad.jsonl", [{"id": "no-such-row", "output": "x"}])
     assert _run("--task", "grounding", "--data", scenes, "--predictions", bad, "--family", "qwen2_vl",
