@@ -155,6 +155,7 @@ class GRPOConfig:
     rollout_backend: Literal["hf", "vllm"] = "hf"
     vllm_mode: Literal["colocate", "server"] = "colocate"
     vllm_server_url: str = "http://127.0.0.1:8000"
+    vllm_gpu_memory_utilization: float = bounded(0.3, gt=0, le=1)  # colocated engine's share of the GPU
     max_steps: int = bounded(100, ge=1)
     save_steps: int = bounded(50, ge=1)
     logging_steps: int = bounded(1, ge=1)

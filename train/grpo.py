@@ -28,6 +28,7 @@ from mmreason.train.common import (
 from mmreason.train.grpo_step import StepContext, grpo_step, reduce_metrics
 from mmreason.train.logging import Progress, RunLogger
 from mmreason.train.preflight import check_data, check_recipe
+from mmreason.train.rollout_backend import check_vllm, make_backend, push_weights
 from mmreason.train.scoring import build_rewards
 
 log = logging.getLogger("mmreason.train")
@@ -146,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_recipe(recipe), end="", flush=True)
     rewards = build_rewards(recipe)
     check_recipe(recipe, rewards, world_size=accelerator.num_processes)
+    check_vllm(recipe)
     rows = load_data(recipe, accelerator=accelerator).rows
     set_seed(recipe.grpo.seed)
     path = model_path(recipe, accelerator)
@@ -171,7 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         set_seed(recipe.grpo.seed + accelerator.process_index)  # each process samples its own completions
     rollout_config, tool_settings = rollout_settings(recipe)
     ctx = StepContext(recipe, accelerator, model, processor, rewards, optimizer, scheduler, rollout_config,
-                      options, tool_settings, reference)
+                      options, tool_settings, reference, make_backend(recipe, processor, path))
+    push_weights(ctx.backend, accelerator.unwrap_model(model))  # a resumed policy differs from the checkpoint on disk
     with RunLogger(recipe.output_dir, report_to=recipe.report_to, run_name=recipe.run_name,
                    config={"recipe": format_recipe(recipe)}, enabled=accelerator.is_main_process,
                    resume_step=state.step if resume is not None else None) as logger:

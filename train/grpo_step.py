@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 from mmreason import rl
 from mmreason.config import Recipe
 from mmreason.train.preflight import frame_columns
+from mmreason.train.rollout_backend import push_weights
 from mmreason.train.scoring import STEP_SCORERS, RewardSet, component_means, score, step_terms
 
 
@@ -35,6 +36,7 @@ class StepContext:
     media_options: Mapping[str, Any]
     tool_settings: Any = None
     reference: Any = None  # a frozen model when beta > 0 and the policy is not LoRA
+    backend: Any = None  # None: HF generate; else a colocated vLLM engine (`mmreason.train.rollout_backend`)
 
 
 # --------------------------------------------------------------------------------------- rollouts
@@ -47,7 +49,7 @@ def generate(ctx: StepContext, rows: Sequence[Mapping[str, Any]]) -> list:
     try:
         return rollout(policy, ctx.processor, rows, ctx.recipe.model.family, config=ctx.rollout_config,
                        group_size=ctx.recipe.grpo.num_generations, media_options=ctx.media_options,
-                       tool_settings=ctx.tool_settings)
+                       tool_settings=ctx.tool_settings, backend=ctx.backend)
     finally:
         policy.train()
 
@@ -176,6 +178,7 @@ def update(ctx: StepContext, trajs: Sequence[Any], outcome: Any, steps: list[lis
             sums["nonuniform"] += float(varied.sum())
             weight += n
     ctx.scheduler.step()
+    push_weights(ctx.backend, acc.unwrap_model(ctx.model))  # the next rollout samples the updated policy
     metrics = {"loss": sums["loss"], "clip_fraction": sums["clip_fraction"] / max(weight, 1.0),
                "kl": sums["kl"] / max(weight, 1.0), "ratio": sums["ratio"] / max(weight, 1.0),
                "entropy": sums["entropy"] / max(weight, 1.0),

@@ -78,3 +78,16 @@ def test_sft_rows_that_would_lose_image_tokens_fail_before_training(tiny_model, 
     collator = Collator(proc, "qwen2_5_vl", max_length=30, media_options={"image": {"max_pixels": 50176}})
     with pytest.raises(RecipeError, match=r"sft.max_length: .*'green-1'.*lose media tokens"):
         check_sft(r, image_rows, collator)
+
+
+def test_vllm_rollouts_need_vllm_and_a_colocated_engine():
+    import importlib.util
+
+    from mmreason.train.rollout_backend import check_vllm
+
+    check_vllm(recipe(grpo={}))  # HF generate: nothing to check
+    with pytest.raises(RecipeError, match="cannot receive the policy's updated weights"):
+        check_vllm(recipe(grpo={"rollout_backend": "vllm", "vllm_mode": "server"}))
+    if importlib.util.find_spec("vllm") is None:
+        with pytest.raises(RecipeError, match=r"pip install 'mmreason\[vllm\]'.*rollout_backend=hf"):
+            check_vllm(recipe(grpo={"rollout_backend": "vllm"}))
