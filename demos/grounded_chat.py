@@ -319,6 +319,8 @@ def build_demo(model: Any, processor: Any, family: str, *, config: ChatConfig = 
     """The Gradio Blocks (not launched): picture + question -> streamed trace, annotated picture, zooms."""
     import gradio as gr
 
+    from mmreason.errors import MMReasonError
+
     def respond(image, question, prefill, allow_zoom, max_new_tokens):
         if image is None:
             raise gr.Error("upload a picture first")
@@ -327,7 +329,7 @@ def build_demo(model: Any, processor: Any, family: str, *, config: ChatConfig = 
             for update in chat_stream(model, processor, family, image, question, config=cfg,
                                       prefill=prefill or ""):
                 yield update.image, update.trace, json.dumps(update.summary(), indent=1), list(update.crops)
-        except ValueError as exc:
+        except (ValueError, RuntimeError, MMReasonError) as exc:  # bad input or a failed run: say why
             raise gr.Error(str(exc)) from exc
 
     with gr.Blocks(title=title) as demo:

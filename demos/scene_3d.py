@@ -133,6 +133,8 @@ def build_demo(model: Any, processor: Any, family: str, *, config: SceneConfig =
     boxes."""
     import gradio as gr
 
+    from mmreason.errors import MMReasonError
+
     def respond(upload, question, prefill, hint):
         source = upload if upload else example_cloud()
         try:
@@ -140,7 +142,7 @@ def build_demo(model: Any, processor: Any, family: str, *, config: SceneConfig =
             for u in scene_stream(model, processor, family, cloud, question, config=config,
                                   prefill=prefill or "", hint=bool(hint)):
                 yield list(u.views), u.trace, json.dumps(u.summary(), indent=1)
-        except ValueError as exc:
+        except (ValueError, RuntimeError, MMReasonError) as exc:  # bad input or a failed run: say why
             raise gr.Error(str(exc)) from exc
 
     with gr.Blocks(title=title) as demo:
