@@ -110,6 +110,7 @@ class ToolsConfig:
     max_tool_calls: int = bounded(4, ge=0)
     # Frame of the boxes the model writes in tool calls; None: the family's output frame. DeepEyes: "pixel".
     coord_frame: Literal["pixel", "resized", "norm1000", "norm1"] | None = None
+    call_syntax: Literal["tool_call", "video_com"] = "tool_call"  # how calls are written; see mmreason.rollout
 
 
 @dataclass(frozen=True)
