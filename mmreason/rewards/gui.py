@@ -89,6 +89,20 @@ def predicted_action(trace) -> dict | None:
     return dict(after[0]) if after else dict(actions[0])
 
 
+def action_type_scores(completions, columns: Mapping, extract, metrics: Metrics | None = None) -> list:
+    """Per completion: 1.0 when the action ``extract(trace)`` reads has the type of ``gui.action``, else 0.0;
+    None for rows without a GT action. The body of `gui_action_type` and TON's `ton_gui_type`, which differ
+    only in where they read the predicted action; `metrics` (if given) logs each score as ``match``."""
+    out: list[float | None] = []
+    for c, row in zip(completions, rows_of(len(completions), columns)):
+        gt = gt_action(row)
+        pred = extract(parse(completion_text(c))) if gt is not None else None
+        out.append(None if gt is None else float(action_type(pred) == action_type(gt)))
+        if metrics is not None:
+            metrics.add("match", out[-1])
+    return out
+
+
 def screen_frame(row: Mapping, coord_frame: str, family, min_pixels, max_pixels, pred: Mapping | None = None):
     """The screenshot's frame (image 0); None when the predicted action has coordinates and ``coord_frame``
     needs sizes the row does not give (an action without coordinates needs no frame)."""
@@ -106,12 +120,7 @@ def gui_action_type(completions, **columns):
     [1.0]
     """
     metrics = Metrics("gui_action_type")
-    out = []
-    for c, row in zip(completions, rows_of(len(completions), columns)):
-        gt = gt_action(row)
-        pred = predicted_action(parse(completion_text(c))) if gt else None
-        out.append(None if gt is None else float(action_type(pred) == action_type(gt)))
-        metrics.add("match", out[-1])
+    out = action_type_scores(completions, columns, predicted_action, metrics)
     metrics.emit(columns.get("log_metric"))
     return out
 

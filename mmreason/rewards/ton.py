@@ -24,7 +24,7 @@ from mmreason.rewards._common import (
     reward_function, rows_of,
 )
 from mmreason.rewards.accuracy import math_equal
-from mmreason.rewards.gui import action_type, gt_action
+from mmreason.rewards.gui import action_type, action_type_scores, gt_action
 
 # The methods' format definitions, verbatim: a full match of these patterns is the reward.
 _THINK_ANSWER = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
@@ -49,9 +49,10 @@ def ton_format(completions, **columns):
     return out
 
 
-def _strip_answer_tags(solution: str) -> str:
-    blocks = parse(solution).blocks_of("answer")
-    return blocks[0].text.strip() if blocks else solution.strip()
+def _answer_text(text: str) -> str:
+    """The first ``<answer>`` block's content, else the whole text (stripped): read from both sides."""
+    blocks = parse(text).blocks_of("answer")
+    return blocks[0].text.strip() if blocks else text.strip()
 
 
 @reward_function
@@ -69,10 +70,8 @@ def ton_accuracy(completions, **columns):
         if gt is None:
             out.append(None)
             continue
-        text = completion_text(c)
-        blocks = parse(text).blocks_of("answer")
-        pred = blocks[0].text.strip() if blocks else text.strip()
-        gold = _strip_answer_tags(gt)
+        pred = _answer_text(completion_text(c))
+        gold = _answer_text(gt)
         ok = pred == gold or bool(math_equal(pred, gold))  # the release tries math first; same result
         out.append(float(ok))
         metrics.add("acc", out[-1])
@@ -104,12 +103,7 @@ def ton_gui_type(completions, **columns):
     ...     gui=[{"width": 100, "height": 100, "action": {"action": "click", "coordinate": [50, 50]}}])
     [1.0]
     """
-    out = []
-    for c, row in zip(completions, rows_of(len(completions), columns)):
-        gt = gt_action(row)
-        pred = _action_block(parse(completion_text(c))) if gt is not None else None
-        out.append(None if gt is None else float(action_type(pred) == action_type(gt)))
-    return out
+    return action_type_scores(completions, columns, _action_block)
 
 
 @reward_function
