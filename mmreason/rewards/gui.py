@@ -204,4 +204,4 @@ def ui_ins(completions, *, coord_frame: str | None = None, family: str | None = 
 
 
 __all__ = ["gui_action_type", "gui_action_match", "ui_ins", "match_action", "predicted_action",
-           "candidate_boxes", "gt_action", "action_type", "screen_frame"]
+           "candidate_boxes", "gt_action", "action_type", "action_type_scores", "screen_frame"]
