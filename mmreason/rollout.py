@@ -14,6 +14,16 @@ last allowed turn is not run), "max_tool_calls", "max_images" (pictures + clips 
 included), "max_tokens" (per turn or for the whole completion). Generated ids are kept exactly; only
 observations are tokenised. Vision placeholder tokens can never be generated.
 
+Call syntaxes (`RolloutConfig.call_syntax`): ``"tool_call"`` (above) and ``"video_com"``, Video-CoM's text
+protocol (methods.md §6). There a turn ends at the end of its first manipulation line
+(``FIND_SEGMENT(q) = [ids]``, ``FIND_FRAME(q) = [frames]``, ``SPATIAL_ZOOM(q) = [x1, y1, x2, y2]``, newline
+included), at a ``FINAL_ANSWER: ...`` line, or at an end-of-turn token; ``FINAL_ANSWER:`` ends the episode
+("answer"); otherwise the turn's LAST manipulation runs as video tools (`mmreason.rollout_video_com`:
+segments -> ``clip_segment``, frames -> ``seek_frame``, a box -> ``zoom_frame`` on the
+frame shown last) and what they return comes back as a plain user turn with the release's follow-up text; a
+turn with no manipulation gets the release's "choose the final answer" turn and the episode goes on (as in
+the release, which runs up to 5 rounds); an unreadable manipulation gets an ``Error: ...`` turn.
+
 Backends implement `RolloutBackend.generate(inputs, params) -> token ids`: `HFBackend` (``model.generate``,
 the default, CPU-capable, tested) and `VLLMBackend` (optional extra ``mmreason[vllm]``; a colocated
 ``vllm.LLM`` or an OpenAI-compatible server; untested here, as no GPU is available to the test suite).
@@ -29,16 +39,25 @@ from typing import Any, Mapping, Protocol, Sequence
 from mmreason import traces
 from mmreason.families import Family, get_family
 from mmreason.rollout_tokens import (
-    TOKEN_TYPES, Segment, Trajectory, TrajectoryBuilder, collate_trajectories, concat_vision, decode_with_offsets,
-    encode_observation, model_inputs, segments_from_char_spans, step_token_segments,
+    OBSERVATION_ROLES, TOKEN_TYPES, Segment, Trajectory, TrajectoryBuilder, collate_trajectories, concat_vision,
+    decode_with_offsets, encode_observation, model_inputs, segments_from_char_spans, step_token_segments,
 )
-from mmreason.tools import ToolEnv, ToolSettings, resolve_tools, run_tool_call
+from mmreason.rollout_video_com import (
+    FINAL_RE, STOP_LINES, VIDEO_COM_PROMPTS, VIDEO_COM_TOOLS, ManipulationCall, line_stop, line_stopper,
+    read_manipulation, run_manipulation,
+)
+from mmreason.tools import Observation, ToolEnv, ToolSettings, resolve_tools, run_tool_call
 
-__all__ = ["GenerationParams", "HFBackend", "RolloutBackend", "RolloutConfig", "STOP_REASONS", "Trajectory",
-           "TurnInput", "VLLMBackend", "collate_trajectories", "model_inputs", "prepare_prompt", "rollout",
+__all__ = ["CALL_SYNTAXES", "GenerationParams", "HFBackend", "ManipulationCall", "RolloutBackend", "RolloutConfig",
+           "STOP_REASONS", "Trajectory", "TurnInput", "VIDEO_COM_TOOLS", "VLLMBackend", "collate_trajectories",
+           "model_inputs", "prepare_prompt", "read_manipulation", "rollout", "run_manipulation",
            "segments_from_char_spans", "step_token_segments"]
 
 STOP_REASONS = ("answer", "no_call", "max_turns", "max_tool_calls", "max_images", "max_tokens")
+CALL_SYNTAXES = ("tool_call", "video_com")
+# Per syntax: (stop strings, stop-line patterns, observation turn role).
+_SYNTAX_DEFAULTS = {"tool_call": (("</tool_call>", "</answer>"), (), "tool"),
+                    "video_com": ((), STOP_LINES, "user")}
 
 
 @dataclass(frozen=True)
@@ -46,8 +65,8 @@ class RolloutConfig:
     """Limits and sampling of a rollout. `tools` are the names the model may call (keys of `TOOLS` or specs);
     `max_new_tokens` caps one turn, `max_completion_tokens` the whole completion (observations included)."""
 
-    tools: tuple[str, ...] = ()
-    max_turns: int = 5  # DeepEyes' released 7B script
+    tools: tuple[str, ...] = ()  # video_com: which of seek_frame, clip_segment, zoom_frame (empty: all three)
+    max_turns: int = 5  # DeepEyes' released 7B script; Video-CoM's release also runs 5 rounds
     max_tool_calls: int = 4
     max_images: int = 32
     max_new_tokens: int = 512
@@ -56,21 +75,47 @@ class RolloutConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int | None = None
-    stop_strings: tuple[str, ...] = ("</tool_call>", "</answer>")
+    stop_strings: tuple[str, ...] | None = None  # None: the call syntax's ("</tool_call>", "</answer>"; none)
     seed: int | None = None  # seeds torch before the first turn; None keeps the caller's random state
+    call_syntax: str = "tool_call"  # "tool_call" | "video_com" (module doc)
+    observation_role: str | None = None  # "tool" | "user" turn layout (rollout_tokens); None: the syntax's
 
     def __post_init__(self) -> None:
         if min(self.max_turns, self.max_images, self.max_new_tokens, self.max_completion_tokens) < 1:
             raise ValueError("max_turns, max_images, max_new_tokens and max_completion_tokens must be >= 1")
         if self.max_tool_calls < 0 or (self.do_sample and not self.temperature > 0):
             raise ValueError("max_tool_calls must be >= 0 and a sampling temperature > 0")
+        if self.call_syntax not in CALL_SYNTAXES:
+            raise ValueError(f"call_syntax must be one of {CALL_SYNTAXES}, got {self.call_syntax!r}")
+        if self.observation_role not in (None, *OBSERVATION_ROLES):
+            raise ValueError(f"observation_role must be one of {OBSERVATION_ROLES} or None, "
+                             f"got {self.observation_role!r}")
+        extra = set(self.tools) - set(VIDEO_COM_TOOLS.values())
+        if self.call_syntax == "video_com" and extra:
+            raise ValueError(f"video_com runs its manipulations as {', '.join(VIDEO_COM_TOOLS.values())}; "
+                             f"tools {sorted(extra)} cannot be called in it")
+
+    @property
+    def stops(self) -> tuple[str, ...]:
+        """The stop strings in force."""
+        return _SYNTAX_DEFAULTS[self.call_syntax][0] if self.stop_strings is None else tuple(self.stop_strings)
+
+    @property
+    def stop_lines(self) -> tuple[str, ...]:
+        """Regexes: a turn ends after a complete line (its newline included) that one of them finds."""
+        return _SYNTAX_DEFAULTS[self.call_syntax][1]
+
+    @property
+    def role(self) -> str:
+        """The observation turn's layout."""
+        return self.observation_role or _SYNTAX_DEFAULTS[self.call_syntax][2]
 
     @classmethod
     def from_recipe(cls, recipe: Any, **overrides: Any) -> "RolloutConfig":
         """From a recipe's ``tools`` and ``grpo`` sections (`mmreason.config.Recipe`)."""
         t, g = recipe.tools, getattr(recipe, "grpo", None)
         kw: dict[str, Any] = dict(tools=tuple(t.names), max_turns=t.max_turns, max_images=t.max_images,
-                                  max_tool_calls=t.max_tool_calls)
+                                  max_tool_calls=t.max_tool_calls, call_syntax=getattr(t, "call_syntax", "tool_call"))
         if g is not None:
             kw.update(max_new_tokens=g.max_completion_length, max_completion_tokens=g.max_completion_length,
                       temperature=g.temperature, top_p=g.top_p)
@@ -101,6 +146,9 @@ class GenerationParams:
     eos_ids: tuple[int, ...] = ()
     forbidden_ids: tuple[int, ...] = ()  # vision placeholders: never generated
     seeds: tuple[int, ...] | None = None  # per sequence, for engines with per-request seeds
+    # Regexes ending a sequence after a matching complete line (`RolloutConfig.stop_lines`). HF stops on them;
+    # engines that cannot (vLLM) run on to a stop string, an end-of-turn token or the limit, and the rollout cuts.
+    stop_lines: tuple[str, ...] = ()
 
 
 class RolloutBackend(Protocol):
@@ -146,9 +194,11 @@ class HFBackend:
         # The collator's guard: a generated placeholder would crash mRoPE on the training forward.
         processors = forbid_placeholder_tokens(self.processor, self.family, device=device) if params.forbidden_ids \
             else LogitsProcessorList()
+        stopping = [line_stopper(tok, params.stop_lines, length)] if params.stop_lines else []
         with torch.inference_mode():
             out = self.model.generate(input_ids=ids.to(device), attention_mask=attention.to(device), **vision,
-                                      generation_config=config, logits_processor=processors, tokenizer=tok)
+                                      generation_config=config, logits_processor=processors, tokenizer=tok,
+                                      stopping_criteria=stopping or None)
         return [row.tolist() for row in out[:, length:].cpu()]
 
 
@@ -291,15 +341,17 @@ def _pictures(media: Any, fam: Family, media_options: Any) -> tuple[tuple, tuple
 
 # ------------------------------------------------------------------------------------------ the loop
 def cut_turn(ids: Sequence[int], tokenizer: Any, eos_ids: Sequence[int], stop_strings: Sequence[str],
-             limit: int) -> tuple[list[int], str]:
+             limit: int, stop_lines: Sequence[str] = ()) -> tuple[list[int], str]:
     """Generated ids -> (the turn's ids, how it ended): through the first end-of-turn token ("eos") or the
-    token completing the first stop string ("stop"), at most `limit` tokens ("length")."""
+    token completing the first stop string or stop line ("stop"), at most `limit` tokens ("length")."""
     ids = [int(t) for t in ids]
     eos = set(eos_ids)
     end = next((k + 1 for k, t in enumerate(ids) if t in eos), None)
     head = ids[:end] if end is not None else ids
     text, ends = decode_with_offsets(tokenizer, head)
     hits = [text.find(s) + len(s) for s in stop_strings if s and s in text]
+    line = line_stop(text, stop_lines) if stop_lines else None
+    hits += [line] if line is not None else []
     if hits:
         at = min(hits)
         stop = next(k + 1 for k, e in enumerate(ends) if e >= at)
@@ -337,7 +389,11 @@ def rollout(
         raise ValueError(f"group_size must be >= 1, got {group_size}")
     backend = backend or HFBackend(model, processor, fam)
     tok = processor.tokenizer
-    tools = resolve_tools(config.tools) if config.tools else {}
+    if config.call_syntax == "video_com":
+        tools = resolve_tools(config.tools or tuple(VIDEO_COM_TOOLS.values()))
+    else:
+        tools = resolve_tools(config.tools) if config.tools else {}
+    stops, lines = config.stops, config.stop_lines
     eos = tuple(_eos_ids(model, tok))
     forbidden = tuple(placeholder_token_ids(processor, fam))
     if config.seed is not None:
@@ -360,7 +416,7 @@ def rollout(
         todo: list[int] = []
         for i in active:
             room = min(config.max_new_tokens, config.max_completion_tokens - len(builders[i].ids))
-            if prefix and (cut_turn(prefix, tok, eos, config.stop_strings, room)[1] != "length"
+            if prefix and (cut_turn(prefix, tok, eos, stops, room, lines)[1] != "length"
                            or len(prefix) >= room):
                 outputs[i] = list(prefix)  # the forced text already ends the turn
             else:
@@ -371,15 +427,16 @@ def rollout(
             inputs = [_turn_input(builders[i], prefix) for i in todo]
             seeds = None if config.seed is None else tuple(config.seed * 1_000_003 + i * 7919 + turn for i in todo)
             params = GenerationParams(max(1, budget), config.do_sample, config.temperature, config.top_p, config.top_k,
-                                      config.stop_strings, eos, forbidden, seeds)
+                                      stops, eos, forbidden, seeds, stop_lines=lines)
             for i, new in zip(todo, backend.generate(inputs, params)):
                 outputs[i] = list(prefix) + list(new)
         still = []
         for i in active:
             b = builders[i]
             room = min(config.max_new_tokens, config.max_completion_tokens - len(b.ids))
-            ids, finish = cut_turn(outputs[i], tok, eos, config.stop_strings, room)
-            reason = _step(b, envs[i], ids, finish, turn, config, tools, processor, fam, tok, eos)
+            ids, finish = cut_turn(outputs[i], tok, eos, stops, room, lines)
+            step = _step_video_com if config.call_syntax == "video_com" else _step
+            reason = step(b, envs[i], ids, finish, turn, config, tools, processor, fam, tok, eos)
             if reason is None:
                 still.append(i)
             else:
@@ -411,8 +468,13 @@ def _step(b: TrajectoryBuilder, env: ToolEnv, ids: list[int], finish: str, turn:
     if b.calls >= config.max_tool_calls:
         return "max_tool_calls"
     call = trace.tool_calls[-1]
-    observation = run_tool_call(call, env, tools=tools)
-    segment = encode_observation(observation, processor, fam)
+    return _show(b, call, run_tool_call(call, env, tools=tools), config, processor, fam)
+
+
+def _show(b: TrajectoryBuilder, call: Any, observation: Observation, config: RolloutConfig, processor: Any,
+          fam: Family) -> str | None:
+    """Close the turn with `observation` as the next turn, unless it breaks a limit (then the stop reason)."""
+    segment = encode_observation(observation, processor, fam, role=config.role)
     if b.media_count + len(segment.images) + len(segment.videos) > config.max_images:
         b.close_turn(call, observation)
         return "max_images"
@@ -421,6 +483,25 @@ def _step(b: TrajectoryBuilder, env: ToolEnv, ids: list[int], finish: str, turn:
         return "max_tokens"
     b.close_turn(call, observation, segment)
     return None
+
+
+def _step_video_com(b: TrajectoryBuilder, env: ToolEnv, ids: list[int], finish: str, turn: int,
+                    config: RolloutConfig, tools: Mapping[str, Any], processor: Any, fam: Family, tok: Any,
+                    eos: tuple[int, ...]) -> str | None:
+    """`_step` for Video-CoM's text protocol (module doc)."""
+    text = b.add_turn(ids, finish, tok, eos)
+    if finish == "length" or len(b.ids) >= config.max_completion_tokens:
+        return "max_tokens"
+    if FINAL_RE.search(text):
+        return "answer"
+    if turn + 1 >= config.max_turns:
+        return "max_turns"
+    call = read_manipulation(text)
+    if call is None:  # the release's follow-up when a round writes no manipulation
+        return _show(b, None, Observation(VIDEO_COM_PROMPTS[None]), config, processor, fam)
+    if b.calls >= config.max_tool_calls:
+        return "max_tool_calls"
+    return _show(b, call, run_manipulation(call, env, tools), config, processor, fam)
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:

@@ -9,6 +9,11 @@ family's own vision markers (DeepEyes' layout; Qwen3-VL's template renders a ``t
     <|im_end|>\\n<|im_start|>user\\n<tool_response>\\n{<|vision_start|><|image_pad|><|vision_end|> per image}
     {<|vision_start|><|video_pad|><|vision_end|> per clip}{text}\\n</tool_response><|im_end|>\\n<|im_start|>assistant\\n
 
+or, with ``role="user"`` (Video-CoM's release shows what a manipulation returns as a plain user turn; every
+family's template renders a user message so), the same without the ``<tool_response>`` wrapper:
+
+    <|im_end|>\\n<|im_start|>user\\n{media}{text}<|im_end|>\\n<|im_start|>assistant\\n
+
 `loss_mask` is 1 on generated tokens and 0 on observation tokens (context, not actions). The decoded
 ``completion`` string (what rewards receive) is, per step, the assistant text (decoded without dropping
 special tokens; a final end-of-turn token adds no text) followed by the observation text exactly as above,
@@ -41,15 +46,25 @@ def _fam(family: str | Family) -> Family:
     return get_family(family) if isinstance(family, str) else family
 
 
-def observation_text(family: str | Family, text: str, *, images: int = 0, videos: int = 0) -> str:
-    """The observation turn as written before the processor expands its placeholders.
+OBSERVATION_ROLES = ("tool", "user")
+
+
+def observation_text(family: str | Family, text: str, *, images: int = 0, videos: int = 0, role: str = "tool") -> str:
+    """The observation turn as written before the processor expands its placeholders: a tool response
+    (``role="tool"``) or a plain user turn (``role="user"``).
 
     >>> observation_text("qwen2_5_vl", "Zoomed in.", images=1).splitlines()[2:5]
     ['<tool_response>', '<|vision_start|><|image_pad|><|vision_end|>Zoomed in.', '</tool_response><|im_end|>']
+    >>> observation_text("qwen2_5_vl", "Go on.", images=1, role="user").splitlines()[1:3]
+    ['<|im_start|>user', '<|vision_start|><|image_pad|><|vision_end|>Go on.<|im_end|>']
     """
+    if role not in OBSERVATION_ROLES:
+        raise ValueError(f"observation role must be one of {OBSERVATION_ROLES}, got {role!r}")
     fam = _fam(family)
     media = (fam.vision_start + fam.image_token + fam.vision_end) * images
     media += (fam.vision_start + fam.video_token + fam.vision_end) * videos
+    if role == "user":
+        return f"{TURN_END}{USER_HEADER}{media}{text}{TURN_END}{ASSISTANT_HEADER}"
     return f"{TURN_END}{USER_HEADER}<tool_response>\n{media}{text}\n</tool_response>{TURN_END}{ASSISTANT_HEADER}"
 
 
@@ -99,9 +114,10 @@ def processor_call(processor: Any, family: str | Family, text: str, images: Sequ
     return out
 
 
-def encode_observation(observation: Any, processor: Any, family: str | Family) -> Segment:
-    """Tokenise an `Observation` as the next turn: placeholders expanded, pixel tensors produced."""
-    text = observation_text(family, observation.text, images=len(observation.images), videos=len(observation.videos))
+def encode_observation(observation: Any, processor: Any, family: str | Family, *, role: str = "tool") -> Segment:
+    """Tokenise an `Observation` as the next turn (layout `role`): placeholders expanded, pixel tensors produced."""
+    text = observation_text(family, observation.text, images=len(observation.images), videos=len(observation.videos),
+                            role=role)
     out = processor_call(processor, family, text, observation.images, observation.videos)
     return Segment.from_processor(out, text, [im.image for im in observation.images], observation.videos)
 
@@ -155,7 +171,7 @@ class Step:
     chars: tuple[int, int]
     text: str
     finish: str
-    call: Any = None  # traces.ToolCall
+    call: Any = None  # traces.ToolCall, or rollout.ManipulationCall for a Video-CoM line
     observation: Any = None  # tools.Observation, None when nothing was run or shown
     observation_tokens: tuple[int, int] | None = None
     observation_chars: tuple[int, int] | None = None

@@ -1,8 +1,8 @@
 """Video tools: Video-CoM's manipulations (methods.md §6) as typed tools over the sample's videos.
 
 - ``seek_frame``  (FIND_FRAME): one source frame, by time in seconds or by frame number, as a picture;
-- ``clip_segment`` (FIND_SEGMENT): the span between two times (or numbered segment k, when the recipe
-  sets ``segment_seconds``) re-sampled densely, up to ``segment_frames`` (16) frames, as a video;
+- ``clip_segment`` (FIND_SEGMENT): the span between two times (or numbered segments k..last, when the
+  recipe sets ``segment_seconds``) re-sampled densely, up to ``segment_frames`` (16) frames, as a video;
 - ``zoom_frame``  (SPATIAL_ZOOM): a crop of one frame, under the same box rules as ``image_zoom_in``;
   without a time or frame number it zooms into the frame ``seek_frame`` showed last.
 
@@ -77,7 +77,7 @@ def seek_frame(env: ToolEnv, time: float | None = None, frame: int | None = None
 
 @tool
 def clip_segment(env: ToolEnv, start: float | None = None, end: float | None = None, segment: int | None = None,
-                 video_index: int = 0) -> Observation:
+                 video_index: int = 0, last_segment: int | None = None) -> Observation:
     """Watch part of the video again, densely sampled: from start to end seconds, or a numbered segment.
 
     Args:
@@ -86,6 +86,7 @@ def clip_segment(env: ToolEnv, start: float | None = None, end: float | None = N
         segment: Number of a segment of the video, counting from 1, when the video is divided into segments
             (instead of start and end).
         video_index: Which input video, counting from 0 (default 0).
+        last_segment: With segment, the last of a run of segments watched together as one span (optional).
     """
     from mmreason.modalities.video import load_video
 
@@ -99,8 +100,11 @@ def clip_segment(env: ToolEnv, start: float | None = None, end: float | None = N
             raise ToolInputError("this video is not divided into numbered segments; give start and end in seconds")
         count = max(1, -int(-duration // length))
         k = as_int(segment, "segment", 1, count)
-        lo, hi = (k - 1) * length, min(k * length, duration)
+        last = k if last_segment is None else as_int(last_segment, "last_segment", k, count)
+        lo, hi = (k - 1) * length, min(last * length, duration)
     else:
+        if last_segment is not None:
+            raise ToolInputError("last_segment goes with segment, not with start and end")
         if start is None or end is None:
             raise ToolInputError("give start and end in seconds (or a segment number)")
         lo = as_number(start, "start", 0.0, duration)
