@@ -83,6 +83,14 @@ def read_json(path: Path) -> Any:
         raise SchemaError(f"invalid JSON at line {e.lineno}: {e.msg}", row=str(path)) from None
 
 
+def read_json_list(path: Path, what: str) -> list:
+    """`read_json(path)`, which must hold a list; else a SchemaError "expected <what>" naming the file."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise SchemaError(f"expected {what}", row=str(path))
+    return data
+
+
 def need(record: Any, key: str, where: str) -> Any:
     """`record[key]`, or a SchemaError naming the record and the missing key."""
     if not isinstance(record, dict):
@@ -148,6 +156,15 @@ def media(ctx: SampleContext, source: Path, where: str) -> str:
                 os.symlink(source, tmp)
             os.replace(tmp, target)
     return rel
+
+
+def image_part(ctx: SampleContext, opts: dict, src: Path, name: str, where: str, *,
+               kind: str = "image") -> tuple[dict, tuple[int, int]]:
+    """The `kind` ("image" or "screenshot") content part for the picture `name`, relative to the ``images``
+    option or else to the source file's folder, and its (width, height)."""
+    base = Path(opts["images"]) if opts.get("images") else src.parent
+    path = resolve(name, base)
+    return {"type": kind, kind: media(ctx, path, where)}, image_size(path, ctx)
 
 
 def image_size(path: Path, ctx: SampleContext) -> tuple[int, int]:

@@ -19,8 +19,8 @@ import pickle
 from pathlib import Path
 
 from mmreason.data_builders.common import SampleContext
-from mmreason.data_builders.converters import Format, Skip, image_size, media, need, numbers, read_json, \
-    resolve, xywh_to_xyxy
+from mmreason.data_builders.converters import Format, Skip, image_part, media, need, numbers, read_json, \
+    read_json_list, resolve, xywh_to_xyxy
 from mmreason.errors import SchemaError
 from mmreason.schema import user_message
 
@@ -37,13 +37,6 @@ def boxes_answer(boxes: list[list[float]]) -> str:
     """
     one = ["[" + ", ".join(_fmt(v) for v in b) + "]" for b in boxes]
     return one[0] if len(one) == 1 else "[" + ", ".join(one) + "]"
-
-
-def _image_part(ctx, opts, src: Path, file_name: str, where: str) -> tuple[dict, tuple[int, int]]:
-    base = Path(opts["images"]) if opts.get("images") else src.parent
-    path = resolve(file_name, base)
-    rel = media(ctx, path, where)
-    return {"type": "image", "image": rel}, image_size(path, ctx)
 
 
 def _check_inside(boxes, size, where, ctx) -> list[list[float]]:
@@ -93,7 +86,7 @@ def read_coco(src: Path, opts: dict) -> list:
 def row_coco(rec: dict, ctx: SampleContext, opts: dict) -> dict:
     src, cat = Path(opts["src"]), rec["category"]
     where = f"{src} image {rec['image'].get('id')}"
-    part, size = _image_part(ctx, opts, src, need(rec["image"], "file_name", where), where)
+    part, size = image_part(ctx, opts, src, need(rec["image"], "file_name", where), where)
     boxes = _check_inside(rec["boxes"], size, where, ctx)
     if opts["mode"] == "counting":
         q, a, task = f"How many {cat}s are in the image?", str(len(boxes)), "counting"
@@ -145,7 +138,7 @@ def read_refcoco(src: Path, opts: dict) -> list:
 def row_refcoco(rec: dict, ctx: SampleContext, opts: dict) -> dict:
     src = Path(opts["src"])
     where = f"{src} ref {rec['ref_id']}"
-    part, size = _image_part(ctx, opts, src, need(rec["image"], "file_name", where), where)
+    part, size = image_part(ctx, opts, src, need(rec["image"], "file_name", where), where)
     [box] = _check_inside([rec["box"]], size, where, ctx)
     q = f"Locate the object described as \"{rec['sentence']}\" and give its bounding box."
     return {"messages": [user_message(q, part)], "answer": boxes_answer([box]), "task": "grounding",
@@ -157,16 +150,13 @@ def row_refcoco(rec: dict, ctx: SampleContext, opts: dict) -> dict:
 
 # ------------------------------------------------------------------------------------------------ GRIT
 def read_grit(src: Path, opts: dict) -> list:
-    data = read_json(src)
-    if not isinstance(data, list):
-        raise SchemaError("expected JSON lines (or a JSON list) of GRIT records", row=str(src))
-    return data
+    return read_json_list(src, "JSON lines (or a JSON list) of GRIT records")
 
 
 def row_grit(rec: dict, ctx: SampleContext, opts: dict) -> dict:
     src = Path(opts["src"])
     where = f"{src} record {ctx.index}"
-    part, size = _image_part(ctx, opts, src, need(rec, "image", where), where)
+    part, size = image_part(ctx, opts, src, need(rec, "image", where), where)
     declared = (int(rec.get("width") or size[0]), int(rec.get("height") or size[1]))
     if declared != tuple(size):
         raise SchemaError(f"width/height {declared} differ from the image's {size}: boxes would be off",

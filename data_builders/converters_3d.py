@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mmreason.data_builders.common import SampleContext
-from mmreason.data_builders.converters import Format, Skip, media, need, numbers, read_json
+from mmreason.data_builders.converters import Format, Skip, media, need, numbers, read_json, read_json_list
 from mmreason.data_builders.scenes_3d import preview
 from mmreason.errors import MediaError, SchemaError
 from mmreason.geometry import center_size_to_aabb
@@ -92,9 +92,7 @@ def _token(name: str) -> str:
 
 
 def read_list(src: Path, opts: dict) -> list:
-    data = read_json(src)
-    if not isinstance(data, list):
-        raise SchemaError("expected a JSON list", row=str(src))
+    data = read_json_list(src, "a JSON list")
     if not opts.get("boxes"):
         raise ValueError("give the per-scene box table: --set boxes=PATH (a JSON table or a folder of "
                          "*_bbox.npy)")

@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 
 from mmreason.data_builders.common import SampleContext
-from mmreason.data_builders.converters import Format, image_size, media, need, numbers, read_json, resolve
+from mmreason.data_builders.converters import Format, image_part, need, numbers, read_json, read_json_list
 from mmreason.data_builders.gui_pages import agent_query, agent_system, agent_target
 from mmreason.errors import SchemaError
 from mmreason.geometry import box_area, point_in_box
@@ -47,24 +47,15 @@ def _agent_messages(platform: str, w: int, h: int, query: str, screen: dict, tar
     return out
 
 
-def _screen(ctx, opts, src: Path, name: str, where: str) -> tuple[dict, tuple[int, int]]:
-    base = Path(opts["images"]) if opts.get("images") else src.parent
-    path = resolve(name, base)
-    return {"type": "screenshot", "screenshot": media(ctx, path, where)}, image_size(path, ctx)
-
-
 # ------------------------------------------------------------------------------------------ ScreenSpot
 def read_screenspot(src: Path, opts: dict) -> list:
-    data = read_json(src)
-    if not isinstance(data, list):
-        raise SchemaError("expected a JSON list of ScreenSpot records", row=str(src))
-    return data
+    return read_json_list(src, "a JSON list of ScreenSpot records")
 
 
 def row_screenspot(rec: dict, ctx: SampleContext, opts: dict) -> dict:
     src = Path(opts["src"])
     where = f"{src} record {ctx.index}"
-    part, (w, h) = _screen(ctx, opts, src, need(rec, "img_filename", where), where)
+    part, (w, h) = image_part(ctx, opts, src, need(rec, "img_filename", where), where, kind="screenshot")
     raw = numbers(need(rec, "bbox", where), 4, where, "bbox")
     fmt = opts["bbox_format"] if opts["bbox_format"] != "auto" else ("xyxy" if "img_size" in rec else "xywh")
     box = raw if fmt == "xyxy" else [raw[0], raw[1], raw[0] + raw[2], raw[1] + raw[3]]
@@ -162,7 +153,7 @@ def row_androidcontrol(rec, ctx: SampleContext, opts: dict) -> dict:
     ep, i = rec
     where = f"{src} episode {ep.get('episode_id', '?')} step {i}"
     shots = ep.get("screenshots") or ep.get("screenshot_paths")
-    part, (w, h) = _screen(ctx, opts, src, shots[i], where)
+    part, (w, h) = image_part(ctx, opts, src, shots[i], where, kind="screenshot")
     widths, heights = ep.get("screenshot_widths"), ep.get("screenshot_heights")
     if widths and heights and (int(widths[i]), int(heights[i])) != (w, h):
         raise SchemaError(f"declared size {widths[i]}x{heights[i]} differs from the screenshot's {w}x{h}",
