@@ -58,14 +58,24 @@ def box_distance(a, b) -> float:
     >>> box_distance([0, 0, 0, 1, 1, 1], [2, 0, 0, 3, 1, 1])
     1.0
     """
-    gaps = [max(0.0, b[i] - a[i + 3], a[i] - b[i + 3]) for i in range(3)]
-    return float(math.sqrt(sum(g * g for g in gaps)))
+    return float(math.sqrt(sum(g * g for g in _gaps(a, b))))
+
+
+def _gaps(a, b) -> list[float]:
+    """Per-axis gap between two axis-aligned boxes (0 along an axis where they overlap)."""
+    return [max(0.0, b[i] - a[i + 3], a[i] - b[i + 3]) for i in range(3)]
 
 
 def _unique(room: Room) -> list[int]:
     """Indices of objects whose category occurs once in the room (a question can name them unambiguously)."""
     labels = [o.label for o in room.objects]
     return [i for i, o in enumerate(room.objects) if labels.count(o.label) == 1]
+
+
+def _one_unique(rng, room: Room) -> int | None:
+    """One of the `_unique` objects at random, or None when there is none."""
+    uniq = _unique(room)
+    return int(rng.choice(uniq)) if uniq else None
 
 
 def _objects_text(room: Room, idx: list[int]) -> str:
@@ -100,7 +110,7 @@ def q_distance(rng, room: Room, seen) -> dict | None:
         return None
     i, j = (int(k) for k in rng.choice(uniq, size=2, replace=False))
     a, b = room.objects[i], room.objects[j]
-    gaps = [max(0.0, b.box[k] - a.box[k + 3], a.box[k] - b.box[k + 3]) for k in range(3)]
+    gaps = _gaps(a.box, b.box)
     d = box_distance(a.box, b.box)
     return _qa(f"Measuring from the closest point of each object, what is the direct distance between the "
                f"{a.label} and the {b.label} (in meters)?", f"{d:.1f}", [i, j],
@@ -110,10 +120,9 @@ def q_distance(rng, room: Room, seen) -> dict | None:
 
 
 def q_size(rng, room: Room, seen) -> dict | None:
-    uniq = _unique(room)
-    if not uniq:
+    i = _one_unique(rng, room)
+    if i is None:
         return None
-    i = int(rng.choice(uniq))
     o = room.objects[i]
     ext = [o.box[k + 3] - o.box[k] for k in range(3)]
     cm = int(round(max(ext) * 100))
@@ -124,10 +133,9 @@ def q_size(rng, room: Room, seen) -> dict | None:
 
 
 def q_ground(rng, room: Room, seen) -> dict | None:
-    uniq = _unique(room)
-    if not uniq:
+    i = _one_unique(rng, room)
+    if i is None:
         return None
-    i = int(rng.choice(uniq))
     label = room.objects[i].label
     return _qa(f"Find the {label} in this room and give its 3D bounding box.", _objects_text(room, [i]), [i],
                "", "", grounding=True)
