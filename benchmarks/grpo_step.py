@@ -2,11 +2,11 @@
 
 Both take R prompts per step (one 224x224 image + a question each), sample G completions per prompt of up
 to `--tokens` new tokens (no stop strings in either; a random model rarely samples its end token, and
-tokens/s counts what each actually generated), score them with the same reward function (`think_answer_format`: TRL calls our rewards as they are),
-and take one AdamW step of full fine-tuning with no KL (no reference model), token-mean loss, no
-gradient checkpointing. A step is timed end to end (generation + scoring + update); the first
-`--warmup` steps are dropped; the median of the rest is reported, with generated tokens/s and, on CUDA,
-peak memory. The ratio is ours / TRL (below 1: ours is faster).
+tokens/s counts what each actually generated), score them with the same reward function
+(`think_answer_format`: TRL calls our rewards as they are), and take one AdamW step of full fine-tuning
+with no KL (no reference model), token-mean loss, no gradient checkpointing. A step is timed end to end
+(generation + scoring + update); the first `--warmup` steps are dropped; the median of the rest is
+reported with generated tokens/s and, on CUDA, peak memory. The ratio is ours / TRL (below 1: ours is faster).
 
     python benchmarks/grpo_step.py [--steps 5] [--prompts 2] [--group 4] [--tokens 32] [--write]
     python benchmarks/grpo_step.py --device cuda --model qwen2_5_vl_3b [--write]   # needs a GPU
@@ -52,7 +52,8 @@ def build_model(kind: str, tiny_dir: Path, device: str):
         text.update(FULL_3B_TEXT)
         text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": [16, 24, 24]}
         vision = {**config["vision_config"], **FULL_3B_VISION}
-        cfg = tf.Qwen2_5_VLConfig(**{**config, "text_config": text, "vision_config": vision, "tie_word_embeddings": True})
+        cfg = tf.Qwen2_5_VLConfig(**{**config, "text_config": text, "vision_config": vision,
+                                     "tie_word_embeddings": True})
         with torch.device(device):  # initialise 3.75B parameters where they will run
             model = tf.Qwen2_5_VLForConditionalGeneration._from_config(cfg, dtype=torch.bfloat16)
     return model.to(device), processor
@@ -67,8 +68,8 @@ def make_data(root: Path, n: int) -> tuple[list[dict], list[dict]]:
         image.save(root / f"{i}.png")
         ours.append({"id": f"p{i}", "messages": [{"role": "user", "content": [
             {"type": "image", "image": str(root / f"{i}.png")}, {"type": "text", "text": QUESTION}]}]})
-        trl_rows.append({"prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTION}]}],
-                         "image": image})
+        content = [{"type": "image"}, {"type": "text", "text": QUESTION}]
+        trl_rows.append({"prompt": [{"role": "user", "content": content}], "image": image})
     return ours, trl_rows
 
 
@@ -140,7 +141,8 @@ def time_trl(model, processor, rows, args) -> tuple[list[float], list[float]]:
                               train_dataset=datasets.Dataset.from_list(rows), processing_class=processor,
                               callbacks=[Clock()])
         trainer.train()
-        lengths = [r["completions/mean_length"] for r in trainer.state.log_history if "completions/mean_length" in r]
+        key = "completions/mean_length"
+        lengths = [r[key] for r in trainer.state.log_history if key in r]
     return times[args.warmup:], lengths[args.warmup:]
 
 
@@ -171,8 +173,9 @@ def run(args) -> dict:
                 times, lengths = time_trl(model, processor, trl_rows, args)
             step = statistics.median(times)
             generated = args.prompts * args.group * statistics.mean(lengths)
-            results[name] = {"step_s": step, "tokens_per_s": generated / step, "mean_length": statistics.mean(lengths),
-                             "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if args.device == "cuda" else None,
+            peak = torch.cuda.max_memory_allocated() / 2**30 if args.device == "cuda" else None
+            results[name] = {"step_s": step, "tokens_per_s": generated / step,
+                             "mean_length": statistics.mean(lengths), "peak_gib": peak,
                              "steps": times}
             del model
     results["ratio"] = results["ours"]["step_s"] / results["trl"]["step_s"]
@@ -193,8 +196,9 @@ def report(results: dict, args, command: str) -> str:
         f"## GRPO step: ours vs TRL's GRPOTrainer (`benchmarks/grpo_step.py`, {args.model}, {args.device})",
         "",
         f"`{command}` on {where}; torch {torch.__version__}, transformers {transformers.__version__}, trl "
-        f"{trl.__version__}. {args.prompts} prompts x {args.group} completions x {args.tokens} new tokens per step, "
-        f"full fine-tuning, AdamW, no KL; median of {args.steps} steps after {args.warmup} warm-up.",
+        f"{trl.__version__}. {args.prompts} prompts x {args.group} completions x {args.tokens} new tokens "
+        f"per step, full fine-tuning, AdamW, no KL; median of {args.steps} steps after {args.warmup} "
+        "warm-up.",
         "",
         "| trainer | step (s) | mean completion tokens | generated tokens/s | peak GPU memory (GiB) |",
         "|---|---:|---:|---:|---:|",
@@ -202,11 +206,13 @@ def report(results: dict, args, command: str) -> str:
     for name, label in (("ours", "mmreason GRPO step"), ("trl", "TRL GRPOTrainer")):
         r = results[name]
         mem = f"{r['peak_gib']:.1f}" if r["peak_gib"] is not None else "-"
-        lines.append(f"| {label} | {r['step_s']:.3f} | {r['mean_length']:.1f} | {r['tokens_per_s']:.1f} | {mem} |")
+        lines.append(f"| {label} | {r['step_s']:.3f} | {r['mean_length']:.1f} | {r['tokens_per_s']:.1f} "
+                     f"| {mem} |")
     lines += ["", f"Ratio ours / TRL: **{results['ratio']:.2f}** (below 1: ours is faster).", ""]
     if args.device == "cpu":
-        lines += ["The GPU path (`--device cuda --model qwen2_5_vl_3b`: the full-size Qwen2.5-VL-3B architecture "
-                  "with random weights) is runnable but has not been run here: no GPU was available.", ""]
+        lines += ["The GPU path (`--device cuda --model qwen2_5_vl_3b`: the full-size Qwen2.5-VL-3B "
+                  "architecture with random weights) is runnable but has not been run here: no GPU was "
+                  "available.", ""]
     return "\n".join(lines)
 
 

@@ -82,10 +82,10 @@ def resolve_resume(resume: str | None, output_dir: str | os.PathLike) -> Path | 
     if newest is not None:
         return newest
     if path.is_dir() and _NAME.fullmatch(path.name):
-        raise RecipeError(f"grpo.resume: {path} is an incomplete checkpoint (no {COMPLETE} marker: the run was "
-                          "killed while saving); pick an earlier one or use grpo.resume=auto")
-    raise RecipeError(f"grpo.resume: {path} is not a checkpoint (expected .../{CHECKPOINTS}/step-NNNNNN with a "
-                      f"{COMPLETE} marker, or an output_dir holding some); use grpo.resume=auto for the newest")
+        raise RecipeError(f"grpo.resume: {path} is an incomplete checkpoint (no {COMPLETE} marker: the run "
+                          "was killed while saving); pick an earlier one or use grpo.resume=auto")
+    raise RecipeError(f"grpo.resume: {path} is not a checkpoint (expected .../{CHECKPOINTS}/step-NNNNNN with "
+                      f"a {COMPLETE} marker, or an output_dir holding some); resume=auto takes the newest")
 
 
 # ------------------------------------------------------------------------------------------ saving
@@ -159,11 +159,11 @@ def save_checkpoint(accelerator: Any, output_dir: str | os.PathLike, state: Trai
 
 
 def load_checkpoint(accelerator: Any, path: str | os.PathLike) -> TrainState:
-    """Restore model weights, optimizer, scheduler and RNG states from a complete checkpoint (every process)."""
+    """Restore weights, optimizer, scheduler and RNG states from a complete checkpoint (every process)."""
     path = Path(path)
     if not is_complete(path):
         raise RecipeError(f"{path}: not a complete checkpoint (no {COMPLETE} marker)")
     # strict=False: the file holds the trainable tensors only (see `_trainable_only`)
     accelerator.load_state(str(path / "state"), strict=False)
     raw = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
-    return TrainState(step=int(raw["step"]), data_position=int(raw["data_position"]), extra=raw.get("extra", {}))
+    return TrainState(int(raw["step"]), int(raw["data_position"]), raw.get("extra", {}))

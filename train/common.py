@@ -25,9 +25,9 @@ DTYPES = {"auto": "auto", "float32": "float32", "bfloat16": "bfloat16", "float16
 
 # --------------------------------------------------------------------------------------------- CLI
 def recipe_args(prog: str, description: str, argv: Sequence[str] | None) -> argparse.Namespace:
-    """``RECIPE [section.key=value ...] [--resume [auto|PATH]]``, the same for `mmreason train` and the scripts."""
+    """``RECIPE [section.key=value ...] [--resume [auto|PATH]]``, for `mmreason train` and the scripts."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("recipe", help="a recipe YAML file, or a shipped recipe name (see `mmreason ls recipes`)")
+    parser.add_argument("recipe", help="a recipe YAML file or a shipped recipe name (`mmreason ls recipes`)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. grpo.lr=1e-6 model.lora.r=16")
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="auto|PATH",
                         help="continue from the newest checkpoint under output_dir (auto) or from PATH")
@@ -61,8 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = [a for a in argv[1:] if "=" in a and not a.startswith("-")]
     recipe = load_recipe(path, overrides)
     if recipe.sft is not None and recipe.grpo is not None:
-        raise RecipeError(f"{path}: has both `sft` and `grpo` sections; split it into two recipes (run SFT first, "
-                          "then point the GRPO recipe's model.path at the SFT output)")
+        raise RecipeError(f"{path}: has both `sft` and `grpo` sections; split it into two recipes (run SFT "
+                          "first, then point the GRPO recipe's model.path at the SFT output)")
     if recipe.grpo is not None:
         from mmreason.train.grpo import main as run
     elif recipe.sft is not None:
@@ -79,7 +79,7 @@ def cache_dir() -> Path:
 
 
 def model_path(recipe: Recipe, accelerator: Any = None) -> str:
-    """The checkpoint directory: ``model.path``, or the tiny model of ``tiny:<family>`` (built once, offline)."""
+    """The checkpoint directory: ``model.path``, or the tiny model of ``tiny:<family>`` (built once)."""
     family = recipe.model.tiny_family
     if family is None:
         if not Path(recipe.model.path).expanduser().is_dir():
@@ -116,7 +116,8 @@ def lora_targets(model: Any, targets: Sequence[str], *, include_vision: bool) ->
     """Full module names for LoRA: the family's target names, in the language model only unless the vision
     tower trains too (the vision MLPs reuse names such as ``gate_proj``)."""
     wanted = set(targets)
-    names = [n for n, _ in model.named_modules() if n.rsplit(".", 1)[-1] in wanted and (include_vision or not _is_vision(n))]
+    names = [n for n, _ in model.named_modules()
+             if n.rsplit(".", 1)[-1] in wanted and (include_vision or not _is_vision(n))]
     if not names:
         raise RecipeError(f"model.lora.target_modules: none of {sorted(wanted)} is a module of this model")
     return names
@@ -138,8 +139,9 @@ def load_policy(recipe: Recipe, path: str, *, device: Any = None) -> tuple[Any, 
 
         for p in model.parameters():
             p.requires_grad_(False)
+        targets = lora_targets(model, m.lora.target_modules or (), include_vision=not m.freeze_vision)
         config = LoraConfig(r=m.lora.r, lora_alpha=m.lora.alpha, lora_dropout=m.lora.dropout, bias="none",
-                            target_modules=lora_targets(model, m.lora.target_modules or (), include_vision=not m.freeze_vision))
+                            target_modules=targets)
         model = get_peft_model(model, config)
     if m.gradient_checkpointing:
         # Non-reentrant checkpointing needs no input grads, so frozen embeddings under LoRA are fine.
@@ -150,7 +152,7 @@ def load_policy(recipe: Recipe, path: str, *, device: Any = None) -> tuple[Any, 
 
 
 def load_reference(recipe: Recipe, path: str, *, device: Any = None) -> Any:
-    """A frozen copy of the starting policy for the KL term (LoRA runs use the adapter-disabled policy instead)."""
+    """A frozen copy of the starting policy for the KL term (LoRA runs disable the adapter instead)."""
     from mmreason.models import load
 
     m = recipe.model
@@ -175,7 +177,8 @@ def count_parameters(model: Any) -> tuple[int, int]:
 def media_options(recipe: Recipe) -> dict[str, dict[str, Any]]:
     """The collator's per-type defaults from the recipe (pixel budgets, video sampling)."""
     m, v = recipe.model, recipe.data.video
-    image = {k: val for k, val in (("min_pixels", m.min_pixels), ("max_pixels", m.max_pixels)) if val is not None}
+    image = {k: val for k, val in (("min_pixels", m.min_pixels), ("max_pixels", m.max_pixels))
+             if val is not None}
     video = {"fps": v.fps} if v.nframes is None else {"nframes": v.nframes}
     if v.max_pixels is not None:
         video["max_pixels"] = v.max_pixels
@@ -206,10 +209,12 @@ def _dataset_dir(spec: str, output_dir: Path, accelerator: Any) -> Path:
     options = dict(ds.options)
     n = options.pop("n", None)
     if not isinstance(n, int) or n < 1:
-        raise RecipeError(f"data: {spec!r}: a builder needs n=<number of samples>, e.g. builder:{ds.builder}?n=64")
+        raise RecipeError(f"data: {spec!r}: a builder needs n=<number of samples>, "
+                          f"e.g. builder:{ds.builder}?n=64")
     seed = options.pop("seed", 0)
     if accelerator is None or accelerator.is_main_process:
-        get_builder(ds.builder)(out, n=n, seed=seed, progress=False, **options)  # resumes: a re-run is a no-op
+        # builders resume: running one again over a finished folder is a no-op
+        get_builder(ds.builder)(out, n=n, seed=seed, progress=False, **options)
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return out
@@ -241,7 +246,7 @@ def _raw_rows(path: Path) -> list[dict]:
 
 
 def load_data(recipe: Recipe, *, split: str = "train", accelerator: Any = None) -> Rows:
-    """Every dataset of ``data.<split>``; builders (``builder:name?n=..``) run first into ``output_dir/data``."""
+    """Every dataset of ``data.<split>``; builders (``builder:name?n=..``) run first, into output_dir/data."""
     specs = getattr(recipe.data, split)
     if not specs:
         raise RecipeError(f"data.{split} is empty: name at least one dataset (a folder, a file, or "

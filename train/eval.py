@@ -108,9 +108,12 @@ def fingerprint(data: str | Path, ids: Sequence[str]) -> dict:
 # ------------------------------------------------------------------------------------------ model
 def model_dir(spec: str) -> str:
     """A checkpoint directory, or ``tiny:<family>`` (built once, offline, where training builds it)."""
-    from mmreason.config import ModelConfig
+    from mmreason.config import TINY_PREFIX, ModelConfig
     from mmreason.train.common import model_path
 
+    if not spec.startswith(TINY_PREFIX) and not Path(spec).expanduser().is_dir():
+        raise RecipeError(f"--model: {spec!r} is not a checkpoint directory (mmreason never downloads weights), "
+                          "nor tiny:<family>")
     return model_path(SimpleNamespace(model=ModelConfig(path=spec)))
 
 
@@ -421,7 +424,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"mmreason eval: --judge is not JSON: {exc}", file=sys.stderr)
             return 2
     args.out = args.out or str(Path("outputs") / "eval" / args.task)
-    results = rescore(args) if args.predictions else evaluate(args)
+    try:
+        results = rescore(args) if args.predictions else evaluate(args)
+    except FileNotFoundError as exc:  # no dataset or predictions there: a usage error, not a crash
+        print(f"mmreason eval: {exc}", file=sys.stderr)
+        return 2
     print_table(results)
     print(f"wrote {Path(args.out) / 'results.json'} and {Path(args.out) / 'samples.jsonl'}")
     return 0

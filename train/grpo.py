@@ -4,9 +4,10 @@
     accelerate launch --config_file train/accelerate/ddp.yaml -m mmreason.train.grpo RECIPE.yaml [--resume]
 
 `main` reads top to bottom: recipe -> accelerator -> rewards -> checks -> data -> policy -> checks against
-the data (+ reference) -> optimizer -> resume -> the loop of `grpo_step` (roll out, score, advantages, update), logging every
-step and checkpointing every `grpo.save_steps`. Why our own loop rather than TRL's GRPOTrainer: video
-inputs, token-level advantages from step rewards and multi-turn image-returning tools (ARCHITECTURE.md).
+the data (+ reference) -> optimizer -> resume -> the loop of `grpo_step` (roll out, score, advantages,
+update), logging every step and checkpointing every `grpo.save_steps`. Why our own loop rather than TRL's
+GRPOTrainer: video inputs, token-level advantages from step rewards and multi-turn image-returning tools
+(ARCHITECTURE.md).
 
 Each process takes whole groups: `grpo.batch_size` prompts per step are split over the processes, each
 rolls out `num_generations` completions per prompt. The prompt order is a pure function of the seed and
@@ -23,7 +24,8 @@ import numpy as np
 from mmreason.config import Recipe, format_recipe
 from mmreason.train.checkpoint import TrainState, load_checkpoint, resolve_resume, save_checkpoint
 from mmreason.train.common import (
-    count_parameters, load_data, load_policy, load_reference, media_options, model_path, read_recipe, recipe_args,
+    count_parameters, load_data, load_policy, load_reference, media_options, model_path, read_recipe,
+    recipe_args,
 )
 from mmreason.train.grpo_step import StepContext, grpo_step, reduce_metrics
 from mmreason.train.logging import Progress, RunLogger
@@ -42,8 +44,10 @@ def batch_indices(position: int, n: int, batch: int, *, seed: int, shuffle: bool
     """Row indices of process `rank` for the global batch starting at data `position` (prompts consumed).
     Epoch e visits the rows in the permutation seeded by (seed, e).
 
-    >>> batch_indices(0, 4, 4, seed=0, shuffle=False, world=2, rank=1), batch_indices(6, 4, 4, seed=0, shuffle=False)
-    ([2, 3], [2, 3, 0, 1])
+    >>> batch_indices(0, 4, 4, seed=0, shuffle=False, world=2, rank=1)
+    [2, 3]
+    >>> batch_indices(6, 4, 4, seed=0, shuffle=False)
+    [2, 3, 0, 1]
     """
     out = []
     for pos in range(position, position + batch):
@@ -59,8 +63,8 @@ def no_accelerator() -> bool:
     import torch
     from accelerate import utils
 
-    others = ("is_xpu_available", "is_npu_available", "is_mps_available", "is_mlu_available", "is_hpu_available",
-              "is_musa_available", "is_sdaa_available", "is_neuron_available")
+    others = ("is_xpu_available", "is_npu_available", "is_mps_available", "is_mlu_available",
+              "is_hpu_available", "is_musa_available", "is_sdaa_available", "is_neuron_available")
     return not torch.cuda.is_available() and not any(getattr(utils, name, lambda: False)() for name in others)
 
 
@@ -72,12 +76,12 @@ def make_accelerator(recipe: Recipe) -> Any:
     ddp = DistributedDataParallelKwargs(find_unused_parameters=not recipe.model.freeze_vision)
     # The scheduler steps once per optimizer step here, whatever the process count (accelerate's default
     # would step it once per process).
-    return Accelerator(gradient_accumulation_steps=recipe.grpo.grad_accum, step_scheduler_with_optimizer=False,
-                       kwargs_handlers=[ddp], cpu=no_accelerator())
+    return Accelerator(gradient_accumulation_steps=recipe.grpo.grad_accum,
+                       step_scheduler_with_optimizer=False, kwargs_handlers=[ddp], cpu=no_accelerator())
 
 
 def make_optimizer(model: Any, recipe: Recipe) -> tuple[Any, Any]:
-    """AdamW over the trainable parameters and the recipe's schedule (warmup < 1 is a fraction of the steps)."""
+    """AdamW over the trainable parameters and the recipe's schedule (warmup < 1: a fraction of the steps)."""
     import torch
     from transformers import get_scheduler
 
@@ -85,7 +89,8 @@ def make_optimizer(model: Any, recipe: Recipe) -> tuple[Any, Any]:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=g.lr, weight_decay=g.weight_decay)
     warmup = int(g.warmup * g.max_steps) if g.warmup < 1 else int(g.warmup)
-    return optimizer, get_scheduler(g.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=g.max_steps)
+    scheduler = get_scheduler(g.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=g.max_steps)
+    return optimizer, scheduler
 
 
 def rollout_settings(recipe: Recipe) -> tuple[Any, Any]:
@@ -97,13 +102,14 @@ def rollout_settings(recipe: Recipe) -> tuple[Any, Any]:
 
 def save(ctx: StepContext, state: TrainState) -> None:
     g = ctx.recipe.grpo
-    path = save_checkpoint(ctx.accelerator, ctx.recipe.output_dir, state, model=ctx.model, processor=ctx.processor,
-                           recipe_text=format_recipe(ctx.recipe), keep=g.save_total_limit)
+    path = save_checkpoint(ctx.accelerator, ctx.recipe.output_dir, state, model=ctx.model,
+                           processor=ctx.processor, recipe_text=format_recipe(ctx.recipe),
+                           keep=g.save_total_limit)
     log.info("saved %s", path)
 
 
 def export_final(ctx: StepContext) -> None:
-    """``output_dir/final``: a model `mmreason.models.load` opens (LoRA merged), for the next stage or eval."""
+    """``output_dir/final``: a model `mmreason.models.load` opens (LoRA merged), for a next stage or eval."""
     from pathlib import Path
 
     acc = ctx.accelerator
@@ -124,7 +130,8 @@ def train(ctx: StepContext, rows: Sequence[dict], state: TrainState, logger: Run
     with Progress(g.max_steps, start=state.step, enabled=acc.is_main_process, description="grpo") as bar:
         while state.step < g.max_steps:
             picked = batch_indices(state.data_position, len(rows), g.batch_size, seed=ctx.recipe.data.seed,
-                                   shuffle=ctx.recipe.data.shuffle, world=acc.num_processes, rank=acc.process_index)
+                                   shuffle=ctx.recipe.data.shuffle, world=acc.num_processes,
+                                   rank=acc.process_index)
             metrics = reduce_metrics(acc, grpo_step(ctx, [rows[i] for i in picked]))
             state = TrainState(state.step + 1, state.data_position + g.batch_size)
             metrics["epoch"] = state.data_position / len(rows)
@@ -167,14 +174,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if resume is not None:
         state = load_checkpoint(accelerator, resume)  # weights, optimizer, scheduler, RNG of every process
         if accelerator.is_main_process:
-            print(f"resumed from {resume} (step {state.step}, {state.data_position} prompts seen)", flush=True)
+            print(f"resumed from {resume} (step {state.step}, {state.data_position} prompts seen)",
+                  flush=True)
     else:
         state = TrainState()
         set_seed(recipe.grpo.seed + accelerator.process_index)  # each process samples its own completions
     rollout_config, tool_settings = rollout_settings(recipe)
     ctx = StepContext(recipe, accelerator, model, processor, rewards, optimizer, scheduler, rollout_config,
                       options, tool_settings, reference, make_backend(recipe, processor, path))
-    push_weights(ctx.backend, accelerator.unwrap_model(model))  # a resumed policy differs from the checkpoint on disk
+    # a vLLM engine starts from the checkpoint on disk; a resumed policy differs from it
+    push_weights(ctx.backend, accelerator.unwrap_model(model))
     with RunLogger(recipe.output_dir, report_to=recipe.report_to, run_name=recipe.run_name,
                    config={"recipe": format_recipe(recipe)}, enabled=accelerator.is_main_process,
                    resume_step=state.step if resume is not None else None) as logger:

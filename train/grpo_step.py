@@ -137,7 +137,8 @@ def update(ctx: StepContext, trajs: Sequence[Any], outcome: Any, steps: list[lis
     acc, g = ctx.accelerator, ctx.recipe.grpo
     pad = ctx.processor.tokenizer.pad_token_id
     kept = [i for i, k in enumerate(keep) if k]
-    local = torch.tensor([float(sum(sum(trajs[i].loss_mask) for i in kept)), float(len(kept))], device=acc.device)
+    local = torch.tensor([float(sum(sum(trajs[i].loss_mask) for i in kept)), float(len(kept))],
+                         device=acc.device)
     tokens, completions = acc.reduce(local, "sum").tolist()
     world = acc.num_processes
     sums = {"loss": 0.0, "clip_fraction": 0.0, "kl": 0.0, "ratio": 0.0, "entropy": 0.0, "nonuniform": 0.0}
@@ -156,9 +157,9 @@ def update(ctx: StepContext, trajs: Sequence[Any], outcome: Any, steps: list[lis
             logp, ent = completion_logps(ctx.model, batch, g.temperature, entropy=True)
             adv, mask = adv.to(logp.device), mask.to(logp.device)
             ref = _reference_logps(ctx, batch, g.temperature) if g.beta else None
-            out = rl.policy_loss(logp, logp.detach(), adv, mask, epsilon=g.epsilon, epsilon_high=g.epsilon_high,
-                                 beta=g.beta, ref_logp=ref, agg=g.loss_agg, max_len=g.max_completion_length,
-                                 num_tokens=max(tokens, 1.0))
+            out = rl.policy_loss(logp, logp.detach(), adv, mask, epsilon=g.epsilon,
+                                 epsilon_high=g.epsilon_high, beta=g.beta, ref_logp=ref, agg=g.loss_agg,
+                                 max_len=g.max_completion_length, num_tokens=max(tokens, 1.0))
             share = 1.0 if g.loss_agg == "token_mean" else len(chunk) / max(completions, 1.0)
             # x world: DDP averages over processes; x grad_accum: accelerate divides by it in backward
             loss = out.loss * share * world * g.grad_accum * (0.0 if dummy else 1.0)
@@ -169,12 +170,15 @@ def update(ctx: StepContext, trajs: Sequence[Any], outcome: Any, steps: list[lis
             ctx.optimizer.zero_grad()
         if not dummy:
             n = float(mask.sum())
-            sums["loss"] += float(loss.detach()) / g.grad_accum  # this process's share x world: the mean over processes is the loss
-            for key, value in (("clip_fraction", out.clip_fraction), ("kl", out.kl), ("ratio", out.ratio_mean)):
+            # this process's share x world: the mean over processes is the loss
+            sums["loss"] += float(loss.detach()) / g.grad_accum
+            for key, value in (("clip_fraction", out.clip_fraction), ("kl", out.kl),
+                               ("ratio", out.ratio_mean)):
                 sums[key] += value * n
             sums["entropy"] += float((ent * mask).sum())
-            varied = ((adv.masked_fill(mask == 0, float("inf")).amin(1) - adv.masked_fill(mask == 0, -float("inf"))
-                       .amax(1)).abs() > 1e-6) & (mask.sum(1) > 0)
+            low = adv.masked_fill(mask == 0, float("inf")).amin(1)
+            high = adv.masked_fill(mask == 0, -float("inf")).amax(1)
+            varied = ((high - low) > 1e-6) & (mask.sum(1) > 0)  # step credit moved some of its tokens
             sums["nonuniform"] += float(varied.sum())
             weight += n
     ctx.scheduler.step()
@@ -228,13 +232,15 @@ def grpo_step(ctx: StepContext, rows: Sequence[Mapping[str, Any]]) -> dict[str, 
     generated = sum(sum(t.loss_mask) for t in trajs)
     metrics.update({
         "reward": float(rewards.mean()), "reward_std": float(rewards.std()) if len(rewards) > 1 else 0.0,
-        "advantages/mean": float(outcome.mean()), "advantages/std": float(outcome.std()) if len(outcome) > 1 else 0.0,
+        "advantages/mean": float(outcome.mean()),
+        "advantages/std": float(outcome.std()) if len(outcome) > 1 else 0.0,
         "advantages/abs_mean": float(outcome.abs().mean()),
         "zero_variance_frac": float(flat.float().mean()),
         "lr": float(ctx.scheduler.get_last_lr()[0]),
         "time/rollout": t1 - t0, "time/score": t2 - t1, "time/update": t3 - t2, "time/step": t3 - t0,
         "throughput/generated_tokens_per_s": generated / max(t1 - t0, 1e-9),
-        "throughput/tokens_per_s": sum(len(t.prompt_ids) + len(t.completion_ids) for t in trajs) / max(t3 - t0, 1e-9),
+        "throughput/tokens_per_s": sum(len(t.prompt_ids) + len(t.completion_ids) for t in trajs)
+        / max(t3 - t0, 1e-9),
     })
     if steps is not None:
         metrics["step_rewards/steps_per_trajectory"] = sum(len(s) for s in steps) / max(len(steps), 1)
@@ -254,7 +260,8 @@ def reduce_metrics(accelerator: Any, metrics: Mapping[str, float]) -> dict[str, 
     if accelerator.num_processes == 1:
         return dict(metrics)
     keys = sorted({k for ks in gather_object([sorted(metrics)]) for k in ks})
-    values = torch.tensor([float(metrics.get(k, math.nan)) for k in keys], dtype=torch.float64, device=accelerator.device)
+    values = torch.tensor([float(metrics.get(k, math.nan)) for k in keys], dtype=torch.float64,
+                          device=accelerator.device)
     have = ~torch.isnan(values)
     sums = accelerator.reduce(torch.where(have, values, torch.zeros_like(values)), "sum")
     counts = accelerator.reduce(have.to(torch.float64), "sum")

@@ -1,4 +1,4 @@
-"""Run logs: a JSONL file and TensorBoard always, Weights & Biases when installed and asked for, a progress bar.
+"""Run logs: JSONL and TensorBoard always, Weights & Biases when installed and asked for; a progress bar.
 
 Every logged step is one JSON line ``{"step": 3, "loss": ..., "reward/accuracy": ...}`` in
 ``<output_dir>/metrics.jsonl``; the same scalars go to ``<output_dir>/tensorboard`` and, with ``wandb`` in the
@@ -162,11 +162,11 @@ class Progress:
         self._bar = None
         if not enabled:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-        from rich.progress import Progress as RichProgress
+        from rich import progress as rp
 
-        self._bar = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+        self._bar = rp.Progress(rp.TextColumn("[bold]{task.description}"), rp.BarColumn(),
+                                rp.MofNCompleteColumn(), rp.TimeElapsedColumn(), rp.TimeRemainingColumn(),
+                                rp.TextColumn("{task.fields[info]}"))
         self._task = self._bar.add_task(description, total=total, completed=start, info="")
         self._bar.start()
 

@@ -31,25 +31,27 @@ def check_batch_shape(g: GRPOConfig, world_size: int = 1) -> int:
     """Prompts per process; raises when the groups do not divide evenly. (Every group stays on one process,
     so advantages never need a cross-process gather.)"""
     if g.batch_size % world_size:
-        raise RecipeError(f"grpo.batch_size={g.batch_size} prompts do not split over {world_size} processes: set "
-                          f"grpo.batch_size to a multiple of {world_size} (each process takes whole groups)")
+        raise RecipeError(f"grpo.batch_size={g.batch_size} prompts do not split over {world_size} processes: "
+                          f"set grpo.batch_size to a multiple of {world_size} (a process takes whole groups)")
     local = g.batch_size // world_size
     completions = local * g.num_generations
     if completions % g.grad_accum:
         fits = [d for d in range(1, completions + 1) if completions % d == 0]
         raise RecipeError(
-            f"grpo.batch_size={g.batch_size} x grpo.num_generations={g.num_generations} gives {completions} completions "
-            f"per process, which do not split into grpo.grad_accum={g.grad_accum} equal micro-batches: set "
-            f"grpo.grad_accum to one of {fits}, or change grpo.batch_size")
+            f"grpo.batch_size={g.batch_size} x grpo.num_generations={g.num_generations} gives {completions} "
+            f"completions per process, which do not split into grpo.grad_accum={g.grad_accum} equal "
+            f"micro-batches: set grpo.grad_accum to one of {fits}, or change grpo.batch_size")
     return local
 
 
 def frame_columns(frames: Sequence[Any]) -> list[list[dict]]:
-    """The ``image_frames`` column rewards read (original and resized size of each image), from collator frames."""
+    """The ``image_frames`` column rewards read (original and resized size of each image), from the
+    collator's frames."""
     out = []
     for f in frames:
+        images = [im for im in getattr(f, "images", ()) if im is not None]
         out.append([{"width": im.width, "height": im.height, "resized_width": im.resized_width,
-                     "resized_height": im.resized_height} for im in getattr(f, "images", ()) if im is not None])
+                     "resized_height": im.resized_height} for im in images])
     return out
 
 
@@ -71,19 +73,19 @@ def check_reward_columns(rewards: RewardSet, rows: Sequence[Mapping[str, Any]]) 
         have = sorted({k for r in probe for k, v in r.items() if _filled(v)})
         empty = [k for k in ("answer", *GT_FIELDS) if k not in have]
         raise RecipeError(
-            f"rewards: {term.name!r} does not apply to any of the first {len(probe)} training rows it is routed to "
-            f"(it returned None for each): the dataset lacks the column it scores against. Empty or missing here: "
-            f"{', '.join(empty) or 'none of the usual ground-truth columns'}; columns with values: {', '.join(have)}. "
-            "Add that column to the data, route the reward to the sources that have it (rewards.route_by_source), "
-            f"or remove {term.spec!r} from rewards.funcs")
+            f"rewards: {term.name!r} does not apply to any of the first {len(probe)} training rows it is "
+            "routed to (it returned None for each): the dataset lacks the column it scores against. Empty or "
+            f"missing here: {', '.join(empty) or 'none of the usual ground-truth columns'}; columns with "
+            f"values: {', '.join(have)}. Add that column to the data, route the reward to the sources that "
+            f"have it (rewards.route_by_source), or remove {term.spec!r} from rewards.funcs")
 
 
 def check_step_rewards(recipe: Recipe, rewards: RewardSet) -> None:
     if recipe.grpo is not None and recipe.grpo.step_rewards and not step_terms(rewards):
         from mmreason.train.scoring import STEP_SCORERS
 
-        raise RecipeError(f"grpo.step_rewards is on but no reward in rewards.funcs produces steps: add one of "
-                          f"{', '.join(STEP_SCORERS)} or set grpo.step_rewards=false")
+        raise RecipeError(f"grpo.step_rewards is on but no reward in rewards.funcs produces steps: add one "
+                          f"of {', '.join(STEP_SCORERS)} or set grpo.step_rewards=false")
 
 
 def _context_limit(model: Any) -> int | None:
@@ -115,7 +117,8 @@ def check_prompts(recipe: Recipe, rows: Sequence[Mapping[str, Any]], processor: 
             n = int(mask.sum())
             lengths.append(n)
             if limit is not None and n > limit:
-                media = int(torch.isin(ids[mask.bool()], torch.tensor(media_token_ids(processor, family))).sum())
+                media_ids = torch.tensor(media_token_ids(processor, family))
+                media = int(torch.isin(ids[mask.bool()], media_ids).sum())
                 raise RecipeError(
                     f"sample {sid!r}: its prompt is {n} tokens ({media} of them media tokens) but "
                     f"data.max_prompt_length is {limit}; cutting it would drop image tokens or the question. "
@@ -123,15 +126,17 @@ def check_prompts(recipe: Recipe, rows: Sequence[Mapping[str, Any]], processor: 
                     f"{recipe.model.max_pixels}) / data.video settings so the media take fewer tokens")
             if context is not None and n + completion > context:
                 raise RecipeError(
-                    f"sample {sid!r}: prompt ({n} tokens) + grpo.max_completion_length ({completion}) exceeds the "
-                    f"model's context of {context} tokens: lower grpo.max_completion_length or the pixel budget")
+                    f"sample {sid!r}: prompt ({n} tokens) + grpo.max_completion_length ({completion}) "
+                    f"exceeds the model's context of {context} tokens: lower grpo.max_completion_length or "
+                    "the pixel budget")
     if len(rows) > MAX_CHECKED_ROWS:
         log.info("preflight: checked the prompts of the first %d of %d rows", MAX_CHECKED_ROWS, len(rows))
     return lengths
 
 
 def check_sft(recipe: Recipe, rows: Any, collator: Any) -> None:
-    """Collate the checked rows as training will: unreadable media and media cut by sft.max_length fail here."""
+    """Collate the checked rows as training will: unreadable media, or media sft.max_length would cut,
+    fail here."""
     data = list(getattr(rows, "rows", rows))[:MAX_CHECKED_ROWS]
     for i in range(0, len(data), CHUNK):
         try:

@@ -24,8 +24,8 @@ def check_vllm(recipe: Recipe) -> None:
     if g is None or g.rollout_backend != "vllm":
         return
     if g.vllm_mode == "server":
-        raise RecipeError("grpo.vllm_mode=server: a vLLM server cannot receive the policy's updated weights, so "
-                          "rollouts would sample the starting policy; use grpo.vllm_mode=colocate or "
+        raise RecipeError("grpo.vllm_mode=server: a vLLM server cannot receive the policy's updated weights, "
+                          "so rollouts would sample the starting policy; use grpo.vllm_mode=colocate or "
                           "grpo.rollout_backend=hf")
     if importlib.util.find_spec("vllm") is None:
         raise RecipeError("grpo.rollout_backend=vllm needs vllm: pip install 'mmreason[vllm]' (GPU only), "
@@ -62,7 +62,8 @@ def push_weights(backend: Any, policy: Any) -> None:
         if merged:
             policy.merge_adapter()
         try:
-            engine_model.load_weights((_vllm_name(n), p.data) for n, p in policy.named_parameters() if "lora_" not in n)
+            engine_model.load_weights((_vllm_name(n), p.data) for n, p in policy.named_parameters()
+                                      if "lora_" not in n)
         finally:
             if merged:
                 policy.unmerge_adapter()

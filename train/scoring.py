@@ -117,7 +117,10 @@ def component_means(scores: Scores) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------ step rewards
-def virl_steps(completion: str, row: Mapping[str, Any], term: RewardTerm) -> list[tuple[int, int, float]]:
+Spans = list[tuple[int, int, float]]  # (char start, char end, score) per step
+
+
+def virl_steps(completion: str, row: Mapping[str, Any], term: RewardTerm) -> Spans:
     """ViRL: each visual action's char span and its shaped score (outcome share included when known)."""
     from mmreason.rewards._common import question_of
     from mmreason.rewards.accuracy import correctness
@@ -125,8 +128,8 @@ def virl_steps(completion: str, row: Mapping[str, Any], term: RewardTerm) -> lis
     from mmreason.traces import parse
 
     options = {k: v for k, v in term.kwargs.items()
-               if k in ("coord_frame", "family", "min_pixels", "max_pixels", "tau", "dup_tau", "correct_reward",
-                        "redundant_reward", "error_reward", "inline_boxes")}
+               if k in ("coord_frame", "family", "min_pixels", "max_pixels", "tau", "dup_tau",
+                        "correct_reward", "redundant_reward", "error_reward", "inline_boxes")}
     regions = row.get("rationale_regions") or []
     if not regions:
         return []
@@ -134,13 +137,14 @@ def virl_steps(completion: str, row: Mapping[str, Any], term: RewardTerm) -> lis
     answer = row.get("answer")
     correct = None
     if answer is not None:  # the same grader as the sequence reward (a judge's verdicts are cached)
-        correct = correctness([trace.answer], [str(answer)], [question_of(row)], judge_config=term.kwargs.get("judge"),
+        correct = correctness([trace.answer], [str(answer)], [question_of(row)],
+                              judge_config=term.kwargs.get("judge"),
                               template=term.kwargs.get("template", "equivalence"))[0]
     steps = virl_step_scores(trace, regions, correct=correct, image_frames=row.get("image_frames"), **options)
     return [(s.start, s.end, s.shaped) for s in steps]
 
 
-def video_com_steps(completion: str, row: Mapping[str, Any], term: RewardTerm) -> list[tuple[int, int, float]]:
+def video_com_steps(completion: str, row: Mapping[str, Any], term: RewardTerm) -> Spans:
     """Video-CoM: each manipulation scores 1 if the release's rule counts it correct, else 0 (a zoom is judged
     on the frame the last FIND_FRAME before it picked)."""
     from mmreason.rewards.video_com import manipulation_score, reasoning_gts
@@ -162,7 +166,7 @@ def video_com_steps(completion: str, row: Mapping[str, Any], term: RewardTerm) -
 
 
 # name of the reward in `REWARDS` -> its step scorer
-STEP_SCORERS: dict[str, Callable[[str, Mapping[str, Any], RewardTerm], list[tuple[int, int, float]]]] = {
+STEP_SCORERS: dict[str, Callable[[str, Mapping[str, Any], RewardTerm], Spans]] = {
     "virl": virl_steps,
     "video_com": video_com_steps,
 }
@@ -173,7 +177,8 @@ def step_terms(rewards: RewardSet) -> list[RewardTerm]:
     return [t for t in rewards.terms if t.spec in STEP_SCORERS]
 
 
-def char_span_to_tokens(prefix_len: Callable[[int], int], n_tokens: int, start: int, end: int) -> tuple[int, int]:
+def char_span_to_tokens(prefix_len: Callable[[int], int], n_tokens: int, start: int,
+                        end: int) -> tuple[int, int]:
     """Tokens ``[lo, hi)`` covering characters ``[start, end)``: the first token whose text reaches past
     `start` to the first token whose text reaches `end`. ``prefix_len(k)`` is the length of the decoded
     text of the first k tokens (non-decreasing), so a binary search needs O(log n) decodes.

@@ -68,7 +68,8 @@ def sft_arguments(recipe: Recipe) -> Any:
         max_length=None, assistant_only_loss=False, completion_only_loss=False,
         dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False,
         activation_checkpointing=recipe.model.gradient_checkpointing, gradient_checkpointing=None,
-        activation_checkpointing_kwargs={"use_reentrant": False}, bf16=bf16, fp16=recipe.model.dtype == "float16",
+        activation_checkpointing_kwargs={"use_reentrant": False}, bf16=bf16,
+        fp16=recipe.model.dtype == "float16",
         dataloader_num_workers=0, save_only_model=False, disable_tqdm=False,
     )
 
@@ -92,7 +93,8 @@ def _callbacks(recipe: Recipe) -> list:
 
         def on_train_begin(self, args, state, control, **kwargs):
             if state.is_world_process_zero:
-                self.logger = RunLogger(recipe.output_dir, report_to=(), resume_step=state.global_step or None)
+                self.logger = RunLogger(recipe.output_dir, report_to=(),
+                                        resume_step=state.global_step or None)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if self.logger is not None and logs:

@@ -9,17 +9,17 @@ import textwrap
 
 import pytest
 import torch
+import transformers
+from accelerate import Accelerator
+from peft import LoraConfig, get_peft_model
 
 from mmreason.errors import RecipeError
 from mmreason.train import checkpoint as ckpt
 from mmreason.train.checkpoint import TrainState, latest_checkpoint, load_checkpoint, resolve_resume, save_checkpoint
 
-SETUP = """
-import torch, transformers
-from accelerate import Accelerator
-from peft import LoraConfig, get_peft_model
 
 def tiny(seed=0, lora=True):
+    """A one-layer causal LM (with a LoRA adapter): real weights, optimizer state and RNG to save."""
     torch.manual_seed(seed)
     config = transformers.Qwen2Config(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                                       num_attention_heads=2, num_key_value_heads=1)
@@ -28,20 +28,22 @@ def tiny(seed=0, lora=True):
         model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
     return model
 
+
 def prepared(model, lr=1e-2):
-    acc = Accelerator()
+    acc = Accelerator(cpu=True)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1 + s))
     model, opt = acc.prepare(model, opt)
     acc.register_for_checkpointing(sched)
     return acc, model, opt, sched
 
+
 def train_step(model, opt, sched):
     ids = torch.randint(0, 64, (2, 6))
     model(input_ids=ids, labels=ids).loss.backward()
-    opt.step(); sched.step(); opt.zero_grad()
-"""
-exec(SETUP)  # the same helpers in this process and in the killed subprocesses
+    opt.step()
+    sched.step()
+    opt.zero_grad()
 
 
 def trainable(model):
@@ -96,8 +98,10 @@ def test_newest_complete_checkpoint_wins_and_keep_prunes(tmp_path):
         resolve_resume(str(tmp_path / "nowhere"), tmp_path)
 
 
-KILLER = SETUP + """
+KILLER = """
 import os, signal, sys
+sys.path.insert(0, sys.argv[3])
+from test_checkpoint import prepared, tiny
 from mmreason.train import checkpoint as ckpt
 out, where = sys.argv[1], sys.argv[2]
 acc, model, opt, sched = prepared(tiny())
@@ -113,8 +117,9 @@ ckpt.save_checkpoint(acc, out, ckpt.TrainState(4, 4), model=model)
 def test_sigkill_while_saving_leaves_nothing_that_looks_complete(tmp_path, where):
     script = tmp_path / "killer.py"
     script.write_text(textwrap.dedent(KILLER))
-    run = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), where], capture_output=True, text=True,
-                         timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    here = os.path.dirname(__file__)
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), where, here], capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert run.returncode == -signal.SIGKILL, run.stderr[-2000:]
     left = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     # killed before the rename: a temporary folder; killed before the marker: a folder without COMPLETE
