@@ -10,7 +10,7 @@ checkpoint at step 4 re-logs steps 5-7, and the file then reads exactly like an 
 >>> import tempfile, json, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
 >>> with RunLogger(d, report_to=("jsonl",), tensorboard=False) as log:
-...     log.log(1, {"loss": 0.5})
+...     record = log.log(1, {"loss": 0.5})
 >>> read_jsonl(d / "metrics.jsonl")
 [{'step': 1, 'loss': 0.5}]
 """
