@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, build_dataset, phase, save_wav
+from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, build_dataset, check_options, \
+    phase, save_wav
 from mmreason.data_builders.gcot import text_turn
 from mmreason.data_builders.speech import PITCHES, RATES, SAMPLE_RATE, VOICES, Event, espeak_available, layout
 from mmreason.traces import render_block
@@ -190,11 +191,7 @@ def build(out_dir: str | Path, *, n: int, seed: int = 0, shard: tuple[int, int] 
           chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True, **options) -> Path:
     """Spoken words (espeak-ng), beeps and noise with exact timings; coarse-to-fine evidence traces."""
     opts = {**DEFAULTS, **options}
-    unknown = sorted(set(opts["qtypes"]) - set(QTYPES))
-    if unknown or not opts["qtypes"]:
-        raise ValueError(f"audio_speech: unknown or empty qtypes {unknown}; known: {', '.join(sorted(QTYPES))}")
-    if opts["trace"] not in TRACES:
-        raise ValueError(f"audio_speech: trace must be one of {TRACES}, got {opts['trace']!r}")
+    check_options("audio_speech", opts, QTYPES, TRACES)
     if not espeak_available():
         raise RuntimeError("audio_speech needs the espeak-ng program (Debian/Ubuntu: apt-get install espeak-ng)")
     return build_dataset(out_dir, name=NAME, make_sample=make_sample, n=n, seed=seed, shard=shard, options=opts,

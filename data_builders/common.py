@@ -226,6 +226,21 @@ def _claim_settings(root: Path, settings: dict) -> None:
     _write_json(path, settings)
 
 
+def check_options(builder: str, opts: dict, qtypes: Any, traces: Any = None) -> None:
+    """ValueError naming `builder` unless ``opts["qtypes"]`` is a non-empty selection of `qtypes` and (when
+    `traces` is given) ``opts["trace"]`` is one of `traces`.
+
+    >>> check_options("demo", {"qtypes": ["a", "z"]}, {"a": 1, "b": 2})
+    Traceback (most recent call last):
+    ValueError: demo: unknown or empty qtypes ['z']; known: a, b
+    """
+    unknown = sorted(set(opts["qtypes"]) - set(qtypes))
+    if unknown or not opts["qtypes"]:
+        raise ValueError(f"{builder}: unknown or empty qtypes {unknown}; known: {', '.join(sorted(qtypes))}")
+    if traces is not None and opts["trace"] not in traces:
+        raise ValueError(f"{builder}: trace must be one of {traces}, got {opts['trace']!r}")
+
+
 def build_dataset(
     out_dir: str | Path, *, name: str, make_sample: Callable[[SampleContext], dict | None], n: int, seed: int = 0,
     shard: tuple[int, int] | str = (0, 1), options: dict | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from mmreason.data_builders import scene_questions as scenes
-from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, build_dataset, phase, save_image
+from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, build_dataset, check_options, \
+    phase, save_image
 from mmreason.data_builders.gcot import grit_trace, text_turn, zoom_trajectory
 
 NAME = "image_scenes"
@@ -96,11 +97,6 @@ def build(out_dir: str | Path, *, n: int, seed: int = 0, shard: tuple[int, int] 
           chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True, **options) -> Path:
     """Procedural image scenes (shapes, text, charts, V*-like high-res) with GRIT/DeepEyes/ViRL traces."""
     opts = {**DEFAULTS, **options}
-    unknown = set(opts["qtypes"]) - set(QTYPES)
-    if unknown or not opts["qtypes"]:
-        raise ValueError(f"image_scenes: unknown or empty qtypes {sorted(unknown)}; "
-                         f"known: {', '.join(sorted(QTYPES))}")
-    if opts["trace"] not in TRACES:
-        raise ValueError(f"image_scenes: trace must be one of {TRACES}, got {opts['trace']!r}")
+    check_options("image_scenes", opts, QTYPES, TRACES)
     return build_dataset(out_dir, name=NAME, make_sample=make_sample, n=n, seed=seed, shard=shard,
                          options=opts, workers=workers, chunk_size=chunk_size, progress=progress)

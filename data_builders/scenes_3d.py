@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, atomic_target, build_dataset, \
-    phase
+    check_options, phase
 from mmreason.data_builders.gcot import text_turn
 from mmreason.data_builders.rooms_3d import Room, make_room, path_cameras, render_path
 from mmreason import schema
@@ -332,9 +332,7 @@ def build(out_dir: str | Path, *, n: int, seed: int = 0, shard: tuple[int, int] 
           chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True, **options) -> Path:
     """Point-cloud rooms with 3D boxes, VSI-Bench-style spatial questions and GS-Reasoner GCoT traces."""
     opts = {**DEFAULTS, **options}
-    bad = sorted(set(opts["qtypes"]) - set(QTYPES))
-    if bad or not opts["qtypes"]:
-        raise ValueError(f"scenes_3d: unknown or empty qtypes {bad}; known: {', '.join(sorted(QTYPES))}")
+    check_options("scenes_3d", opts, QTYPES)
     if "appearance_order" in opts["qtypes"] and not int(opts["views"]):
         raise ValueError("scenes_3d: appearance_order needs rendered views (views > 0)")
     if opts["format"] not in ("ply", "npz") or opts["trace"] not in ("gcot", "none"):

@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 
 from mmreason.data_builders.card import TILE, draw_boxes, timeline
-from mmreason.data_builders.common import (DEFAULT_CHUNK_SIZE, SampleContext, atomic_target, build_dataset, phase,
-                                           save_image)
+from mmreason.data_builders.common import (DEFAULT_CHUNK_SIZE, SampleContext, atomic_target, build_dataset,
+                                           check_options, phase, save_image)
 from mmreason.data_builders.gcot import text_turn
 from mmreason.data_builders.video_sim import Clip, render_frame, simulate
 from mmreason.traces import render_block
@@ -318,11 +318,7 @@ def build(out_dir: str | Path, *, n: int, seed: int = 0, shard: tuple[int, int] 
           chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True, **options) -> Path:
     """Moving-object video clips with per-frame boxes, event times and Video-CoM manipulation traces."""
     opts = {**DEFAULTS, **options}
-    unknown = sorted(set(opts["qtypes"]) - set(QTYPES))
-    if unknown or not opts["qtypes"]:
-        raise ValueError(f"video_clips: unknown or empty qtypes {unknown}; known: {', '.join(sorted(QTYPES))}")
-    if opts["trace"] not in TRACES:
-        raise ValueError(f"video_clips: trace must be one of {TRACES}, got {opts['trace']!r}")
+    check_options("video_clips", opts, QTYPES, TRACES)
     if int(opts["objects"][0]) < 2 or int(opts["fps"]) < 1 or any(int(v) % 2 for v in opts["size"]):
         raise ValueError("video_clips: need objects >= 2, fps >= 1 and even frame sizes (yuv420p)")
     return build_dataset(out_dir, name=NAME, make_sample=make_sample, n=n, seed=seed, shard=shard, options=opts,
