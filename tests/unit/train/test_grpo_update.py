@@ -42,29 +42,34 @@ def setup(tiny_model_dir, tmp_path_factory):
     torch.set_num_threads(threads)
 
 
-def updated(setup, agg, grad_accum, keep=(True,) * 4, trajs=None, outcome=None):
-    """LoRA weights after one plain-SGD step (lr 1: the change is the gradient itself, so a mis-scaled
-    micro-batch would show; Adam would normalise it away)."""
+def updated(setup, agg="token_mean", grad_accum=1, keep=(True,) * 4, trajs=None, outcome=None, model=None,
+            grpo=None, updates=1):
+    """Trainable weights after `updates` plain-SGD steps (lr 1: the change is the gradient itself, so a
+    mis-scaled micro-batch would show; Adam would normalise it away), and each step's metrics."""
     from accelerate import Accelerator
 
-    from mmreason.train.common import load_policy
+    from mmreason.train.common import load_policy, load_reference
     from mmreason.train.grpo_step import StepContext, update
 
     path, proc, all_trajs = setup
     trajs = trajs or all_trajs
-    recipe = load_recipe_dict({"model": {"path": path, "lora": {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0}},
+    lora = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0}
+    recipe = load_recipe_dict({"model": {"path": path, "lora": lora, **(model or {})},
                                "grpo": {"num_generations": 2, "batch_size": 2, "grad_accum": grad_accum,
-                                        "loss_agg": agg, "max_completion_length": 6, "max_grad_norm": None}})
+                                        "loss_agg": agg, "max_completion_length": 6, "max_grad_norm": None,
+                                        **(grpo or {})}})
     torch.manual_seed(1)  # the same LoRA initialisation every time
-    model, _ = load_policy(recipe, path)
+    policy, _ = load_policy(recipe, path)
+    reference = load_reference(recipe, path) if recipe.grpo.beta and not recipe.model.lora.enabled else None
     acc = Accelerator(gradient_accumulation_steps=grad_accum, step_scheduler_with_optimizer=False, cpu=True)
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
+    optimizer = torch.optim.SGD([p for p in policy.parameters() if p.requires_grad], lr=1.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
-    model, optimizer = acc.prepare(model, optimizer)
-    ctx = StepContext(recipe, acc, model, proc, None, optimizer, scheduler, None, {})
+    policy, optimizer = acc.prepare(policy, optimizer)
+    ctx = StepContext(recipe, acc, policy, proc, None, optimizer, scheduler, None, {}, reference=reference)
     outcome = torch.tensor([1.0, -1.0, 0.5, -0.5])[:len(trajs)] if outcome is None else outcome
-    metrics = update(ctx, trajs, outcome, None, keep)
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}, metrics
+    metrics = [update(ctx, trajs, outcome, None, keep) for _ in range(updates)]
+    weights = {n: p.detach().clone() for n, p in policy.named_parameters() if p.requires_grad}
+    return weights, (metrics[0] if updates == 1 else metrics)
 
 
 @pytest.mark.parametrize("agg", ["token_mean", "seq_mean", "dr_grpo"])
@@ -83,3 +88,18 @@ def test_filtered_groups_leave_the_update_entirely(setup):
     filtered, _ = updated(setup, "token_mean", 2, keep=(True, True, False, False))
     alone, _ = updated(setup, "token_mean", 1, keep=(True, True), trajs=trajs[:2], outcome=torch.tensor([1.0, -1.0]))
     assert all(torch.allclose(filtered[n], alone[n], atol=1e-6) for n in filtered)
+
+
+def test_gradient_checkpointing_changes_nothing_but_memory(setup):
+    plain, m = updated(setup)
+    checkpointed, mc = updated(setup, model={"gradient_checkpointing": True})
+    assert all(torch.allclose(plain[n], checkpointed[n], atol=1e-6) for n in plain)
+    assert mc["loss"] == pytest.approx(m["loss"], abs=1e-6)
+
+
+@pytest.mark.parametrize("lora", [True, False], ids=["lora-adapter-off-reference", "full-copy-reference"])
+def test_kl_to_the_reference_starts_at_zero_and_grows(setup, lora):
+    model = {} if lora else {"lora": {"enabled": False}, "freeze_vision": True}
+    _, (first, second) = updated(setup, model=model, grpo={"beta": 0.1}, updates=2)
+    assert first["kl"] == pytest.approx(0.0, abs=1e-7)  # the policy is still the reference
+    assert second["kl"] > 0
