@@ -140,3 +140,12 @@ def get_family(name: str) -> Family:
         return FAMILIES[name]
     except KeyError:
         raise KeyError(f"unknown backbone family {name!r}; known: {', '.join(sorted(FAMILIES))}") from None
+
+
+def as_family(family: str | Family) -> Family:
+    """`family` itself, or the family of that name: for functions that take either.
+
+    >>> as_family("qwen2_vl") is as_family(get_family("qwen2_vl"))
+    True
+    """
+    return get_family(family) if isinstance(family, str) else family

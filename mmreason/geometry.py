@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from mmreason.families import Family, get_family
+from mmreason.families import Family, as_family
 
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
@@ -75,7 +75,7 @@ class ImageFrame:
         max_pixels: int | None = None,
     ) -> "ImageFrame":
         """The frame an image of `width`x`height` gets from `family`'s processor at the given pixel budget."""
-        fam = get_family(family) if isinstance(family, str) else family
+        fam = as_family(family)
         rh, rw = smart_resize(
             height, width, factor=fam.factor,
             min_pixels=fam.min_pixels if min_pixels is None else min_pixels,
@@ -122,7 +122,7 @@ def convert_box(box: Sequence[float], src: str, dst: str, frame: ImageFrame) -> 
 
 def model_frame(family: str | Family) -> str:
     """The frame a family's box and point outputs use."""
-    return (get_family(family) if isinstance(family, str) else family).box_frame
+    return as_family(family).box_frame
 
 
 def box_to_model(box: Sequence[float], family: str | Family, frame: ImageFrame) -> Box:

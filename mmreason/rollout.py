@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
 from mmreason import traces
-from mmreason.families import Family, get_family
+from mmreason.families import Family, as_family
 from mmreason.rollout_tokens import (
     OBSERVATION_ROLES, TOKEN_TYPES, Segment, Trajectory, TrajectoryBuilder, collate_trajectories, concat_vision,
     decode_with_offsets, encode_observation, model_inputs, segments_from_char_spans, step_token_segments,
@@ -161,7 +161,7 @@ class HFBackend:
 
     def __init__(self, model: Any, processor: Any, family: str | Family):
         self.model, self.processor = model, processor
-        self.family = get_family(family) if isinstance(family, str) else family
+        self.family = as_family(family)
 
     def generate(self, inputs: Sequence[TurnInput], params: GenerationParams) -> list[list[int]]:
         import torch
@@ -231,7 +231,7 @@ class VLLMBackend:
         if mode not in ("colocate", "server"):
             raise ValueError(f"vLLM mode must be 'colocate' or 'server', got {mode!r}")
         self.processor, self.mode, self.timeout = processor, mode, timeout
-        self.family = get_family(family) if isinstance(family, str) else family
+        self.family = as_family(family)
         self.server_url, self.served_model = (server_url or "").rstrip("/"), served_model or model
         self.llm = llm
         if mode == "colocate" and llm is None:
@@ -305,7 +305,7 @@ def prepare_prompt(row: Mapping[str, Any], processor: Any, family: str | Family,
     from mmreason.modalities import load_sample_media, part_kind, row_messages
     from mmreason.modalities.collate import collate
 
-    fam = get_family(family) if isinstance(family, str) else family
+    fam = as_family(family)
     messages = row_messages(row)
     first = next((i for i, m in enumerate(messages) if m["role"] == "assistant"), len(messages))
     prompt_row = {"id": row.get("id"), "messages": messages[:first]}
@@ -383,7 +383,7 @@ def rollout(
 
     from mmreason.modalities.guards import placeholder_token_ids
 
-    fam = get_family(family) if isinstance(family, str) else family
+    fam = as_family(family)
     config = config or RolloutConfig()
     if group_size < 1:
         raise ValueError(f"group_size must be >= 1, got {group_size}")

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from mmreason.families import Family, get_family
+from mmreason.families import Family, as_family
 from mmreason.rl import StepSegment
 
 TURN_END = "<|im_end|>\n"
@@ -40,10 +40,6 @@ FORWARD_KEYS = ("input_ids", "attention_mask")  # plus every vision tensor
 # back to text positions silently.
 TOKEN_TYPES = "mm_token_type_ids"
 _TOKEN_ALIGNED = (*FORWARD_KEYS, TOKEN_TYPES, "token_type_ids")
-
-
-def _fam(family: str | Family) -> Family:
-    return get_family(family) if isinstance(family, str) else family
 
 
 OBSERVATION_ROLES = ("tool", "user")
@@ -60,7 +56,7 @@ def observation_text(family: str | Family, text: str, *, images: int = 0, videos
     """
     if role not in OBSERVATION_ROLES:
         raise ValueError(f"observation role must be one of {OBSERVATION_ROLES}, got {role!r}")
-    fam = _fam(family)
+    fam = as_family(family)
     media = (fam.vision_start + fam.image_token + fam.vision_end) * images
     media += (fam.vision_start + fam.video_token + fam.vision_end) * videos
     if role == "user":
@@ -110,7 +106,7 @@ def processor_call(processor: Any, family: str | Family, text: str, images: Sequ
         import torch
 
         out["video_second_per_grid"] = torch.tensor(
-            [_fam(family).temporal_patch_size / v.frame.sampled_fps for v in videos], dtype=torch.float32)
+            [as_family(family).temporal_patch_size / v.frame.sampled_fps for v in videos], dtype=torch.float32)
     return out
 
 

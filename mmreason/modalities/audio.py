@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from mmreason.errors import MediaError
-from mmreason.families import Family, get_family
+from mmreason.families import Family, as_family
 from mmreason.modalities.image import resolve_media_path
 
 SAMPLE_RATE = 16_000
@@ -78,7 +78,7 @@ class Audio:
 
     def as_parts(self, family: str | Family | None = None) -> list[dict]:
         """The chat parts this clip becomes: itself for an audio backbone, else spectrogram + text."""
-        fam = get_family(family) if isinstance(family, str) else family
+        fam = as_family(family)
         if fam is not None and "audio" in fam.modalities:
             return [{"type": "audio", "audio": self}]
         return audio_to_vision_parts(self, transcript=self.transcript, family=fam)

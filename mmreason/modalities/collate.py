@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from mmreason.errors import MediaError, SchemaError
-from mmreason.families import Family, get_family
+from mmreason.families import Family, as_family
 from mmreason.modalities import ON_ERROR, load_sample_media, part_kind, row_messages
 from mmreason.modalities.guards import (  # noqa: F401  (forbid_placeholder_tokens: part of this API)
     check_padding_side, check_vision_tokens, forbid_placeholder_tokens, media_overflow, media_token_ids,
@@ -95,7 +95,7 @@ def collate(
     stats: CollateStats | None = None,
 ) -> dict[str, Any]:
     """Build one batch of processor inputs from canonical rows (see module docstring)."""
-    fam = get_family(family) if isinstance(family, str) else family
+    fam = as_family(family)
     for name, value, allowed in (("mode", mode, MODES), ("on_overflow", on_overflow, ON_OVERFLOW),
                                  ("on_error", on_error, ON_ERROR)):
         if value not in allowed:

@@ -13,11 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from mmreason.families import Family, get_family
-
-
-def _fam(family: str | Family) -> Family:
-    return get_family(family) if isinstance(family, str) else family
+from mmreason.families import Family, as_family
 
 
 def _tokenizer(processor: Any) -> Any:
@@ -36,7 +32,7 @@ def token_id(processor: Any, token: str) -> int:
 def placeholder_token_ids(processor: Any, family: str | Family) -> list[int]:
     """Ids a policy must never generate: the family's image/video/audio placeholders, plus the vision and
     audio span markers (a generated ``<|vision_start|>`` makes mRoPE look for a picture that is not there)."""
-    fam = _fam(family)
+    fam = as_family(family)
     tokens = [*fam.placeholder_tokens, fam.vision_start, fam.vision_end, fam.audio_start, fam.audio_end]
     return sorted({token_id(processor, t) for t in tokens if t})
 
@@ -89,7 +85,7 @@ def check_vision_tokens(batch: Mapping[str, Any], processor: Any, family: str | 
                         ids: Sequence[Any] | None = None) -> None:
     """Raise unless every sample's placeholder count matches its pixel tensors, and the pixel rows match
     the grids. Call it on any batch just before the forward: it is cheap (counts on ``input_ids``)."""
-    fam = _fam(family)
+    fam = as_family(family)
     input_ids = batch["input_ids"]
     ids = list(ids) if ids is not None else list(range(input_ids.shape[0]))
     for kind, token, pixels, grid_key in (

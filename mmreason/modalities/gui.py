@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from mmreason.errors import MediaError, SchemaError
-from mmreason.families import Family
+from mmreason.families import Family, as_family
 from mmreason.geometry import Box, ImageFrame, Point, clip_box, enlarge_box, point_distance, point_in_box
 from mmreason.modalities.gui_actions import (  # the action space is part of this module's API
     ACTIONS,
@@ -45,7 +45,6 @@ from mmreason.modalities.gui_actions import (  # the action space is part of thi
     Terminate,
     Type,
     Wait,
-    _fam,
     action_from_model,
     action_to_dict,
     action_to_model,
@@ -214,7 +213,7 @@ def infigui_messages(
     actions in original pixels; each is rendered in the model's frame as "Step n: {json}; ". `size` is
     the screenshot's (width, height), read from a :class:`Screenshot` when one is given.
     """
-    fam = _fam(family)
+    fam = as_family(family)
     path = screenshot.path if isinstance(screenshot, Screenshot) else screenshot
     if isinstance(screenshot, Screenshot):
         width, height = screenshot.width, screenshot.height

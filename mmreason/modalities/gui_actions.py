@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-from mmreason.families import Family, get_family
+from mmreason.families import Family, as_family
 from mmreason.geometry import ImageFrame, Point, convert_point
 
 __all__ = [
@@ -348,13 +348,9 @@ def convert_action(action: Action, src: str, dst: str, frame: ImageFrame) -> Act
 
 def action_to_model(action: Action, family: str | Family, frame: ImageFrame) -> Action:
     """Original-pixel action -> the coordinates `family` is trained to emit."""
-    return convert_action(action, "pixel", _fam(family).box_frame, frame)
+    return convert_action(action, "pixel", as_family(family).box_frame, frame)
 
 
 def action_from_model(action: Action, family: str | Family, frame: ImageFrame) -> Action:
     """An action emitted by `family` -> original screenshot pixels."""
-    return convert_action(action, _fam(family).box_frame, "pixel", frame)
-
-
-def _fam(family: str | Family) -> Family:
-    return get_family(family) if isinstance(family, str) else family
+    return convert_action(action, as_family(family).box_frame, "pixel", frame)

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mmreason.errors import MediaError
-from mmreason.families import Family, get_family
+from mmreason.families import Family, as_family
 from mmreason.geometry import Box, ImageFrame, clip_box, convert_box, smart_resize
 
 ImageSource = Any  # str | os.PathLike | bytes | PIL.Image.Image | LoadedImage
@@ -263,6 +263,4 @@ def _grow(lo: int, hi: int, min_size: int, limit: int) -> tuple[int, int]:
 
 
 def _family(family: str | Family | None) -> Family:
-    if family is None:
-        return get_family("qwen2_5_vl")
-    return get_family(family) if isinstance(family, str) else family
+    return as_family("qwen2_5_vl" if family is None else family)

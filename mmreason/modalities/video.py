@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from mmreason.errors import MediaError
-from mmreason.families import Family, get_family
+from mmreason.families import Family, as_family
 from mmreason.geometry import ImageFrame, smart_resize
 from mmreason.modalities.image import open_image, resolve_media_path
 
@@ -419,6 +419,4 @@ def _resize(frames: np.ndarray, height: int, width: int) -> Any:
 
 
 def _family(family: str | Family | None) -> Family:
-    if family is None:
-        return get_family("qwen2_5_vl")
-    return get_family(family) if isinstance(family, str) else family
+    return as_family("qwen2_5_vl" if family is None else family)

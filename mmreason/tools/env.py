@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
-from mmreason.families import Family, get_family
+from mmreason.families import Family, as_family
 from mmreason.geometry import FRAMES
 
 SMALL_BOX_RULES = ("reject", "enlarge")
@@ -101,7 +101,7 @@ class ToolEnv:
         clouds: Sequence[Any] = (), settings: ToolSettings | None = None,
         media_options: Mapping[str, Mapping[str, Any]] | None = None, sample_id: object = None,
     ):
-        self.family = get_family(family) if isinstance(family, str) else family
+        self.family = as_family(family)
         self.images = tuple(images)  # LoadedImage, image and screenshot parts in order
         self.videos = tuple(videos)  # LoadedVideo
         self.clouds = tuple(clouds)  # PointCloud
