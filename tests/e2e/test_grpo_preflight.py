@@ -53,3 +53,12 @@ def test_groups_that_do_not_divide_the_batch(tmp_path, tiny_model_dir, data):
     msg = fails_before_step_one(tmp_path, tiny_model_dir, data, "rewards.funcs=[{name: think_answer_format}]",
                                 "grpo.grad_accum=3")
     assert "4 completions per process" in msg and "grpo.grad_accum to one of [1, 2, 4]" in msg
+
+
+def test_mmreason_train_dispatches_a_grpo_recipe_and_reports_the_error(tmp_path, tiny_model_dir, data, capsys):
+    from mmreason import cli
+
+    code = cli.main(["train", "debug/tiny_grpo", f"model.path={tiny_model_dir('qwen2_5_vl')}",
+                     f"data.train=[{data}]", f"output_dir={tmp_path}", "grpo.grad_accum=3"])
+    assert code == 2
+    assert "mmreason train: error: grpo.batch_size=2 x grpo.num_generations=2" in capsys.readouterr().err
