@@ -60,6 +60,7 @@ class Setup:
     judge: Mapping[str, Any] | None = None
     image_budget: tuple[int, int] = (0, 0)
     limit: int | None = None
+    segment_seconds: float | None = None  # numbered video segments the tools cut (Video-CoM)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -112,8 +113,8 @@ def model_dir(spec: str) -> str:
     from mmreason.train.common import model_path
 
     if not spec.startswith(TINY_PREFIX) and not Path(spec).expanduser().is_dir():
-        raise RecipeError(f"--model: {spec!r} is not a checkpoint directory (mmreason never downloads weights), "
-                          "nor tiny:<family>")
+        raise RecipeError(f"--model: {spec!r} is not a checkpoint directory (mmreason never downloads "
+                          "weights), nor tiny:<family>")
     return model_path(SimpleNamespace(model=ModelConfig(path=spec)))
 
 
@@ -131,13 +132,13 @@ def generate(model: Any, processor: Any, prompts: Sequence[Mapping[str, Any]], t
     from mmreason.train.preflight import frame_columns
 
     g = setup.generation
-    turns = g.max_turns if task.tools else 1
+    turns = g.max_turns if task.tools or task.call_syntax != "tool_call" else 1
     # room for what tools return: a picture costs at most the pixel budget in merged patches
     picture_tokens = setup.image_budget[1] // get_family(setup.family).factor ** 2 + 64
     config = RolloutConfig(tools=tuple(task.tools), max_turns=turns, max_new_tokens=g.max_new_tokens,
                            max_completion_tokens=(g.max_new_tokens + picture_tokens) * turns,
-                           do_sample=g.do_sample, seed=g.seed)
-    settings = ToolSettings(coord_frame=task.tool_frame)
+                           do_sample=g.do_sample, seed=g.seed, call_syntax=task.call_syntax)
+    settings = ToolSettings(coord_frame=task.tool_frame, segment_seconds=setup.segment_seconds)
     out: list[dict] = []
     for start in range(0, len(prompts), g.batch_size):
         batch = prompts[start:start + g.batch_size]
@@ -241,6 +242,7 @@ def results_record(task_name: str, setup: Setup, model: dict | None, data: dict,
         "prompt": rendered_prompt(task), "media": {k: dict(v) for k, v in setup.media.items()},
         "image_budget": {"min_pixels": setup.image_budget[0], "max_pixels": setup.image_budget[1]},
         "generation": asdict(setup.generation), "judge": _public_judge(setup.judge),
+        "segment_seconds": setup.segment_seconds,
         "metric_specs": {k: {"fn": m.fn, "options": dict(m.options)} for k, m in task.metrics.items()},
         "model": model, "dataset": {**data, **counts}, "mmreason_version": __version__,
         "seconds": round(seconds, 1), **dict(setup.extra),
@@ -252,7 +254,24 @@ def _public_judge(judge: Mapping[str, Any] | None) -> dict | None:
 
 
 # ------------------------------------------------------------------------------------------- runs
-def make_setup(task: Task, task_name: str, family: str, args: argparse.Namespace) -> Setup:
+def segment_seconds(rows: Sequence[Mapping[str, Any]], given: float | None) -> float | None:
+    """The segment length video tools use: `given`, else the one the rows' ``meta.segments`` (``[[k, start,
+    end], ...]``, as the video builder writes them) agree on, else None (segments undefined)."""
+    if given is not None:
+        return given
+    lengths = set()
+    for row in rows:
+        segments = (row.get("meta") or {}).get("segments") or []
+        if segments and len(segments[0]) == 3:
+            lengths.add(round(float(segments[0][2]) - float(segments[0][1]), 6))
+    if len(lengths) > 1:
+        raise RecipeError(f"the rows' video segments differ in length ({sorted(lengths)} s): "
+                          "pass --segment-seconds")
+    return lengths.pop() if lengths else None
+
+
+def make_setup(task: Task, task_name: str, family: str, args: argparse.Namespace,
+               rows: Sequence[Mapping[str, Any]] = ()) -> Setup:
     from mmreason.modalities.image import image_budget
 
     media = {k: dict(v) for k, v in task.media.items()}
@@ -269,7 +288,8 @@ def make_setup(task: Task, task_name: str, family: str, args: argparse.Namespace
         budget = image_budget(None, family, media.get("image"))
     except ValueError as exc:
         raise RecipeError(f"pixel budget: {exc}") from None
-    return Setup(task_name, family, media, gen, judge, budget, args.limit)
+    return Setup(task_name, family, media, gen, judge, budget, args.limit,
+                 segment_seconds(rows, args.segment_seconds) if task.call_syntax == "video_com" else None)
 
 
 def evaluate(args: argparse.Namespace) -> dict:
@@ -281,7 +301,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     rows, counts = select_rows(load_dataset_rows(args.data), task, args.limit)
     path = model_dir(args.model)
     family = detect_family(path)
-    setup = make_setup(task, args.task, family, args)
+    setup = make_setup(task, args.task, family, args, rows)
     prompts = [{"id": r["id"], "messages": prompt_messages(r, task, family, setup.media)} for r in rows]
     model, processor = load({"path": path, "dtype": args.dtype, "device": args.device})
     model.eval()
@@ -399,6 +419,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--min-pixels", type=int, help="image pixel floor (default: task's, else family's)")
     p.add_argument("--max-pixels", type=int, help="image pixel ceiling (default: task's, else family's)")
     p.add_argument("--fps", type=float, help="video sampling rate (default: the task's)")
+    p.add_argument("--segment-seconds", type=float,
+                   help="video_com: length of the numbered segments (default: from the rows' meta.segments)")
     p.add_argument("--judge", help='LLM judge for accuracy metrics, JSON: {"base_url": ..., "model": ...}')
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))

@@ -54,6 +54,7 @@ class Task:
     needs: tuple[str, ...] = ()  # media part types a row must carry (e.g. "video")
     tools: tuple[str, ...] = ()  # tools the model may call (multi-turn when set)
     tool_frame: str | None = None  # frame of tool boxes; None: the family's output frame
+    call_syntax: str = "tool_call"  # how calls are written: "tool_call" or Video-CoM's "video_com" lines
     max_turns: int = 1
     max_new_tokens: int = 512
     media: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # pinned media options per part type
@@ -81,6 +82,11 @@ _BOX_3D = ("Answer inside <answer> </answer> as `name count <bbox>(x1, y1, z1, x
 _SPAN = "Answer inside <answer> </answer> with the start and end time in seconds, as `start to end`."
 _FINAL = ("Reason step by step, then end with a line `FINAL_ANSWER: <letter>. <option>` (or `FINAL_ANSWER: "
           "<number>` when there are no options).")
+_COM = ("You may look closer, one manipulation per line, each ending your turn: `FIND_SEGMENT(what) = "
+        "[segment numbers]` to rewatch segments, `FIND_FRAME(what) = [frame numbers]` to see frames, "
+        "`SPATIAL_ZOOM(what) = [x1, y1, x2, y2]` to zoom into the frame seen last (its pixels). When sure, "
+        "end with `FINAL_ANSWER: <letter>. <option>` (or `FINAL_ANSWER: <number>` when there are no "
+        "options).")
 
 _AGENT = {"step_success": Metric("gui_action_match"), "type": Metric("gui_action_type"),
           "grounding": Metric(M + "gui_grounding_match")}
@@ -158,7 +164,14 @@ TASKS: dict[str, Task] = {
         "Video multiple choice (Video-CoM style): option-letter accuracy.",
         row_tasks=("vqa", "counting"), prompt="{question}\n" + _FINAL,
         metrics={"accuracy": Metric("accuracy")},
-        reference="Video-CoM evaluation: answer after FINAL_ANSWER", needs=("video",), media=_VIDEO),
+        reference="answer after FINAL_ANSWER, single turn", needs=("video",), media=_VIDEO),
+    "video_com": Task(
+        "Video-CoM: the chain-of-manipulations loop (segments, frames and zooms run as video tools); "
+        "answer accuracy and manipulations per question.",
+        row_tasks=("vqa", "counting"), prompt="{question}\n" + _COM,
+        metrics={"accuracy": Metric("accuracy"), "manipulations": Metric(M + "tool_calls")},
+        reference="Video-CoM release: up to 5 rounds, zoom boxes in frame pixels, FINAL_ANSWER ends",
+        needs=("video",), media=_VIDEO, call_syntax="video_com", tool_frame="pixel", max_turns=5),
 }
 
 
@@ -280,7 +293,7 @@ def rendered_prompt(task: Task) -> dict:
     """What results.json records about a task's prompt: the template, system text, tools and builder."""
     return {"template": task.prompt, "system": task.system, "builder": task.builder,
             "builder_options": dict(task.builder_options), "tools": list(task.tools),
-            "tool_frame": task.tool_frame}
+            "tool_frame": task.tool_frame, "call_syntax": task.call_syntax}
 
 
 __all__ = ["TASKS", "Task", "Metric", "get_task", "prompt_messages", "image_extent", "rendered_prompt"]

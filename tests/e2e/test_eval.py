@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from mmreason import cli
-from mmreason.errors import SchemaError
+from mmreason.errors import RecipeError, SchemaError
 from mmreason.geometry import ImageFrame, box_to_model, point_to_model, smart_resize
 from mmreason.schema import load_rows, write_jsonl
 from mmreason.train import eval as ev
@@ -174,6 +174,12 @@ def test_rescoring_rejects_unknown_ids_and_needs_a_family(scenes, tmp_path, caps
     ok = _pred(tmp_path / "ok.jsonl", [{"id": row["id"], "output": "[1, 2, 3, 4]"}])
     assert _run("--task", "grounding", "--data", scenes, "--predictions", ok, "--out", tmp_path / "o") == 2
     assert "--family" in capsys.readouterr().err
+    assert _run("--task", "grounding", "--data", tmp_path / "none", "--predictions", ok,
+                "--family", "qwen2_vl", "--out", tmp_path / "o") == 2
+    assert "no canonical dataset" in capsys.readouterr().err
+    assert _run("--task", "grounding", "--data", scenes, "--model", tmp_path / "no-model",
+                "--out", tmp_path) == 2
+    assert "not a checkpoint directory" in capsys.readouterr().err
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"id": "a", "output": "x"}\n{not json\n')
     with pytest.raises(SchemaError, match="line 2"):
@@ -288,6 +294,15 @@ def test_prompts_state_the_screen_in_the_family_frame(mixed):
     high = prompt_messages({**row, "task": "gui_action"}, TASKS["android_control_high"], "qwen2_5_vl", media)
     query = high[1]["content"][0]["text"]
     assert "Current step query" not in query and "Step 1: " in query
+
+
+def test_video_segments_come_from_the_rows_unless_given():
+    rows = [{"meta": {"segments": [[1, 0.0, 2.5], [2, 2.5, 4.0]]}}, {"meta": {"segments": [[1, 0.0, 2.5]]}}]
+    assert ev.segment_seconds(rows, None) == 2.5 and ev.segment_seconds(rows, 10.0) == 10.0
+    assert ev.segment_seconds([{"meta": {}}], None) is None
+    with pytest.raises(RecipeError, match="--segment-seconds"):
+        ev.segment_seconds(rows + [{"meta": {"segments": [[1, 0.0, 1.0]]}}], None)
+    assert TASKS["video_com"].call_syntax == "video_com" and TASKS["video_com"].max_turns == 5
 
 
 def test_task_table_and_metric_docstrings():
