@@ -220,7 +220,9 @@ def _dataset_dir(spec: str, output_dir: Path, accelerator: Any) -> Path:
     return out
 
 
-def _read(path: Path, fmt: str) -> list[dict]:
+def _read(path: Path, fmt: str, media_dir: Path) -> list[dict]:
+    """Canonical rows with absolute media paths; other formats are converted (media they carry in memory,
+    bytes or images, are written under `media_dir`, never into the dataset's own folder)."""
     from mmreason.schema import dataset_root, load_rows, resolve_media
 
     root = dataset_root(path)
@@ -229,8 +231,7 @@ def _read(path: Path, fmt: str) -> list[dict]:
     else:
         from mmreason.schema import read_rows
 
-        raw = _raw_rows(path)
-        rows = list(read_rows(raw, fmt, media_dir=root, id_prefix=f"{path.stem}-"))
+        rows = list(read_rows(_raw_rows(path), fmt, media_dir=media_dir, root=root, id_prefix=f"{path.stem}-"))
     return [resolve_media(r, root) for r in rows]
 
 
@@ -256,7 +257,7 @@ def load_data(recipe: Recipe, *, split: str = "train", accelerator: Any = None) 
         path = _dataset_dir(spec, Path(recipe.output_dir), accelerator)
         if not path.exists():
             raise RecipeError(f"data.{split}: {spec!r}: {path} does not exist")
-        got = _read(path, recipe.data.format)
+        got = _read(path, recipe.data.format, Path(recipe.output_dir) / "data" / f"{path.stem}-media")
         rows.extend(got)
         sources.extend([spec] * len(got))
     if not rows:

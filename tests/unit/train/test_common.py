@@ -1,0 +1,85 @@
+"""Shared training plumbing: datasets from the recipe (canonical, other formats, builders), model set-up
+(LoRA on the language model only, frozen vision), the collator's media options, the `mmreason train` dispatch."""
+
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from mmreason.config import load_recipe_dict
+from mmreason.errors import RecipeError
+from mmreason.schema import write_jsonl
+from mmreason.train.common import load_data, load_policy, lora_targets, media_options, model_path
+
+
+def recipe(tmp_path, **sections):
+    return load_recipe_dict({"output_dir": str(tmp_path / "out"), **sections})
+
+
+def test_datasets_of_every_kind_load_with_absolute_media(tmp_path):
+    canon = tmp_path / "canon"
+    canon.mkdir()
+    Image.new("RGB", (8, 8)).save(canon / "a.png")
+    write_jsonl([{"id": "c0", "task": "vqa", "source": "s", "messages": [
+        {"role": "user", "content": [{"type": "image", "image": "a.png"}, {"type": "text", "text": "?"}]}]}],
+        canon / "rows.jsonl")
+    easy = tmp_path / "easy"
+    easy.mkdir()
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(buf, format="PNG")
+    (easy / "train.jsonl").write_text(json.dumps({"problem": "<image>Colour?", "answer": "red",
+                                                 "images": [{"bytes": list(buf.getvalue())}]}) + "\n")
+    rows = load_data(recipe(tmp_path, data={"train": [str(canon)]})).rows
+    assert rows[0]["messages"][0]["content"][0]["image"] == str(canon / "a.png")
+    rows = load_data(recipe(tmp_path, data={"train": [str(easy)], "format": "easyr1"})).rows
+    (part,) = [p for p in rows[0]["messages"][0]["content"] if p["type"] == "image"]
+    assert rows[0]["answer"] == "red" and Image.open(part["image"]).getpixel((0, 0)) == (255, 0, 0)
+    assert str(tmp_path / "out" / "data") in part["image"]  # in-memory media go to output_dir, not the dataset
+
+
+def test_builder_data_is_built_once_into_output_dir(tmp_path):
+    r = recipe(tmp_path, data={"train": ["builder:image_scenes?n=2&seed=1&qtypes=[color]"]})
+    first = load_data(r)
+    assert len(first) == 2 and all(row["source"] == "image_scenes" for row in first.rows)
+    assert load_data(r).rows == first.rows  # the second call reuses the finished build
+    with pytest.raises(RecipeError, match=r"a builder needs n="):
+        load_data(recipe(tmp_path, data={"train": ["builder:image_scenes?seed=1"]}))
+    with pytest.raises(RecipeError, match="data.train is empty"):
+        load_data(recipe(tmp_path))
+    with pytest.raises(RecipeError, match="does not exist"):
+        load_data(recipe(tmp_path, data={"train": [str(tmp_path / "nope")]}))
+
+
+def test_lora_goes_to_the_language_model_unless_vision_trains(tiny_model, tiny_model_dir):
+    model, _ = tiny_model("qwen2_5_vl")
+    names = lora_targets(model, ("gate_proj", "q_proj"), include_vision=False)
+    assert names and not any("visual" in n for n in names)
+    assert any("visual" in n for n in lora_targets(model, ("gate_proj",), include_vision=True))
+    with pytest.raises(RecipeError, match="none of"):
+        lora_targets(model, ("nope_proj",), include_vision=False)
+    path = str(tiny_model_dir("qwen2_5_vl"))
+    policy, _ = load_policy(load_recipe_dict({"model": {"path": path, "lora": {"enabled": True, "r": 2}}}), path)
+    trainable = [n for n, p in policy.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n and "visual" not in n for n in trainable)
+    full, _ = load_policy(load_recipe_dict({"model": {"path": path}}), path)  # vision frozen by default
+    assert not any(p.requires_grad for n, p in full.named_parameters() if "visual" in n)
+    assert any(p.requires_grad for n, p in full.named_parameters() if "language_model" in n)
+
+
+def test_media_options_and_model_path(tmp_path):
+    r = load_recipe_dict({"model": {"min_pixels": 3136, "max_pixels": 50176}, "data": {"video": {"nframes": 8}}})
+    assert media_options(r) == {"image": {"min_pixels": 3136, "max_pixels": 50176}, "video": {"nframes": 8}}
+    with pytest.raises(RecipeError, match="never downloads"):
+        model_path(load_recipe_dict({"model": {"path": str(tmp_path / "missing"), "family": "qwen2_5_vl"}}))
+
+
+def test_mmreason_train_needs_a_training_section(tmp_path, capsys):
+    from mmreason import cli
+
+    (tmp_path / "r.yaml").write_text("seed: 1\n")
+    assert cli.main(["train", str(tmp_path / "r.yaml")]) == 2
+    assert "neither an `sft` nor a `grpo` section" in capsys.readouterr().err
+    (tmp_path / "both.yaml").write_text("sft: {}\ngrpo: {}\n")
+    assert cli.main(["train", str(tmp_path / "both.yaml")]) == 2
+    assert "split it into two recipes" in capsys.readouterr().err
