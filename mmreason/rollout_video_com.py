@@ -150,13 +150,13 @@ def line_stopper(tokenizer: Any, patterns: Sequence[str], start: int) -> Any:
     class LineStop(StoppingCriteria):
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
             done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-            new = input_ids[:, start:].tolist()
-            if not new or not new[0]:
+            if input_ids.shape[1] <= start:
                 return done
-            last = tokenizer.batch_decode([row[-1:] for row in new], skip_special_tokens=False)
+            last = tokenizer.batch_decode([[t] for t in input_ids[:, -1].tolist()], skip_special_tokens=False)
             for b, piece in enumerate(last):
-                if "\n" in piece:
-                    text = tokenizer.decode(new[b], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+                if "\n" in piece:  # a line can only have ended here
+                    text = tokenizer.decode(input_ids[b, start:].tolist(), skip_special_tokens=False,
+                                            clean_up_tokenization_spaces=False)
                     done[b] = line_stop(text, patterns) is not None
             return done
 

@@ -264,3 +264,28 @@ def test_step_score_spans_land_on_the_tokens_of_their_turn(processor, clip):
     adv = rl.token_advantages(torch.tensor([0.0]), len(traj.completion_ids), [segments])
     assert adv[0, segments[1].start:segments[1].end].unique().tolist() == [0.5]
     assert adv[0, segments[0].end:segments[1].start].abs().max() == 0  # no credit between the steps
+
+
+def test_docstring_examples():
+    import doctest
+
+    import mmreason.rollout_video_com as module
+
+    result = doctest.testmod(module)
+    assert result.attempted >= 4 and not result.failed
+
+
+@pytest.mark.parametrize("line, reason", [
+    ("FIND_FRAME(x) = [1e308]", "frame must be"),
+    ("FIND_FRAME(x) = [-3]", "frame must be between 0 and 29"),
+    ("FIND_SEGMENT(x) = [" + "9" * 400 + "]", "segment"),
+    ("FIND_SEGMENT(x) = [0, 2]", "segment must be between 1 and 3"),
+    ("SPATIAL_ZOOM(x) = [40, 40, 0, 0]", "Error"),
+    ("SPATIAL_ZOOM(x) = [-1e9, 0, 1e9, 1]", "Error"),
+])
+def test_hostile_values_come_back_as_errors(clip, line, reason):
+    env = _env(clip, segment_seconds=1.0)
+    run_manipulation(read_manipulation("FIND_FRAME(a) = [3]"), env, ALL)
+    obs = run_manipulation(read_manipulation(line), env, ALL)
+    assert obs.error and obs.text.startswith("Error: ") and reason in obs.text, obs.text
+    assert not obs.images and not obs.videos and env.current_frame == (0, 3)
