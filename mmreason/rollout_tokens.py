@@ -90,24 +90,10 @@ def processor_call(processor: Any, family: str | Family, text: str, images: Sequ
                    videos: Sequence[Any] = ()) -> dict:
     """The processor on one text with already-sized pictures (`LoadedImage`) and clips (`LoadedVideo`):
     no resizing or re-sampling, video timing from the clip's frame record (as the collator calls it)."""
-    kwargs: dict[str, Any] = {"return_tensors": "pt"}
-    if images:
-        kwargs["images"] = [im.image for im in images]
-        kwargs["images_kwargs"] = {"do_resize": False}
-    if videos:
-        kwargs["videos"] = [v.frames for v in videos]
-        kwargs["video_metadata"] = [v.frame.to_metadata() for v in videos]
-        vkw = {"do_resize": False, "do_sample_frames": False}
-        if hasattr(processor.video_processor, "cap_pixels_per_frame"):
-            vkw["cap_pixels_per_frame"] = False
-        kwargs["videos_kwargs"] = vkw
-    out = dict(processor(text=[text], **kwargs))
-    if videos and "video_second_per_grid" in out:  # Omni: one rate per clip, not one per call
-        import torch
+    from mmreason.modalities.collate import per_clip_seconds, sized_media_kwargs
 
-        out["video_second_per_grid"] = torch.tensor(
-            [as_family(family).temporal_patch_size / v.frame.sampled_fps for v in videos], dtype=torch.float32)
-    return out
+    kwargs = sized_media_kwargs(processor, [im.image for im in images], videos)
+    return per_clip_seconds(dict(processor(text=[text], return_tensors="pt", **kwargs)), videos, family)
 
 
 def encode_observation(observation: Any, processor: Any, family: str | Family, *, role: str = "tool") -> Segment:

@@ -264,9 +264,22 @@ def _call_processor(samples: list[_Sample], processor, fam: Family, mode: str) -
     images = [im.image for s in samples for im in s.images]
     videos = [v for s in samples for v in s.videos]
     audios = [_waveform(a, processor, s.sample_id) for s in samples for a in s.audios]
-    kwargs: dict[str, Any] = {"padding": True, "padding_side": batch_padding(mode), "return_tensors": "pt"}
+    kwargs: dict[str, Any] = {"padding": True, "padding_side": batch_padding(mode), "return_tensors": "pt",
+                              **sized_media_kwargs(processor, images, videos)}
+    if audios:
+        kwargs["audio"] = audios
+        rate = {getattr(a, "sample_rate", None) for s in samples for a in s.audios} - {None}
+        if rate:
+            kwargs["audio_kwargs"] = {"sampling_rate": rate.pop()}
+    return per_clip_seconds(dict(processor(text=texts, **kwargs)), videos, fam)
+
+
+def sized_media_kwargs(processor: Any, images: Sequence[Any], videos: Sequence[Any]) -> dict[str, Any]:
+    """Processor keyword arguments for pictures (PIL) and clips (`LoadedVideo`) the adapters already sized:
+    no resizing, no frame re-sampling, each clip's timing as ``video_metadata`` from its frame record."""
+    kwargs: dict[str, Any] = {}
     if images:
-        kwargs["images"] = images
+        kwargs["images"] = list(images)
         kwargs["images_kwargs"] = {"do_resize": False}
     if videos:
         kwargs["videos"] = [v.frames for v in videos]
@@ -275,18 +288,18 @@ def _call_processor(samples: list[_Sample], processor, fam: Family, mode: str) -
         if hasattr(processor.video_processor, "cap_pixels_per_frame"):
             vkw["cap_pixels_per_frame"] = False  # sizes are final; this only silences a deprecation warning
         kwargs["videos_kwargs"] = vkw
-    if audios:
-        kwargs["audio"] = audios
-        rate = {getattr(a, "sample_rate", None) for s in samples for a in s.audios} - {None}
-        if rate:
-            kwargs["audio_kwargs"] = {"sampling_rate": rate.pop()}
-    batch = dict(processor(text=texts, **kwargs))
+    return kwargs
+
+
+def per_clip_seconds(batch: dict[str, Any], videos: Sequence[Any], family: str | Family) -> dict[str, Any]:
+    """`batch` with ``video_second_per_grid`` (when the processor made it) recomputed clip by clip: the Omni
+    processor applies one fps to every video of a call, while each clip has its own sampled rate."""
     if videos and "video_second_per_grid" in batch:
-        # The Omni processor applies one fps to every video of a call; each video has its own sampled rate.
         import torch
 
-        batch["video_second_per_grid"] = torch.tensor(
-            [fam.temporal_patch_size / v.frame.sampled_fps for v in videos], dtype=torch.float32)
+        patch = as_family(family).temporal_patch_size
+        batch["video_second_per_grid"] = torch.tensor([patch / v.frame.sampled_fps for v in videos],
+                                                      dtype=torch.float32)
     return batch
 
 
