@@ -96,7 +96,9 @@ def completion_logps(model: Any, batch: Mapping[str, Any], temperature: float, *
     length = inputs["input_ids"].shape[1]
     keep = length - int(batch["prompt_lengths"].min()) + 1
     logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits / temperature
-    pos = (batch["completion_index"].to(device) - 1 - (length - keep)).clamp(min=0)
+    # a model whose forward ignores logits_to_keep (the Omni thinker) returns every position
+    offset = length - logits.shape[1]
+    pos = (batch["completion_index"].to(device) - 1 - offset).clamp(min=0)
     picked = torch.gather(logits, 1, pos.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
     logp = rl.token_log_probs(picked, batch["completion_ids"].to(device))
     ent = None

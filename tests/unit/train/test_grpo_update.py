@@ -103,3 +103,25 @@ def test_kl_to_the_reference_starts_at_zero_and_grows(setup, lora):
     _, (first, second) = updated(setup, model=model, grpo={"beta": 0.1}, updates=2)
     assert first["kl"] == pytest.approx(0.0, abs=1e-7)  # the policy is still the reference
     assert second["kl"] > 0
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen2_5_omni"])  # honours logits_to_keep / ignores it
+def test_completion_log_probs_sit_one_position_before_each_token(tiny_model, family):
+    from mmreason.rollout import RolloutConfig, collate_trajectories, model_inputs, rollout
+    from mmreason.train.grpo_step import completion_logps
+
+    model, proc = tiny_model(family)
+    rows = [{"id": f"t{i}", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi " * (i + 1)}]}]}
+            for i in range(2)]  # prompts of different lengths: the completions start at different columns
+    torch.manual_seed(0)
+    trajs = rollout(model, proc, rows, family, group_size=2, config=RolloutConfig(max_new_tokens=5,
+                                                                                 max_completion_tokens=5))
+    batch = collate_trajectories(trajs, proc.tokenizer.pad_token_id)
+    with torch.no_grad():
+        got, _ = completion_logps(model, batch, temperature=0.7)
+        logits = model(**model_inputs(batch)).logits / 0.7
+    for b, t in enumerate(trajs):
+        p = len(t.prompt_ids)
+        for j, token in enumerate(t.completion_ids):
+            expected = torch.log_softmax(logits[b, p + j - 1].float(), -1)[token]
+            assert got[b, j] == pytest.approx(float(expected), abs=1e-4)
