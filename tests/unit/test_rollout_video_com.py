@@ -119,8 +119,8 @@ def test_a_turn_stops_after_a_manipulation_or_final_answer_line(processor):
     line = "I look again.\nFIND_FRAME(the block) = [12]\n"
     assert cut(line + "SPATIAL_ZOOM(b) = [1, 2, 3, 4]\nmore") == (line, "stop")
     assert cut("FIND_FRAME(x) = [abc]\nrest") == ("FIND_FRAME(x) = [abc]\n", "stop")  # malformed ends it too
-    assert cut("So the answer is B.\nFINAL_ANSWER: B. white\nextra") == ("So the answer is B.\nFINAL_ANSWER: B. white\n",
-                                                                         "stop")
+    answer = "So the answer is B.\nFINAL_ANSWER: B. white\n"
+    assert cut(answer + "extra") == (answer, "stop")
     assert cut("Next I will use FIND_FRAME(query) to look.\nFINAL_ANSWER:\n") == (
         "Next I will use FIND_FRAME(query) to look.\nFINAL_ANSWER:\n", "length")  # no call, no answer yet
     assert cut("FIND_FRAME(x) = [12]")[1] == "length"  # the line is not finished
