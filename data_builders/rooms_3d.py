@@ -285,17 +285,15 @@ def path_cameras(room: Room, rng: np.random.Generator, *, k: int, width: int, he
 def render_path(room: Room, cameras, *, point_size: int = 2, min_visible: int = 30):
     """Each camera's image (PIL) and the objects seen in it: {object index: visible points}, those with at
     least `min_visible` points winning the depth test."""
-    from PIL import Image
-
     # the splatter and depth test are the point-cloud adapter's; a path of cameras is all that is new here
-    from mmreason.modalities.point_render import _splat, _visible
+    from mmreason.modalities.point_render import render_camera, visible_points
 
     xyz = room.xyz.astype(np.float64)
     out = []
     for cam in cameras:
-        img, depth = _splat(xyz, room.rgb, cam, point_size, 255)
-        vis = _visible(xyz, cam, depth)
+        image, depth = render_camera((xyz, room.rgb), cam, point_size=point_size)
+        vis = visible_points(xyz, cam, depth)
         counts = np.bincount(room.instance[vis & (room.instance >= 0)], minlength=len(room.objects))
         seen = {i: int(c) for i, c in enumerate(counts) if c >= min_visible}
-        out.append((Image.fromarray(img, "RGB"), seen))
+        out.append((image, seen))
     return out

@@ -9,7 +9,8 @@ visible there), and can be drawn as numbered marks.
 Two renderers: ``"numpy"`` (default) splats every point as a disc of `point_size` pixels into a
 z-buffer; it is deterministic, needs no GPU or display, and is safe in any worker process.
 ``"open3d"`` uses Open3D's Filament OffscreenRenderer (headless needs a Vulkan or EGL driver; its
-engine is one per process), and serves mostly to cross-check the camera maths.
+engine is one per process), and serves mostly to cross-check the camera maths. :func:`render_camera` runs
+the numpy splatter for one camera of the caller's choosing (the 3D tools, the room builder's camera path).
 """
 
 from __future__ import annotations
@@ -142,6 +143,24 @@ def orbit_cameras(xyz: np.ndarray, k: int, *, width: int, height: int, fov: floa
 
 
 # --------------------------------------------------------------------------------------- renderers
+def point_colors(xyz: np.ndarray, rgb: np.ndarray | None) -> np.ndarray:
+    """uint8 (N, 3) colours to draw the points `xyz` with: `rgb` (0-1) scaled to 0-255, or, for a cloud
+    without colours, a viridis map of height (z)."""
+    if rgb is not None:
+        return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+    from matplotlib import colormaps
+
+    zs = xyz[:, 2]
+    level = (zs - zs.min()) / max(float(np.ptp(zs)), 1e-9)
+    return (colormaps["viridis"](level)[:, :3] * 255).round().astype(np.uint8)
+
+
+def splat_radius(num_points: int, width: int, height: int) -> int:
+    """The default splat radius in pixels (1 to 8): discs that together cover about the image area the
+    cloud spans."""
+    return int(np.clip(round(math.sqrt(0.8 * width * height / (math.pi * num_points))), 1, 8))
+
+
 def _disc(radius: int) -> np.ndarray:
     r = np.arange(-radius, radius + 1)
     dx, dy = np.meshgrid(r, r)
@@ -228,8 +247,9 @@ def project_box(box3d: Sequence[float], cam: Camera) -> tuple[float, float, floa
     return (float(x1), float(y1), float(x2), float(y2)) if x2 > x1 and y2 > y1 else None
 
 
-def _visible(xyz: np.ndarray, cam: Camera, depth: np.ndarray) -> np.ndarray:
-    """Which points win (or tie) the depth test at the pixel they project to."""
+def visible_points(xyz: np.ndarray, cam: Camera, depth: np.ndarray) -> np.ndarray:
+    """Which points (N,) win (or tie) the depth test of `depth`, a view's depth map, at the pixel they
+    project to."""
     uv, z = cam.project(xyz)
     col, row = np.floor(uv[:, 0]), np.floor(uv[:, 1])
     ok = (z > NEAR) & (col >= 0) & (col < cam.width) & (row >= 0) & (row < cam.height)
@@ -251,6 +271,30 @@ def _draw_marks(image: Any, boxes: Sequence[ProjectedBox]) -> None:
 
 
 # -------------------------------------------------------------------------------------------- entry
+def render_camera(
+    points: PointCloud | tuple[np.ndarray, np.ndarray], camera: Camera, *, point_size: int | None = None,
+    background: int = 255,
+) -> tuple[Any, np.ndarray]:
+    """`points` as `camera` sees them, by the numpy splatter: (RGB PIL image, depth map (H, W) in metres
+    along the optical axis, inf where nothing was drawn).
+
+    `points` is a `PointCloud` (drawn in scene metres, coloured by `point_colors`) or an ``(xyz, colors)``
+    pair: (N, 3) scene points and (N, 3) uint8 colours. `point_size` is the splat radius in pixels
+    (default: `splat_radius`, as `render_views` picks it).
+    """
+    from PIL import Image
+
+    if isinstance(points, PointCloud):
+        xyz = points.scene_xyz()
+        colors = point_colors(xyz, points.rgb)
+    else:
+        xyz, colors = points
+    if point_size is None:
+        point_size = splat_radius(len(xyz), camera.width, camera.height)
+    image, depth = _splat(xyz, colors, camera, point_size, background)
+    return Image.fromarray(image, "RGB"), depth
+
+
 def render_views(
     cloud: PointCloud, *, k: int = 4, width: int = 448, height: int = 448, fov: float = 60.0,
     elevation: float = 30.0, start_azimuth: float = 0.0, point_size: int | None = None,
@@ -268,16 +312,9 @@ def render_views(
     if backend not in ("numpy", "open3d"):
         raise ValueError(f"unknown renderer {backend!r}; use 'numpy' or 'open3d'")
     xyz = cloud.scene_xyz()
-    if cloud.rgb is not None:
-        colors = (np.clip(cloud.rgb, 0, 1) * 255).round().astype(np.uint8)
-    else:
-        from matplotlib import colormaps
-
-        zs = xyz[:, 2]
-        level = (zs - zs.min()) / max(float(np.ptp(zs)), 1e-9)
-        colors = (colormaps["viridis"](level)[:, :3] * 255).round().astype(np.uint8)
-    if point_size is None:  # discs that together cover about the image area the cloud spans
-        point_size = int(np.clip(round(math.sqrt(0.8 * width * height / (math.pi * len(xyz)))), 1, 8))
+    colors = point_colors(xyz, cloud.rgb)
+    if point_size is None:
+        point_size = splat_radius(len(xyz), width, height)
     cams = orbit_cameras(xyz, k, width=width, height=height, fov=fov, elevation=elevation,
                          start_azimuth=start_azimuth)
     if backend == "numpy":
@@ -288,7 +325,7 @@ def render_views(
     views = []
     for (az, cam), (img, depth) in zip(cams, rendered):
         image = Image.fromarray(img, "RGB")
-        visible = _visible(xyz, cam, depth) if boxes else None
+        visible = visible_points(xyz, cam, depth) if boxes else None
         projected = []
         for i, (label, box) in enumerate(boxes):
             b2 = project_box(box, cam)

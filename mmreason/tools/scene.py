@@ -26,16 +26,6 @@ VIEWS = ("front", "back", "left", "right", "top")
 _AZIMUTH = {"front": -90.0, "back": 90.0, "left": 180.0, "right": 0.0}  # degrees from +x, counter-clockwise
 
 
-def _colours(cloud: Any, xyz: np.ndarray) -> np.ndarray:
-    """The cloud's colours as uint8, or a height colour map when it has none (as `render_views` draws)."""
-    if cloud.rgb is not None:
-        return (np.clip(cloud.rgb, 0, 1) * 255).round().astype(np.uint8)
-    from matplotlib import colormaps
-
-    level = (xyz[:, 2] - xyz[:, 2].min()) / max(float(np.ptp(xyz[:, 2])), 1e-9)
-    return (colormaps["viridis"](level)[:, :3] * 255).round().astype(np.uint8)
-
-
 def _named_camera(env: ToolEnv, view: str, lo: np.ndarray, hi: np.ndarray) -> Any:
     from mmreason.modalities.point_render import Camera
 
@@ -65,18 +55,6 @@ def _given_camera(env: ToolEnv, position: Any, look_at: Any, center: np.ndarray)
     return Camera.look_at(eye, target, width=s.view_size, height=s.view_size, fov=s.view_fov, up=up)
 
 
-def _render(env: ToolEnv, cloud: Any, xyz: np.ndarray, colours: np.ndarray, camera: Any) -> Any:
-    from PIL import Image
-
-    from mmreason.modalities.point_render import _splat
-
-    size = env.settings.view_size
-    # Splat radius from the point density, as `render_views` picks it.
-    radius = int(np.clip(round(math.sqrt(0.8 * size * size / (math.pi * max(len(xyz), 1)))), 1, 8))
-    pixels, _ = _splat(xyz, colours, camera, radius, 255)
-    return env.picture(Image.fromarray(pixels, "RGB"))
-
-
 def _camera_for(env: ToolEnv, view: Any, position: Any, look_at: Any, lo: np.ndarray,
                 hi: np.ndarray) -> tuple[Any, str]:
     if position is not None:
@@ -102,10 +80,12 @@ def render_view(env: ToolEnv, view: str | None = None, position: list[float] | N
         look_at: Point [x, y, z] in metres the camera looks at (default: the centre of the scene).
         cloud_index: Which input point cloud, counting from 0 (default 0).
     """
+    from mmreason.modalities.point_render import render_camera
+
     index, cloud = env.pick(env.clouds, cloud_index, "point cloud")
     xyz = cloud.scene_xyz()
     camera, where = _camera_for(env, view, position, look_at, xyz.min(0), xyz.max(0))
-    picture = _render(env, cloud, xyz, _colours(cloud, xyz), camera)
+    picture = env.picture(render_camera(cloud, camera)[0])
     return Observation(f"The scene {where}.", images=(picture,),
                        info={"tool": "render_view", "cloud_index": index, "camera": camera.as_dict()})
 
@@ -119,6 +99,8 @@ def crop_region(env: ToolEnv, bbox_3d: list[float], view: str | None = None, clo
         view: A named viewpoint: front, back, left, right or top (default front).
         cloud_index: Which input point cloud, counting from 0 (default 0).
     """
+    from mmreason.modalities.point_render import point_colors, render_camera
+
     index, cloud = env.pick(env.clouds, cloud_index, "point cloud")
     box = np.array(as_numbers(bbox_3d, "bbox_3d", 6, "[x1, y1, z1, x2, y2, z2]"))
     if not (box[:3] < box[3:]).all():
@@ -132,7 +114,7 @@ def crop_region(env: ToolEnv, bbox_3d: list[float], view: str | None = None, clo
             f"{v:.2f}" for v in (*lo, *hi)) + "]")
     points = xyz[inside]
     camera, where = _camera_for(env, view, None, None, points.min(0), points.max(0))
-    picture = _render(env, cloud, points, _colours(cloud, xyz)[inside], camera)
+    picture = env.picture(render_camera((points, point_colors(xyz, cloud.rgb)[inside]), camera)[0])
     return Observation(f"{count} points inside the box, {where}.", images=(picture,),
                        info={"tool": "crop_region", "cloud_index": index, "num_points": count,
                              "camera": camera.as_dict()})
