@@ -82,14 +82,14 @@ class HTTPTeacher:
                            retries=int(opts["retries"]), cache_path="")
 
     def __call__(self, prompt: str, image: Path | None, *, seed: int, temperature: float) -> str:
-        from mmreason.rewards.judge import JudgeConfig, _http_chat
+        from mmreason.rewards.judge import JudgeConfig, chat_completion
 
         content: list[dict] = [{"type": "text", "text": prompt}]
         if image is not None:
             content.insert(0, {"type": "image_url", "image_url": {"url": _data_url(image)}})
         config = JudgeConfig(**self.config, seed=seed, temperature=temperature)
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}]
-        return _http_chat(config, messages)
+        return chat_completion(config, messages)
 
 
 _HF: dict[str, Any] = {}

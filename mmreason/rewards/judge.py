@@ -321,10 +321,19 @@ def _cache_put(path: Path | None, rows: Sequence[tuple[str, str]]) -> None:
 
 # ------------------------------------------------------------------------------------- backends
 class JudgeFailure(Exception):
-    """A request that did not produce a reply (kept inside this module)."""
+    """A request that did not produce a reply (`judge` turns it into a ``failed`` verdict)."""
 
 
-def _http_chat(config: JudgeConfig, messages: list[dict]) -> str:
+def chat_completion(config: JudgeConfig, messages: list[dict]) -> str:
+    """The reply text of one request to the OpenAI-compatible endpoint ``config.base_url``.
+
+    POSTs ``{model, messages, temperature, max_tokens[, seed]}`` from `config` to
+    ``<base_url>/chat/completions`` (messages may hold ``image_url`` parts if the server takes them), with
+    a bearer key from the environment variable ``config.api_key_env`` when it is set. Timeouts, network
+    errors, HTTP 429 and 5xx are retried ``config.retries`` times with exponential backoff from
+    ``config.backoff`` seconds; other HTTP errors, a body that is not a chat completion, and retries run
+    out raise :class:`JudgeFailure`. Used by `judge` and by data builders that ask a teacher model.
+    """
     body: dict[str, Any] = {"model": config.model, "messages": messages, "temperature": config.temperature,
                             "max_tokens": config.max_tokens}
     if config.seed is not None:
@@ -428,7 +437,7 @@ def judge(items: Sequence[JudgeItem], config: JudgeConfig,
         else:
             todo.setdefault(key, []).append(i)
 
-    chat = _http_chat if config.base_url is not None else _hf_chat
+    chat = chat_completion if config.base_url is not None else _hf_chat
 
     def ask(key: str) -> tuple[str, str | None, str]:
         try:
