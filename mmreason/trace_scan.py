@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
-    "NUM", "POINT_KEYS", "Box3DMention", "BoxMention", "Manipulation", "PointMention", "find_boxes",
-    "find_boxes_3d", "find_points",
+    "NUM", "POINT_KEYS", "Box3DMention", "BoxMention", "Manipulation", "PointMention", "Spans", "find_boxes",
+    "find_boxes_3d", "find_points", "scan_mentions",
 ]
 
 POINT_KEYS = (
@@ -105,8 +105,9 @@ def _finite(values) -> bool:
     return all(math.isfinite(v) for v in values)
 
 
-class _Spans:
-    """Sorted, merged [start, end) spans with an overlap test in O(log n)."""
+class Spans:
+    """Sorted, merged [start, end) spans with an overlap test in O(log n) (the scanners' and the block
+    parser's record of text already read)."""
 
     def __init__(self, spans):
         merged: list[list[int]] = []
@@ -212,7 +213,7 @@ def _scan_boxes(text: str, spans_3d: list, issues: list) -> tuple[list[BoxMentio
             issues.append((m.start(), f"<|box_start|> at {m.start()}: non-finite number, dropped"))
     if text.count("<|box_start|>") > n_tokens:
         issues.append((len(text), "<|box_start|> without <|box_end|>"))
-    taken = _Spans(spans + spans_3d)
+    taken = Spans(spans + spans_3d)
     for m in _INTS_RE.finditer(text):
         if not taken.overlaps(m.start(), m.end()):
             values = tuple(float(v) for v in m.group(0).split(","))
@@ -227,7 +228,7 @@ def _scan_boxes(text: str, spans_3d: list, issues: list) -> tuple[list[BoxMentio
 def _scan_points(text: str, taken_spans: list, issues: list) -> list[PointMention]:
     keyed, spans = _keyed(text, _KEYED_POINT_RE, 2, "point", issues)
     found = [PointMention(tuple(map(float, v)), label, key, s, e) for key, v, label, s, e in keyed]
-    taken = _Spans(spans + taken_spans)
+    taken = Spans(spans + taken_spans)
     for m in _PAIR_RE.finditer(text):
         if taken.overlaps(m.start(), m.end()):
             continue
@@ -257,8 +258,9 @@ def _scan_manipulations(text: str, issues: list) -> list[Manipulation]:
     return found
 
 
-def _mentions(text: str, issues: list) -> tuple[list, list, list, list]:
-    """Boxes, 3D boxes, points and Video-CoM steps; each looser format skips what a stricter one read."""
+def scan_mentions(text: str, issues: list) -> tuple[list, list, list, list]:
+    """Boxes, 3D boxes, points and Video-CoM steps; each looser format skips what a stricter one read.
+    Problems are appended to `issues` as ``(position, message)``."""
     boxes_3d, spans_3d = _scan_boxes_3d(text, issues)
     boxes, box_spans = _scan_boxes(text, spans_3d, issues)
     manipulations = _scan_manipulations(text, issues)
@@ -268,7 +270,7 @@ def _mentions(text: str, issues: list) -> tuple[list, list, list, list]:
 
 # ------------------------------------------------------------------------------------ public API
 def find_boxes(text: str) -> list[BoxMention]:
-    return _mentions(text, [])[0] if isinstance(text, str) else []
+    return scan_mentions(text, [])[0] if isinstance(text, str) else []
 
 
 def find_boxes_3d(text: str) -> list[Box3DMention]:
@@ -276,5 +278,5 @@ def find_boxes_3d(text: str) -> list[Box3DMention]:
 
 
 def find_points(text: str) -> list[PointMention]:
-    return _mentions(text, [])[2] if isinstance(text, str) else []
+    return scan_mentions(text, [])[2] if isinstance(text, str) else []
 

@@ -49,11 +49,11 @@ from mmreason.trace_scan import (  # the mention records and finders are part of
     BoxMention,
     Manipulation,
     PointMention,
-    _mentions,
-    _Spans,
+    Spans,
     find_boxes,
     find_boxes_3d,
     find_points,
+    scan_mentions,
 )
 
 __all__ = [
@@ -338,7 +338,7 @@ def _scan_calls(text: str, blocks: list[Block], issues: list) -> tuple[list[Tool
 
     actions += from_calls(calls)
     if not calls or not actions:  # InfiGUI-R1 and others emit the JSON without its wrapper
-        inside = _Spans([(b.start, b.end) for b in blocks])
+        inside = Spans([(b.start, b.end) for b in blocks])
         bare_calls: list[ToolCall] = []
         bare_actions: list[tuple[int, dict]] = []
         pos, failures = 0, 0
@@ -381,7 +381,7 @@ def parse(text: str) -> Trace:
     issues: list[tuple[int, str]] = []  # (position, message)
     try:
         blocks = _scan_blocks(text, issues)
-        boxes, boxes_3d, points, manipulations = _mentions(text, issues)
+        boxes, boxes_3d, points, manipulations = scan_mentions(text, issues)
         calls, actions = _scan_calls(text, blocks, issues)
     except Exception as e:  # a parser bug must not stop a training run; the fuzz tests look for this
         return Trace(text=text, issues=(f"parser error: {type(e).__name__}: {e}",))
