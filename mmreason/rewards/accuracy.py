@@ -27,7 +27,8 @@ from mmreason.rewards.judge import JudgeItem, as_judge_config, judge, verdict_me
 MATH_MAX_CHARS = 300  # sympy can take seconds on long inputs; such answers are not math anyway
 _PUNCT = re.compile(rf"[{re.escape(string.punctuation)}]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
+# A number as answers write it: sign, thousands commas, decimals, exponent ("1,234.5", "-3e2", ".5").
+NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
 _LETTER_HEAD = re.compile(r"^\s*[\(\[]?([A-Za-z])[\)\]]?(?:[.:)\s]|$)")
 _LETTER_CUE = re.compile(r"(?:answer|option|choice)\s*(?:is|:)?\s*[\(\[]?([A-J])[\)\]]?(?![A-Za-z])",
                          re.IGNORECASE)
@@ -67,7 +68,7 @@ def parse_number(text: object) -> float | None:
         return safe_float(text)
     if not isinstance(text, str):
         return None
-    match = _NUMBER.search(text[:10_000])
+    match = NUMBER.search(text[:10_000])
     return safe_float(match.group(0).replace(",", "")) if match else None
 
 
@@ -110,11 +111,19 @@ def mathy(text: str) -> bool:
     return bool(_MATHY.search(text))
 
 
-def _is_letter(gt: str) -> str | None:
+def gt_letter(gt: str) -> str | None:
+    """The option letter (A-J) a reference answer is, written alone or leading its option; else None.
+
+    >>> gt_letter("(B)"), gt_letter("C. a red cup"), gt_letter("Blue")
+    ('B', 'C', None)
+    """
     stripped = gt.strip()
     if re.fullmatch(r"[\(\[]?[A-J][\)\]]?", stripped) or re.match(r"^[A-J][.)]\s", stripped):
         return stripped.strip("([")[0]
     return None
+
+
+_NUMBER, _is_letter = NUMBER, gt_letter  # former private names, still imported by the eval metrics
 
 
 def is_correct(pred: object, gt: object, *, rel_tol: float = 1e-6, use_math: bool = True) -> bool:
@@ -129,14 +138,14 @@ def is_correct(pred: object, gt: object, *, rel_tol: float = 1e-6, use_math: boo
         return False
     if normalize_answer(pred) == normalize_answer(gt) and normalize_answer(gt):
         return True
-    letter = _is_letter(gt)
+    letter = gt_letter(gt)
     if letter is not None:
         return choice_letter(pred) == letter
     gt_num = parse_number(gt)
-    if gt_num is not None and _NUMBER.fullmatch(gt.strip().replace(" ", "")):
+    if gt_num is not None and NUMBER.fullmatch(gt.strip().replace(" ", "")):
         if numbers_close(parse_number(pred), gt_num, rel_tol=rel_tol):
             return True
-        if _NUMBER.fullmatch(pred.strip().replace(" ", "")):
+        if NUMBER.fullmatch(pred.strip().replace(" ", "")):
             return False  # two plain numbers: the comparison above is the whole story
     return bool(use_math and mathy(gt) and mathy(pred) and math_equal(pred, gt))
 
@@ -197,7 +206,7 @@ def choice_accuracy(completions, **columns):
     """
     return _score(completions, columns, "choice_accuracy",
                   rule=lambda p, g: choice_letter(p) is not None
-                  and choice_letter(p) == (_is_letter(g) or g.strip().upper()))
+                  and choice_letter(p) == (gt_letter(g) or g.strip().upper()))
 
 
 @reward_function

@@ -19,7 +19,7 @@ from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
     Metrics, answer_of, completion_text, gt_boxes_3d, guarded, parse, reward_function, rows_of,
 )
-from mmreason.rewards.accuracy import _NUMBER, _is_letter, choice_letter, normalize_answer, parse_number
+from mmreason.rewards.accuracy import NUMBER, choice_letter, gt_letter, normalize_answer, parse_number
 from mmreason.rewards.format import tags_full_match
 
 MRA_THRESHOLDS = tuple(round(0.50 + 0.05 * i, 2) for i in range(10))
@@ -46,10 +46,10 @@ def vsi_score(pred: str | None, gt: str | None, mode: str = "auto") -> float | N
         return None
     if pred is None:
         return 0.0
-    letter = _is_letter(gt)
+    letter = gt_letter(gt)
     if mode == "mc" or (mode == "auto" and letter is not None):
         return float(choice_letter(pred) == (letter or gt.strip().upper()[:1]))
-    if mode == "mra" or (mode == "auto" and _NUMBER.fullmatch(gt.strip())):
+    if mode == "mra" or (mode == "auto" and NUMBER.fullmatch(gt.strip())):
         return mean_relative_accuracy(parse_number(pred), parse_number(gt))
     return float(normalize_answer(pred) == normalize_answer(gt))
 

@@ -24,7 +24,7 @@ from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
     Metrics, answer_of, completion_text, mapping, parse, question_of, reward_function, rows_of,
 )
-from mmreason.rewards.accuracy import _is_letter, choice_letter, normalize_answer
+from mmreason.rewards.accuracy import choice_letter, gt_letter, normalize_answer
 from mmreason.rewards.format import tags_full_match
 
 DEFAULT_PROMPT = ("Here is a question and someone's reasoning about it, with their final answer hidden.\n\n"
@@ -83,14 +83,14 @@ def candidates(row: Mapping, gt: str | None, config: ListenerConfig) -> list[str
                   mapping(row.get("meta")).get("options"), config.choices):
         if isinstance(value, (list, tuple)) and len(value) >= 2 and all(isinstance(v, str) for v in value):
             return list(value)
-    letter = _is_letter(gt) if isinstance(gt, str) else None
+    letter = gt_letter(gt) if isinstance(gt, str) else None
     if letter is not None:
         return [chr(c) for c in range(ord("A"), max(ord(letter), ord("B")) + 1)]
     return None
 
 
 def correct_index(options: Sequence[str], gt: str) -> int | None:
-    letter = _is_letter(gt)
+    letter = gt_letter(gt)
     for i, option in enumerate(options):
         if normalize_answer(option) == normalize_answer(gt) or (letter and choice_letter(option) == letter):
             return i
@@ -186,7 +186,7 @@ def listener(completions, *, listener: object, format_weight: float = 1.0, em_we
             out.append(None)
             continue
         pred = parse(text).answer
-        letter = _is_letter(gt)
+        letter = gt_letter(gt)
         em = float(pred is not None and (normalize_answer(pred) == normalize_answer(gt)
                                          or (letter is not None and choice_letter(pred) == letter)))
         fmt = float(tags_full_match(text, ("think", "answer")))
