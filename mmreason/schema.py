@@ -51,8 +51,9 @@ PART_OPTIONS: dict[str, dict[str, type]] = {
     "audio": {},
     "point_cloud": {"num_points": int},
 }
-_ALL_OPTIONS: dict[str, type] = {k: t for opts in PART_OPTIONS.values() for k, t in opts.items()}
-PART_KEYS = ("type", *CONTENT_TYPES, *_ALL_OPTIONS)  # every key a part has on disk
+# Every part option of any kind, with its type (the on-disk schema gives each part all of them).
+OPTION_TYPES: dict[str, type] = {k: t for opts in PART_OPTIONS.values() for k, t in opts.items()}
+PART_KEYS = ("type", *CONTENT_TYPES, *OPTION_TYPES)  # every key a part has on disk
 
 # Which geometry each GT list holds: (coordinate key, number of values, carries an `image` index).
 _GT_SHAPES = {"boxes": ("box", 4, True), "rationale_regions": ("box", 4, True),

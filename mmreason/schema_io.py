@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 
 from mmreason.errors import SchemaError
 from mmreason.schema import (
-    _ALL_OPTIONS, CONTENT_TYPES, FIELDS, IMAGE_TYPES, PART_KEYS, resolve_media, validate,
+    CONTENT_TYPES, FIELDS, IMAGE_TYPES, OPTION_TYPES, PART_KEYS, resolve_media, validate,
 )
 
 
@@ -32,7 +32,7 @@ def features():  # -> datasets.Features; imported lazily because `datasets` take
 
     s, f, i = Value("string"), Value("float64"), Value("int64")
     part = {"type": s, **{k: s for k in CONTENT_TYPES},
-            **{k: i if t is int else f for k, t in _ALL_OPTIONS.items()}}
+            **{k: i if t is int else f for k, t in OPTION_TYPES.items()}}
     region = {"label": s, "box": List(f), "image": i}
     element = {"box": List(f), "role": s, "text": s, "clickable": Value("bool")}
     return Features({
@@ -142,7 +142,8 @@ def write_jsonl(rows: Iterable[Mapping], path: str | Path) -> Path:
     return path
 
 
-def _with_context(err: SchemaError, where: str) -> SchemaError:
+def with_context(err: SchemaError, where: str) -> SchemaError:
+    """`err` with `where` (a file and line, an input row) put before its message; row and field kept."""
     out = SchemaError(f"{where}: {err}")
     out.row, out.field = err.row, err.field
     return out
@@ -159,7 +160,7 @@ def _read_jsonl(path: Path) -> list[dict]:
             except json.JSONDecodeError as e:
                 raise SchemaError(f"invalid JSON: {e.msg}", row=f"{path} line {n}") from None
             except SchemaError as e:
-                raise _with_context(e, f"{path} line {n}") from None
+                raise with_context(e, f"{path} line {n}") from None
     return rows
 
 

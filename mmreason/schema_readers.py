@@ -39,7 +39,7 @@ from mmreason.geometry import ImageFrame, convert_box, convert_point
 from mmreason.schema import (
     FIELDS, GT_FIELDS, IMAGE_TYPES, MEDIA_TYPES, PART_OPTIONS, text_of, validate,
 )
-from mmreason.schema_io import _with_context, to_trl, to_trl_dataset  # re-exported  # noqa: F401
+from mmreason.schema_io import to_trl, to_trl_dataset, with_context  # to_trl*: re-exported  # noqa: F401
 
 _TAG = re.compile(r"<(image|video|audio)>")
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
@@ -516,7 +516,7 @@ def read_rows(rows: Iterable[Mapping], fmt: str, *, id_prefix: str = "", media_d
         try:
             row = validate(row, index=i)
         except SchemaError as e:
-            raise _with_context(e, f"{fmt} input row {i}") from None
+            raise with_context(e, f"{fmt} input row {i}") from None
         if row["id"] in seen:
             raise SchemaError(f"duplicate id (input rows {seen[row['id']]} and {i})", row=row["id"],
                               field="id")
