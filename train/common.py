@@ -231,7 +231,8 @@ def _read(path: Path, fmt: str, media_dir: Path) -> list[dict]:
     else:
         from mmreason.schema import read_rows
 
-        rows = list(read_rows(_raw_rows(path), fmt, media_dir=media_dir, root=root, id_prefix=f"{path.stem}-"))
+        raw = _raw_rows(path)
+        rows = list(read_rows(raw, fmt, media_dir=media_dir, root=root, id_prefix=f"{path.stem}-"))
     return [resolve_media(r, root) for r in rows]
 
 

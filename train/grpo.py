@@ -3,11 +3,11 @@
     mmreason train debug/tiny_grpo grpo.max_steps=4
     accelerate launch --config_file train/accelerate/ddp.yaml -m mmreason.train.grpo RECIPE.yaml [--resume]
 
-`main` reads top to bottom: recipe -> accelerator -> rewards -> checks -> data -> policy -> checks against
-the data (+ reference) -> optimizer -> resume -> the loop of `grpo_step` (roll out, score, advantages,
-update), logging every step and checkpointing every `grpo.save_steps`. Why our own loop rather than TRL's
-GRPOTrainer: video inputs, token-level advantages from step rewards and multi-turn image-returning tools
-(ARCHITECTURE.md).
+`main` reads top to bottom: recipe -> accelerator -> rewards -> checks -> data -> `setup` (policy, checks
+against the data, reference, optimizer) -> `start` (resume or seed) -> `train`, the loop of `grpo_step`
+(roll out, score, advantages, update), logging every step and checkpointing every `grpo.save_steps`.
+Why our own loop rather than TRL's GRPOTrainer: video inputs, token-level advantages from step rewards
+and multi-turn image-returning tools (ARCHITECTURE.md).
 
 Each process takes whole groups: `grpo.batch_size` prompts per step are split over the processes, each
 rolls out `num_generations` completions per prompt. The prompt order is a pure function of the seed and
@@ -113,16 +113,16 @@ def export_final(ctx: StepContext) -> None:
     from pathlib import Path
 
     acc = ctx.accelerator
-    state_dict = acc.get_state_dict(ctx.model)
-    if not acc.is_main_process:
-        return
-    out = Path(ctx.recipe.output_dir) / "final"
-    model = acc.unwrap_model(ctx.model)
-    if ctx.recipe.model.lora.enabled:
-        model, state_dict = model.merge_and_unload(), None  # training is over: merge in place
-    model.save_pretrained(out, state_dict=state_dict)
-    ctx.processor.save_pretrained(out)
-    (out / "recipe.yaml").write_text(format_recipe(ctx.recipe), encoding="utf-8")
+    state_dict = acc.get_state_dict(ctx.model)  # gathers FSDP / ZeRO-3 shards: every process takes part
+    if acc.is_main_process:
+        out = Path(ctx.recipe.output_dir) / "final"
+        model = acc.unwrap_model(ctx.model)
+        if ctx.recipe.model.lora.enabled:
+            model, state_dict = model.merge_and_unload(), None  # training is over: merge in place
+        model.save_pretrained(out, state_dict=state_dict)
+        ctx.processor.save_pretrained(out)
+        (out / "recipe.yaml").write_text(format_recipe(ctx.recipe), encoding="utf-8")
+    acc.wait_for_everyone()
 
 
 def train(ctx: StepContext, rows: Sequence[dict], state: TrainState, logger: RunLogger) -> TrainState:
@@ -143,20 +143,11 @@ def train(ctx: StepContext, rows: Sequence[dict], state: TrainState, logger: Run
     return state
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m mmreason.train.grpo RECIPE [key=value ...] [--resume [auto|PATH]]`."""
+def setup(recipe: Recipe, accelerator: Any, rows: Sequence[dict], rewards: Any) -> StepContext:
+    """Policy (+ reference), the checks that need the processor, optimizer and schedule, rollout settings."""
     from accelerate.utils import set_seed
 
-    args = recipe_args("mmreason.train.grpo", "GRPO with tools and step rewards on accelerate.", argv)
-    recipe, _ = read_recipe(args, "grpo")
-    accelerator = make_accelerator(recipe)
-    if accelerator.is_main_process:
-        print(format_recipe(recipe), end="", flush=True)
-    rewards = build_rewards(recipe)
-    check_recipe(recipe, rewards, world_size=accelerator.num_processes)
-    check_vllm(recipe)
-    rows = load_data(recipe, accelerator=accelerator).rows
-    set_seed(recipe.grpo.seed)
+    set_seed(recipe.grpo.seed)  # LoRA initialisation, identical on every process
     path = model_path(recipe, accelerator)
     model, processor = load_policy(recipe, path)
     options = media_options(recipe)
@@ -169,27 +160,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     accelerator.register_for_checkpointing(scheduler)
     trainable, total = count_parameters(model)
     log.info("GRPO on %d prompts; %s of %s parameters train", len(rows), f"{trainable:,}", f"{total:,}")
+    rollout_config, tool_settings = rollout_settings(recipe)
+    return StepContext(recipe, accelerator, model, processor, rewards, optimizer, scheduler, rollout_config,
+                       options, tool_settings, reference, make_backend(recipe, processor, path))
 
+
+def start(ctx: StepContext) -> tuple[TrainState, bool]:
+    """Resume (weights, optimizer, scheduler, RNG of every process, data position) or start fresh."""
+    from accelerate.utils import set_seed
+
+    acc, recipe = ctx.accelerator, ctx.recipe
     resume = resolve_resume(recipe.grpo.resume, recipe.output_dir)
-    if resume is not None:
-        state = load_checkpoint(accelerator, resume)  # weights, optimizer, scheduler, RNG of every process
-        if accelerator.is_main_process:
+    if resume is None:
+        set_seed(recipe.grpo.seed + acc.process_index)  # each process samples its own completions
+        state = TrainState()
+    else:
+        state = load_checkpoint(acc, resume)
+        if acc.is_main_process:
             print(f"resumed from {resume} (step {state.step}, {state.data_position} prompts seen)",
                   flush=True)
-    else:
-        state = TrainState()
-        set_seed(recipe.grpo.seed + accelerator.process_index)  # each process samples its own completions
-    rollout_config, tool_settings = rollout_settings(recipe)
-    ctx = StepContext(recipe, accelerator, model, processor, rewards, optimizer, scheduler, rollout_config,
-                      options, tool_settings, reference, make_backend(recipe, processor, path))
     # a vLLM engine starts from the checkpoint on disk; a resumed policy differs from it
-    push_weights(ctx.backend, accelerator.unwrap_model(model))
+    push_weights(ctx.backend, acc.unwrap_model(ctx.model))
+    return state, resume is not None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mmreason.train.grpo RECIPE [key=value ...] [--resume [auto|PATH]]`."""
+    args = recipe_args("mmreason.train.grpo", "GRPO with tools and step rewards on accelerate.", argv)
+    recipe, _ = read_recipe(args, "grpo")
+    accelerator = make_accelerator(recipe)
+    if accelerator.is_main_process:
+        print(format_recipe(recipe), end="", flush=True)
+    rewards = build_rewards(recipe)
+    check_recipe(recipe, rewards, world_size=accelerator.num_processes)  # before anything large loads
+    check_vllm(recipe)
+    rows = load_data(recipe, accelerator=accelerator).rows
+    ctx = setup(recipe, accelerator, rows, rewards)
+    state, resumed = start(ctx)
     with RunLogger(recipe.output_dir, report_to=recipe.report_to, run_name=recipe.run_name,
                    config={"recipe": format_recipe(recipe)}, enabled=accelerator.is_main_process,
-                   resume_step=state.step if resume is not None else None) as logger:
+                   resume_step=state.step if resumed else None) as logger:
         train(ctx, rows, state, logger)
     export_final(ctx)
-    accelerator.wait_for_everyone()
     accelerator.end_training()
     return 0
 
