@@ -1,9 +1,9 @@
 """Conversions between the canonical sample (`mmreason.schema`) and the formats users already have.
 
 Readers, one per format (`READERS`): TRL conversational, LLaVA `conversations`, ms-swift
-`messages` + `objects`, EasyR1 `problem`/`answer`, verl parquet rows. Each returns a canonical row not yet
-validated; `read_rows` fills missing ids, validates and checks that ids are unique. Out: `to_trl`
-(in `schema_io`, re-exported here).
+`messages` + `objects` (the `objects` part in `schema_swift`), EasyR1 `problem`/`answer`, verl parquet
+rows. Each returns a canonical row not yet validated; `read_rows` fills missing ids, validates and checks
+that ids are unique. Out: `to_trl` (in `schema_io`, re-exported here).
 
 Rules every reader applies the same way:
 
@@ -35,7 +35,6 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from PIL import Image
 
 from mmreason.errors import SchemaError
-from mmreason.geometry import ImageFrame, convert_box, convert_point
 from mmreason.schema import (
     FIELDS, GT_FIELDS, IMAGE_TYPES, MEDIA_TYPES, PART_OPTIONS, text_of, validate,
 )
@@ -48,7 +47,6 @@ _ROLES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "ass
           "tool_call": "assistant"}
 _PART_ALIASES = {"image_url": "image", "video_url": "video", "audio_url": "audio"}
 _DEFAULT_EXT = {"video": ".mp4", "audio": ".wav", "point_cloud": ".npy"}
-_SWIFT_FRAMES = {"real": "pixel", "norm1": "norm1", "norm1000": "norm1000"}
 
 
 # ------------------------------------------------------------------------------------------ media
@@ -107,7 +105,7 @@ class _Media:
 
 
 # --------------------------------------------------------------------------------------- messages
-def _listed(value: Any) -> list:
+def as_list(value: Any) -> list:
     """A column as a list: None -> [], one item -> [item]; numpy arrays (pandas-read parquet) -> list."""
     if value is None:
         return []
@@ -119,7 +117,8 @@ def _listed(value: Any) -> list:
         return [value]
 
 
-def _is_seq(value: Any) -> bool:
+def is_sequence(value: Any) -> bool:
+    """A list-like value (list, tuple, numpy array), not a string, bytes or a mapping."""
     return not isinstance(value, (str, bytes, Mapping)) and hasattr(value, "__len__") \
         and hasattr(value, "__iter__")
 
@@ -169,7 +168,7 @@ def _source_part(p: Any, m: _Media, field: str) -> dict:
 
 def _turns(messages: Any, field: str, m: _Media) -> list[tuple[str, Any]]:
     """Source messages (role/content or from/value) -> (canonical role, raw content) pairs."""
-    if not _is_seq(messages):
+    if not is_sequence(messages):
         raise m.fail(field, f"expected a list of messages, got {type(messages).__name__}")
     out = []
     for i, msg in enumerate(list(messages)):
@@ -197,7 +196,7 @@ def _build_messages(turns: list[tuple[str, Any]], media: dict[str, tuple[str, li
     for i, (role, content) in enumerate(turns):
         if isinstance(content, str):
             parts = _split_tags(content)
-        elif _is_seq(content):
+        elif is_sequence(content):
             parts = [_source_part(p, m, f"messages[{i}].content[{j}]") for j, p in enumerate(list(content))]
         elif content is None:
             parts = []
@@ -248,7 +247,8 @@ def _answer_in_reply(messages: list[dict]) -> str | None:
     return found[-1].strip() if found else None
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """`json.dumps`' ``default=`` for reader columns: numpy values become lists/scalars, paths strings."""
     if hasattr(value, "tolist"):  # numpy arrays and scalars, as pandas-read parquet gives them
         return value.tolist()
     if isinstance(value, Path):
@@ -266,7 +266,7 @@ def _finish(src: Mapping, m: _Media, messages: list[dict], *, used: set[str], an
         if key in used or key in FIELDS:
             continue
         try:
-            out_meta[key] = json.loads(json.dumps(value, default=_json_default, allow_nan=False))
+            out_meta[key] = json.loads(json.dumps(value, default=json_default, allow_nan=False))
         except (TypeError, ValueError) as e:
             raise m.fail(key, f"column cannot go into meta: {e}") from None
     out_meta.update(meta or {})
@@ -300,7 +300,7 @@ def from_trl(row: Mapping, *, index: int | None = None, media_dir: str | Path | 
     else:
         raise m.fail("prompt", "a TRL row needs `prompt` or `messages`")
     column = "images" if "images" in row else "image"
-    media = {"image": (column, _listed(row.get(column))), "video": ("videos", _listed(row.get("videos")))}
+    media = {"image": (column, as_list(row.get(column))), "video": ("videos", as_list(row.get("videos")))}
     messages = _build_messages(turns, media, m)
     answer = _answer(row["solution"] if row.get("solution") is not None else row.get("answer"))
     return _finish(row, m, messages, used={"messages", "prompt", "completion", "images", "image", "videos",
@@ -319,8 +319,8 @@ def from_llava(row: Mapping, *, index: int | None = None, media_dir: str | Path 
     turns = _turns(row.get(field), field, m)
     image_col = "image" if "image" in row else "images"
     video_col = "video" if "video" in row else "videos"
-    media = {"image": (image_col, _listed(row.get(image_col))),
-             "video": (video_col, _listed(row.get(video_col)))}
+    media = {"image": (image_col, as_list(row.get(image_col))),
+             "video": (video_col, as_list(row.get(video_col)))}
     messages = _build_messages(turns, media, m)
     given = row.get("solution", row.get("answer"))
     answer = _answer(given) if given is not None else _answer_in_reply(messages)
@@ -331,76 +331,6 @@ def from_llava(row: Mapping, *, index: int | None = None, media_dir: str | Path 
 
 def _path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value)
-
-
-def _image_size(row: Mapping, messages: list[dict], image: int,
-                image_size: Callable[[str], tuple[int, int]] | None) -> tuple[int, int] | None:
-    """(width, height) of image part `image`: from the row's width/height, else from the callback."""
-    width, height = row.get("width"), row.get("height")
-    if _is_seq(width) and _is_seq(height):
-        return (int(width[image]), int(height[image])) if image < min(len(width), len(height)) else None
-    paths = [p[p["type"]] for msg in messages for p in msg["content"] if p["type"] in IMAGE_TYPES]
-    if isinstance(width, numbers.Number) and isinstance(height, numbers.Number) and len(paths) == 1:
-        return int(width), int(height)
-    if image_size is not None and image < len(paths):
-        return image_size(paths[image])
-    return None
-
-
-def _swift_objects(row: Mapping, messages: list[dict], m: _Media, image_size) -> tuple[list, list, dict]:
-    """ms-swift `objects` -> (boxes, points, meta extras), coordinates in original pixels.
-
-    A 4-value bbox is a box, a 2-value one a point. Relative boxes (norm1, norm1000) need the image size;
-    without it they stay in meta, untouched, with a note, rather than be guessed.
-    """
-    objects = row.get("objects")
-    objects = json.loads(objects) if isinstance(objects, str) else objects
-    if not objects:
-        return [], [], {}
-    refs, bboxes = _listed(objects.get("ref")), _listed(objects.get("bbox"))
-    if bboxes and all(isinstance(v, numbers.Number) for v in bboxes):
-        bboxes = [bboxes]
-    ids = _listed(objects.get("image_id")) or [0] * len(bboxes)
-    kind = objects.get("bbox_type") or "real"
-    if kind not in _SWIFT_FRAMES:
-        raise m.fail("objects.bbox_type", f"unknown bbox_type {kind!r}; known: {sorted(_SWIFT_FRAMES)}")
-    if len(ids) != len(bboxes):
-        raise m.fail("objects.image_id", f"{len(ids)} image_id(s) for {len(bboxes)} bbox(es)")
-    _replace_refs(messages, refs, m)
-    frame = _SWIFT_FRAMES[kind]
-    sizes = {i: (1, 1) if frame == "pixel" else _image_size(row, messages, int(i), image_size)
-             for i in set(ids)}
-    if any(size is None for size in sizes.values()):
-        note = (f"ms-swift objects with bbox_type {kind!r} kept here unconverted: the image size is unknown "
-                "(give width/height columns or image_size=)")
-        kept = json.loads(json.dumps(objects, default=_json_default))
-        return [], [], {"objects": kept, "objects_note": note}
-    boxes, points = [], []
-    for j, (bbox, image) in enumerate(zip(bboxes, ids)):
-        label = refs[j] if j < len(refs) else None
-        f = ImageFrame.identity(*sizes[image])
-        if len(bbox) == 4:
-            boxes.append({"label": label, "box": list(convert_box(bbox, frame, "pixel", f)),
-                          "image": int(image)})
-        elif len(bbox) == 2:
-            points.append({"label": label, "point": list(convert_point(bbox, frame, "pixel", f)),
-                           "image": int(image)})
-        else:
-            raise m.fail(f"objects.bbox[{j}]", f"expected 4 values (box) or 2 (point), got {bbox!r}")
-    return boxes, points, {}
-
-
-def _replace_refs(messages: list[dict], refs: list, m: _Media) -> None:
-    """`<ref-object>` tags take the object names in order; `<bbox>` tags stay (see from_swift)."""
-    it = iter(refs)
-    for msg in messages:
-        for part in msg["content"]:
-            if part["type"] == "text" and "<ref-object>" in part["text"]:
-                pieces = part["text"].split("<ref-object>")
-                names = [next(it, None) for _ in pieces[1:]]
-                if None in names:
-                    raise m.fail("objects.ref", f"more <ref-object> tags than the {len(refs)} ref(s)")
-                part["text"] = pieces[0] + "".join(str(n) + piece for n, piece in zip(names, pieces[1:]))
 
 
 def from_swift(row: Mapping, *, index: int | None = None, media_dir: str | Path | None = None,
@@ -426,9 +356,11 @@ def from_swift(row: Mapping, *, index: int | None = None, media_dir: str | Path 
             turns.append(("assistant", row["response"]))
     else:
         raise m.fail("messages", "an ms-swift row needs `messages` (or `query`)")
-    media = {k: (f"{k}s", _listed(row.get(f"{k}s"))) for k in ("image", "video", "audio")}
+    media = {k: (f"{k}s", as_list(row.get(f"{k}s"))) for k in ("image", "video", "audio")}
     messages = _build_messages(turns, media, m)
-    boxes, points, extra = _swift_objects(row, messages, m, image_size)
+    from mmreason.schema_swift import swift_objects  # here, not at the top: schema_swift uses this module
+
+    boxes, points, extra = swift_objects(row, messages, who=m.who, image_size=image_size)
     used = {"messages", "query", "response", "history", "system", "images", "videos", "audios", "solution",
             "objects"}
     out = _finish(row, m, messages, used=used, answer=_answer(row.get("solution", row.get("answer"))),
@@ -451,8 +383,8 @@ def from_easyr1(row: Mapping, *, index: int | None = None, media_dir: str | Path
     if image_key not in row and "image" in row:
         image_key = "image"
     answer_key = answer_key if answer_key in row or "solution" not in row else "solution"
-    media = {"image": (image_key, _listed(row.get(image_key))),
-             "video": (video_key, _listed(row.get(video_key)))}
+    media = {"image": (image_key, as_list(row.get(image_key))),
+             "video": (video_key, as_list(row.get(video_key)))}
     messages = _build_messages([("user", row[prompt_key])], media, m)
     return _finish(row, m, messages, used={prompt_key, answer_key, image_key, video_key},
                    answer=_answer(row.get(answer_key)), task=task, source=source, default_task="vqa",
@@ -467,7 +399,7 @@ def from_verl(row: Mapping, *, index: int | None = None, media_dir: str | Path |
     m = _Media(row.get("id", index), _path(media_dir), _path(root))
     prompt = row.get("prompt")
     turns = [("user", prompt)] if isinstance(prompt, str) else _turns(prompt, "prompt", m)
-    media = {"image": ("images", _listed(row.get("images"))), "video": ("videos", _listed(row.get("videos")))}
+    media = {"image": ("images", as_list(row.get("images"))), "video": ("videos", as_list(row.get("videos")))}
     messages = _build_messages(turns, media, m)
     reward = row.get("reward_model") or {}
     reward = json.loads(reward) if isinstance(reward, str) else dict(reward)
@@ -477,7 +409,7 @@ def from_verl(row: Mapping, *, index: int | None = None, media_dir: str | Path |
         meta["ability"] = row["ability"]
     if set(reward) - {"ground_truth"}:
         meta["reward_model"] = {k: v for k, v in reward.items() if k != "ground_truth"}
-    meta = json.loads(json.dumps(meta, default=_json_default))
+    meta = json.loads(json.dumps(meta, default=json_default))
     used = {"data_source", "prompt", "images", "videos", "reward_model", "extra_info", "ability"}
     return _finish(row, m, messages, used=used, answer=_answer(reward.get("ground_truth")), task=task,
                    source=source or row.get("data_source"), default_task="vqa", default_source="verl",
