@@ -498,8 +498,8 @@ def test_round_trips_are_lossless(rows):
 def test_docstring_examples_hold():
     import doctest
 
-    from mmreason import schema_readers
+    from mmreason import schema_io, schema_readers, schema_swift
 
-    for module in (S, schema_readers):
+    for module in (S, schema_io, schema_readers, schema_swift):
         result = doctest.testmod(module)
         assert result.attempted > 3 and result.failed == 0, module.__name__
