@@ -111,6 +111,11 @@ class ToolsConfig:
     # Frame of the boxes the model writes in tool calls; None: the family's output frame. DeepEyes: "pixel".
     coord_frame: Literal["pixel", "resized", "norm1000", "norm1"] | None = None
     call_syntax: Literal["tool_call", "video_com"] = "tool_call"  # how calls are written; see mmreason.rollout
+    # Zoom boxes: DeepEyes rejects a side <= 30 px; upstream verl enlarges to 28 px and gives -0.05 if invalid.
+    small_box: Literal["reject", "enlarge"] = "reject"
+    invalid_penalty: float = 0.0
+    segment_seconds: float | None = bounded(None, gt=0)  # Video-CoM numbered segments; None: not defined
+    segment_frames: int = bounded(16, ge=1)  # frames in a re-watched segment (Video-CoM: 16)
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,10 @@ def rollout_settings(recipe: Recipe) -> tuple[Any, Any]:
     from mmreason.rollout import RolloutConfig
     from mmreason.tools import ToolSettings
 
-    return RolloutConfig.from_recipe(recipe), ToolSettings(coord_frame=recipe.tools.coord_frame)
+    t = recipe.tools
+    settings = ToolSettings(coord_frame=t.coord_frame, small_box=t.small_box, invalid_penalty=t.invalid_penalty,
+                            segment_seconds=t.segment_seconds, segment_frames=t.segment_frames)
+    return RolloutConfig.from_recipe(recipe), settings
 
 
 def save(ctx: StepContext, state: TrainState) -> None:
