@@ -8,9 +8,19 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import pytest  # noqa: E402
+
+
+def pytest_configure(config):
+    # Tiny models run ops far too small to split across cores; with two threads on a shared 2-core
+    # machine they ran ~20x slower than with one (each thread spins waiting for the other).
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except Exception:
+        pass
 
 
 def pytest_collection_modifyitems(config, items):
