@@ -8,7 +8,7 @@ stays the one home of IoU, MRA and point-in-box. What lives here:
   its 1D IoU with the best GT ``time_spans`` entry, recall at an IoU threshold, and whether the
   predicted moment (the span's centre) falls inside a GT span;
 - VSI-Bench's two halves, multiple-choice accuracy and mean relative accuracy, each counted only on the
-  questions of its kind (`rewards.gs_reasoner.vsi_score` does the scoring);
+  questions of its kind (`rewards.gs_reasoner.vsi_kind` tells the kind, `vsi_score` scores it);
 - AndroidControl's grounding accuracy: step success on the steps whose GT action has a coordinate;
 - tool calls per trajectory (DeepEyes' training-dynamics signal).
 
@@ -28,8 +28,7 @@ from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
     answer_of, completion_text, decode_json, reward_function, rows_of, safe_float,
 )
-from mmreason.rewards.accuracy import _NUMBER, _is_letter
-from mmreason.rewards.gs_reasoner import vsi_score
+from mmreason.rewards.gs_reasoner import vsi_kind, vsi_score
 from mmreason.rewards.gui import gt_action, gui_action_match
 
 _SECONDS = re.compile(r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)")
@@ -118,19 +117,11 @@ def temporal_hit(completions, **columns):
     return _per_span(completions, columns, score)
 
 
-def _vsi_kind(gt: str | None) -> str | None:
-    if gt is None:
-        return None
-    if _is_letter(gt) is not None:
-        return "mc"
-    return "mra" if _NUMBER.fullmatch(gt.strip()) else None
-
-
 def _vsi(completions, columns, kind: str) -> list[float | None]:
     out: list[float | None] = []
     for c, row in zip(completions, rows_of(len(completions), columns)):
         gt = answer_of(row)
-        out.append(vsi_score(traces.parse(completion_text(c)).answer, gt, kind) if _vsi_kind(gt) == kind
+        out.append(vsi_score(traces.parse(completion_text(c)).answer, gt, kind) if vsi_kind(gt) == kind
                    else None)
     return out
 

@@ -123,9 +123,6 @@ def gt_letter(gt: str) -> str | None:
     return None
 
 
-_NUMBER, _is_letter = NUMBER, gt_letter  # former private names, still imported by the eval metrics
-
-
 def is_correct(pred: object, gt: object, *, rel_tol: float = 1e-6, use_math: bool = True) -> bool:
     """The offline correctness rule (see module docstring).
 

@@ -40,16 +40,29 @@ def mean_relative_accuracy(pred: float | None, gt: float | None, thresholds=MRA_
     return sum(err < 1 - t for t in thresholds) / len(thresholds)
 
 
+def vsi_kind(gt: str | None) -> str | None:
+    """The kind of a VSI-Bench reference answer: "mc" (an option letter), "mra" (a number), else None.
+
+    >>> vsi_kind("(B)"), vsi_kind("2.5"), vsi_kind("chair"), vsi_kind(None)
+    ('mc', 'mra', None, None)
+    """
+    if gt is None:
+        return None
+    if gt_letter(gt) is not None:
+        return "mc"
+    return "mra" if NUMBER.fullmatch(gt.strip()) else None
+
+
 def vsi_score(pred: str | None, gt: str | None, mode: str = "auto") -> float | None:
     """One VSI-Bench answer: letter match for options, MRA for numbers, normalised match otherwise."""
     if gt is None:
         return None
     if pred is None:
         return 0.0
-    letter = gt_letter(gt)
-    if mode == "mc" or (mode == "auto" and letter is not None):
-        return float(choice_letter(pred) == (letter or gt.strip().upper()[:1]))
-    if mode == "mra" or (mode == "auto" and NUMBER.fullmatch(gt.strip())):
+    kind = vsi_kind(gt) if mode == "auto" else mode
+    if kind == "mc":
+        return float(choice_letter(pred) == (gt_letter(gt) or gt.strip().upper()[:1]))
+    if kind == "mra":
         return mean_relative_accuracy(parse_number(pred), parse_number(gt))
     return float(normalize_answer(pred) == normalize_answer(gt))
 
