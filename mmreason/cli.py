@@ -32,6 +32,7 @@ VERBS: dict[str, str | tuple[str, str]] = {
     "build": ("mmreason.data_builders:main", "build a grounded-CoT dataset: BUILDER --out DIR --n N [--shard i/k]"),
     "train": ("mmreason.train.common:main", "SFT or GRPO from a recipe: RECIPE [key=value ...] [--resume]"),
     "eval": ("mmreason.train.eval:main", "score a model on a benchmark task (pinned prompts, pixel budgets)"),
+    "plot": ("mmreason.train.plots:main", "draw training curves (runs overlaid) and eval scores to a PNG"),
     "demo": ("mmreason.demos:main", "serve a Gradio demo on 127.0.0.1: grounded_chat, scene_3d"),
 }
 
