@@ -1,19 +1,10 @@
 """A GRPO run that cannot work stops before its first step, and says what to change (through the entry point)."""
 
 import pytest
-import torch
 from PIL import Image
 
 from mmreason.errors import RecipeError
 from mmreason.schema import write_jsonl
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared 2-core box: see test_grpo_tools
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

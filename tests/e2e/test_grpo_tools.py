@@ -20,16 +20,6 @@ from mmreason.train.logging import read_jsonl
 HIT, MISS = [0, 0, 56, 56], [56, 56, 112, 112]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a shared 2-core box: one intra-op thread is an order of magnitude faster than two
-    spinning against other processes (and makes float reductions reproducible)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def zoom_rows(root, n=8):
     (root / "img").mkdir(parents=True)
     rows = []

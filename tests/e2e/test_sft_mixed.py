@@ -5,8 +5,6 @@ views) and a multi-turn zoom trace (its tool turn masked), on the tiny audio-cap
 import json
 
 import numpy as np
-import pytest
-import torch
 from PIL import Image
 
 from mmreason import cli
@@ -16,14 +14,6 @@ from mmreason.schema import load_rows, resolve_media, write_jsonl
 from mmreason.train.logging import read_jsonl
 
 FAMILY = "qwen2_5_omni"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared 2-core box: see test_grpo_tools
-    yield
-    torch.set_num_threads(before)
 
 
 def user(*parts):

@@ -1,20 +1,10 @@
 """SFT resumes from its newest checkpoint (`--resume`): the Trainer's state comes back, the finished steps are
 not redone, and metrics.jsonl continues from the checkpoint."""
 
-import pytest
-import torch
 from PIL import Image
 
 from mmreason.schema import write_jsonl
 from mmreason.train.logging import read_jsonl
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared 2-core box: see test_grpo_tools
-    yield
-    torch.set_num_threads(before)
 
 
 def test_sft_resume_continues_from_the_newest_checkpoint(tiny_model_dir, tmp_path):
