@@ -31,20 +31,6 @@ CALL = ('<think>the cup is small</think><tool_call>{"name": "image_zoom_in", "ar
         "</tool_call>")
 
 
-@pytest.fixture(scope="module")
-def processor(tiny_model_dir):
-    from transformers import AutoProcessor
-
-    loaded = {}
-
-    def get(family="qwen2_5_vl"):
-        if family not in loaded:
-            loaded[family] = AutoProcessor.from_pretrained(tiny_model_dir(family))
-        return loaded[family]
-
-    return get
-
-
 def _picture(family, size=(120, 90)):
     return load_image(Image.new("RGB", size, (200, 30, 30)), family, min_pixels=0, max_pixels=64 * 64)
 

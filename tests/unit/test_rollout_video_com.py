@@ -42,20 +42,6 @@ def clip(tmp_path_factory):
     return write_video(tmp_path_factory.mktemp("vc-video") / "clip.mp4", [_frame(i) for i in range(FRAMES)], FPS)
 
 
-@pytest.fixture(scope="module")
-def processor(tiny_model_dir):
-    from transformers import AutoProcessor
-
-    loaded = {}
-
-    def get(family="qwen2_5_vl"):
-        if family not in loaded:
-            loaded[family] = AutoProcessor.from_pretrained(tiny_model_dir(family))
-        return loaded[family]
-
-    return get
-
-
 def _env(clip, **settings):
     video = load_video(clip, "qwen2_5_vl", nframes=4, min_pixels=0, max_pixels=64 * 64)
     return ToolEnv("qwen2_5_vl", videos=[video], media_options=BUDGET,
