@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import bisect
 import json
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -59,8 +60,8 @@ from mmreason.trace_scan import (  # the mention records and finders are part of
 __all__ = [
     "BLOCK_TAGS", "INLINE_TAGS", "Block", "Box3DMention", "BoxMention", "Manipulation", "PointMention",
     "ToolCall", "Trace", "extract_answer", "extract_boxed", "find_boxes", "find_boxes_3d", "find_points",
-    "find_tool_calls", "parse", "render_action", "render_block", "render_box", "render_box_3d",
-    "render_gcot_objects", "render_point", "render_tool_call", "tag_counts",
+    "find_tool_calls", "parse", "parse_blocks", "render_action", "render_block", "render_box",
+    "render_box_3d", "render_gcot_objects", "render_point", "render_tool_call", "tag_counts",
 ]
 
 NESTED_TAGS = frozenset({"step"})  # InfiGUI-R1 writes <step> inside <think>; the rest are turn-level
@@ -70,6 +71,9 @@ MAX_ISSUES = 100
 MAX_JSON_FAILURES = 64  # bare-JSON scan gives up after this many fragments, so junk cannot go quadratic
 
 TAG_RE = re.compile(r"<(/?)(" + "|".join(BLOCK_TAGS + INLINE_TAGS) + r")>")
+_BLOCK_TAG_RE = re.compile(r"<(/?)(" + "|".join(BLOCK_TAGS) + r")>")
+_ZERO_COUNTS = {f"<{s}{t}>": 0 for t in BLOCK_TAGS + INLINE_TAGS for s in ("", "/")}
+_START = operator.attrgetter("start")
 _TURN_END_RE = re.compile(r"<\|(?:im_end|im_start|endoftext)\|>")
 _FINAL_RE = re.compile(r"FINAL_ANSWER\s*:[ \t]*([^\n]*)")
 _BOXED_RE = re.compile(r"\\boxed\s*\{")
@@ -242,19 +246,24 @@ def _scan_blocks(text: str, issues: list) -> list[Block]:
     An unclosed block ends where its parent closes, at the end of the chat turn, or at the end of the
     text, and never past its first turn-level child: ``<think>a<answer>7`` gives think 'a', answer '7'.
     """
-    turn_ends = [m.start() for m in _TURN_END_RE.finditer(text)]
+    # Only the block tags matter here (inline ones never open, close or count as the first tag), and
+    # only text with a special token can hold a turn end: both keep the common case to one regex pass.
+    turn_ends = [m.start() for m in _TURN_END_RE.finditer(text)] if "<|" in text else []
     stack: list[list] = []  # [tag, start, content_start, first turn-level descendant]
-    open_count = dict.fromkeys(BLOCK_TAGS, 0)
+    open_tags: set[str] = set()  # at most one block per tag is open (reopening ends it)
     found: list[Block] = []
 
     def pop(at: int, close_end: int | None, at_text_end: bool = False) -> None:
         tag, start, cstart, first = stack.pop()
-        open_count[tag] -= 1
+        open_tags.discard(tag)
         if close_end is not None:
             found.append(Block(tag, text[cstart:at], start, close_end, True))
         else:
-            k = bisect.bisect_left(turn_ends, cstart)
-            end = min(at, turn_ends[k] if k < len(turn_ends) else at, at if first is None else first)
+            end = at if first is None or first > at else first
+            if turn_ends:
+                k = bisect.bisect_left(turn_ends, cstart)
+                if k < len(turn_ends) and turn_ends[k] < end:
+                    end = turn_ends[k]
             found.append(Block(tag, text[cstart:end], start, end, False))
             if not (at_text_end and tag in STOP_TAGS):
                 issues.append((start, f"unclosed <{tag}> at {start}"))
@@ -264,16 +273,14 @@ def _scan_blocks(text: str, issues: list) -> list[Block]:
                 stack[-1][3] = child
 
     seen = False
-    for m in TAG_RE.finditer(text):
-        closing, tag = m.group(1) == "/", m.group(2)
-        if tag in INLINE_TAGS:
-            continue
+    for m in _BLOCK_TAG_RE.finditer(text):
+        closing, tag = m.groups()
         if not closing:
-            while open_count[tag]:
+            while tag in open_tags:
                 pop(m.start(), None)
             stack.append([tag, m.start(), m.end(), None])
-            open_count[tag] += 1
-        elif open_count[tag]:
+            open_tags.add(tag)
+        elif tag in open_tags:
             while stack[-1][0] != tag:
                 pop(m.start(), None)
             pop(m.start(), m.end())
@@ -285,7 +292,8 @@ def _scan_blocks(text: str, issues: list) -> list[Block]:
         seen = True
     while stack:
         pop(len(text), None, at_text_end=True)
-    found.sort(key=lambda b: b.start)
+    if len(found) > 1:
+        found.sort(key=_START)
     return found
 
 
@@ -391,15 +399,31 @@ def parse(text: str) -> Trace:
     )
 
 
+def parse_blocks(text: str) -> tuple[Block, ...]:
+    """Only the tagged blocks of a trace: ``parse(text).blocks``, without reading boxes, points, tool
+    calls, actions or Video-CoM steps (what a tag-format check needs, at a fraction of the cost). Never
+    raises; not a string gives ``()``.
+
+    >>> [(b.tag, b.text, b.closed) for b in parse_blocks("<think>a<step>b</step></think><answer>7")]
+    [('think', 'a<step>b</step>', True), ('step', 'b', True), ('answer', '7', False)]
+    """
+    if not isinstance(text, str):
+        return ()
+    try:
+        return tuple(_scan_blocks(text, []))
+    except Exception:  # as in `parse`: a parser bug must not stop a training run
+        return ()
+
+
 def tag_counts(text: str) -> dict[str, int]:
     """How often each known tag occurs, open and close, zeros included.
 
     >>> {k: v for k, v in tag_counts("<think>a</think><answer>b").items() if v}
     {'<think>': 1, '</think>': 1, '<answer>': 1}
     """
-    counts = {f"<{s}{t}>": 0 for t in BLOCK_TAGS + INLINE_TAGS for s in ("", "/")}
-    for m in TAG_RE.finditer(text if isinstance(text, str) else ""):
-        counts[m.group(0)] += 1
+    counts = dict(_ZERO_COUNTS)
+    for tag in TAG_RE.findall(text) if isinstance(text, str) and "<" in text else ():
+        counts["<%s%s>" % tag] += 1
     return counts
 
 

@@ -80,6 +80,13 @@ def parse(text: str) -> traces.Trace:
     return traces.parse(text)
 
 
+@lru_cache(maxsize=8192)
+def parse_blocks(text: str) -> tuple[traces.Block, ...]:
+    """`traces.parse_blocks`, memoised: the tag-format rewards need only the blocks, which cost a fraction
+    of a full `parse` (boxes, points, tool calls, actions are not read)."""
+    return traces.parse_blocks(text)
+
+
 # ---------------------------------------------------------------------------------------- columns
 def rows_of(n: int, columns: Mapping[str, Any]) -> list[dict]:
     """Per-sample views of the columns: ``rows[i][name] = columns[name][i]`` for aligned lists.

@@ -1,6 +1,7 @@
 """Tag-format rewards: is the completion laid out as the method's prompt asks?
 
-All read the structure from ``traces.parse`` (blocks with offsets and a ``closed`` flag). "Ordered tags,
+All read the structure from ``traces.parse_blocks`` (blocks with offsets and a ``closed`` flag, what
+``traces.parse`` reports as ``blocks``, without the cost of reading boxes, calls and actions). "Ordered tags,
 full match" means: the completion is exactly the listed blocks in that order, each closed, with only
 whitespace between and around them, which is what R1-V/TON's ``re.fullmatch(r"<think>.*?</think>\\s*
 <answer>.*?</answer>", text, re.DOTALL)`` checks, minus its one loophole (the lazy ``.*?`` lets extra
@@ -12,8 +13,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from mmreason.errors import RecipeError
-from mmreason.rewards._common import Metrics, completion_text, guarded, parse, reward_function
-from mmreason.traces import BLOCK_TAGS
+from mmreason.rewards._common import Metrics, completion_text, guarded, parse_blocks, reward_function
+from mmreason.traces import BLOCK_TAGS, tag_counts
 
 
 def tags_full_match(text: str, tags: Sequence[str], *, allow_open_last: bool = False) -> bool:
@@ -25,16 +26,17 @@ def tags_full_match(text: str, tags: Sequence[str], *, allow_open_last: bool = F
     >>> tags_full_match("<think>a</think> so <answer>b</answer>", ("think", "answer"))
     False
     """
-    trace = parse(text)
-    top = [b for b in trace.blocks if not _nested(b, trace.blocks)]
+    blocks = parse_blocks(text)
+    top = _top_level(blocks)
     if [b.tag for b in top] != list(tags):
         return False
     for i, block in enumerate(top):
         if not block.closed and not (allow_open_last and i == len(top) - 1):
             return False
     # Every tag in the text must belong to these blocks: no stray closers, no tags hidden inside content.
-    block_tags = [t for t in trace.tags() if t.strip("</>") in BLOCK_TAGS]
-    if len(block_tags) != sum(2 if b.closed else 1 for b in trace.blocks):
+    counts = tag_counts(text)
+    n_tags = sum(counts[f"<{t}>"] + counts[f"</{t}>"] for t in BLOCK_TAGS)
+    if n_tags != sum(2 if b.closed else 1 for b in blocks):
         return False
     cursor = 0
     for block in top:
@@ -44,20 +46,27 @@ def tags_full_match(text: str, tags: Sequence[str], *, allow_open_last: bool = F
     return not text[cursor:].strip()
 
 
-def _nested(block, blocks) -> bool:
-    return any(o is not block and o.start < block.start and block.end <= o.end for o in blocks)
+def _top_level(blocks) -> list:
+    """The blocks no other block contains (one that starts earlier and ends no later). Blocks come sorted
+    by start, so one pass keeps the furthest end among those that start earlier (linear, not quadratic)."""
+    top, reach, i = [], -1, 0
+    while i < len(blocks):
+        j = i
+        while j < len(blocks) and blocks[j].start == blocks[i].start:  # equal starts never contain
+            j += 1
+        top += [b for b in blocks[i:j] if b.end > reach]
+        reach = max(reach, max(b.end for b in blocks[i:j]))
+        i = j
+    return top
 
 
 def tags_in_order(text: str, tags: Sequence[str]) -> bool:
     """True when each tag in ``tags`` opens and closes exactly once, in that order (text may surround)."""
-    trace = parse(text)
-    counts = {}
-    for t in trace.tags():
-        counts[t] = counts.get(t, 0) + 1
+    counts = tag_counts(text)
     for tag in tags:
         if counts.get(f"<{tag}>") != 1 or counts.get(f"</{tag}>") != 1:
             return False
-    found = [b for b in trace.blocks if b.tag in tags]
+    found = [b for b in parse_blocks(text) if b.tag in tags]
     return [b.tag for b in found] == list(tags) and all(b.closed for b in found)
 
 

@@ -22,6 +22,7 @@ from mmreason.traces import (
     find_points,
     find_tool_calls,
     parse,
+    parse_blocks,
     render_action,
     render_block,
     render_box,
@@ -194,6 +195,7 @@ def test_method_formats(name):
     if "extracted" in want:
         assert extract_answer(text) == want["extracted"]
     assert t.issues == ()  # every example is well formed
+    assert parse_blocks(text) == t.blocks
     for mention in (*t.blocks, *t.tool_calls, *t.boxes, *t.boxes_3d, *t.points, *t.manipulations):
         assert 0 <= mention.start < mention.end <= len(text)
 
@@ -367,6 +369,12 @@ def test_tag_counts_and_tags():
     assert sum(counts.values()) == len(parse(text).tags())
 
 
+def test_parse_blocks_never_raises():
+    for junk in (None, 3, b"<think>a</think>", ["<answer>"]):
+        assert parse_blocks(junk) == parse(junk).blocks == ()
+    assert [b.tag for b in parse_blocks("<think>a<answer>7<|im_end|>x")] == ["think", "answer"]
+
+
 def test_find_helpers_match_parse():
     for text in (GRIT, DEEPEYES, GS_REASONER, QWEN_GROUNDING, VIDEO_COM):
         t = parse(text)
@@ -532,6 +540,7 @@ def check_invariants(text: str, t: Trace) -> None:
     for value in (t.think, t.rethink, t.answer, extract_answer(text), extract_boxed(text)):
         assert value is None or isinstance(value, str)
     assert sum(tag_counts(text).values()) == len(t.tags())
+    assert parse_blocks(text) == t.blocks  # the cheap entry point the format rewards use
 
 
 @FUZZ
@@ -566,6 +575,20 @@ def test_fuzz_numbers(nums, template):
         assert t.issues == () and len(t.boxes) + len(t.boxes_3d) + len(t.points) + len(t.manipulations) >= 1
     else:
         assert any("non-finite" in i for i in t.issues)
+
+
+REALISTIC = [text for text, _ in EXAMPLES.values()]
+
+
+@FUZZ
+@given(st.lists(st.sampled_from(REALISTIC) | st.sampled_from(FRAGMENTS + ["<|im_start|>", "<|endoftext|>"])
+                | st.text(max_size=6), min_size=1, max_size=12), st.integers(0, 4000), st.integers(0, 4000))
+def test_parse_blocks_matches_parse_on_realistic_traces(parts, cut_start, cut_end):
+    # whole method outputs glued to stray tags and turn tokens, then cut anywhere (a stop string or the
+    # length limit ends a generation mid-block; a prompt may hold the start of one)
+    text = "".join(parts)
+    for piece in (text, text[cut_start % (len(text) + 1):], text[: len(text) - cut_end % (len(text) + 1)]):
+        assert parse_blocks(piece) == parse(piece).blocks
 
 
 def test_long_strings():
