@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from mmreason.data_builders.draw import (ALL_SHAPES, BACKGROUNDS, COLORS, Item, draw_shape, draw_text, paste,
-                                         pie_mask, place, shape_mask, text_mask)
+from mmreason.data_builders.draw import (ALL_SHAPES, BACKGROUNDS, COLORS, Item, draw_shape, paste, pie_mask,
+                                         place, text_mask)
 from mmreason.data_builders.gcot import Evidence
 
 WORDS = ("apple", "river", "cloud", "tiger", "lemon", "piano", "rocket", "garden", "silver", "candle", "maple",
