@@ -74,17 +74,46 @@ def returned_images(completion: object) -> int:
     return n
 
 
-@lru_cache(maxsize=8192)
+MEMO_SIZE = 8192  # completions remembered: a few GRPO steps' worth
+# parse_blocks' memo, filled by `parse` too: a reward that reads the tags after another (or itself) parsed
+# the whole completion does not scan the blocks again. A dict in insertion order, the oldest evicted first.
+_BLOCKS: dict[str, tuple[traces.Block, ...]] = {}
+
+
+def _remember_blocks(text: str, blocks: tuple[traces.Block, ...]) -> None:
+    if len(_BLOCKS) >= MEMO_SIZE:
+        try:
+            del _BLOCKS[next(iter(_BLOCKS))]
+        except (KeyError, RuntimeError, StopIteration):  # another thread evicted or added one meanwhile
+            pass
+    _BLOCKS[text] = blocks
+
+
+@lru_cache(maxsize=MEMO_SIZE)
 def parse(text: str) -> traces.Trace:
     """`traces.parse`, memoised: several rewards read the same completion in one step."""
-    return traces.parse(text)
+    trace = traces.parse(text)
+    if isinstance(text, str):
+        _remember_blocks(text, trace.blocks)
+    return trace
 
 
-@lru_cache(maxsize=8192)
 def parse_blocks(text: str) -> tuple[traces.Block, ...]:
-    """`traces.parse_blocks`, memoised: the tag-format rewards need only the blocks, which cost a fraction
-    of a full `parse` (boxes, points, tool calls, actions are not read)."""
-    return traces.parse_blocks(text)
+    """`traces.parse_blocks`, memoised (with `parse`'s blocks too): the tag-format rewards need only the
+    blocks, a fraction of the cost of a full parse (boxes, points, tool calls and actions are not read)."""
+    if not isinstance(text, str):
+        return ()
+    blocks = _BLOCKS.get(text)
+    if blocks is None:
+        blocks = traces.parse_blocks(text)
+        _remember_blocks(text, blocks)
+    return blocks
+
+
+def clear_memos() -> None:
+    """Forget every parsed completion (benchmarks time the cold cost with this)."""
+    parse.cache_clear()
+    _BLOCKS.clear()
 
 
 # ---------------------------------------------------------------------------------------- columns

@@ -16,6 +16,8 @@ from mmreason.errors import RecipeError
 from mmreason.rewards._common import Metrics, completion_text, guarded, parse_blocks, reward_function
 from mmreason.traces import BLOCK_TAGS, tag_counts
 
+_BLOCK_TAG_KEYS = tuple(f"<{s}{t}>" for t in BLOCK_TAGS for s in ("", "/"))
+
 
 def tags_full_match(text: str, tags: Sequence[str], *, allow_open_last: bool = False) -> bool:
     """True when ``text`` is exactly the blocks ``tags`` in order (whitespace between), all closed
@@ -35,8 +37,7 @@ def tags_full_match(text: str, tags: Sequence[str], *, allow_open_last: bool = F
             return False
     # Every tag in the text must belong to these blocks: no stray closers, no tags hidden inside content.
     counts = tag_counts(text)
-    n_tags = sum(counts[f"<{t}>"] + counts[f"</{t}>"] for t in BLOCK_TAGS)
-    if n_tags != sum(2 if b.closed else 1 for b in blocks):
+    if sum(counts[k] for k in _BLOCK_TAG_KEYS) != sum(2 if b.closed else 1 for b in blocks):
         return False
     cursor = 0
     for block in top:

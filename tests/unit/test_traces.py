@@ -577,6 +577,22 @@ def test_fuzz_numbers(nums, template):
         assert any("non-finite" in i for i in t.issues)
 
 
+def test_reward_memo_of_blocks_agrees_with_parse(monkeypatch):
+    from mmreason.rewards import _common
+
+    _common.clear_memos()
+    for text in (GRIT, DEEPEYES, "<think>a<answer>7", "</think>x"):
+        assert _common.parse_blocks(text) == parse(text).blocks  # scanned on its own
+    _common.clear_memos()
+    for text in (GRIT, DEEPEYES):
+        assert _common.parse(text).blocks == _common.parse_blocks(text) == parse_blocks(text)  # from parse
+    monkeypatch.setattr(_common, "MEMO_SIZE", 2)
+    for i in range(5):
+        assert _common.parse_blocks(f"<answer>{i}") == parse_blocks(f"<answer>{i}")
+    assert len(_common._BLOCKS) <= 2 and _common.parse_blocks(None) == ()
+    _common.clear_memos()
+
+
 REALISTIC = [text for text, _ in EXAMPLES.values()]
 
 
