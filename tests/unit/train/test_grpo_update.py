@@ -25,8 +25,6 @@ def setup(tiny_model_dir, tmp_path_factory):
     from mmreason.models import load
     from mmreason.rollout import RolloutConfig, rollout
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared 2-core box: see tests/e2e/test_grpo_tools.py
     d = tmp_path_factory.mktemp("update")
     rows = []
     for i in range(2):
@@ -38,8 +36,7 @@ def setup(tiny_model_dir, tmp_path_factory):
     torch.manual_seed(0)
     trajs = rollout(model, proc, rows, "qwen2_5_vl", group_size=2,
                     config=RolloutConfig(max_new_tokens=6, max_completion_tokens=6, temperature=2.0))
-    yield str(path), proc, trajs
-    torch.set_num_threads(threads)
+    return str(path), proc, trajs
 
 
 def updated(setup, agg="token_mean", grad_accum=1, keep=(True,) * 4, trajs=None, outcome=None, model=None,
