@@ -7,7 +7,7 @@ reward scores them in batches of ``--batch`` (a trainer step's worth) with its d
 
 Two comparisons:
 
-- *cold*: each reward alone, the parse cache cleared first (it pays for parsing every completion);
+- *cold*: each reward alone, the parse memos cleared first (it pays for parsing every completion);
 - *naive*: the obvious hand-written alternative for four rewards, as found in training scripts:
   a regex compiled inside the call for the format check, regex-extracted JSON boxes for IoU, and
   math-verify on every answer before string matching for accuracy (R1-V / open-r1 style);
@@ -22,6 +22,7 @@ The table is printed and written to ``benchmarks/RESULTS.md`` (this script's sec
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import random
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from mmreason.geometry import iou
 from mmreason.rewards import REWARDS, bind_reward
-from mmreason.rewards._common import parse
+from mmreason.rewards._common import clear_memos
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 START, END = "<!-- rewards-benchmark:start -->", "<!-- rewards-benchmark:end -->"
@@ -156,6 +157,7 @@ BUNDLE = ("think_answer_format", "accuracy", "box_iou", "repetition_penalty", "d
 # ------------------------------------------------------------------------------------------ timing
 def run(fn, completions, cols, batch: int) -> float:
     """Seconds to score all completions in batches."""
+    gc.collect()  # the synthetic batch's own garbage is not the reward's to pay for (it hit the first one)
     start = time.perf_counter()
     for lo in range(0, len(completions), batch):
         fn(completions[lo:lo + batch], **{k: v[lo:lo + batch] for k, v in cols.items()})
@@ -175,7 +177,7 @@ def main(argv=None) -> list[tuple]:
             continue
         fn = bind_reward(name, **OPTIONS.get(name, {}))
         run(fn, completions[:args.batch], cols, args.batch)  # warm-up: imports, regex and module caches
-        parse.cache_clear()
+        clear_memos()
         seconds = run(fn, completions, cols, args.batch)
         naive = ""
         if name in NAIVE:
@@ -186,12 +188,15 @@ def main(argv=None) -> list[tuple]:
         print(f"{name:28s} {rows[-1][1]:>10s}/s {rows[-1][2]:>6s} us  {naive}", flush=True)
 
     bound = [bind_reward(n, **OPTIONS.get(n, {})) for n in BUNDLE]
-    parse.cache_clear()
-    shared = run(lambda c, **k: [f(c, **k) for f in bound], completions, cols, args.batch)
-    alone = 0.0
-    for f in bound:
-        parse.cache_clear()
-        alone += run(f, completions, cols, args.batch)
+    shared = alone = float("inf")
+    for _ in range(2):  # best of two: the first pass also pays for growing the heap to hold the memos
+        clear_memos()
+        shared = min(shared, run(lambda c, **k: [f(c, **k) for f in bound], completions, cols, args.batch))
+        total = 0.0
+        for f in bound:
+            clear_memos()
+            total += run(f, completions, cols, args.batch)
+        alone = min(alone, total)
     bundle = (", ".join(BUNDLE), f"{args.n / shared:,.0f}", f"{args.n / alone:,.0f}",
               f"{alone / shared:.2f}x")
     print(f"bundle {bundle}")
@@ -205,7 +210,7 @@ def write_results(rows, bundle, args) -> None:
              f"`python benchmarks/rewards.py --n {args.n} --batch {args.batch}` on the development machine "
              f"({platform.machine()}, Python {platform.python_version()}, 2 cores shared with other jobs, so "
              "absolute rates are pessimistic). Synthetic completions mix well-formed and malformed traces of "
-             "every method; each reward runs alone with the parse memo cleared first. *naive* is the "
+             "every method; each reward runs alone with the parse memos cleared first. *naive* is the "
              "hand-written alternative (regex compiled per call, math-verify on every answer first), "
              "with our speed-up over it in brackets (< 1x means the naive code is faster).", "",
              "| reward | completions/s | us/completion | naive completions/s (ours vs naive) |",
@@ -214,11 +219,14 @@ def write_results(rows, bundle, args) -> None:
     ratio = {name: naive.split("(")[-1].rstrip(")") for name, _, _, naive in rows if naive}
     lines += ["", f"Five rewards of one recipe ({bundle[0]}) on the same batches: {bundle[1]} completions/s "
               f"with the shared parse, {bundle[2]} completions/s when each parses on its own ({bundle[3]}).",
-              "", "Reading: a lone format check or box IoU is slower than one hand-written regex "
-              f"({ratio.get('think_answer_format', '?')}, {ratio.get('box_iou', '?')}), because "
-              "`traces.parse` reads everything a trace holds (blocks, calls, boxes, points, actions, "
-              "manipulations) in one pass, and tolerates what the regex misses; that pass is paid once per "
-              "completion and shared by every reward of a step, so a recipe pays it once. Accuracy is "
+              "", "Reading: the tag-format rewards read only the tagged blocks (`traces.parse_blocks`: "
+              "one regex pass over the tags and a stack), so a lone format check runs at "
+              f"{ratio.get('think_answer_format', '?')} the speed of one hand-written regex while "
+              "rejecting the tags that regex's lazy `.*?` lets hide inside a block. Box IoU needs the "
+              "boxes, so it pays for the full `traces.parse` (blocks, calls, boxes, points, actions, "
+              f"manipulations) and runs at {ratio.get('box_iou', '?')} a regex that reads one box pattern "
+              "and tolerates nothing; that pass is paid once per completion and shared by every reward "
+              f"of a step through the memo, so a recipe pays it once. Accuracy is "
               f"{ratio.get('accuracy', '?')} the usual script's speed because math-verify runs only when "
               "exact match, option letter and number comparison cannot decide; rewards that call math-verify "
               "on every answer by their method's definition (TON accuracy, DeepEyes' math branch) are the "
