@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl
 import yaml
 
 from mmreason.errors import RecipeError
+from mmreason.prompts import PROMPTS
 from mmreason.families import FAMILIES
 from mmreason.registry import resolve_callable, resolve_name
 from mmreason.strict import bounded, build, hints, to_plain
@@ -75,6 +76,9 @@ class VideoConfig:
     max_pixels: int | None = bounded(None, ge=1)
 
 
+PromptName = Literal[tuple(PROMPTS)]  # type: ignore[valid-type]
+
+
 @dataclass(frozen=True)
 class DataConfig:
     train: tuple[str, ...] = ()  # dataset dirs/files, or builder:<name>?n=..&seed=..
@@ -86,6 +90,11 @@ class DataConfig:
     on_error: Literal["raise", "skip"] = "raise"
     shuffle: bool = True
     seed: int | None = None  # None: the recipe's seed
+    # The method's instruction around each question (mmreason.prompts.PROMPTS); parts may be overridden.
+    prompt: PromptName = "none"
+    system_prompt: str | None = None  # "{tools}" is replaced by the declarations of tools.names
+    prompt_prefix: str | None = None
+    prompt_suffix: str | None = None
 
 
 @dataclass(frozen=True)

@@ -247,6 +247,22 @@ def _raw_rows(path: Path) -> list[dict]:
     return list(datasets.load_dataset(kind, data_files=[str(f) for f in files], split="train"))
 
 
+def with_prompt(recipe: Recipe, rows: list[dict]) -> list[dict]:
+    """Rows wrapped in the recipe's method prompt (`mmreason.prompts`), tools declared in the system turn."""
+    from mmreason.prompts import apply_prompt, prompt_style
+
+    d = recipe.data
+    style = prompt_style(d.prompt, system=d.system_prompt, prefix=d.prompt_prefix, suffix=d.prompt_suffix)
+    if style == prompt_style("none"):
+        return rows
+    tools_text = ""
+    if style.system and "{tools}" in style.system and recipe.tools.names:
+        from mmreason.tools import tools_prompt
+
+        tools_text = tools_prompt(list(recipe.tools.names))
+    return [apply_prompt(r, style, tools_text=tools_text) for r in rows]
+
+
 def load_data(recipe: Recipe, *, split: str = "train", accelerator: Any = None) -> Rows:
     """Every dataset of ``data.<split>``; builders (``builder:name?n=..``) run first, into output_dir/data."""
     specs = getattr(recipe.data, split)
@@ -259,7 +275,7 @@ def load_data(recipe: Recipe, *, split: str = "train", accelerator: Any = None) 
         if not path.exists():
             raise RecipeError(f"data.{split}: {spec!r}: {path} does not exist")
         got = _read(path, recipe.data.format, Path(recipe.output_dir) / "data" / f"{path.stem}-media")
-        rows.extend(got)
+        rows.extend(with_prompt(recipe, got))
         sources.extend([spec] * len(got))
     if not rows:
         raise RecipeError(f"data.{split}: the datasets {list(specs)} hold no rows")
