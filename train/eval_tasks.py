@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 from mmreason.errors import RecipeError, SchemaError
 from mmreason.families import Family, get_family
+from mmreason.prompts import PROMPTS
 
 M = "mmreason.train.eval_metrics:"
 QWEN_MAX_PIXELS = 16384 * 28 * 28  # qwen-vl-utils' image ceiling, DeepEyes' fetch_image budget
@@ -66,11 +67,9 @@ _BOX = ('Output the bounding box of the target as JSON, {{"bbox_2d": [x1, y1, x2
         "<answer> </answer>.")
 _COUNT = ("Think step by step inside <think> </think>, giving the box of every object you count as "
           '{{"bbox_2d": [x1, y1, x2, y2]}}, then give the number inside <answer> </answer>.')
-_GRIT = ("Question: {question}\nFirst think inside <think> </think>, writing the coordinates of every "
-         "region you rely on as JSON with the key 'bbox_2d'; then rethink inside <rethink> </rethink>; then "
-         "give the final answer after <answer>.")
-_VSTAR = ("Question: {question}\nThink first, call image_zoom_in if needed, then answer. Format strictly as: "
-          "<think>...</think> <tool_call>...</tool_call> (if tools needed) <answer>...</answer>")
+# GRIT and DeepEyes evaluate with the prompts their recipes train with (mmreason.prompts; no braces in them).
+_GRIT = PROMPTS["grit"].prefix + "{question}" + PROMPTS["grit"].suffix
+_VSTAR = PROMPTS["deepeyes"].prefix + "{question}" + PROMPTS["deepeyes"].suffix
 _SCREENSPOT = ("The screen's resolution is {width}x{height}. Point to the UI element most relevant to "
                '"{instruction}", output its coordinates using JSON format: [{{"point_2d": [x, y], '
                '"label": "object name"}}]')
@@ -123,7 +122,7 @@ TASKS: dict[str, Task] = {
                  "zoom_iou": Metric("box_iou", {"where": "all", "coord_frame": "pixel"}),
                  "tool_calls": Metric(M + "tool_calls")},
         reference="DeepEyes eval_vstar: original-pixel zoom boxes, at most 10 rounds",
-        tools=("image_zoom_in",), tool_frame="pixel", max_turns=10, max_new_tokens=1024,
+        tools=("image_zoom_in_tool",), tool_frame="pixel", max_turns=10, max_new_tokens=1024,
         media={"image": {"max_pixels": QWEN_MAX_PIXELS}}),
     "screenspot": Task(
         "ScreenSpot GUI grounding: the predicted point inside the target element's box.",

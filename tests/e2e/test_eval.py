@@ -86,12 +86,12 @@ def test_vstar_runs_the_tool_loop_with_the_tools_prompt(tiny_model_dir, scenes, 
                                    "--max-new-tokens", "8", "--max-turns", "2", "--limit", "1", "--quiet"])
     results = ev.evaluate(args)
     _, samples = _read(out)
-    assert results["samples"] == 1 and results["prompt"]["tools"] == ["image_zoom_in"]
+    assert results["samples"] == 1 and results["prompt"]["tools"] == ["image_zoom_in_tool"]
     assert results["prompt"]["tool_frame"] == "pixel" and results["generation"]["max_turns"] == 2
     assert set(results["metrics"]) == {"accuracy", "zoom_iou", "tool_calls"}
     assert samples[0]["prompt"].startswith("Question: ") and samples[0]["num_tool_calls"] >= 0
     system = prompt_messages(load_rows(scenes)[0], TASKS["vstar"], "qwen2_5_vl")[0]
-    assert system["role"] == "system" and "image_zoom_in" in system["content"][0]["text"]
+    assert system["role"] == "system" and "image_zoom_in_tool" in system["content"][0]["text"]
 
 
 # ----------------------------------------------------------------------------------- re-scoring
