@@ -36,37 +36,28 @@ def tracked_files() -> list[str]:
     return sorted(f for f in out.splitlines() if f)
 
 
+def _docline(full: Path) -> str:
+    """First line of a Python module's docstring, or "" (none, unreadable or not Python)."""
+    try:
+        doc = ast.get_docstring(ast.parse(full.read_text())) or ""
+    except (OSError, SyntaxError):
+        return ""
+    return doc.strip().split("\n")[0].rstrip(".:")
+
+
 def describe(path: str) -> str:
     if path in NOTES:
         return NOTES[path]
     full = ROOT / path
-    if path.startswith("tests/") and Path(path).name.startswith("test_"):
-        return _test_note(path)
+    if path.startswith("tests/") and full.name.startswith("test_"):
+        return _docline(full) or "tests: " + full.stem.removeprefix("test_").replace("_", " ")
     if path.endswith(".py"):
-        try:
-            doc = ast.get_docstring(ast.parse(full.read_text())) or ""
-        except (OSError, SyntaxError):
-            return ""
-        if not doc.strip() and full.name == "__init__.py":
-            return "package marker"
-        return doc.strip().split("\n")[0].rstrip(".:") if doc.strip() else ""
+        return _docline(full) or ("package marker" if full.name == "__init__.py" else "")
     if path.endswith((".yaml", ".yml")):
         for line in full.read_text().splitlines():
             if line.startswith("#"):
                 return line.lstrip("# ").rstrip(".")
     return ""
-
-
-def _test_note(path: str) -> str:
-    full = ROOT / path
-    try:
-        doc = ast.get_docstring(ast.parse(full.read_text())) or ""
-    except (OSError, SyntaxError):
-        doc = ""
-    if doc.strip():
-        return doc.strip().split("\n")[0].rstrip(".:")
-    subject = Path(path).stem.removeprefix("test_").replace("_", " ")
-    return f"tests: {subject}"
 
 
 def _short(note: str) -> str:
