@@ -81,7 +81,7 @@ def time_ours(model, processor, rows, args, tiny_dir: Path) -> tuple[list[float]
     from mmreason.rollout import RolloutConfig
     from mmreason.train.grpo import make_optimizer
     from mmreason.train.grpo_step import StepContext, grpo_step
-    from mmreason.train.scoring import build_rewards
+    from mmreason.rewards import build_rewards
 
     recipe = load_recipe_dict({"model": {"path": str(tiny_dir), "freeze_vision": False},
                                "rewards": ["think_answer_format"],
@@ -149,15 +149,11 @@ def time_trl(model, processor, rows, args) -> tuple[list[float], list[float]]:
 def run(args) -> dict:
     import torch
 
-    from mmreason.models import build_tiny
-    from mmreason.models.tiny import is_tiny_build
-    from mmreason.train.common import cache_dir
+    from mmreason.models import resolve_checkpoint
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    tiny_dir = cache_dir() / "tiny" / f"{FAMILY}-seed0"
-    if not is_tiny_build(tiny_dir):
-        build_tiny(FAMILY, tiny_dir, seed=0)
+    tiny_dir = resolve_checkpoint(f"tiny:{FAMILY}")
     n = args.prompts * (args.warmup + args.steps)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,7 +6,7 @@ Record order (sample j = record j):
 - ``refcoco``: one record per referring sentence, refs in file order (``split`` keeps one split); the
   boxes come from the COCO ``instances`` file the refs point into (``ann_id``);
 - ``grit``: one record per JSON line (``question, answer, image, width, height, bboxs, dataset, split``);
-- ``deepeyes``: one record per parquet row (several files: sorted by name), read by `schema.from_verl`;
+- ``deepeyes``: one record per parquet row (files sorted by name), read by `schema.readers.from_verl`;
 - ``charades``: one record per line ``VIDEO_ID START END##sentence``.
 
 Boxes become [x1, y1, x2, y2] ORIGINAL pixels (COCO's are [x, y, width, height]).
@@ -19,8 +19,9 @@ import pickle
 from pathlib import Path
 
 from mmreason.data_builders.common import SampleContext
-from mmreason.data_builders.converters import Format, Skip, image_part, media, need, numbers, read_json, \
-    read_json_list, resolve, xywh_to_xyxy
+from mmreason.data_builders.converters_base import (
+    Format, Skip, image_part, media, need, numbers, read_json, read_json_list, resolve, xywh_to_xyxy,
+)
 from mmreason.errors import SchemaError
 from mmreason.schema import user_message
 
@@ -188,7 +189,7 @@ def read_deepeyes(src: Path, opts: dict) -> list:
 
 
 def row_deepeyes(rec, ctx: SampleContext, opts: dict) -> dict:
-    from mmreason.schema_readers import from_verl
+    from mmreason.schema.readers import from_verl
 
     f, k = rec
     path, table = _tables(opts["src"])[f]

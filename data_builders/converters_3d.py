@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from mmreason.data_builders.common import SampleContext
-from mmreason.data_builders.converters import Format, Skip, media, need, numbers, read_json, read_json_list
+from mmreason.data_builders.converters_base import (
+    Format, Skip, media, need, numbers, read_json, read_json_list,
+)
 from mmreason.data_builders.scenes_3d import preview
 from mmreason.errors import MediaError, SchemaError
 from mmreason.geometry import center_size_to_aabb

@@ -25,7 +25,9 @@ import json
 from pathlib import Path
 
 from mmreason.data_builders.common import SampleContext
-from mmreason.data_builders.converters import Format, image_part, need, numbers, read_json, read_json_list
+from mmreason.data_builders.converters_base import (
+    Format, image_part, need, numbers, read_json, read_json_list,
+)
 from mmreason.data_builders.gui_pages import agent_query, agent_system, agent_target
 from mmreason.errors import SchemaError
 from mmreason.geometry import box_area, point_in_box

@@ -6,8 +6,8 @@ looking at it shows); the functions here turn that into the assistant turns a me
 - GRIT: one turn, boxes as ``{"bbox_2d": [...]}`` inside ``<think>``, then ``<rethink>``, ``<answer>``;
 - DeepEyes: think -> ``image_zoom_in_tool`` call on the union of the evidence -> the crop comes back
   in a ``tool`` turn -> think -> answer;
-- ViRL (working assumption, see methods.md §1): the same tool, one zoom per evidence region, so each
-  visual action hits exactly one ground-truth rationale.
+- ViRL (a working assumption: arXiv 2511.23031 releases no code and its abstract names no tool): the
+  same tool, one zoom per evidence region, so each visual action hits exactly one ground-truth rationale.
 
 Coordinates. Every box written here is in ORIGINAL pixels of image 0 (the frame of the GT columns),
 and the row says so in ``meta["coord_frame"] = "pixel"``. A family whose outputs use another frame

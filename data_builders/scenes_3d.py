@@ -9,12 +9,13 @@ two objects' boxes), ``object_size`` (longest side, cm), ``room_size`` (floor ar
 camera path); plus ``grounding_3d`` (GS-Reasoner's pure grounding answer). Types take turns by sample
 index, so any run of ``len(qtypes)`` samples holds each once.
 
-Traces follow GS-Reasoner's grounded CoT (methods.md §4): ``<think>analysis NAME COUNT <bbox>(x1, y1, z1,
-x2, y2, z2)</bbox>.. reasoning</think><answer>..</answer>``, axis-aligned boxes in scene metres with 4
-decimals. With ``views`` > 0 the room is also rendered along a camera path (a pan from a standing point)
-into an H.264 video part; every camera (intrinsics, world-to-camera extrinsics, time) is in
-``meta["cameras"]``. ``boxes_3d`` holds the boxes the question is about; every object is in
-``meta["objects"]``.
+Traces follow GS-Reasoner's grounded CoT (arXiv 2510.13800; the grammar of
+llava/submodules/lmms_eval/tasks/vsibench/vsibench_cot.yaml in github.com/WU-CVGL/GS-Reasoner):
+``<think>analysis NAME COUNT <bbox>(x1, y1, z1, x2, y2, z2)</bbox>.. reasoning</think>
+<answer>..</answer>``, axis-aligned boxes in scene metres with 4 decimals. With ``views`` > 0 the room
+is also rendered along a camera path (a pan from a standing point) into an H.264 video part; every camera
+(intrinsics, world-to-camera extrinsics, time) is in ``meta["cameras"]``. ``boxes_3d`` holds the boxes
+the question is about; every object is in ``meta["objects"]``.
 """
 
 from __future__ import annotations

@@ -33,8 +33,8 @@ from PIL import Image
 
 from mmreason import schema, traces
 from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, build_dataset, phase
-from mmreason.data_builders.converters import Skip
-from mmreason.data_builders.converters import media as link_media
+from mmreason.data_builders.converters_base import Skip
+from mmreason.data_builders.converters_base import media as link_media
 from mmreason.data_builders.sharding import sample_rng
 from mmreason.geometry import ImageFrame, convert_box, iou
 

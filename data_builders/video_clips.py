@@ -5,10 +5,11 @@ as H.264 MP4 with PyAV, and asks one question: when an object appears / disappea
 two objects collide (temporal grounding, GT in ``time_spans``), which object appears first, what
 collides with X (multiple choice), how many objects are visible at t (counting). Targets:
 
-- ``videocom``: Video-CoM's chain of manipulations (methods.md §6): ``FIND_SEGMENT(q) = [ids]`` -> the
-  segment comes back as a video part with ``video_start``/``video_end``; ``FIND_FRAME(q) = [frames]``
-  -> the frame as an image; ``SPATIAL_ZOOM(q) = [x1, y1, x2, y2]`` (the object's exact box in that
-  frame, original pixels) -> the crop; then ``FINAL_ANSWER: ...``;
+- ``videocom``: Video-CoM's chain of manipulations (arXiv 2511.23477; train/manipulation_model.py in
+  github.com/mbzuai-oryx/Video-CoM): ``FIND_SEGMENT(q) = [ids]`` -> the segment comes back as a video
+  part with ``video_start``/``video_end``; ``FIND_FRAME(q) = [frames]`` -> the frame as an image;
+  ``SPATIAL_ZOOM(q) = [x1, y1, x2, y2]`` (the object's exact box in that frame, original pixels) -> the
+  crop; then ``FINAL_ANSWER: ...``;
 - ``think``: ``<think>`` with the frame numbers and times, then ``<answer>``.
 
 Frames are numbered from 0 and frame f is shown at f / fps s; segments are numbered from 1.

@@ -9,9 +9,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 DEMOS: dict[str, tuple[str, str]] = {
@@ -24,20 +22,10 @@ DEMOS: dict[str, tuple[str, str]] = {
 
 def load_model(spec: str, *, device: str | None = None) -> tuple[Any, Any, str]:
     """(model, processor, family) from a checkpoint directory or ``tiny:<family>`` (built once, offline,
-    under ``$MMREASON_CACHE_DIR/tiny``, where training builds it too)."""
-    from mmreason.models import detect_family, load
-    from mmreason.models.tiny import build_tiny, is_tiny_build
+    where training and evaluation build it too: `mmreason.models.resolve_checkpoint`)."""
+    from mmreason.models import detect_family, load, resolve_checkpoint
 
-    path = spec
-    if spec.startswith("tiny:"):
-        family = spec[len("tiny:"):]
-        root = Path(os.environ.get("MMREASON_CACHE_DIR") or Path.home() / ".cache" / "mmreason")
-        out = root / "tiny" / f"{family}-seed0"
-        if not is_tiny_build(out):
-            build_tiny(family, out, seed=0)
-        path = str(out)
-    elif not Path(spec).expanduser().is_dir():
-        raise FileNotFoundError(f"{spec}: not a checkpoint directory (mmreason never downloads weights)")
+    path = str(resolve_checkpoint(spec))
     model, processor = load({"path": path, "device": device})
     model.eval()
     return model, processor, detect_family(path)

@@ -21,6 +21,7 @@ from typing import Any
 
 from mmreason import __version__
 from mmreason.errors import MMReasonError, RecipeError
+from mmreason.recipes import find_recipe, recipe_parser, shipped_recipes
 from mmreason.registry import resolve_object
 
 VERBS: dict[str, str | tuple[str, str]] = {
@@ -30,8 +31,8 @@ VERBS: dict[str, str | tuple[str, str]] = {
     "tiny-model": ("mmreason.models.tiny:main", "build a tiny random model of a backbone family, offline"),
     "quickstart": ("mmreason.train.quickstart:main", "tiny model + synthetic image: one grounded answer, end to end"),
     "build": ("mmreason.data_builders:main", "build a grounded-CoT dataset: BUILDER --out DIR --n N [--shard i/k]"),
-    "train": ("mmreason.train.common:main", "SFT or GRPO from a recipe: RECIPE [key=value ...] [--resume]"),
-    "eval": ("mmreason.train.eval:main", "score a model on a benchmark task (pinned prompts, pixel budgets)"),
+    "train": ("mmreason.train.dispatch:main", "SFT or GRPO from a recipe: RECIPE [key=value ...] [--resume]"),
+    "eval": ("mmreason.eval.runner:main", "score a model on a benchmark task (pinned prompts, pixel budgets)"),
     "plot": ("mmreason.train.plots:main", "draw training curves (runs overlaid) and eval scores to a PNG"),
     "demo": ("mmreason.demos:main", "serve a Gradio demo on 127.0.0.1: grounded_chat, scene_3d"),
 }
@@ -72,39 +73,6 @@ def load_registry(kind: str) -> dict[str, Any] | None:
 
 
 # ------------------------------------------------------------------------------------------ recipes
-
-
-def shipped_recipes() -> dict[str, Path]:
-    """Recipes installed with the `mmreason.train` package: 'debug/tiny_grpo' -> its path."""
-    from importlib.resources import files
-
-    root = files("mmreason.train") / "recipes"
-    out: dict[str, Path] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        for child in sorted(node.iterdir(), key=lambda c: c.name):
-            if child.is_dir():
-                walk(child, f"{prefix}{child.name}/")
-            elif child.name.endswith((".yaml", ".yml")):
-                out[prefix + child.name.rsplit(".", 1)[0]] = Path(str(child))
-
-    if root.is_dir():
-        walk(root, "")
-    return out
-
-
-def find_recipe(name: str) -> Path:
-    """A recipe file path, or the name of a shipped recipe ('debug/tiny_grpo' or with '.yaml')."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    shipped = shipped_recipes()
-    key = name.rsplit(".", 1)[0] if name.endswith((".yaml", ".yml")) else name
-    if key in shipped:
-        return shipped[key]
-    close = difflib.get_close_matches(key, list(shipped), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise RecipeError(f"{name}: no such recipe file, nor a shipped recipe{hint} (see `mmreason ls recipes`)")
 
 
 def _recipe_summary(path: Path) -> str:
@@ -191,15 +159,9 @@ def ls_main(argv: list[str]) -> int:
 # -------------------------------------------------------------------------------- validate & print
 
 
-def _recipe_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("recipe", help="a recipe YAML file, or a shipped recipe name (see `mmreason ls recipes`)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. grpo.lr=1e-6 model.lora.r=16")
-    return parser
-
-
 def _bind_rewards(recipe: Any, source: str) -> None:
-    """Bind each reward's options as training will, so a bad option value fails here, not at step 1."""
+    """Bind the recipe's rewards as training will (the registry's `build_rewards`), so a bad option value
+    fails here, not at step 1."""
     module_name = REGISTRIES["rewards"][0]
     try:
         rewards = importlib.import_module(module_name)
@@ -207,18 +169,19 @@ def _bind_rewards(recipe: Any, source: str) -> None:
         if _missing_itself(exc, module_name):
             return
         raise
-    bind = getattr(rewards, "bind_reward", None)
-    for i, spec in enumerate(recipe.rewards.funcs if bind else ()):
-        try:
-            bind(spec.name, **spec.kwargs)
-        except RecipeError as exc:
-            raise RecipeError(f"{source}: rewards.funcs.{i}: {exc}") from None
+    build = getattr(rewards, "build_rewards", None)
+    if build is None:  # a registry that is only a dict of rewards: nothing to bind
+        return
+    try:
+        build(recipe)
+    except RecipeError as exc:
+        raise RecipeError(f"{source}: {exc}") from None
 
 
 def validate_main(argv: list[str]) -> int:
     from mmreason.config import check_names, format_recipe, load_recipe
 
-    parser = _recipe_parser("mmreason validate", "Load a recipe, check every key, type and name, print it resolved.")
+    parser = recipe_parser("mmreason validate", "Load a recipe, check every key, type and name, print it resolved.")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing unless it is invalid")
     args = parser.parse_args(argv)
     path = find_recipe(args.recipe)
@@ -235,7 +198,7 @@ def validate_main(argv: list[str]) -> int:
 def print_recipe_main(argv: list[str]) -> int:
     from mmreason.config import dump_recipe, format_recipe, load_recipe
 
-    parser = _recipe_parser("mmreason print-recipe", "Print a recipe with includes, overrides and defaults resolved.")
+    parser = recipe_parser("mmreason print-recipe", "Print a recipe with includes, overrides and defaults resolved.")
     parser.add_argument("-o", "--output", type=Path, help="write the resolved recipe to this file instead")
     args = parser.parse_args(argv)
     recipe = load_recipe(find_recipe(args.recipe), args.overrides)

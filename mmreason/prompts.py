@@ -3,7 +3,7 @@
 A policy only calls a zoom tool it was told about, and only writes `<rethink>` when asked to, so the
 prompt is part of a method's recipe (EasyR1's ``format_prompt``, the methods' own prompt files). The
 format strings below carry the methods' published wording where exactness matters for their checkpoints
-(methods.md §2(a), §3(a), §5(a), §6). A recipe picks one with ``data.prompt`` and may override any
+(each cited at its entry below). A recipe picks one with ``data.prompt`` and may override any
 part with ``data.system_prompt`` / ``data.prompt_prefix`` / ``data.prompt_suffix``.
 """
 
@@ -28,29 +28,34 @@ class PromptStyle:
 
 PROMPTS: dict[str, PromptStyle] = {
     "none": PromptStyle(),
-    # GRIT §2(a): "Question: " + q + a suffix asking for grounded thinking, a rethink, then the answer.
+    # GRIT (arXiv 2505.15879; grpo-gr/GRPO_GR.py in github.com/eric-ai-lab/GRIT): "Question: " + q + a
+    # suffix asking for grounded thinking, a rethink, then the answer.
     "grit": PromptStyle(prefix="Question: ", suffix=(
         " First think between <think> and </think>; while thinking, give the coordinates of every image "
         "region you rely on in JSON with key 'bbox_2d'. Then rethink between <rethink> </rethink>, and give "
         "the final answer after <answer>.")),
-    # DeepEyes §3(a): the tool declaration as system prompt, the user prompt's format instruction verbatim.
+    # DeepEyes (arXiv 2505.14362, App. A; verl/workers/agent/envs/mm_process_engine/prompt.py in
+    # github.com/Visual-Agent/DeepEyes): the tool declaration as system prompt, the user prompt's format
+    # instruction verbatim.
     "deepeyes": PromptStyle(system="{tools}", prefix="Question: ", suffix=(
         "\nThink first, call **image_zoom_in_tool** if needed, then answer. Format strictly as: "
         "<think>...</think> <tool_call>...</tool_call> (if tools needed) <answer>...</answer>")),
-    # ViRL: no public prompt; the DeepEyes layout, with looking made a required step (methods.md §1).
+    # ViRL (arXiv 2511.23031) publishes no prompt: the DeepEyes layout, with looking made a required step.
     "virl": PromptStyle(system="{tools}", prefix="Question: ", suffix=(
         "\nThink first and look closer at the evidence with the tool before answering. Format strictly as: "
         "<think>...</think> <tool_call>...</tool_call> <answer>...</answer>")),
-    # InfiGUI-R1 §5(a): the reasoning system prompt; the action follows as a tool call.
+    # InfiGUI-R1 (arXiv 2504.14239, §3.2.1): the reasoning system prompt; the action follows as a tool call.
     "infigui_r1": PromptStyle(system=(
         "You FIRST think about the reasoning process as an internal monologue and then provide the final "
         "answer. The reasoning process MUST BE enclosed within <think> </think> tags.")),
-    # GS-Reasoner §4(a): grounded CoT with 3D boxes of the objects the answer depends on.
+    # GS-Reasoner (arXiv 2510.13800; llava/submodules/lmms_eval/tasks/vsibench/vsibench_cot.yaml in
+    # github.com/WU-CVGL/GS-Reasoner): grounded CoT with 3D boxes of the objects the answer depends on.
     "gs_reasoner": PromptStyle(suffix=(
         "\nThink between <think> and </think>: name each relevant object, its count and its 3D boxes as "
         "name count <bbox>(x1, y1, z1, x2, y2, z2)</bbox> in metres, then reason; give the short answer "
         "between <answer> and </answer>.")),
-    # R1-V / TON (§6): think, then answer.
+    # R1-V / TON (arXiv 2505.16854; src/r1-v/src/open_r1/grpo.py in github.com/kokolerk/TON): think, then
+    # answer.
     "think_answer": PromptStyle(suffix=(
         " Output the thinking process in <think> </think> and the final answer in <answer> </answer> tags.")),
 }

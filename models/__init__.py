@@ -7,7 +7,7 @@ Importing this package is cheap: `transformers` is imported when a model is buil
 """
 
 from mmreason.models.families import FAMILIES, get_family
-from mmreason.models.loading import detect_family, load
+from mmreason.models.loading import detect_family, load, resolve_checkpoint
 from mmreason.models.tiny import build_tiny
 
-__all__ = ["FAMILIES", "get_family", "load", "detect_family", "build_tiny"]
+__all__ = ["FAMILIES", "get_family", "load", "detect_family", "resolve_checkpoint", "build_tiny"]

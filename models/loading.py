@@ -5,6 +5,7 @@ the family's auto class, so a tiny test model and a released checkpoint load the
 
     model, processor = load("outputs/quickstart/tiny-qwen2_5_vl")
     model, processor = load({"path": "ckpt/", "dtype": "bfloat16", "device": "cuda"})
+    model, processor = load(resolve_checkpoint("tiny:qwen2_5_vl"))  # built once, offline, then reused
 
 >>> as_spec("ckpt/")
 ModelSpec(path='ckpt/', dtype='auto', attn_implementation=None, device=None)
@@ -14,11 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
+from mmreason.config import TINY_PREFIX
+from mmreason.errors import RecipeError
 from mmreason.families import FAMILIES, get_family
 from mmreason.models.families import family_for_model_type
+
+log = logging.getLogger("mmreason.models")
 
 SPEC_KEYS = ("path", "dtype", "attn_implementation", "device")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -61,6 +68,37 @@ def as_spec(spec: Any) -> ModelSpec:
     kwargs = {k: v for k, v in values.items() if v is not None}
     kwargs["path"] = str(kwargs["path"])
     return ModelSpec(**kwargs)
+
+
+def cache_dir() -> Path:
+    """Where tiny models are built once and reused: ``$MMREASON_CACHE_DIR`` or ``~/.cache/mmreason``."""
+    return Path(os.environ.get("MMREASON_CACHE_DIR") or Path.home() / ".cache" / "mmreason")
+
+
+def resolve_checkpoint(spec: str | Path) -> Path:
+    """The local checkpoint directory `spec` names: a directory as given, or for ``tiny:<family>`` the tiny
+    model of that family under `cache_dir` (built on first use, seed 0, and reused after). Training,
+    evaluation and the demos all resolve their model here, so a ``tiny:`` spec means one model everywhere.
+
+    Raises `RecipeError` for anything else: mmreason never downloads weights.
+    """
+    text = str(spec)
+    if not text.startswith(TINY_PREFIX):
+        path = Path(text).expanduser()
+        if not path.is_dir():
+            raise RecipeError(f"{text!r} is not a checkpoint directory (mmreason never downloads weights; "
+                              f"point it at a saved model), nor {TINY_PREFIX}<family>")
+        return path
+    from mmreason.models.tiny import build_tiny, is_tiny_build
+
+    family = text[len(TINY_PREFIX):]
+    if family not in FAMILIES:
+        raise RecipeError(f"{text!r}: unknown tiny family {family!r}; known: {', '.join(FAMILIES)}")
+    out = cache_dir() / "tiny" / f"{family}-seed0"
+    if not is_tiny_build(out):
+        log.info("building the tiny %s model into %s (once)", family, out)
+        build_tiny(family, out, seed=0)
+    return out
 
 
 def _read_model_type(path: Path) -> str:

@@ -3,11 +3,11 @@
     mmreason train debug/tiny_grpo grpo.max_steps=4
     accelerate launch --config_file train/accelerate/ddp.yaml -m mmreason.train.grpo RECIPE.yaml [--resume]
 
-`main` reads top to bottom: recipe -> accelerator -> rewards -> checks -> data -> `setup` (policy, checks
+`run` reads top to bottom: recipe -> accelerator -> rewards -> checks -> data -> `setup` (policy, checks
 against the data, reference, optimizer) -> `start` (resume or seed) -> `train`, the loop of `grpo_step`
 (roll out, score, advantages, update), logging every step and checkpointing every `grpo.save_steps`.
 Why our own loop rather than TRL's GRPOTrainer: video inputs, token-level advantages from step rewards
-and multi-turn image-returning tools (ARCHITECTURE.md).
+and multi-turn image-returning tools, none of which TRL's trainer takes.
 
 Each process takes whole groups: `grpo.batch_size` prompts per step are split over the processes, each
 rolls out `num_generations` completions per prompt. The prompt order is a pure function of the seed and
@@ -21,17 +21,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmreason.config import Recipe, format_recipe
+from mmreason.config import Recipe, format_recipe, load_recipe
+from mmreason.recipes import find_recipe, for_training, recipe_parser
+from mmreason.rewards import build_rewards
 from mmreason.train.checkpoint import TrainState, load_checkpoint, resolve_resume, save_checkpoint
-from mmreason.train.common import (
-    count_parameters, load_data, load_policy, load_reference, media_options, model_path, read_recipe,
-    recipe_args,
-)
+from mmreason.train.data import load_data, media_options
 from mmreason.train.grpo_step import StepContext, grpo_step, reduce_metrics
 from mmreason.train.logging import Progress, RunLogger
+from mmreason.train.model_setup import count_parameters, load_policy, load_reference, model_path
 from mmreason.train.preflight import check_data, check_recipe
 from mmreason.train.rollout_backend import check_vllm, make_backend, push_weights
-from mmreason.train.scoring import build_rewards
 
 log = logging.getLogger("mmreason.train")
 
@@ -187,10 +186,10 @@ def start(ctx: StepContext) -> tuple[TrainState, bool]:
     return state, resume is not None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m mmreason.train.grpo RECIPE [key=value ...] [--resume [auto|PATH]]`."""
-    args = recipe_args("mmreason.train.grpo", "GRPO with tools and step rewards on accelerate.", argv)
-    recipe, _ = read_recipe(args, "grpo")
+def run(recipe: Recipe, *, resume: str | None = None, source: str = "recipe") -> int:
+    """Train as the recipe's `grpo` section says; `resume` (``auto`` or a checkpoint) replaces
+    ``grpo.resume``. Returns the exit status."""
+    recipe = for_training(recipe, "grpo", resume=resume, source=source)
     accelerator = make_accelerator(recipe)
     if accelerator.is_main_process:
         print(format_recipe(recipe), end="", flush=True)
@@ -207,6 +206,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     export_final(ctx)
     accelerator.end_training()
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mmreason.train.grpo RECIPE [key=value ...] [--resume [auto|PATH]]` (what `accelerate
+    launch` starts in every process)."""
+    description = "GRPO with tools and step rewards on accelerate."
+    args = recipe_parser("mmreason.train.grpo", description, resume=True).parse_args(argv)
+    path = find_recipe(args.recipe)
+    return run(load_recipe(path, args.overrides), resume=args.resume, source=str(path))
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ from typing import Any, Mapping, Sequence
 
 from mmreason import rl
 from mmreason.config import Recipe
-from mmreason.train.preflight import frame_columns
+from mmreason.modalities.collate import frame_columns
 from mmreason.train.rollout_backend import push_weights
-from mmreason.train.scoring import STEP_SCORERS, RewardSet, component_means, score, step_terms
+from mmreason.rewards import STEP_REWARDS, RewardSet
+from mmreason.train.scoring import component_means, score, step_terms
+from mmreason.traces import Trace, parse
 
 
 @dataclass(frozen=True)
@@ -61,19 +63,22 @@ def reward_rows(trajs: Sequence[Any], rows: Sequence[Mapping[str, Any]]) -> list
              "num_tool_calls": t.num_tool_calls, "stop_reason": t.stop_reason} for t, f in zip(trajs, frames)]
 
 
-def step_segments(rewards: RewardSet, trajs: Sequence[Any], rows: Sequence[Mapping[str, Any]]) -> list[list]:
-    """Per trajectory, each step reward (weighted by its reward's weight) as a token segment."""
+def step_segments(rewards: RewardSet, trajs: Sequence[Any], rows: Sequence[Mapping[str, Any]],
+                  traces: Sequence[Trace] | None = None) -> list[list]:
+    """Per trajectory, each step reward (weighted by its reward's weight) as a token segment; ``traces``
+    are the trajectories' parsed completions (parsed here when not given)."""
     from mmreason.rollout import segments_from_char_spans
 
+    terms = step_terms(rewards)
     out = []
-    for traj, row in zip(trajs, rows):
+    for k, (traj, row) in enumerate(zip(trajs, rows)):
+        applicable = [term for term in terms if rewards.applies(term, row)]
+        trace = (traces[k] if traces is not None else parse(traj.completion)) if applicable else None
         segs = []
-        for term in step_terms(rewards):
-            if not rewards.applies(term, row):
-                continue
+        for term in applicable:
             try:
-                spans = STEP_SCORERS[term.spec](traj.completion, row, term)
-            except Exception:  # a step scorer never stops training on what a policy wrote
+                spans = STEP_REWARDS[term.spec](trace, row, **term.kwargs)
+            except Exception:  # a step reward never stops training on what a policy wrote
                 spans = []
             segs += segments_from_char_spans(traj, [(s, e, term.weight * r) for s, e, r in spans])
         out.append(segs)
@@ -220,14 +225,17 @@ def grpo_step(ctx: StepContext, rows: Sequence[Mapping[str, Any]]) -> dict[str, 
     trajs = generate(ctx, rows)
     t1 = time.perf_counter()
     scored_rows = reward_rows(trajs, rows)
-    scores = score(ctx.rewards, [t.completion for t in trajs], scored_rows)
+    completions = [t.completion for t in trajs]
+    traces = [parse(c) for c in completions]  # the one parse of each completion: every reward reads these
+    scores = score(ctx.rewards, completions, scored_rows, traces)
     rewards = torch.tensor(scores.total, dtype=torch.float32)
     outcome = rl.group_advantages(rewards, g.num_generations, estimator=g.advantage, scale=g.scale_rewards)
     flat = rl.zero_variance_groups(rewards, g.num_generations)
     keep = [not (g.filter_zero_variance and bool(f)) for f in flat]
     steps = None
     if g.step_rewards:
-        steps = rl.normalize_step_rewards(step_segments(ctx.rewards, trajs, scored_rows), g.num_generations)
+        steps = rl.normalize_step_rewards(step_segments(ctx.rewards, trajs, scored_rows, traces),
+                                          g.num_generations)
     t2 = time.perf_counter()
     metrics = update(ctx, trajs, outcome, steps, keep)
     t3 = time.perf_counter()

@@ -7,8 +7,8 @@
 Each RUN_DIR is a training ``output_dir``: its ``metrics.jsonl`` (written by `RunLogger`) gives one panel
 per metric with one line per run, so an SFT run and an RL run, or a resumed and an uninterrupted run,
 overlay. ``--smooth N`` draws the trailing N-point mean over a faint raw line. Every ``results.json``
-(written by ``mmreason eval``) in RUN_DIR or up to two folders below adds one bar panel per task: each
-metric's mean, one bar per run.
+(written by ``mmreason eval``) in RUN_DIR or up to two folders below adds one bar panel per task
+(`mmreason.eval.plots`): each metric's mean, one bar per run.
 
 A torn or corrupt line in a log is skipped with a warning naming the file and line; a step logged twice
 (a resumed run whose log was not truncated) keeps its last value.
@@ -19,18 +19,16 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-import math
 import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from mmreason.errors import MMReasonError
+from mmreason.eval.plots import RESULTS_FILE, as_number, draw_score_bars, load_results
 from mmreason.train.logging import METRICS_FILE
 
-RESULTS_FILE = "results.json"
-RESULTS_GLOBS = (RESULTS_FILE, f"*/{RESULTS_FILE}", f"*/*/{RESULTS_FILE}")
 # What a run is judged by, in panel order; names from grpo_step (RL), scoring (rewards/<component>) and the
 # transformers Trainer (SFT: learning_rate, mean_token_accuracy). Only those some run logged are drawn.
 DEFAULT_METRICS = (
@@ -56,12 +54,6 @@ class Run:
 
 
 # ------------------------------------------------------------------------------------------ reading
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def load_series(run_dir: str | Path) -> Series:
     """``{metric: [(step, value), ...]}`` sorted by step, from a run's metrics.jsonl (or that file itself).
 
@@ -92,30 +84,10 @@ def load_series(run_dir: str | Path) -> Series:
                 warnings.warn(f"{path} line {n}: not a record with an integer 'step', skipped", stacklevel=2)
                 continue
             for key, value in record.items():
-                number = _number(value)
+                number = as_number(value)
                 if key != "step" and number is not None:
                     by_step.setdefault(key, {})[step] = number
     return {k: sorted(points.items()) for k, points in by_step.items()}
-
-
-def load_results(run_dir: str | Path) -> dict[str, dict[str, float | None]]:
-    """``{task: {metric: mean}}`` from every results.json in `run_dir` or up to two folders below it.
-
-    A file that cannot be read as an eval result is skipped with a warning naming it.
-    """
-    out: dict[str, dict[str, float | None]] = {}
-    root = Path(run_dir)
-    for path in sorted({p for pattern in RESULTS_GLOBS for p in root.glob(pattern)}):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            task, metrics = data["task"], data["metrics"]
-            means = {str(name): _number(m.get("mean")) for name, m in metrics.items()}
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            warnings.warn(f"{path}: not an eval result ({type(exc).__name__}: {exc}), skipped", stacklevel=2)
-            continue
-        key = task if task not in out else f"{task} ({path.parent.name})"
-        out[key] = means
-    return out
 
 
 def load_run(path: str | Path, label: str) -> Run:
@@ -226,28 +198,10 @@ def draw(runs: Sequence[Run], metrics: Sequence[str], *, window: int = 1):
         ax.grid(alpha=0.3)
     for j, task in enumerate(tasks):
         ax = fig.add_subplot(rows, cols, line_rows * cols + j + 1)
-        _bars(ax, runs, task)
+        draw_score_bars(ax, task, [(run.label, run.results) for run in runs])
     handles = [Line2D([], [], color=f"C{k % 10}", label=run.label) for k, run in enumerate(runs)]
     fig.legend(handles=handles, loc="outside upper center", ncols=min(len(runs), 4), fontsize=9)
     return fig
-
-
-def _bars(ax: Any, runs: Sequence[Run], task: str) -> None:
-    names = list(dict.fromkeys(m for run in runs for m in run.results.get(task, {})))
-    width = 0.8 / len(runs)
-    for k, run in enumerate(runs):
-        scores = run.results.get(task)
-        if scores is None:
-            continue
-        xs = [i - 0.4 + width * (k + 0.5) for i, n in enumerate(names) if scores.get(n) is not None]
-        ys = [scores[n] for n in names if scores.get(n) is not None]
-        bars = ax.bar(xs, ys, width, color=f"C{k % 10}", label=run.label)
-        ax.bar_label(bars, fmt="%.3g", fontsize=7)
-    ax.set_xticks(range(len(names)), names, rotation=30 if len(names) > 3 else 0, ha="right"
-                  if len(names) > 3 else "center", fontsize=8)
-    ax.set_title(f"eval: {task}", fontsize=10)
-    ax.tick_params(axis="y", labelsize=8)
-    ax.grid(axis="y", alpha=0.3)
 
 
 # --------------------------------------------------------------------------------------------- CLI

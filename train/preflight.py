@@ -17,8 +17,9 @@ from typing import Any, Mapping, Sequence
 
 from mmreason.config import GRPOConfig, Recipe
 from mmreason.errors import MMReasonError, RecipeError
+from mmreason.rewards import STEP_REWARDS, RewardSet
 from mmreason.schema import GT_FIELDS
-from mmreason.train.scoring import RewardSet, columns_of, step_terms
+from mmreason.train.scoring import columns_of, step_terms
 
 log = logging.getLogger("mmreason.train")
 
@@ -42,17 +43,6 @@ def check_batch_shape(g: GRPOConfig, world_size: int = 1) -> int:
             f"completions per process, which do not split into grpo.grad_accum={g.grad_accum} equal "
             f"micro-batches: set grpo.grad_accum to one of {fits}, or change grpo.batch_size")
     return local
-
-
-def frame_columns(frames: Sequence[Any]) -> list[list[dict]]:
-    """The ``image_frames`` column rewards read (original and resized size of each image), from the
-    collator's frames."""
-    out = []
-    for f in frames:
-        images = [im for im in getattr(f, "images", ()) if im is not None]
-        out.append([{"width": im.width, "height": im.height, "resized_width": im.resized_width,
-                     "resized_height": im.resized_height} for im in images])
-    return out
 
 
 def _filled(value: Any) -> bool:
@@ -82,10 +72,8 @@ def check_reward_columns(rewards: RewardSet, rows: Sequence[Mapping[str, Any]]) 
 
 def check_step_rewards(recipe: Recipe, rewards: RewardSet) -> None:
     if recipe.grpo is not None and recipe.grpo.step_rewards and not step_terms(rewards):
-        from mmreason.train.scoring import STEP_SCORERS
-
         raise RecipeError(f"grpo.step_rewards is on but no reward in rewards.funcs produces steps: add one "
-                          f"of {', '.join(STEP_SCORERS)} or set grpo.step_rewards=false")
+                          f"of {', '.join(STEP_REWARDS)} or set grpo.step_rewards=false")
 
 
 def _context_limit(model: Any) -> int | None:
@@ -160,7 +148,7 @@ def check_recipe(recipe: Recipe, rewards: RewardSet, *, world_size: int = 1) -> 
 def check_data(recipe: Recipe, rows: Sequence[Mapping[str, Any]], processor: Any, rewards: RewardSet, *,
                model: Any = None, media_options: Mapping[str, Any] | None = None) -> None:
     """Rewards against the data's columns (with the image frames training passes), then prompt lengths."""
-    from mmreason.modalities.collate import collate
+    from mmreason.modalities.collate import collate, frame_columns
 
     probe = list(rows[:PROBE_ROWS])
     frames = {}

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mmreason.config import Recipe, format_recipe
-from mmreason.train.common import (
-    count_parameters, load_data, load_policy, media_options, model_path, read_recipe, recipe_args,
-)
+from mmreason.config import Recipe, format_recipe, load_recipe
+from mmreason.recipes import find_recipe, for_training, recipe_parser
+from mmreason.train.data import load_data, media_options
+from mmreason.train.model_setup import count_parameters, load_policy, model_path
 from mmreason.train.preflight import check_sft
 
 log = logging.getLogger("mmreason.train")
@@ -138,15 +138,15 @@ def save_final(trainer: Any, processor: Any, recipe: Recipe) -> Path:
     return out / "final"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m mmreason.train.sft RECIPE [key=value ...] [--resume [auto|PATH]]`."""
+def run(recipe: Recipe, *, resume: str | None = None, source: str = "recipe") -> int:
+    """Fine-tune as the recipe's `sft` section says; `resume` (``auto`` or a checkpoint) replaces
+    ``sft.resume``. Returns the exit status."""
     from transformers import set_seed
     from trl import SFTTrainer
 
     from mmreason.modalities.collate import Collator
 
-    args = recipe_args("mmreason.train.sft", "Supervised fine-tuning with the mmreason collator.", argv)
-    recipe, _ = read_recipe(args, "sft")
+    recipe = for_training(recipe, "sft", resume=resume, source=source)
     print(format_recipe(recipe), end="", flush=True)
     set_seed(recipe.seed)
     model, processor = load_policy(recipe, model_path(recipe))
@@ -163,6 +163,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     final = save_final(trainer, processor, recipe)
     print(f"saved {final}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mmreason.train.sft RECIPE [key=value ...] [--resume [auto|PATH]]`."""
+    description = "Supervised fine-tuning with the mmreason collator."
+    args = recipe_parser("mmreason.train.sft", description, resume=True).parse_args(argv)
+    path = find_recipe(args.recipe)
+    return run(load_recipe(path, args.overrides), resume=args.resume, source=str(path))
 
 
 if __name__ == "__main__":

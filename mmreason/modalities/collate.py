@@ -48,6 +48,22 @@ class SampleFrames:
     media: tuple[tuple[str, Any], ...] = ()
 
 
+def frame_columns(frames: Sequence[SampleFrames | None]) -> list[list[dict]]:
+    """The ``image_frames`` column rewards read (`mmreason.rewards` maps boxes to pixels with it): per
+    sample, the original and resized size of each image, from the collator's frames.
+
+    >>> from mmreason.geometry import ImageFrame
+    >>> frame_columns([SampleFrames(images=(ImageFrame(640, 480, 644, 476),)), None])
+    [[{'width': 640, 'height': 480, 'resized_width': 644, 'resized_height': 476}], []]
+    """
+    out = []
+    for f in frames:
+        images = [im for im in getattr(f, "images", ()) if im is not None]
+        out.append([{"width": im.width, "height": im.height, "resized_width": im.resized_width,
+                     "resized_height": im.resized_height} for im in images])
+    return out
+
+
 @dataclass
 class CollateStats:
     """Running counts; a collator keeps one, so nothing it skips, cuts or drops goes unreported."""

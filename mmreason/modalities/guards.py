@@ -1,4 +1,4 @@
-"""Guard-rails against the silent multimodal failures users report most (anchors §6.3, §8.4).
+"""Guard-rails against the silent multimodal failures users report most, each with the issues that show it.
 
 - truncation that cuts a vision span ("Image features and image tokens do not match", LLaMA-Factory
   #5964 and others): :func:`media_overflow` says whether a sample may be cut at ``max_length``;

@@ -23,7 +23,8 @@ import numpy as np
 
 from mmreason.errors import MediaError
 from mmreason.families import Family
-from mmreason.modalities.image import resolve_media_path
+from mmreason.modalities.image import load_image, resolve_media_path
+from mmreason.modalities.point_render import View, render_views, views_caption
 
 NORMALIZE_MODES = ("none", "center", "unit_sphere", "unit_cube")
 _XYZ_KEYS = ("xyz", "points", "coord", "coords", "pos")
@@ -91,17 +92,12 @@ class PointCloud:
         return self.normalization
 
     @functools.cached_property
-    def views(self) -> list:
-        """Rendered views (``point_render.View``) with `render_options`; computed once."""
-        from mmreason.modalities.point_render import render_views
-
+    def views(self) -> list[View]:
+        """Rendered views with `render_options`; computed once."""
         return render_views(self, **dict(self.render_options))
 
     def as_parts(self, family: str | Family | None = None) -> list[dict]:
         """The chat parts a 2D VLM gets for this cloud: one image per rendered view, then how to read them."""
-        from mmreason.modalities.image import load_image
-        from mmreason.modalities.point_render import views_caption
-
         parts = [{"type": "image", "image": load_image(v.image, family, path=self.source)}
                  for v in self.views]
         drawn = bool(dict(self.render_options).get("draw_boxes"))

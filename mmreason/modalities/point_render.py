@@ -17,13 +17,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from mmreason.modalities.point_cloud import PointCloud
-
 NEAR = 1e-3  # metres: points closer to the camera plane are not drawn
+
+
+@runtime_checkable
+class SceneCloud(Protocol):
+    """What the renderer reads from a cloud: its points in scene metres and its colours (0-1, or None).
+
+    `mmreason.modalities.point_cloud.PointCloud` is one; the renderer names only this shape, because the
+    point cloud module imports the renderer (its `views`), and the dependency must run one way.
+    """
+
+    rgb: np.ndarray | None
+
+    def scene_xyz(self) -> np.ndarray: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -272,7 +283,7 @@ def _draw_marks(image: Any, boxes: Sequence[ProjectedBox]) -> None:
 
 # -------------------------------------------------------------------------------------------- entry
 def render_camera(
-    points: PointCloud | tuple[np.ndarray, np.ndarray], camera: Camera, *, point_size: int | None = None,
+    points: SceneCloud | tuple[np.ndarray, np.ndarray], camera: Camera, *, point_size: int | None = None,
     background: int = 255,
 ) -> tuple[Any, np.ndarray]:
     """`points` as `camera` sees them, by the numpy splatter: (RGB PIL image, depth map (H, W) in metres
@@ -284,7 +295,7 @@ def render_camera(
     """
     from PIL import Image
 
-    if isinstance(points, PointCloud):
+    if isinstance(points, SceneCloud):
         xyz = points.scene_xyz()
         colors = point_colors(xyz, points.rgb)
     else:
@@ -296,7 +307,7 @@ def render_camera(
 
 
 def render_views(
-    cloud: PointCloud, *, k: int = 4, width: int = 448, height: int = 448, fov: float = 60.0,
+    cloud: SceneCloud, *, k: int = 4, width: int = 448, height: int = 448, fov: float = 60.0,
     elevation: float = 30.0, start_azimuth: float = 0.0, point_size: int | None = None,
     boxes_3d: Sequence[Any] = (), draw_boxes: bool = False, background: int = 255, backend: str = "numpy",
 ) -> list[View]:

@@ -6,7 +6,15 @@ sub-scores go to TRL's ``log_metric`` as ``<reward>/<name>``. Options are keywor
 :func:`bind_reward` (a ``functools.partial`` that keeps the name, so TRL logs ``rewards/<name>`` and the
 bound reward pickles). No reward raises on model output; a bad option raises ``RecipeError`` at bind time.
 
+Parsed once: a caller that has parsed each completion (``mmreason.traces.parse`` of its text, as the GRPO
+step does) passes the results as the ``traces`` column, a list of ``Trace`` aligned with ``completions``;
+every reward reads those instead of parsing again. Without it (TRL calls with strings only) each reward
+parses what it reads itself, once per row within the call.
+
 ``REWARDS`` names the built-ins; anything else is ``package.module:attr`` or ``path/file.py:attr``.
+``STEP_REWARDS`` names the rewards that also score each step of a completion, for token-level credit:
+``fn(completion_or_trace, row, **options) -> [(char_start, char_end, score), ...]``, where ``options`` are
+the reward's own, as the recipe binds them. :func:`build_rewards` binds a recipe's ``rewards`` section.
 
 >>> reward = bind_reward("box_iou_hit", threshold=0.5)
 >>> reward.__name__, reward(["<answer>[0, 0, 10, 10]</answer>"], boxes=[[{"box": [0, 0, 10, 12]}]])
@@ -16,15 +24,18 @@ bound reward pickles). No reward raises on model output; a bad option raises ``R
 from __future__ import annotations
 
 import functools
-import inspect
-from typing import Any, Callable
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
+from mmreason.config import Recipe
 from mmreason.errors import RecipeError
 from mmreason.registry import resolve_name
 from mmreason.rewards import (
     accuracy, deepeyes, format, grit, grounding, gs_reasoner, gui, infigui, listener, penalties, ton,
     video_com, virl,
 )
+from mmreason.rewards._common import StepSpans, keyword_options
 
 REWARDS: dict[str, Callable[..., list]] = {
     # generic: format
@@ -79,6 +90,12 @@ REWARDS: dict[str, Callable[..., list]] = {
     "listener": listener.listener,
 }
 
+# name in `REWARDS` -> its step reward
+STEP_REWARDS: dict[str, Callable[..., StepSpans]] = {
+    "virl": virl.virl_steps,
+    "video_com": video_com.video_com_steps,
+}
+
 
 def resolve_reward(spec: str | Callable) -> Callable[..., list]:
     """A reward by registry name, ``module:attr`` or ``file.py:attr`` (a callable passes through)."""
@@ -89,9 +106,7 @@ def resolve_reward(spec: str | Callable) -> Callable[..., list]:
 
 def reward_options(fn: Callable) -> dict[str, Any]:
     """The keyword-only options of a reward and their defaults (``inspect.Parameter.empty`` when required)."""
-    target = inspect.unwrap(fn.func if isinstance(fn, functools.partial) else fn)
-    return {name: p.default for name, p in inspect.signature(target).parameters.items()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    return keyword_options(fn)
 
 
 def bind_reward(spec: str | Callable, /, **options: Any) -> Callable[..., list]:
@@ -121,4 +136,42 @@ def bind_reward(spec: str | Callable, /, **options: Any) -> Callable[..., list]:
     return bound
 
 
-__all__ = ["REWARDS", "resolve_reward", "bind_reward", "reward_options"]
+@dataclass(frozen=True)
+class RewardTerm:
+    name: str  # the key it is logged under: `rewards/<name>`
+    spec: str  # the recipe's `name` (what route_by_source and `STEP_REWARDS` refer to)
+    fn: Callable[..., list]
+    weight: float
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RewardSet:
+    terms: tuple[RewardTerm, ...]
+    routes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def applies(self, term: RewardTerm, row: Mapping[str, Any]) -> bool:
+        source = row.get("source")
+        return source not in self.routes or term.spec in self.routes[source]
+
+
+def build_rewards(recipe: Recipe) -> RewardSet:
+    """Bind every reward of a recipe's ``rewards.funcs`` (a bad option fails here, naming the entry).
+
+    The same reward listed twice with other options is logged as ``<name>``, ``<name>_2``, ...
+    """
+    terms, seen = [], defaultdict(int)
+    for i, spec in enumerate(recipe.rewards.funcs):
+        try:
+            fn = bind_reward(spec.name, **spec.kwargs)
+        except RecipeError as exc:
+            raise RecipeError(f"rewards.funcs.{i}: {exc}") from None
+        base = getattr(fn, "__name__", spec.name).rsplit(":", 1)[-1]
+        seen[base] += 1
+        name = base if seen[base] == 1 else f"{base}_{seen[base]}"
+        terms.append(RewardTerm(name, spec.name, fn, spec.weight, dict(spec.kwargs)))
+    return RewardSet(tuple(terms), dict(recipe.rewards.route_by_source))
+
+
+__all__ = ["REWARDS", "STEP_REWARDS", "resolve_reward", "bind_reward", "reward_options", "RewardTerm",
+           "RewardSet", "build_rewards"]

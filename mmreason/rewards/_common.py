@@ -3,20 +3,23 @@
 A reward here is ``fn(completions, *, option=default, **columns) -> list[float | None]`` (TRL's contract).
 ``completions`` are strings or conversational message lists; ``columns`` are dataset columns by name
 (lists aligned with ``completions``) plus TRL's extras (``prompts``, ``completion_ids``, ``trainer_state``,
-``log_metric``, ``log_extra``). :func:`reward_function` wraps each reward so it never raises on model output
-or on a malformed column: an internal error scores the affected sample 0.0 and is counted in the
-``<name>/errors`` metric. Only :class:`~mmreason.errors.RecipeError` (a bad *option*, a configuration bug)
-propagates, so a typo in a recipe fails loudly instead of training on zeros.
+``log_metric``, ``log_extra``) and, from a trainer that parsed each completion once, ``traces``
+(:data:`TRACES`). :func:`samples` pairs each completion with its row and its trace (given, or parsed on
+first use within the call); :func:`score_rows` is the per-row loop. :func:`reward_function` wraps each
+reward so it never raises on model output or on a malformed column: an internal error scores the
+affected sample 0.0 and is counted in the ``<name>/errors`` metric. Only
+:class:`~mmreason.errors.RecipeError` (a bad *option*, a configuration bug) propagates, so a typo in a
+recipe fails loudly instead of training on zeros.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import math
 from collections import defaultdict
-from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from mmreason import traces
@@ -26,8 +29,11 @@ from mmreason.geometry import FRAMES, ImageFrame, convert_box, convert_point, is
 
 log = logging.getLogger("mmreason.rewards")
 
-# Keyword arguments TRL passes that are not per-row columns.
-NON_COLUMNS = frozenset({"trainer_state", "log_metric", "log_extra", "environments"})
+# The column of parsed completions a trainer passes when it parsed each completion once (the GRPO step
+# does); a reward called without it (TRL calls with strings only) parses what it reads itself.
+TRACES = "traces"
+# Keyword arguments that are not dataset columns: TRL's extras and the parsed traces.
+NON_COLUMNS = frozenset({"trainer_state", "log_metric", "log_extra", "environments", TRACES})
 # How an image a tool returned shows up in a decoded multi-turn response (DeepEyes counts these).
 VISION_PAIR = "<|vision_start|><|image_pad|>"
 
@@ -74,48 +80,6 @@ def returned_images(completion: object) -> int:
     return n
 
 
-MEMO_SIZE = 8192  # completions remembered: a few GRPO steps' worth
-# parse_blocks' memo, filled by `parse` too: a reward that reads the tags after another (or itself) parsed
-# the whole completion does not scan the blocks again. A dict in insertion order, the oldest evicted first.
-_BLOCKS: dict[str, tuple[traces.Block, ...]] = {}
-
-
-def _remember_blocks(text: str, blocks: tuple[traces.Block, ...]) -> None:
-    if len(_BLOCKS) >= MEMO_SIZE:
-        try:
-            del _BLOCKS[next(iter(_BLOCKS))]
-        except (KeyError, RuntimeError, StopIteration):  # another thread evicted or added one meanwhile
-            pass
-    _BLOCKS[text] = blocks
-
-
-@lru_cache(maxsize=MEMO_SIZE)
-def parse(text: str) -> traces.Trace:
-    """`traces.parse`, memoised: several rewards read the same completion in one step."""
-    trace = traces.parse(text)
-    if isinstance(text, str):
-        _remember_blocks(text, trace.blocks)
-    return trace
-
-
-def parse_blocks(text: str) -> tuple[traces.Block, ...]:
-    """`traces.parse_blocks`, memoised (with `parse`'s blocks too): the tag-format rewards need only the
-    blocks, a fraction of the cost of a full parse (boxes, points, tool calls and actions are not read)."""
-    if not isinstance(text, str):
-        return ()
-    blocks = _BLOCKS.get(text)
-    if blocks is None:
-        blocks = traces.parse_blocks(text)
-        _remember_blocks(text, blocks)
-    return blocks
-
-
-def clear_memos() -> None:
-    """Forget every parsed completion (benchmarks time the cold cost with this)."""
-    parse.cache_clear()
-    _BLOCKS.clear()
-
-
 # ---------------------------------------------------------------------------------------- columns
 def rows_of(n: int, columns: Mapping[str, Any]) -> list[dict]:
     """Per-sample views of the columns: ``rows[i][name] = columns[name][i]`` for aligned lists.
@@ -125,6 +89,82 @@ def rows_of(n: int, columns: Mapping[str, Any]) -> list[dict]:
     aligned = {k: v for k, v in columns.items()
                if k not in NON_COLUMNS and isinstance(v, (list, tuple)) and len(v) == n}
     return [{k: v[i] for k, v in aligned.items()} for i in range(n)]
+
+
+def columns_of(rows: Sequence[Mapping[str, Any]]) -> dict[str, list]:
+    """The columns a reward is called with, from rows (the inverse of `rows_of`): every key any row has,
+    None where a row lacks it.
+
+    >>> columns_of([{"answer": "4"}, {"answer": "5", "boxes": []}])
+    {'answer': ['4', '5'], 'boxes': [None, []]}
+    """
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    return {k: [row.get(k) for row in rows] for k in keys}
+
+
+class Sample:
+    """One completion with its dataset row; its text and its parsed trace are read on first use.
+
+    The trace is the one the caller passed in the ``traces`` column, else parsed here once: a reward that
+    reads it twice for a row parses once, and one that never reads it (a row without ground truth) not at all.
+    """
+
+    __slots__ = ("completion", "row", "_text", "_trace")
+
+    def __init__(self, completion: object, row: dict, trace: traces.Trace | None = None):
+        self.completion, self.row, self._text, self._trace = completion, row, None, trace
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = completion_text(self.completion)
+        return self._text
+
+    @property
+    def trace(self) -> traces.Trace:
+        if self._trace is None:
+            self._trace = traces.parse(self.text)
+        return self._trace
+
+    @property
+    def blocks(self) -> tuple[traces.Block, ...]:
+        """The tagged blocks: the trace's when there is one, else only the blocks are scanned (what a
+        tag-format check needs, a fraction of the cost of a full parse)."""
+        return self._trace.blocks if self._trace is not None else traces.parse_blocks(self.text)
+
+
+def samples(completions: Sequence, columns: Mapping[str, Any]) -> list[Sample]:
+    """Each completion with its row and, when the ``traces`` column is aligned with them, its parsed trace.
+
+    >>> [s.trace.answer for s in samples(["<answer>4</answer>"], {"answer": ["4"]})]
+    ['4']
+    """
+    n = len(completions)
+    given = columns.get(TRACES)
+    if not (isinstance(given, (list, tuple)) and len(given) == n
+            and all(isinstance(t, traces.Trace) for t in given)):
+        given = [None] * n
+    return [Sample(c, row, t) for c, row, t in zip(completions, rows_of(n, columns), given)]
+
+
+def score_rows(completions: Sequence, columns: Mapping[str, Any], score_one: Callable[[Sample, Metrics], Any],
+               metrics: Metrics, *, default: Any = 0.0) -> list:
+    """The per-row loop of a reward: ``score_one(sample, metrics)`` for each completion with its row, each
+    call `guarded` (an internal error scores that row ``default`` and counts in ``<reward>/errors``)."""
+    return [guarded(score_one, sample, metrics, default=default, metrics=metrics)
+            for sample in samples(completions, columns)]
+
+
+def keyword_options(fn: Callable) -> dict[str, Any]:
+    """The keyword-only parameters of ``fn`` (through a ``functools.partial`` and decorators) and their
+    defaults (``inspect.Parameter.empty`` when required)."""
+    target = inspect.unwrap(fn.func if isinstance(fn, functools.partial) else fn)
+    return {name: p.default for name, p in inspect.signature(target).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+# A step reward's result for one completion: each step's (char start, char end, score) in its text.
+StepSpans = list[tuple[int, int, float]]
 
 
 def decode_json(value: object) -> object:

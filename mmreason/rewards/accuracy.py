@@ -20,7 +20,7 @@ from typing import Sequence
 from mmreason import traces
 from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
-    Metrics, answer_of, completion_text, guarded, question_of, reward_function, rows_of, safe_float,
+    Metrics, Sample, answer_of, guarded, question_of, reward_function, safe_float, samples,
 )
 from mmreason.rewards.judge import JudgeItem, as_judge_config, judge, verdict_metrics
 
@@ -170,10 +170,17 @@ def correctness(preds: Sequence[str | None], gts: Sequence[str | None], question
     return out
 
 
+def predicted_answer(sample: Sample) -> str | None:
+    """``traces.extract_answer`` of a completion, its ``<answer>`` read off the blocks already parsed."""
+    answers = [b for b in sample.blocks if b.tag == "answer"]
+    return answers[-1].text.strip() if answers else traces.extract_answer(sample.text)
+
+
 def _score(completions, columns, name, *, judge_config=None, template="equivalence", rule=is_correct):
     metrics = Metrics(name)
-    rows = rows_of(len(completions), columns)
-    preds = [traces.extract_answer(completion_text(c)) for c in completions]
+    batch = samples(completions, columns)
+    rows = [s.row for s in batch]
+    preds = [predicted_answer(s) for s in batch]
     gts = [answer_of(r) for r in rows]
     scores = correctness(preds, gts, [question_of(r) for r in rows], judge_config=judge_config,
                          template=template, metrics=metrics, rule=rule)

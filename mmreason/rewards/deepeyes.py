@@ -25,8 +25,8 @@ from __future__ import annotations
 from mmreason import traces
 from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
-    VISION_PAIR, Metrics, answer_of, completion_text, parse, question_of, returned_images, reward_function,
-    rows_of, source_of,
+    VISION_PAIR, Metrics, Sample, answer_of, question_of, returned_images, reward_function, samples,
+    source_of,
 )
 from mmreason.rewards.accuracy import correctness, is_correct, math_equal, normalize_answer
 
@@ -47,8 +47,9 @@ def _format_error(text: str) -> bool:
             or tail.count("<answer>") != tail.count("</answer>"))
 
 
-def _prepare(branch: str, text: str, max_chars: int) -> tuple[str | None, bool, bool]:
+def _prepare(branch: str, sample: Sample, max_chars: int) -> tuple[str | None, bool, bool]:
     """(answer to grade or None, format error, acc forced to 0)."""
+    text = sample.text
     if branch == "math":
         tail = _after_think(text)
         n_boxed = tail.count("\\boxed{")
@@ -59,10 +60,10 @@ def _prepare(branch: str, text: str, max_chars: int) -> tuple[str | None, bool, 
         return answer, error, False
     error = _format_error(text)
     if branch == "main":
-        trace = parse(text)
+        trace = sample.trace
         answer = trace.answer if trace.blocks_of("answer") else text.strip()
-    else:
-        closed = [b for b in parse(_after_think(text)).blocks_of("answer") if b.closed]
+    else:  # the blocks of the text after the reasoning, on their own
+        closed = [b for b in traces.parse_blocks(_after_think(text)) if b.tag == "answer" and b.closed]
         answer = closed[0].text.strip() if closed else None
         if not answer:
             return None, True, True
@@ -99,11 +100,11 @@ def deepeyes(completions, *, judge: object = None, routes: dict | None = None,
     if max_answer_chars < 1:
         raise RecipeError("deepeyes: max_answer_chars must be >= 1")
     metrics = Metrics("deepeyes")
-    rows = rows_of(len(completions), columns)
-    texts = [completion_text(c) for c in completions]
+    batch = samples(completions, columns)
+    rows = [s.row for s in batch]
     branches = [table.get(source_of(r), default_branch) for r in rows]
-    prepared = [_prepare(b, t, max_answer_chars) if b else (None, False, True)
-                for b, t in zip(branches, texts)]
+    prepared = [_prepare(b, s, max_answer_chars) if b else (None, False, True)
+                for b, s in zip(branches, batch)]
     gts = [answer_of(r) for r in rows]
     questions = [question_of(r) for r in rows]
 
@@ -133,7 +134,7 @@ def deepeyes(completions, *, judge: object = None, routes: dict | None = None,
             acc[i] = s or 0.0
 
     out: list[float | None] = []
-    for i, (branch, c, text) in enumerate(zip(branches, completions, texts)):
+    for i, (branch, sample) in enumerate(zip(branches, batch)):
         if branch is None or gts[i] is None:
             out.append(None)
             continue
@@ -144,8 +145,8 @@ def deepeyes(completions, *, judge: object = None, routes: dict | None = None,
         if branch == "math":
             out.append(1.2 * acc[i] + 0.4 * fmt)
             continue
-        evidence = returned_images(c) if tool_evidence == "images" else \
-            sum(call.error is None for call in parse(text).tool_calls)
+        evidence = returned_images(sample.completion) if tool_evidence == "images" else \
+            sum(call.error is None for call in sample.trace.tool_calls)
         tool = 1.0 if evidence > 0 and acc[i] > 0.5 else 0.0
         metrics.add("tool", tool)
         metrics.add("tool_used", float(evidence > 0))

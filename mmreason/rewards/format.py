@@ -1,11 +1,11 @@
 """Tag-format rewards: is the completion laid out as the method's prompt asks?
 
-All read the structure from ``traces.parse_blocks`` (blocks with offsets and a ``closed`` flag, what
-``traces.parse`` reports as ``blocks``, without the cost of reading boxes, calls and actions). "Ordered tags,
-full match" means: the completion is exactly the listed blocks in that order, each closed, with only
-whitespace between and around them, which is what R1-V/TON's ``re.fullmatch(r"<think>.*?</think>\\s*
-<answer>.*?</answer>", text, re.DOTALL)`` checks, minus its one loophole (the lazy ``.*?`` lets extra
-tags hide inside a block; here a stray tag fails the format).
+All read the structure from the blocks (offsets and a ``closed`` flag) of the trace the caller parsed,
+else from ``traces.parse_blocks`` (the same blocks, without the cost of reading boxes, calls and
+actions). "Ordered tags, full match" means: the completion is exactly the listed blocks in that order,
+each closed, with only whitespace between and around them, which is what R1-V/TON's
+``re.fullmatch(r"<think>.*?</think>\\s*<answer>.*?</answer>", text, re.DOTALL)`` checks, minus its one
+loophole (the lazy ``.*?`` lets extra tags hide inside a block; here a stray tag fails the format).
 """
 
 from __future__ import annotations
@@ -13,22 +13,24 @@ from __future__ import annotations
 from typing import Sequence
 
 from mmreason.errors import RecipeError
-from mmreason.rewards._common import Metrics, completion_text, guarded, parse_blocks, reward_function
-from mmreason.traces import BLOCK_TAGS, tag_counts
+from mmreason.rewards._common import Metrics, reward_function, score_rows
+from mmreason.traces import BLOCK_TAGS, Block, parse_blocks, tag_counts
 
 _BLOCK_TAG_KEYS = tuple(f"<{s}{t}>" for t in BLOCK_TAGS for s in ("", "/"))
 
 
-def tags_full_match(text: str, tags: Sequence[str], *, allow_open_last: bool = False) -> bool:
+def tags_full_match(text: str, tags: Sequence[str], *, allow_open_last: bool = False,
+                    blocks: Sequence[Block] | None = None) -> bool:
     """True when ``text`` is exactly the blocks ``tags`` in order (whitespace between), all closed
     (the last may be open when ``allow_open_last``: ``</answer>`` is a stop string in GRIT's recipe).
+    ``blocks`` are the text's blocks when already parsed (scanned here otherwise).
 
     >>> tags_full_match("<think>a</think>\\n<answer>b</answer>", ("think", "answer"))
     True
     >>> tags_full_match("<think>a</think> so <answer>b</answer>", ("think", "answer"))
     False
     """
-    blocks = parse_blocks(text)
+    blocks = parse_blocks(text) if blocks is None else blocks
     top = _top_level(blocks)
     if [b.tag for b in top] != list(tags):
         return False
@@ -61,13 +63,14 @@ def _top_level(blocks) -> list:
     return top
 
 
-def tags_in_order(text: str, tags: Sequence[str]) -> bool:
-    """True when each tag in ``tags`` opens and closes exactly once, in that order (text may surround)."""
+def tags_in_order(text: str, tags: Sequence[str], *, blocks: Sequence[Block] | None = None) -> bool:
+    """True when each tag in ``tags`` opens and closes exactly once, in that order (text may surround);
+    ``blocks`` as in `tags_full_match`."""
     counts = tag_counts(text)
     for tag in tags:
         if counts.get(f"<{tag}>") != 1 or counts.get(f"</{tag}>") != 1:
             return False
-    found = [b for b in parse_blocks(text) if b.tag in tags]
+    found = [b for b in (parse_blocks(text) if blocks is None else blocks) if b.tag in tags]
     return [b.tag for b in found] == list(tags) and all(b.closed for b in found)
 
 
@@ -78,9 +81,9 @@ def _check_tags(name: str, tags: Sequence[str]) -> tuple[str, ...]:
 
 
 def _format(completions, columns, name, check) -> list[float]:
+    """1.0 where ``check(text, blocks)`` holds, else 0.0."""
     metrics = Metrics(name)
-    out = [1.0 if guarded(check, completion_text(c), default=False, metrics=metrics) else 0.0
-           for c in completions]
+    out = score_rows(completions, columns, lambda s, _: 1.0 if check(s.text, s.blocks) else 0.0, metrics)
     metrics.add("rate", sum(out) / max(1, len(out)))
     metrics.emit(columns.get("log_metric"))
     return out
@@ -94,7 +97,7 @@ def think_answer_format(completions, **columns):
     [1.0, 0.0]
     """
     return _format(completions, columns, "think_answer_format",
-                   lambda t: tags_full_match(t, ("think", "answer")))
+                   lambda t, b: tags_full_match(t, ("think", "answer"), blocks=b))
 
 
 @reward_function
@@ -108,8 +111,8 @@ def think_rethink_answer_format(completions, *, allow_open_answer: bool = True, 
     [1.0, 0.0]
     """
     return _format(completions, columns, "think_rethink_answer_format",
-                   lambda t: tags_full_match(t, ("think", "rethink", "answer"),
-                                             allow_open_last=allow_open_answer))
+                   lambda t, b: tags_full_match(t, ("think", "rethink", "answer"),
+                                                allow_open_last=allow_open_answer, blocks=b))
 
 
 @reward_function
@@ -128,5 +131,5 @@ def tag_format(completions, *, tags: Sequence[str] = ("think", "answer"), full_m
     tags = _check_tags("tag_format", tags)
     if full_match:
         return _format(completions, columns, "tag_format",
-                       lambda t: tags_full_match(t, tags, allow_open_last=allow_open_last))
-    return _format(completions, columns, "tag_format", lambda t: tags_in_order(t, tags))
+                       lambda t, b: tags_full_match(t, tags, allow_open_last=allow_open_last, blocks=b))
+    return _format(completions, columns, "tag_format", lambda t, b: tags_in_order(t, tags, blocks=b))

@@ -1,6 +1,6 @@
 """GRIT (GRPO-GR): the paper's reward and the released code's, selectable with ``variant``.
 
-Paper (§3.2): ``r = r_format + r_count + r_ans`` with
+Paper (arXiv 2505.15879, §3.2): ``r = r_format + r_count + r_ans`` with
 ``r_format = s_st + s_bf``, ``s_st = 0.5·1[<think>…</think> pair] + 0.5·1[<rethink>…</rethink> pair]``,
 ``s_bf = 0.5·1[≥1 box before <rethink>]`` (the whole completion when there is no ``<rethink>``);
 ``r_count = 0.5·1[#boxes == GT count]`` on counting rows only (``task == "counting"`` or a TallyQA
@@ -36,7 +36,7 @@ from collections import Counter
 
 from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
-    Metrics, answer_of, completion_text, guarded, parse, question_of, reward_function, rows_of, source_of,
+    Metrics, answer_of, guarded, question_of, reward_function, samples, source_of,
 )
 from mmreason.rewards.accuracy import correctness, parse_number
 
@@ -144,8 +144,8 @@ def _judge_scores(texts, traces_, rows, judge, template, metrics, *, first_block
 
 
 def _prepare(completions, columns):
-    texts = [completion_text(c) for c in completions]
-    return texts, [parse(t) for t in texts], rows_of(len(completions), columns)
+    batch = samples(completions, columns)
+    return [s.text for s in batch], [s.trace for s in batch], [s.row for s in batch]
 
 
 def _code_terms(texts, traces_, rows, judge, template, metrics, only: str | None = None):

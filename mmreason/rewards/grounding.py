@@ -22,8 +22,8 @@ from typing import Sequence
 from mmreason import geometry
 from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
-    Metrics, box_to_pixels, completion_text, decode_json, floats, gt_boxes, gt_boxes_3d, guarded, image_frame,
-    parse, point_to_pixels, resolve_coord_frame, reward_function, rows_of,
+    Metrics, box_to_pixels, decode_json, floats, gt_boxes, gt_boxes_3d, image_frame, point_to_pixels,
+    resolve_coord_frame, reward_function, score_rows,
 )
 
 WHERE = ("answer", "all")
@@ -69,15 +69,16 @@ class _Geo:
 
 
 def _run(name, completions, columns, score_one, frame_name, family, min_pixels, max_pixels):
+    """`score_rows` with ``score_one(trace, row, geo, metrics)``, ``geo`` mapping to the row's pixels."""
     metrics = Metrics(name)
-    rows = rows_of(len(completions), columns)
-    out = []
-    for c, row in zip(completions, rows):
-        geo = _Geo(row, frame_name, family, min_pixels, max_pixels)
-        value = guarded(score_one, parse(completion_text(c)), row, geo, metrics, default=0.0, metrics=metrics)
-        if value is not None:
-            metrics.add("mean", value)
-        out.append(value)
+
+    def one(sample, metrics):
+        geo = _Geo(sample.row, frame_name, family, min_pixels, max_pixels)
+        return score_one(sample.trace, sample.row, geo, metrics)
+
+    out = score_rows(completions, columns, one, metrics)
+    for value in out:
+        metrics.add("mean", value)
     metrics.emit(columns.get("log_metric"))
     return out
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 from mmreason import geometry
 from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
-    Metrics, answer_of, completion_text, gt_boxes_3d, guarded, parse, reward_function, rows_of,
+    Metrics, answer_of, gt_boxes_3d, guarded, reward_function, score_rows,
 )
 from mmreason.rewards.accuracy import NUMBER, choice_letter, gt_letter, normalize_answer, parse_number
 from mmreason.rewards.format import tags_full_match
+from mmreason.traces import Trace, parse
 
 MRA_THRESHOLDS = tuple(round(0.50 + 0.05 * i, 2) for i in range(10))
 MODES = ("auto", "mc", "mra", "exact")
@@ -82,9 +83,11 @@ def grounding_score(trace, gts) -> float:
     return sum(scores) / len(scores)
 
 
-def gcot_format_ok(text: str) -> bool:
-    trace = parse(text)
-    if not tags_full_match(text, ("think", "answer")):
+def gcot_format_ok(text: str, trace: Trace | None = None) -> bool:
+    """GCoT's layout: think then answer, every ``<bbox>`` closed, read as a 3D box and named
+    (``trace`` is the text's, when already parsed)."""
+    trace = parse(text) if trace is None else trace
+    if not tags_full_match(text, ("think", "answer"), blocks=trace.blocks):
         return False
     n = text.count("<bbox>")
     named = all(m.name is not None for m in trace.boxes_3d)
@@ -100,8 +103,7 @@ def gs_format(completions, **columns):
     [1.0, 0.0]
     """
     metrics = Metrics("gs_format")
-    out = [float(guarded(gcot_format_ok, completion_text(c), default=False, metrics=metrics))
-           for c in completions]
+    out = score_rows(completions, columns, lambda s, _: float(gcot_format_ok(s.text, s.trace)), metrics)
     metrics.emit(columns.get("log_metric"))
     return out
 
@@ -115,12 +117,14 @@ def gs_grounding(completions, **columns):
     [0.25]
     """
     metrics = Metrics("gs_grounding")
-    rows = rows_of(len(completions), columns)
-    out = []
-    for c, row in zip(completions, rows):
-        gts = gt_boxes_3d(row, reward="gs_grounding")
-        out.append(guarded(grounding_score, parse(completion_text(c)), gts, metrics=metrics) if gts else None)
-        metrics.add("iou", out[-1])
+
+    def one(sample, metrics):
+        gts = gt_boxes_3d(sample.row, reward="gs_grounding")
+        return grounding_score(sample.trace, gts) if gts else None
+
+    out = score_rows(completions, columns, one, metrics)
+    for value in out:
+        metrics.add("iou", value)
     metrics.emit(columns.get("log_metric"))
     return out
 
@@ -136,9 +140,8 @@ def vsi_accuracy(completions, *, mode: str = "auto", **columns):
     if mode not in MODES:
         raise RecipeError(f"vsi_accuracy: mode must be one of {MODES}, got {mode!r}")
     metrics = Metrics("vsi_accuracy")
-    rows = rows_of(len(completions), columns)
-    out = [guarded(vsi_score, parse(completion_text(c)).answer, answer_of(r), mode, metrics=metrics)
-           for c, r in zip(completions, rows)]
+    out = score_rows(completions, columns, lambda s, _: vsi_score(s.trace.answer, answer_of(s.row), mode),
+                     metrics)
     for v in out:
         metrics.add("score", v)
     metrics.emit(columns.get("log_metric"))
@@ -155,20 +158,19 @@ def gs_reasoner(completions, *, format_weight: float = 0.5, answer_weight: float
     if mode not in MODES:
         raise RecipeError(f"gs_reasoner: mode must be one of {MODES}, got {mode!r}")
     metrics = Metrics("gs_reasoner")
-    rows = rows_of(len(completions), columns)
-    out: list[float | None] = []
-    for c, row in zip(completions, rows):
-        text = completion_text(c)
-        trace = parse(text)
-        fmt = float(guarded(gcot_format_ok, text, default=False, metrics=metrics))
+
+    def one(sample, metrics):
+        row, trace = sample.row, sample.trace
+        fmt = float(guarded(gcot_format_ok, sample.text, trace, default=False, metrics=metrics))
         ans = guarded(vsi_score, trace.answer, answer_of(row), mode, metrics=metrics)
         gts = gt_boxes_3d(row, reward="gs_reasoner")
         ground = guarded(grounding_score, trace, gts, metrics=metrics) if gts else None
         for k, v in (("format", fmt), ("answer", ans), ("grounding", ground)):
             metrics.add(k, v)
         if ans is None and ground is None:
-            out.append(None)
-            continue
-        out.append(format_weight * fmt + answer_weight * (ans or 0.0) + grounding_weight * (ground or 0.0))
+            return None
+        return format_weight * fmt + answer_weight * (ans or 0.0) + grounding_weight * (ground or 0.0)
+
+    out = score_rows(completions, columns, one, metrics)
     metrics.emit(columns.get("log_metric"))
     return out

@@ -25,8 +25,7 @@ from mmreason.geometry import ImageFrame
 from mmreason.modalities.gui import ALIASES, convert_action, parse_action
 from mmreason.modalities.gui import match_action as gui_match
 from mmreason.rewards._common import (
-    Metrics, completion_text, floats, gt_boxes, guarded, image_frame, mapping, parse, resolve_coord_frame,
-    reward_function, rows_of,
+    Metrics, floats, gt_boxes, image_frame, mapping, resolve_coord_frame, reward_function, score_rows,
 )
 
 _UI_INS_POINT = re.compile(r"\[(\d+),(\d+)\]")  # UI-Ins' literal rule: integers, no space after the comma
@@ -89,18 +88,14 @@ def predicted_action(trace) -> dict | None:
     return dict(after[0]) if after else dict(actions[0])
 
 
-def action_type_scores(completions, columns: Mapping, extract, metrics: Metrics | None = None) -> list:
+def action_type_scores(completions, columns: Mapping, extract, metrics: Metrics) -> list:
     """Per completion: 1.0 when the action ``extract(trace)`` reads has the type of ``gui.action``, else 0.0;
     None for rows without a GT action. The body of `gui_action_type` and TON's `ton_gui_type`, which differ
-    only in where they read the predicted action; `metrics` (if given) logs each score as ``match``."""
-    out: list[float | None] = []
-    for c, row in zip(completions, rows_of(len(completions), columns)):
-        gt = gt_action(row)
-        pred = extract(parse(completion_text(c))) if gt is not None else None
-        out.append(None if gt is None else float(action_type(pred) == action_type(gt)))
-        if metrics is not None:
-            metrics.add("match", out[-1])
-    return out
+    only in where they read the predicted action."""
+    def one(sample, metrics):
+        gt = gt_action(sample.row)
+        return None if gt is None else float(action_type(extract(sample.trace)) == action_type(gt))
+    return score_rows(completions, columns, one, metrics)
 
 
 def screen_frame(row: Mapping, coord_frame: str, family, min_pixels, max_pixels, pred: Mapping | None = None):
@@ -121,6 +116,8 @@ def gui_action_type(completions, **columns):
     """
     metrics = Metrics("gui_action_type")
     out = action_type_scores(completions, columns, predicted_action, metrics)
+    for value in out:
+        metrics.add("match", value)
     metrics.emit(columns.get("log_metric"))
     return out
 
@@ -136,24 +133,22 @@ def gui_action_match(completions, *, coord_frame: str | None = None, family: str
     """
     frame_name = resolve_coord_frame(coord_frame, family, "resized")
     metrics = Metrics("gui_action_match")
-    out: list[float | None] = []
-    for c, row in zip(completions, rows_of(len(completions), columns)):
-        gt = gt_action(row)
+
+    def one(sample, metrics):
+        gt = gt_action(sample.row)
         if gt is None:
-            out.append(None)
-            continue
-        pred = predicted_action(parse(completion_text(c)))
+            return None
+        pred = predicted_action(sample.trace)
         if pred is None:
-            out.append(0.0)
-            continue
-        frame = screen_frame(row, frame_name, family, min_pixels, max_pixels, pred)
+            return 0.0
+        frame = screen_frame(sample.row, frame_name, family, min_pixels, max_pixels, pred)
         if frame is None:
             metrics.add("no_frame", 1.0)
-            out.append(None)
-            continue
-        result = guarded(match_action, pred, gt, mapping(row.get("gui")), frame_name, frame,
-                         default=(False, False), metrics=metrics)
-        out.append(None if result is None else float(result[1]))
+            return None
+        result = match_action(pred, gt, mapping(sample.row.get("gui")), frame_name, frame)
+        return None if result is None else float(result[1])
+
+    out = score_rows(completions, columns, one, metrics)
     metrics.emit(columns.get("log_metric"))
     return out
 
@@ -173,32 +168,32 @@ def ui_ins(completions, *, coord_frame: str | None = None, family: str | None = 
     """
     frame_name = resolve_coord_frame(coord_frame, family, "resized")
     metrics = Metrics("ui_ins")
-    out: list[float | None] = []
-    for c, row in zip(completions, rows_of(len(completions), columns)):
+
+    def one(sample, metrics):
+        row = sample.row
         boxes = [b for b, _, im in gt_boxes(row, reward="ui_ins") if im == 0]
         if not boxes:
             gt = gt_action(row)
             boxes = candidate_boxes(gt, mapping(row.get("gui"))) if gt else []
         if not boxes:
-            out.append(None)
-            continue
+            return None
         frame = image_frame(row, 0, frame_name, family=family, min_pixels=min_pixels, max_pixels=max_pixels)
         if frame is None and frame_name != "pixel":
             metrics.add("no_frame", 1.0)
-            out.append(None)
-            continue
-        matches = _UI_INS_POINT.findall(completion_text(c))
+            return None
+        matches = _UI_INS_POINT.findall(sample.text)
         metrics.add("multi_point", float(len(matches) > 1))
         if len(matches) != 1:
-            out.append(0.0)
-            continue
+            return 0.0
         x, y = (int(v) for v in matches[0])
         hit = False
         for box in boxes:
             mapped = box if frame_name == "pixel" else geometry.convert_box(box, "pixel", frame_name, frame)
             x0, y0, x1, y1 = (int(v) for v in mapped)
             hit = hit or (x0 <= x <= x1 and y0 <= y <= y1)
-        out.append(float(hit))
+        return float(hit)
+
+    out = score_rows(completions, columns, one, metrics)
     metrics.emit(columns.get("log_metric"))
     return out
 

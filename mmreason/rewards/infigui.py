@@ -25,8 +25,8 @@ from collections import Counter
 from mmreason import geometry
 from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
-    Metrics, answer_of, box_to_pixels, completion_text, gt_boxes, guarded, image_frame, mapping, parse,
-    point_to_pixels, resolve_coord_frame, reward_function, rows_of,
+    Metrics, answer_of, box_to_pixels, gt_boxes, guarded, image_frame, mapping, point_to_pixels,
+    resolve_coord_frame, reward_function, samples,
 )
 from mmreason.rewards.accuracy import math_equal, normalize_answer
 from mmreason.rewards.gui import gt_action, match_action, predicted_action, screen_frame
@@ -117,14 +117,15 @@ def infigui(completions, *, format_weight: float = 0.1, accuracy_weight: float =
     frame_name = resolve_coord_frame(coord_frame, family, "resized")
     config = as_judge_config(judge)
     metrics = Metrics("infigui")
-    rows = rows_of(len(completions), columns)
-    out: list[float | None] = [None] * len(rows)
+    batch = samples(completions, columns)
+    out: list[float | None] = [None] * len(batch)
     pending = []  # agent rows whose parameters missed: they need a sub-goal score
-    for i, (c, row) in enumerate(zip(completions, rows)):
+    for i, sample in enumerate(batch):
+        row = sample.row
         kind = task_kind(row)
         if kind is None:
             continue
-        trace = parse(completion_text(c))
+        trace = sample.trace
         fmt = float(guarded(format_ok, trace, kind, default=False, metrics=metrics))
         metrics.add("format", fmt)
         if not fmt:

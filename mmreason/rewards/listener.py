@@ -21,11 +21,10 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
 
 from mmreason.errors import RecipeError
-from mmreason.rewards._common import (
-    Metrics, answer_of, completion_text, mapping, parse, question_of, reward_function, rows_of,
-)
+from mmreason.rewards._common import Metrics, answer_of, mapping, question_of, reward_function, samples
 from mmreason.rewards.accuracy import choice_letter, gt_letter, normalize_answer
 from mmreason.rewards.format import tags_full_match
+from mmreason.traces import Block, parse_blocks
 
 DEFAULT_PROMPT = ("Here is a question and someone's reasoning about it, with their final answer hidden.\n\n"
                   "Question: {question}\n\nReasoning:\n{reasoning}\n\nWhat is their final answer?")
@@ -63,14 +62,15 @@ def as_listener_config(value: object) -> ListenerConfig:
     raise RecipeError("listener: set `listener` to a mapping with at least `model` (a checkpoint directory)")
 
 
-def mask_answer(text: str, mask: str = "[hidden]") -> str:
-    """The completion with each ``<answer>`` block's content replaced by ``mask``.
+def mask_answer(text: str, mask: str = "[hidden]", blocks: Sequence[Block] | None = None) -> str:
+    """The completion with each ``<answer>`` block's content replaced by ``mask`` (``blocks``: the text's,
+    when already parsed).
 
     >>> mask_answer("<think>it is red</think><answer>A</answer>")
     '<think>it is red</think><answer>[hidden]</answer>'
     """
     out, cursor = [], 0
-    for block in parse(text).blocks_of("answer"):
+    for block in (b for b in (parse_blocks(text) if blocks is None else blocks) if b.tag == "answer"):
         out.append(text[cursor:block.start])
         out.append(f"<answer>{mask}</answer>" if block.closed else f"<answer>{mask}")
         cursor = block.end
@@ -176,20 +176,19 @@ def listener(completions, *, listener: object, format_weight: float = 1.0, em_we
     """Format + 0.5·exact match + 0.5·listener probability of the right answer (module docstring)."""
     config = as_listener_config(listener)
     metrics = Metrics("listener")
-    rows = rows_of(len(completions), columns)
-    texts = [completion_text(c) for c in completions]
     todo, reasonings, questions, options, targets = [], [], [], [], []
     out: list[float | None] = []
-    for i, (text, row) in enumerate(zip(texts, rows)):
+    for i, sample in enumerate(samples(completions, columns)):
+        row, text = sample.row, sample.text
         gt = answer_of(row)
         if gt is None:
             out.append(None)
             continue
-        pred = parse(text).answer
+        pred = sample.trace.answer
         letter = gt_letter(gt)
         em = float(pred is not None and (normalize_answer(pred) == normalize_answer(gt)
                                          or (letter is not None and choice_letter(pred) == letter)))
-        fmt = float(tags_full_match(text, ("think", "answer")))
+        fmt = float(tags_full_match(text, ("think", "answer"), blocks=sample.blocks))
         metrics.add("em", em)
         metrics.add("format", fmt)
         out.append(format_weight * fmt + em_weight * em)
@@ -197,7 +196,7 @@ def listener(completions, *, listener: object, format_weight: float = 1.0, em_we
         target = correct_index(opts, gt) if opts else None
         if target is not None:
             todo.append(i)
-            reasonings.append(mask_answer(text, config.mask))
+            reasonings.append(mask_answer(text, config.mask, sample.blocks))
             questions.append(question_of(row))
             options.append(opts)
             targets.append(target)

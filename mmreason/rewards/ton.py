@@ -20,11 +20,12 @@ import re
 from mmreason import geometry
 from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
-    Metrics, answer_of, completion_text, floats, image_frame, parse, point_to_pixels, resolve_coord_frame,
-    reward_function, rows_of,
+    Metrics, answer_of, completion_text, floats, image_frame, point_to_pixels, resolve_coord_frame,
+    reward_function, samples, score_rows,
 )
 from mmreason.rewards.accuracy import math_equal
 from mmreason.rewards.gui import action_type, action_type_scores, gt_action
+from mmreason.traces import parse_blocks
 
 # The methods' format definitions, verbatim: a full match of these patterns is the reward.
 _THINK_ANSWER = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
@@ -40,19 +41,18 @@ def ton_format(completions, **columns):
     """
     metrics = Metrics("ton_format")
     out = []
-    for c in completions:
-        text = completion_text(c)
-        out.append(1.0 if _THINK_ANSWER.fullmatch(text) else 0.0)
-        think = parse(text).think
+    for sample in samples(completions, columns):
+        out.append(1.0 if _THINK_ANSWER.fullmatch(sample.text) else 0.0)
+        think = sample.trace.think
         metrics.add("skip_think", float(think is not None and not think.strip()))
     metrics.emit(columns.get("log_metric"))
     return out
 
 
-def _answer_text(text: str) -> str:
+def _answer_text(text: str, blocks) -> str:
     """The first ``<answer>`` block's content, else the whole text (stripped): read from both sides."""
-    blocks = parse(text).blocks_of("answer")
-    return blocks[0].text.strip() if blocks else text.strip()
+    answers = [b for b in blocks if b.tag == "answer"]
+    return answers[0].text.strip() if answers else text.strip()
 
 
 @reward_function
@@ -64,17 +64,18 @@ def ton_accuracy(completions, **columns):
     [1.0, 0.0]
     """
     metrics = Metrics("ton_accuracy")
-    out: list[float | None] = []
-    for c, row in zip(completions, rows_of(len(completions), columns)):
-        gt = answer_of(row)
+
+    def one(sample, metrics):
+        gt = answer_of(sample.row)
         if gt is None:
-            out.append(None)
-            continue
-        pred = _answer_text(completion_text(c))
-        gold = _answer_text(gt)
-        ok = pred == gold or bool(math_equal(pred, gold))  # the release tries math first; same result
-        out.append(float(ok))
-        metrics.add("acc", out[-1])
+            return None
+        pred = _answer_text(sample.text, sample.blocks)
+        gold = _answer_text(gt, parse_blocks(gt))
+        return float(pred == gold or bool(math_equal(pred, gold)))  # the release: math first; same result
+
+    out = score_rows(completions, columns, one, metrics)
+    for value in out:
+        metrics.add("acc", value)
     metrics.emit(columns.get("log_metric"))
     return out
 
@@ -103,7 +104,10 @@ def ton_gui_type(completions, **columns):
     ...     gui=[{"width": 100, "height": 100, "action": {"action": "click", "coordinate": [50, 50]}}])
     [1.0]
     """
-    return action_type_scores(completions, columns, _action_block)
+    metrics = Metrics("ton_gui_type")
+    out = action_type_scores(completions, columns, _action_block, metrics)
+    metrics.emit(columns.get("log_metric"))
+    return out
 
 
 @reward_function
@@ -119,31 +123,30 @@ def ton_gui_value(completions, *, radius: float = 0.14, coord_frame: str | None 
         raise RecipeError(f"ton_gui_value: radius must be > 0, got {radius}")
     frame_name = resolve_coord_frame(coord_frame, family, "norm1")
     metrics = Metrics("ton_gui_value")
-    out: list[float | None] = []
-    for c, row in zip(completions, rows_of(len(completions), columns)):
+
+    def one(sample, metrics):
+        row = sample.row
         gt = gt_action(row)
         if gt is None:
-            out.append(None)
-            continue
-        pred = _action_block(parse(completion_text(c)))
+            return None
+        pred = _action_block(sample.trace)
         if action_type(pred) != "click" or action_type(gt) != "click":
-            out.append(0.0)
-            continue
+            return 0.0
         frame = image_frame(row, 0, "norm1", family=family)
         target = floats(gt.get("coordinate", gt.get("position")), 2)
         point = floats(pred.get("position", pred.get("coordinate")), 2)
         if frame is None or target is None or point is None:
             metrics.add("no_frame", float(frame is None))
-            out.append(0.0 if frame is not None else None)
-            continue
+            return 0.0 if frame is not None else None
         own_frame = image_frame(row, 0, frame_name, family=family)
         pixel = point_to_pixels(point, frame_name, own_frame)
         if pixel is None:
-            out.append(None)
-            continue
+            return None
         w, h = frame.width, frame.height
         d = geometry.point_distance((pixel[0] / w, pixel[1] / h), (target[0] / w, target[1] / h))
         metrics.add("distance", d if d != float("inf") else None)
-        out.append(float(d <= radius))
+        return float(d <= radius)
+
+    out = score_rows(completions, columns, one, metrics)
     metrics.emit(columns.get("log_metric"))
     return out

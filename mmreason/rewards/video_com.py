@@ -15,7 +15,8 @@ is none) when it is a letter A-E, upper-cased, compared with the ground truth's;
 the first letter this way even for words ("dog" reads as D), and so does this function.
 
 :func:`video_com_step_scores` scores each manipulation line on its own, with its character span, for
-token-level credit assignment.
+token-level credit assignment; :func:`video_com_steps`, the step reward a trainer uses, judges each
+manipulation by the release's rule above.
 
 Ground truth: a ``reasoning_gts`` column (Video-CoM's name) or ``meta["reasoning_gts"]`` with keys
 ``valid_segments``, ``valid_frames``, ``valid_bounding_box``; the answer from ``answer``. Zoom boxes
@@ -27,14 +28,16 @@ bracketed form ``= [..]`` that ``traces`` reads is used.
 from __future__ import annotations
 
 import re
+from typing import Mapping
 
 from mmreason import geometry
 from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
-    Metrics, answer_of, completion_text, decode_json, floats, mapping, parse, reward_function, rows_of,
-    safe_float,
+    Metrics, StepSpans, answer_of, completion_text, decode_json, floats, keyword_options, mapping,
+    reward_function, safe_float, score_rows,
 )
 from mmreason.rewards.virl import StepScore
+from mmreason.traces import Trace, parse
 
 _LETTER = re.compile(r"([A-Ea-e])")
 
@@ -122,7 +125,7 @@ def video_com_step_scores(completion: object, reasoning_gts: object, *, zoom_iou
     """
     gts = decode_json(reasoning_gts)
     segments, ranges, boxes = _ground_truth(gts if isinstance(gts, dict) else {})
-    trace = parse(completion_text(completion))
+    trace = completion if isinstance(completion, Trace) else parse(completion_text(completion))
     out = []
     for k, (m, ints, current) in enumerate(_walk(trace)):
         box, iou, score = None, 0.0, None
@@ -158,16 +161,14 @@ def video_com(completions, *, zoom_iou: float = 0.35, acc_weight: float = 1.0,
     if not 0 < zoom_iou <= 1:
         raise RecipeError(f"video_com: zoom_iou must be in (0, 1], got {zoom_iou}")
     metrics = Metrics("video_com")
-    out: list[float | None] = []
-    for c, row in zip(completions, rows_of(len(completions), columns)):
-        gt = answer_of(row)
+
+    def one(sample, metrics):
+        gt = answer_of(sample.row)
         if gt is None:
-            out.append(None)
-            continue
-        text = completion_text(c)
-        acc = float(mcq_letter(final_answer(text)) == mcq_letter(gt))
+            return None
+        acc = float(mcq_letter(final_answer(sample.text)) == mcq_letter(gt))
         try:
-            fraction, counts = manipulation_score(parse(text), reasoning_gts(row), zoom_iou)
+            fraction, counts = manipulation_score(sample.trace, reasoning_gts(sample.row), zoom_iou)
         except (TypeError, ValueError, OverflowError):  # a malformed GT column: no manipulation credit
             fraction, counts = 0.0, {}
             metrics.add("errors", 1.0)
@@ -176,6 +177,36 @@ def video_com(completions, *, zoom_iou: float = 0.35, acc_weight: float = 1.0,
         for kind, (ok, total) in counts.items():
             if total:
                 metrics.add(f"{kind}_correct", ok / total)
-        out.append(acc_weight * acc + manipulation_weight * fraction)
+        return acc_weight * acc + manipulation_weight * fraction
+
+    out = score_rows(completions, columns, one, metrics)
     metrics.emit(columns.get("log_metric"))
+    return out
+
+
+VIDEO_COM_OPTIONS = keyword_options(video_com)  # `video_com`'s options and their defaults
+
+
+def video_com_steps(completion: object, row: Mapping, **options) -> StepSpans:
+    """Video-CoM's step reward: each manipulation scores 1 if the release's rule counts it correct, else 0
+    (a zoom is judged on the frame the last FIND_FRAME before it picked). ``options`` are `video_com`'s, as
+    a recipe binds them; ``completion`` is a string, a message list or its parsed ``Trace``.
+
+    >>> text = "FIND_FRAME(cup) = [12]\\nSPATIAL_ZOOM(cup) = [0, 0, 10, 10]"
+    >>> gts = {"valid_frames": [[10, 20]], "valid_bounding_box": [[12, [0, 0, 10, 12]]]}
+    >>> video_com_steps(text, {"reasoning_gts": gts})
+    [(0, 22, 1.0), (23, 57, 1.0)]
+    """
+    trace = completion if isinstance(completion, Trace) else parse(completion_text(completion))
+    zoom_iou = float({**VIDEO_COM_OPTIONS, **options}["zoom_iou"])
+    gts = reasoning_gts(row)
+    out, last_frame = [], None
+    for m in trace.manipulations:
+        context = (m,) if m.kind != "SPATIAL_ZOOM" or last_frame is None else (last_frame, m)
+        _, counts = manipulation_score(Trace(trace.text, manipulations=context), gts, zoom_iou)
+        key = {"FIND_SEGMENT": "segments", "FIND_FRAME": "frames", "SPATIAL_ZOOM": "zooms"}[m.kind]
+        ok, total = counts.get(key, (0, 0))
+        out.append((m.start, m.end, ok / total if total else 0.0))
+        if m.kind == "FIND_FRAME":
+            last_frame = m
     return out

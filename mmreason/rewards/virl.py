@@ -30,17 +30,17 @@ in ViRL); a row without rationale regions gets only the accuracy term.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Mapping, Sequence
 
 from mmreason import geometry
 from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
-    Metrics, answer_of, box_to_pixels, completion_text, floats, gt_boxes, image_frame, parse, question_of,
-    resolve_coord_frame, reward_function, rows_of,
+    Metrics, StepSpans, answer_of, box_to_pixels, completion_text, floats, gt_boxes, image_frame,
+    keyword_options, question_of, resolve_coord_frame, reward_function, samples,
 )
 from mmreason.rewards.accuracy import correctness
-from mmreason.traces import Trace
+from mmreason.traces import Trace, parse
 
 LABELS = ("correct", "redundant", "erroneous")
 
@@ -187,8 +187,8 @@ def virl(completions, *, acc_weight: float = 1.0, step_weight: float = 0.5, cove
                         inline_boxes=inline_boxes)
     frame_name = resolve_coord_frame(coord_frame, family, "pixel")
     metrics = Metrics("virl")
-    rows = rows_of(len(completions), columns)
-    trs = [parse(completion_text(c)) for c in completions]
+    batch = samples(completions, columns)
+    rows, trs = [s.row for s in batch], [s.trace for s in batch]
     gts = [answer_of(r) for r in rows]
     accs = correctness([t.answer for t in trs], gts, [question_of(r) for r in rows], judge_config=judge,
                        template=template, metrics=metrics)
@@ -212,3 +212,34 @@ def virl(completions, *, acc_weight: float = 1.0, step_weight: float = 0.5, cove
         out.append(total)
     metrics.emit(columns.get("log_metric"))
     return out
+
+
+# `virl`'s options (with their defaults) and those of them that steer the step scores (the judge and the
+# term weights do not): read off the signatures, so a new option reaches the step reward by itself.
+VIRL_OPTIONS = keyword_options(virl)
+STEP_OPTIONS = frozenset(VIRL_OPTIONS) & (frozenset(keyword_options(virl_step_scores))
+                                          | {f.name for f in fields(ViRLParams)})
+
+
+def virl_steps(completion: object, row: Mapping, **options) -> StepSpans:
+    """ViRL's step reward: each visual action's char span and its shaped score, the outcome share included
+    when the row has an ``answer`` (graded as `virl` grades it). ``options`` are `virl`'s, as a recipe binds
+    them; ``completion`` is a string, a message list or its parsed ``Trace``. No rationale regions: no steps.
+
+    >>> call = '<tool_call>{"name": "zoom", "arguments": {"bbox_2d": [0, 0, 10, 10]}}</tool_call>'
+    >>> virl_steps(call + "<answer>cat", {"answer": "cat", "rationale_regions": [{"box": [0, 0, 10, 10]}]})
+    [(0, 81, 1.5)]
+    """
+    regions = row.get("rationale_regions") or []
+    if not regions:
+        return []
+    trace = completion if isinstance(completion, Trace) else parse(completion_text(completion))
+    options = {**VIRL_OPTIONS, **options}
+    correct = None
+    answer = row.get("answer")
+    if answer is not None:  # the same grader as the sequence reward (a judge's verdicts are cached)
+        correct = correctness([trace.answer], [str(answer)], [question_of(row)],
+                              judge_config=options["judge"], template=options["template"])[0]
+    steps = virl_step_scores(trace, regions, correct=correct, image_frames=row.get("image_frames"),
+                             **{k: options[k] for k in STEP_OPTIONS})
+    return [(s.start, s.end, s.shaped) for s in steps]

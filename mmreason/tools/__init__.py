@@ -2,8 +2,8 @@
 
 `TOOLS` names the built-ins (``mmreason ls tools``); a recipe may also name any ``module:attr`` or
 ``file.py:attr`` function written the same way: ``fn(env, arg: type, ...) -> Observation`` with a
-Google-style docstring (TRL's tool contract, anchors §2.1). `env`, the trajectory's `ToolEnv`, is injected
-and left out of the schema.
+Google-style docstring (TRL's tool contract: the ``tools`` argument of `GRPOTrainer`). `env`, the
+trajectory's `ToolEnv`, is injected and left out of the schema.
 
 `run_tool_call(call, env, names)` executes one parsed ``<tool_call>`` and never raises on what the model
 wrote: an unreadable call, an unknown or disallowed tool, a missing or unexpected argument, a wrong type,

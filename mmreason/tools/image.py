@@ -1,12 +1,14 @@
 """Image tools: DeepEyes' zoom-in and rotate, on the sample's original pictures.
 
-`image_zoom_in` follows DeepEyes (methods.md §3c): the box ``bbox_2d = [x1, y1, x2, y2]`` (top-left corner
-first) is read in the env's coordinate frame (the family's output frame unless the recipe says "pixel",
-DeepEyes' choice), mapped to original pixels through `mmreason.geometry`, clamped to the image, then
-checked: x1 < x2 and y1 < y2, longer side / shorter side <= 100, and the shorter side > 30 px (or, with
-``small_box="enlarge"``, upstream verl's rule: grown about its centre to 28 px first). The crop is cut
-from the full-resolution original (never the resized copy) and sized for the family like any input
-picture. A box that breaks a rule gives an ``Error: ...`` observation, so the episode goes on.
+`image_zoom_in` follows DeepEyes (arXiv 2505.14362; the zoom-in tool of
+verl/workers/agent/envs/mm_process_engine/visual_toolbox_v2.py in github.com/Visual-Agent/DeepEyes): the
+box ``bbox_2d = [x1, y1, x2, y2]`` (top-left corner first) is read in the env's coordinate frame (the
+family's output frame unless the recipe says "pixel", DeepEyes' choice), mapped to original pixels
+through `mmreason.geometry`, clamped to the image, then checked: x1 < x2 and y1 < y2, longer side /
+shorter side <= 100, and the shorter side > 30 px (or, with ``small_box="enlarge"``, upstream verl's
+rule: grown about its centre to 28 px first). The crop is cut from the full-resolution original (never
+the resized copy) and sized for the family like any input picture. A box that breaks a rule gives an
+``Error: ...`` observation, so the episode goes on.
 
     >>> from PIL import Image
     >>> from mmreason.tools.env import ToolEnv, ToolSettings

@@ -1,4 +1,7 @@
-"""Video tools: Video-CoM's manipulations (methods.md §6) as typed tools over the sample's videos.
+"""Video tools: Video-CoM's manipulations as typed tools over the sample's videos.
+
+The manipulations are those of Video-CoM (arXiv 2511.23477; train/manipulation_model.py and
+train/manipulation_utils.py in github.com/mbzuai-oryx/Video-CoM).
 
 - ``seek_frame``  (FIND_FRAME): one source frame, by time in seconds or by frame number, as a picture;
 - ``clip_segment`` (FIND_SEGMENT): the span between two times (or numbered segments k..last, when the

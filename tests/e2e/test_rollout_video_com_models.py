@@ -17,7 +17,7 @@ from mmreason.modalities.guards import check_vision_tokens, placeholder_token_id
 from mmreason.modalities.video import write_video
 from mmreason.rewards.video_com import video_com, video_com_step_scores
 from mmreason.rollout import RolloutConfig, collate_trajectories, model_inputs, rollout, segments_from_char_spans
-from mmreason.rollout_video_com import STOP_LINES, VIDEO_COM_PROMPTS, line_stopper
+from mmreason.rollout.video_com import STOP_LINES, VIDEO_COM_PROMPTS, line_stopper
 from mmreason.tools import ToolSettings
 
 BUDGET = {"image": {"min_pixels": 0, "max_pixels": 48 * 28 * 28},

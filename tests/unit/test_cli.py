@@ -13,6 +13,7 @@ import pytest
 import mmreason.cli as cli
 from mmreason.config import load_recipe
 from mmreason.families import FAMILIES
+from mmreason.recipes import shipped_recipes
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "train" / "recipes").rglob("*.yaml"))
@@ -67,7 +68,7 @@ def test_ls_recipes_lists_shipped_recipes_with_their_summary(capsys):
     out = capsys.readouterr().out
     for path in SHIPPED:
         assert path.relative_to(REPO / "train" / "recipes").with_suffix("").as_posix() in out
-    assert set(cli.shipped_recipes()) == {p.relative_to(REPO / "train" / "recipes").with_suffix("").as_posix()
+    assert set(shipped_recipes()) == {p.relative_to(REPO / "train" / "recipes").with_suffix("").as_posix()
                                           for p in SHIPPED}
 
 
@@ -138,7 +139,7 @@ def test_validate_every_shipped_recipe(recipe, capsys):
 
 
 def test_validate_by_shipped_name_with_overrides(capsys):
-    name = next(iter(cli.shipped_recipes()))  # e.g. 'debug/base', no path, no suffix
+    name = next(iter(shipped_recipes()))  # e.g. 'debug/base', no path, no suffix
     assert cli.main(["validate", name, "seed=123", "model.lora.r=4"]) == 0
     out = capsys.readouterr().out
     assert "seed: 123" in out and "# override model.lora.r=4" in out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 import textwrap
 from pathlib import Path
@@ -10,7 +9,6 @@ from pathlib import Path
 import pytest
 
 import mmreason.config as config
-import mmreason.strict as strict
 from mmreason.config import (
     Recipe,
     check_names,
@@ -352,9 +350,3 @@ def test_check_names_rejects_reward_options_the_function_does_not_take():
 
     check_names(load_recipe_dict({"rewards": [{"name": "free", "kwargs": {"scale": 2}}]}),
                 rewards={"free": reads_kwargs})
-
-
-def test_docstring_examples():
-    for module in (config, strict):
-        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-        assert result.failed == 0 and result.attempted > 0, module.__name__

@@ -5,7 +5,7 @@ import pytest
 from mmreason.config import load_recipe_dict
 from mmreason.errors import RecipeError
 from mmreason.prompts import PROMPTS, apply_prompt, prompt_style
-from mmreason.train.common import with_prompt
+from mmreason.train.data import with_prompt
 
 
 def _row(system=None):

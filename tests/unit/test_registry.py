@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 import functools
 import pickle
 import textwrap
 
 import pytest
 
-import mmreason.registry as registry
 from mmreason.errors import RecipeError
 from mmreason.families import get_family
 from mmreason.registry import resolve_callable, resolve_name, resolve_object
@@ -101,8 +99,3 @@ def test_resolve_name(reward_file):
     assert resolve_name("mmreason.families:get_family", reg) is get_family
     msg = error_of(resolve_name, "lenn", reg, kind="reward")
     assert "unknown reward 'lenn'" in msg and "did you mean 'len'" in msg and "known: lazy, len" in msg
-
-
-def test_docstring_examples():
-    result = doctest.testmod(registry)
-    assert result.failed == 0 and result.attempted > 0

@@ -1,4 +1,7 @@
-"""DeepEyes: the released code's scoring on worked examples (methods.md §3(b)), offline rule as the judge."""
+"""DeepEyes: the released code's scoring on worked examples, offline rule as the judge.
+
+The scoring is verl/utils/reward_score/vl_agent.py in github.com/Visual-Agent/DeepEyes.
+"""
 
 import pytest
 

@@ -1,5 +1,5 @@
-"""Every reward, on anything: random and adversarial completions and wrong-typed columns never raise, and
-every score is a finite float or None."""
+"""Every reward, on anything: random and adversarial completions and wrong-typed columns never raise,
+every score is a finite float or None, and the score is the same from a trainer's parsed traces."""
 
 import logging
 import math
@@ -10,9 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmreason.rewards import REWARDS, bind_reward
+from mmreason.rewards._common import completion_text
 from mmreason.rewards.judge import PARSERS, parse_reply
 from mmreason.rewards.video_com import video_com_step_scores
 from mmreason.rewards.virl import virl_step_scores
+from mmreason.traces import parse
 
 FRAGMENTS = [
     "<think>", "</think>", "<answer>", "</answer>", "<rethink>", "</rethink>", "<tool_call>", "</tool_call>",
@@ -149,6 +151,21 @@ def test_reward_never_raises_and_is_finite(name, options, caplog):
         # The guards that keep training alive must not be what makes this pass: no internal error at all.
         assert not [k for k in metrics if k.endswith("/errors")], metrics
         assert not caplog.records, caplog.records[0].getMessage()
+
+    check()
+
+
+@pytest.mark.parametrize("name,options", [c for c in CASES if c[0] != "llm_judge"],
+                         ids=[i for i, c in zip(IDS, CASES) if c[0] != "llm_judge"])
+def test_reward_scores_the_same_from_the_trainers_parsed_traces(name, options):
+    reward = bind_reward(name, **{**OPTIONS_REQUIRED.get(name, {}), **options})
+
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(batches())
+    def check(batch):
+        completions, columns = batch
+        parsed = [parse(completion_text(c)) for c in completions]
+        assert reward(completions, **columns, traces=parsed) == reward(completions, **columns)
 
     check()
 

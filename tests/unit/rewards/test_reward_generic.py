@@ -245,3 +245,24 @@ def test_log_metric_receives_namespaced_means():
                       log_metric=lambda k, v: logged.__setitem__(k, v))
     assert logged["box_iou/mean"] == 0.5
     assert logged["box_iou/no_box"] == 1.0
+
+
+# ------------------------------------------------------------------------------------ parsed once
+def test_rewards_read_the_traces_they_are_given_instead_of_parsing(monkeypatch):
+    from mmreason import traces
+    from mmreason.rewards import _common
+
+    # the traces say otherwise than the text: a reward that reads them scores what they say
+    given = [traces.parse("<answer>[0, 0, 10, 10]</answer>"), traces.parse("<answer>red</answer>")]
+    parses, parse = [], traces.parse
+    monkeypatch.setattr(_common.traces, "parse", lambda text: parses.append(text) or parse(text))
+    assert grounding.box_iou(["<answer>none</answer>"], boxes=[[{"box": [0, 0, 10, 10]}]],
+                             traces=given[:1]) == [1.0]
+    assert accuracy.accuracy(["<answer>blue</answer>"], answer=["red"], traces=given[1:]) == [1.0]
+    assert parses == []
+    # without them (TRL's call) each reward parses the row it reads, once
+    assert grounding.box_iou(["<answer>none</answer>", "x"], boxes=[[{"box": [0, 0, 10, 10]}], None]) \
+        == [0.0, None]
+    assert parses == ["<answer>none</answer>", "x"]
+    # a `traces` column that is not aligned with the completions is not used
+    assert accuracy.accuracy(["<answer>blue</answer>"], answer=["red"], traces=given) == [0.0]

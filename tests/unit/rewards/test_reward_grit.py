@@ -1,4 +1,8 @@
-"""GRIT: the paper's and the released code's rewards, on worked examples computed by hand (methods.md §2)."""
+"""GRIT: the paper's and the released code's rewards, on worked examples computed by hand.
+
+Paper: arXiv 2505.15879 §3.2; code: grpo-gr/rewards.py and grpo-gr/GRPO_GRTrainer.py in
+github.com/eric-ai-lab/GRIT.
+"""
 
 import pytest
 from hypothesis import given, settings

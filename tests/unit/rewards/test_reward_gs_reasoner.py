@@ -1,4 +1,8 @@
-"""GS-Reasoner: GCoT format, named 3D grounding, VSI-Bench MCQ and MRA (methods.md §4(b)), by hand."""
+"""GS-Reasoner: GCoT format, named 3D grounding, VSI-Bench MCQ and MRA, by hand.
+
+The criteria are those of GS-Reasoner's evaluation (llava/eval/box_utils.py in github.com/WU-CVGL/GS-Reasoner)
+and VSI-Bench's; the method itself is trained by SFT only, with no reward.
+"""
 
 import pytest
 

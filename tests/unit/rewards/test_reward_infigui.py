@@ -1,4 +1,4 @@
-"""InfiGUI-R1: gated 0.1·format + 0.9·accuracy; agent, grounding and other branches (methods.md §5(b))."""
+"""InfiGUI-R1 (arXiv 2504.14239, §3.2): gated 0.1·format + 0.9·accuracy; agent, grounding, other branches."""
 
 import pytest
 

@@ -1,4 +1,9 @@
-"""Video-CoM, UI-Ins, TON and the GUI action rewards: worked examples from methods.md §6."""
+"""Video-CoM, UI-Ins, TON and the GUI action rewards: worked examples from each method's released code.
+
+Video-CoM: train/src/train/reward_funcs.py (github.com/mbzuai-oryx/Video-CoM); UI-Ins:
+GRPO/grpo_scripts/reward_fn.py (github.com/alibaba/UI-Ins); TON: src/r1-v/src/open_r1/grpo.py and
+grpo_gui.py (github.com/kokolerk/TON).
+"""
 
 import pytest
 

@@ -72,3 +72,16 @@ def test_inline_boxes_can_be_excluded_and_no_ground_truth_is_none():
     assert [s.kind for s in V.virl_step_scores(text, REGIONS)] == ["box", "zoom"]
     assert [s.kind for s in V.virl_step_scores(text, REGIONS, inline_boxes=False)] == ["zoom"]
     assert V.virl([text], answer=[None]) == [None]
+
+
+def test_step_reward_takes_the_options_of_virl():
+    from mmreason.rewards import REWARDS, STEP_REWARDS, reward_options
+
+    assert set(STEP_REWARDS) <= set(REWARDS)
+    assert V.STEP_OPTIONS <= set(reward_options(V.virl))
+    assert {"judge", "step_weight"}.isdisjoint(V.STEP_OPTIONS)  # those steer only the sequence reward
+    text = zoom([0, 0, 10, 20]) + "<answer>cat</answer>"  # IoU 0.5 with R0
+    row = {"answer": "cat", "rationale_regions": REGIONS}
+    assert [round(v, 4) for _, _, v in V.virl_steps(text, row)] == [1.5]  # correct at tau 0.5
+    # erroneous at tau 0.6: -0.5 + its outcome share 0.5
+    assert [round(v, 4) for _, _, v in V.virl_steps(text, row, tau=0.6, step_weight=2.0)] == [0.0]

@@ -45,7 +45,7 @@ def updated(setup, agg="token_mean", grad_accum=1, keep=(True,) * 4, trajs=None,
     mis-scaled micro-batch would show; Adam would normalise it away), and each step's metrics."""
     from accelerate import Accelerator
 
-    from mmreason.train.common import load_policy, load_reference
+    from mmreason.train.model_setup import load_policy, load_reference
     from mmreason.train.grpo_step import StepContext, update
 
     path, proc, all_trajs = setup

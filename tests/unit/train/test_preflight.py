@@ -9,7 +9,7 @@ from mmreason.modalities.collate import Collator
 from mmreason.train.preflight import (
     check_batch_shape, check_prompts, check_reward_columns, check_sft, check_step_rewards,
 )
-from mmreason.train.scoring import build_rewards
+from mmreason.rewards import build_rewards
 
 
 def recipe(**sections):

@@ -1,18 +1,18 @@
-"""The method recipes carry the papers' settings (methods.md), and every recipe binds its rewards and
+"""The method recipes carry the papers' settings, and every recipe binds its rewards and
 passes the GRPO checks that need no data (so none fails at step 1 for a reason visible in the YAML)."""
 
 from pathlib import Path
 
 import pytest
 
-from mmreason.cli import shipped_recipes
 from mmreason.config import load_recipe
+from mmreason.recipes import shipped_recipes
+from mmreason.rewards import build_rewards
 from mmreason.train.preflight import check_recipe
-from mmreason.train.scoring import build_rewards
 
 RECIPES = Path(__file__).resolve().parents[3] / "train" / "recipes"
 
-# recipe -> {dotted key: value}, each from methods.md (section in the recipe's comments)
+# recipe -> {dotted key: value}, each from the method's paper or code (cited in the recipe's comments)
 PAPER = {
     "grit/qwen2_5_vl_grpo": {"grpo.num_generations": 4, "grpo.lr": 2e-6, "grpo.scheduler": "cosine", "grpo.beta": 0.01,
                              "grpo.max_completion_length": 1000, "model.max_pixels": 256 * 28 * 28,

@@ -8,10 +8,11 @@ import torch
 from mmreason import rl
 from mmreason.config import load_recipe_dict
 from mmreason.errors import RecipeError
+from mmreason.rewards import build_rewards
+from mmreason.rewards.video_com import video_com_steps
+from mmreason.rewards.virl import virl_steps
 from mmreason.train.grpo_step import step_segments
-from mmreason.train.scoring import (
-    build_rewards, char_span_to_tokens, component_means, score, step_terms, video_com_steps, virl_steps,
-)
+from mmreason.train.scoring import component_means, score, step_terms
 
 COMPLETIONS = ["<think>a</think><answer>red</answer>", "<answer>blue</answer>", "x"]
 
@@ -38,19 +39,24 @@ def test_routing_by_source_skips_rewards_a_source_does_not_name():
     assert s.components["accuracy"] == [None, 1.0] and s.total == [1.0, 2.0]
 
 
+def test_each_reward_gets_the_traces_of_the_rows_it_scores():
+    from mmreason.traces import parse
+
+    rs = rewards(["accuracy", "think_answer_format"], routes={"math": ["think_answer_format"]})
+    rows = [{"id": 0, "answer": "red", "source": "math"}, {"id": 1, "answer": "blue", "source": "vqa"}]
+    # the parsed traces say otherwise than the text: the step's parse is what the rewards read
+    parsed = [parse("<answer>red</answer>"), parse("<answer>blue</answer>")]
+    s = score(rs, ["x", "x"], rows, parsed)
+    assert s.components["accuracy"] == [None, 1.0]  # row 1 alone, with its own trace
+    with pytest.raises(ValueError, match="1 traces"):
+        score(rs, ["x", "x"], rows, parsed[:1])
+
+
 def test_same_reward_twice_gets_two_names_and_bad_options_fail_at_bind():
     rs = rewards([{"name": "accuracy"}, {"name": "accuracy", "kwargs": {"template": "equivalence"}}])
     assert [t.name for t in rs.terms] == ["accuracy", "accuracy_2"]
     with pytest.raises(RecipeError, match="rewards.funcs.0"):
         rewards([{"name": "box_iou", "kwargs": {"where": 3, "nope": 1}}])
-
-
-def test_char_span_to_tokens_covers_partial_tokens():
-    pieces = ["<a>", "bc", "d", "</a>"]
-    prefix = lambda k: len("".join(pieces[:k]))  # noqa: E731
-    assert char_span_to_tokens(prefix, 4, 0, 3) == (0, 1)
-    assert char_span_to_tokens(prefix, 4, 4, 6) == (1, 3)  # "c" and "d"
-    assert char_span_to_tokens(prefix, 4, 6, 10) == (3, 4)
 
 
 ZOOM = '<tool_call>{"name": "zoom", "arguments": {"bbox_2d": [0, 0, 10, 10]}}</tool_call>'
@@ -59,17 +65,19 @@ ZOOM = '<tool_call>{"name": "zoom", "arguments": {"bbox_2d": [0, 0, 10, 10]}}</t
 def test_virl_steps_are_char_spans_with_shaped_scores():
     text = f"{ZOOM} then [50, 50, 60, 60] <answer>cat</answer>"
     term = rewards(["virl"]).terms[0]
-    steps = virl_steps(text, {"answer": "cat", "rationale_regions": [{"box": [0, 0, 10, 10]}]}, term)
+    row = {"answer": "cat", "rationale_regions": [{"box": [0, 0, 10, 10]}]}
+    steps = virl_steps(text, row, **term.kwargs)
     # correct zoom 1.0 + 0.5 * 0.9 (the outcome share of the earlier step), erroneous inline box -0.5 + 0.5
     assert [(text[s:e][:11], round(v, 4)) for s, e, v in steps] == [("<tool_call>", 1.45), ("50, 50, 60,", 0.0)]
-    assert virl_steps(text, {"answer": "cat"}, term) == []  # no rationale regions: no steps
+    assert virl_steps(text, {"answer": "cat"}, **term.kwargs) == []  # no rationale regions: no steps
 
 
 def test_video_com_steps_judge_each_manipulation():
     text = "FIND_FRAME(cup) = [12]\nSPATIAL_ZOOM(cup) = [0, 0, 10, 10]\nFIND_SEGMENT(pour) = [3]\nFINAL_ANSWER: B"
     gts = {"valid_segments": [2], "valid_frames": [[10, 20]], "valid_bounding_box": [[12, [0, 0, 10, 12]]]}
     term = rewards(["video_com"]).terms[0]
-    steps = video_com_steps(text, {"answer": "B", "reasoning_gts": json.dumps(gts)}, term)
+    row = {"answer": "B", "reasoning_gts": json.dumps(gts)}
+    steps = video_com_steps(text, row, **term.kwargs)
     assert [(text[s:e].split("(")[0], v) for s, e, v in steps] == [
         ("FIND_FRAME", 1.0), ("SPATIAL_ZOOM", 1.0), ("FIND_SEGMENT", 0.0)]
     assert [t.spec for t in step_terms(rewards(["accuracy", "video_com"]))] == ["video_com"]
@@ -77,7 +85,7 @@ def test_video_com_steps_judge_each_manipulation():
 
 def trajectory(tok, index, text):
     """A real one-turn trajectory built the way the rollout builds it."""
-    from mmreason.rollout_tokens import Segment, TrajectoryBuilder
+    from mmreason.rollout.tokens import Segment, TrajectoryBuilder
 
     b = TrajectoryBuilder(index, 0, "s", Segment((1, 2, 3), "", {}))
     b.add_turn(tok(text, add_special_tokens=False).input_ids, "stop", tok)

@@ -1,4 +1,4 @@
-"""Video-CoM's text protocol for rollouts (methods.md §6): where a turn ends, and how a manipulation line runs.
+"""Video-CoM's text protocol for rollouts: where a turn ends, and how a manipulation line runs.
 
 Video-CoM writes its manipulations as plain lines, not ``<tool_call>`` JSON:
 
@@ -10,8 +10,8 @@ Video-CoM writes its manipulations as plain lines, not ``<tool_call>`` JSON:
 A turn ends after the first complete line that `STOP_LINES` finds (`line_stop`; `line_stopper` is the
 same rule as a `transformers` stopping criterion), or at an end-of-turn token. `read_manipulation` reads the
 turn's last manipulation into tool calls, `run_manipulation` runs them in the trajectory's `ToolEnv`; what
-the model wrote never raises, it comes back as an ``Error: ...`` observation. `mmreason.rollout` drives these
-when ``RolloutConfig(call_syntax="video_com")``.
+the model wrote never raises, it comes back as an ``Error: ...`` observation. `mmreason.rollout.loop` drives
+these when ``RolloutConfig(call_syntax="video_com")``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Write reasoning traces: the inverse of `mmreason.traces.parse`, so parse(render(x)) gives x back.
 
 Data builders write SFT targets with these, so each method's format has one writer and one reader.
-The tag vocabulary lives here, with its writer; `mmreason.traces` imports it and re-exports the
-renderers. Bad input (an unknown tag, a non-finite number, a name the grammar cannot hold) raises
-ValueError naming what was wrong: a builder should stop rather than write data no parser reads back.
+The tag vocabulary is `mmreason.traces.tags`, shared with the parser. Bad input (an unknown tag, a
+non-finite number, a name the grammar cannot hold) raises ValueError naming what was wrong: a builder
+should stop rather than write data no parser reads back.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-BLOCK_TAGS = ("think", "rethink", "answer", "step", "action", "tool_call", "tool_response")
-INLINE_TAGS = ("bbox",)  # GS-Reasoner's 3D box wrapper: counted, never a block
+from mmreason.traces.tags import BLOCK_TAGS, INLINE_TAGS
+
 BOX_FORMATS = ("bbox_2d", "ints", "box_tokens")
 
 # A tag or special token inside a JSON string would be read as structure; JSON may spell "<" as \u003c.

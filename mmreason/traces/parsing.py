@@ -2,7 +2,7 @@
 
 One parser serves rewards, rollouts, data builders and demos. `parse` never raises: for any string it
 returns a `Trace` that lists what was found, in order of appearance, and what was malformed
-(`Trace.issues`). The formats it reads (research notes §1-§7):
+(`Trace.issues`). The formats it reads, as each method's released code writes them:
 
 - tags ``<think> <rethink> <answer> <step> <action> <tool_call> <tool_response>`` (GRIT, DeepEyes,
   InfiGUI-R1, UI-Ins, TON). ``</answer>`` and ``</tool_call>`` are stop strings in the released recipes,
@@ -18,8 +18,8 @@ returns a `Trace` that lists what was found, in order of appearance, and what wa
   ``FINAL_ANSWER: ..``, and ``\\boxed{..}``.
 
 Coordinates are reported as written; moving them between frames is `mmreason.geometry`'s job.
-Renderers (the inverse) live in `mmreason.trace_render`, the box/point/3D/Video-CoM scanners in
-`mmreason.trace_scan`; both are re-exported here.
+The box/point/3D/Video-CoM scanners live in `mmreason.traces.scan`, the renderers (the inverse) in
+`mmreason.traces.render`.
 """
 
 from __future__ import annotations
@@ -32,36 +32,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mmreason.trace_render import (  # the renderers are part of this module's API
-    BLOCK_TAGS,
-    INLINE_TAGS,
-    render_action,
-    render_block,
-    render_box,
-    render_box_3d,
-    render_gcot_objects,
-    render_point,
-    render_tool_call,
-)
-from mmreason.trace_scan import (  # the mention records and finders are part of this module's API
-    NUM,  # noqa: F401  (re-exported)
-    POINT_KEYS,  # noqa: F401  (re-exported)
-    Box3DMention,
-    BoxMention,
-    Manipulation,
-    PointMention,
-    Spans,
-    find_boxes,
-    find_boxes_3d,
-    find_points,
-    scan_mentions,
-)
+from mmreason.traces.scan import Box3DMention, BoxMention, Manipulation, PointMention, Spans, scan_mentions
+from mmreason.traces.tags import BLOCK_TAGS, INLINE_TAGS
 
 __all__ = [
-    "BLOCK_TAGS", "INLINE_TAGS", "Block", "Box3DMention", "BoxMention", "Manipulation", "PointMention",
-    "ToolCall", "Trace", "extract_answer", "extract_boxed", "find_boxes", "find_boxes_3d", "find_points",
-    "find_tool_calls", "parse", "parse_blocks", "render_action", "render_block", "render_box",
-    "render_box_3d", "render_gcot_objects", "render_point", "render_tool_call", "tag_counts",
+    "Block", "ToolCall", "Trace", "extract_answer", "extract_boxed", "find_tool_calls", "parse",
+    "parse_blocks", "tag_counts",
 ]
 
 NESTED_TAGS = frozenset({"step"})  # InfiGUI-R1 writes <step> inside <think>; the rest are turn-level

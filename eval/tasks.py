@@ -1,11 +1,11 @@
 """The evaluation task table: which rows a benchmark takes, its pinned prompt, settings and metrics.
 
 Scores on these benchmarks move by many points with the prompt, the pixel budget and the answer
-extraction (research notes, anchors §4 and §6.10), so each task pins all three and `mmreason eval` writes
+extraction, so each task pins all three and `mmreason eval` writes
 them next to the score. A task selects canonical rows by their ``task`` field (and, optionally, the media
 they carry), rebuilds the prompt from the row's media and question with its own template, generates
 greedily, and scores with named metrics: reward functions from `mmreason.rewards` (one IoU, MRA and
-point-in-box for training and evaluation alike) or the few in `mmreason.train.eval_metrics`.
+point-in-box for training and evaluation alike) or the few in `mmreason.eval.metrics`.
 
 Template fields: ``{question}`` (the text of the row's last user turn), ``{instruction}``
 (``gui.instruction``, else the question) and ``{width}``/``{height}`` (the first image's extent in the
@@ -26,7 +26,7 @@ from mmreason.errors import RecipeError, SchemaError
 from mmreason.families import Family, get_family
 from mmreason.prompts import PROMPTS
 
-M = "mmreason.train.eval_metrics:"
+M = "mmreason.eval.metrics:"
 QWEN_MAX_PIXELS = 16384 * 28 * 28  # qwen-vl-utils' image ceiling, DeepEyes' fetch_image budget
 GRIT_MAX_PIXELS = 256 * 28 * 28  # GRIT's trainer override
 INFIGUI_MAX_PIXELS = 6400 * 28 * 28  # InfiGUI-R1's ScreenSpot / AndroidControl evaluation

@@ -4,11 +4,11 @@
     mmreason eval --model tiny:qwen2_5_vl --data data/scenes --task vstar --batch-size 4
     mmreason eval --task grounding --data data/refcoco --predictions outputs/eval/refcoco/samples.jsonl
 
-1. select the dataset's rows of the task (`eval_tasks.TASKS`: row ``task`` values, needed media);
+1. select the dataset's rows of the task (`tasks.TASKS`: row ``task`` values, needed media);
 2. rebuild each prompt with the task's pinned template (the question and media come from the row);
 3. generate greedily through `mmreason.rollout` (the collator, the family's chat template; for tool tasks
    the same multi-turn loop as training, tools executed);
-4. score every output with the task's metrics (`mmreason.rewards` and `eval_metrics`), the coordinates
+4. score every output with the task's metrics (`mmreason.rewards` and `metrics`), the coordinates
    read in the family's output frame and mapped with the exact image frames the processor produced;
 5. write ``results.json`` (scores, prompt, pixel budget, generation settings, model, dataset fingerprint),
    ``samples.jsonl`` (output, parsed answer, scores per sample) and print a table.
@@ -26,14 +26,13 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
 from mmreason import __version__, traces
 from mmreason.errors import RecipeError, SchemaError
 from mmreason.families import get_family
-from mmreason.train.eval_metrics import summarize
-from mmreason.train.eval_tasks import Task, get_task, prompt_messages, rendered_prompt
+from mmreason.eval.metrics import summarize
+from mmreason.eval.tasks import Task, get_task, prompt_messages, rendered_prompt
 
 AUTO_OPTIONS = ("family", "min_pixels", "max_pixels", "judge")
 
@@ -109,13 +108,12 @@ def fingerprint(data: str | Path, ids: Sequence[str]) -> dict:
 # ------------------------------------------------------------------------------------------ model
 def model_dir(spec: str) -> str:
     """A checkpoint directory, or ``tiny:<family>`` (built once, offline, where training builds it)."""
-    from mmreason.config import TINY_PREFIX, ModelConfig
-    from mmreason.train.common import model_path
+    from mmreason.models import resolve_checkpoint
 
-    if not spec.startswith(TINY_PREFIX) and not Path(spec).expanduser().is_dir():
-        raise RecipeError(f"--model: {spec!r} is not a checkpoint directory (mmreason never downloads "
-                          "weights), nor tiny:<family>")
-    return model_path(SimpleNamespace(model=ModelConfig(path=spec)))
+    try:
+        return str(resolve_checkpoint(spec))
+    except RecipeError as exc:
+        raise RecipeError(f"--model: {exc}") from None
 
 
 def model_record(path: str, family: str) -> dict:
@@ -127,9 +125,9 @@ def model_record(path: str, family: str) -> dict:
 def generate(model: Any, processor: Any, prompts: Sequence[Mapping[str, Any]], task: Task, setup: Setup,
              *, progress: bool = True) -> list[dict]:
     """Greedy rollouts in batches; per prompt its output, stop reason, tool calls and image frames."""
+    from mmreason.modalities.collate import frame_columns
     from mmreason.rollout import RolloutConfig, rollout
     from mmreason.tools import ToolSettings
-    from mmreason.train.preflight import frame_columns
 
     g = setup.generation
     turns = g.max_turns if task.tools or task.call_syntax != "tool_call" else 1
@@ -171,19 +169,20 @@ def bound_metrics(task: Task, setup: Setup) -> dict[str, Any]:
 def score(task: Task, setup: Setup, rows: Sequence[Mapping[str, Any]], outputs: Sequence[Mapping[str, Any]],
           prompts: Mapping[str, str] | None = None) -> list[dict]:
     """Per-sample records: the prompt text, the output, the parsed answer, boxes in original pixels (first
-    image, the family's frame), and every metric."""
+    image, the family's frame), and every metric. Each output is parsed once: the metrics read the parsed
+    traces from the ``traces`` column, as rewards do in training."""
     from mmreason.geometry import ImageFrame, box_from_model
-    from mmreason.train.scoring import columns_of
+    from mmreason.rewards._common import TRACES, columns_of
 
     by_id = {r["id"]: r for r in rows}
     rollout_columns = ("image_frames", "num_tool_calls", "stop_reason")
     joined = [{**by_id[o["id"]], **{k: o[k] for k in rollout_columns if k in o}} for o in outputs]
     completions = [o["output"] for o in outputs]
-    columns = columns_of(joined)
+    parsed = [traces.parse(c) for c in completions]
+    columns = {**columns_of(joined), TRACES: parsed}
     values = {name: fn(completions, **columns) for name, fn in bound_metrics(task, setup).items()}
     records = []
-    for i, (o, row) in enumerate(zip(outputs, joined)):
-        trace = traces.parse(o["output"])
+    for i, (o, row, trace) in enumerate(zip(outputs, joined, parsed)):
         frames = row.get("image_frames") or []
         boxes = []
         if frames:
@@ -403,10 +402,10 @@ def _image_frames(row: Mapping[str, Any], setup: Setup) -> list[dict]:
 
 
 def parser() -> argparse.ArgumentParser:
-    from mmreason.train.eval_tasks import TASKS
+    from mmreason.eval.tasks import TASKS
 
     p = argparse.ArgumentParser(prog="mmreason eval", description=__doc__.split("\n\n")[0])
-    p.add_argument("--task", required=True, choices=sorted(TASKS), help="benchmark task (eval_tasks.TASKS)")
+    p.add_argument("--task", required=True, choices=sorted(TASKS), help="benchmark task (tasks.TASKS)")
     p.add_argument("--data", required=True, help="canonical dataset folder or file")
     p.add_argument("--model", help="checkpoint directory, or tiny:<family>")
     p.add_argument("--predictions", help="re-score this samples.jsonl instead of generating")

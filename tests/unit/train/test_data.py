@@ -1,5 +1,4 @@
-"""Shared training plumbing: datasets from the recipe (canonical, other formats, builders), model set-up
-(LoRA on the language model only, frozen vision), the collator's media options, the `mmreason train` dispatch."""
+"""Datasets from the recipe (canonical, other formats, builders) and the collator's media options."""
 
 import io
 import json
@@ -10,7 +9,7 @@ from PIL import Image
 from mmreason.config import load_recipe_dict
 from mmreason.errors import RecipeError
 from mmreason.schema import write_jsonl
-from mmreason.train.common import load_data, load_policy, lora_targets, media_options, model_path
+from mmreason.train.data import load_data, media_options
 
 
 def recipe(tmp_path, **sections):
@@ -51,35 +50,6 @@ def test_builder_data_is_built_once_into_output_dir(tmp_path):
         load_data(recipe(tmp_path, data={"train": [str(tmp_path / "nope")]}))
 
 
-def test_lora_goes_to_the_language_model_unless_vision_trains(tiny_model, tiny_model_dir):
-    model, _ = tiny_model("qwen2_5_vl")
-    names = lora_targets(model, ("gate_proj", "q_proj"), include_vision=False)
-    assert names and not any("visual" in n for n in names)
-    assert any("visual" in n for n in lora_targets(model, ("gate_proj",), include_vision=True))
-    with pytest.raises(RecipeError, match="none of"):
-        lora_targets(model, ("nope_proj",), include_vision=False)
-    path = str(tiny_model_dir("qwen2_5_vl"))
-    policy, _ = load_policy(load_recipe_dict({"model": {"path": path, "lora": {"enabled": True, "r": 2}}}), path)
-    trainable = [n for n, p in policy.named_parameters() if p.requires_grad]
-    assert trainable and all("lora_" in n and "visual" not in n for n in trainable)
-    full, _ = load_policy(load_recipe_dict({"model": {"path": path}}), path)  # vision frozen by default
-    assert not any(p.requires_grad for n, p in full.named_parameters() if "visual" in n)
-    assert any(p.requires_grad for n, p in full.named_parameters() if "language_model" in n)
-
-
-def test_media_options_and_model_path(tmp_path):
+def test_media_options():
     r = load_recipe_dict({"model": {"min_pixels": 3136, "max_pixels": 50176}, "data": {"video": {"nframes": 8}}})
     assert media_options(r) == {"image": {"min_pixels": 3136, "max_pixels": 50176}, "video": {"nframes": 8}}
-    with pytest.raises(RecipeError, match="never downloads"):
-        model_path(load_recipe_dict({"model": {"path": str(tmp_path / "missing"), "family": "qwen2_5_vl"}}))
-
-
-def test_mmreason_train_needs_a_training_section(tmp_path, capsys):
-    from mmreason import cli
-
-    (tmp_path / "r.yaml").write_text("seed: 1\n")
-    assert cli.main(["train", str(tmp_path / "r.yaml")]) == 2
-    assert "neither an `sft` nor a `grpo` section" in capsys.readouterr().err
-    (tmp_path / "both.yaml").write_text("sft: {}\ngrpo: {}\n")
-    assert cli.main(["train", str(tmp_path / "both.yaml")]) == 2
-    assert "split it into two recipes" in capsys.readouterr().err

@@ -1,9 +1,9 @@
 """ms-swift grounding rows: the ``objects`` column {ref, bbox, bbox_type, image_id} -> boxes and points.
 
-`swift_objects` is the part of `schema_readers.from_swift` that reads ``objects``: bbox types ``real``
-(pixels), ``norm1`` and ``norm1000`` are converted to original pixels through `mmreason.geometry`, the
-image size coming from ``width``/``height`` columns or an ``image_size(path)`` callback; ``<ref-object>``
-tags take the object names in order.
+`swift_objects` is the part of `mmreason.schema.readers.from_swift` that reads ``objects``: bbox
+types ``real`` (pixels), ``norm1`` and ``norm1000`` are converted to original pixels through
+`mmreason.geometry`, the image size coming from ``width``/``height`` columns or an ``image_size(path)``
+callback; ``<ref-object>`` tags take the object names in order.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Callable, Mapping
 
 from mmreason.errors import SchemaError
 from mmreason.geometry import ImageFrame, convert_box, convert_point
-from mmreason.schema import IMAGE_TYPES
-from mmreason.schema_readers import as_list, is_sequence, json_default
+from mmreason.schema.columns import as_list, is_sequence, json_default
+from mmreason.schema.sample import IMAGE_TYPES
 
 SWIFT_FRAMES = {"real": "pixel", "norm1": "norm1", "norm1000": "norm1000"}  # bbox_type -> geometry frame
 

@@ -1,6 +1,6 @@
 """Find the coordinates a reasoning trace mentions: 2D boxes, 3D boxes, points, Video-CoM steps.
 
-The scanners behind `mmreason.traces.parse`, which re-exports the result records and `find_*`. Each
+The scanners behind `mmreason.traces.parsing.parse`; its `Trace` holds the records defined here. Each
 looser format skips the spans a stricter one already read (keyed JSON before GRIT's bare integers,
 boxes before bare ``[x, y]`` pairs), so one number is never reported twice. Every scanner appends
 ``(position, message)`` issues instead of raising, and stays linear on junk input.

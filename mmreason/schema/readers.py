@@ -1,9 +1,9 @@
-"""Conversions between the canonical sample (`mmreason.schema`) and the formats users already have.
+"""Conversions from the formats users already have into the canonical sample (`mmreason.schema`).
 
 Readers, one per format (`READERS`): TRL conversational, LLaVA `conversations`, ms-swift
-`messages` + `objects` (the `objects` part in `schema_swift`), EasyR1 `problem`/`answer`, verl parquet
-rows. Each returns a canonical row not yet validated; `read_rows` fills missing ids, validates and checks
-that ids are unique. Out: `to_trl` (in `schema_io`, re-exported here).
+`messages` + `objects` (the `objects` part in `mmreason.schema.swift`), EasyR1 `problem`/`answer`, verl
+parquet rows. Each returns a canonical row not yet validated; `read_rows` fills missing ids, validates and
+checks that ids are unique. The way out, to TRL's columns, is `mmreason.schema.io.to_trl`.
 
 Rules every reader applies the same way:
 
@@ -35,10 +35,12 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from PIL import Image
 
 from mmreason.errors import SchemaError
-from mmreason.schema import (
+from mmreason.schema.columns import as_list, is_sequence, json_default
+from mmreason.schema.io import with_context
+from mmreason.schema.sample import (
     FIELDS, GT_FIELDS, IMAGE_TYPES, MEDIA_TYPES, PART_OPTIONS, text_of, validate,
 )
-from mmreason.schema_io import to_trl, to_trl_dataset, with_context  # to_trl*: re-exported  # noqa: F401
+from mmreason.schema.swift import swift_objects
 
 _TAG = re.compile(r"<(image|video|audio)>")
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
@@ -105,24 +107,6 @@ class _Media:
 
 
 # --------------------------------------------------------------------------------------- messages
-def as_list(value: Any) -> list:
-    """A column as a list: None -> [], one item -> [item]; numpy arrays (pandas-read parquet) -> list."""
-    if value is None:
-        return []
-    if isinstance(value, (str, bytes, bytearray, Mapping, Path, Image.Image)):
-        return [value]
-    try:
-        return list(value)
-    except TypeError:
-        return [value]
-
-
-def is_sequence(value: Any) -> bool:
-    """A list-like value (list, tuple, numpy array), not a string, bytes or a mapping."""
-    return not isinstance(value, (str, bytes, Mapping)) and hasattr(value, "__len__") \
-        and hasattr(value, "__iter__")
-
-
 def _split_tags(text: str) -> list[dict]:
     """Text with `<image>`-style tags -> parts; newlines hugging a tag go (LLaVA writes "<image>\\n")."""
     parts, pos, tags = [], 0, list(_TAG.finditer(text))
@@ -247,15 +231,6 @@ def _answer_in_reply(messages: list[dict]) -> str | None:
     return found[-1].strip() if found else None
 
 
-def json_default(value: Any) -> Any:
-    """`json.dumps`' ``default=`` for reader columns: numpy values become lists/scalars, paths strings."""
-    if hasattr(value, "tolist"):  # numpy arrays and scalars, as pandas-read parquet gives them
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
 def _finish(src: Mapping, m: _Media, messages: list[dict], *, used: set[str], answer: str | None,
             task: str | None, source: str | None, default_task: str, default_source: str,
             meta: dict | None = None) -> dict:
@@ -358,8 +333,6 @@ def from_swift(row: Mapping, *, index: int | None = None, media_dir: str | Path 
         raise m.fail("messages", "an ms-swift row needs `messages` (or `query`)")
     media = {k: (f"{k}s", as_list(row.get(f"{k}s"))) for k in ("image", "video", "audio")}
     messages = _build_messages(turns, media, m)
-    from mmreason.schema_swift import swift_objects  # here, not at the top: schema_swift uses this module
-
     boxes, points, extra = swift_objects(row, messages, who=m.who, image_size=image_size)
     used = {"messages", "query", "response", "history", "system", "images", "videos", "audios", "solution",
             "objects"}

@@ -15,8 +15,7 @@ of appearance); 3D boxes are axis-aligned metres; time spans are seconds. Column
 rewards receive them by name (TRL convention).
 
 The on-disk form (Parquet or JSONL), its writers and loaders and the TRL export live in
-`schema_io`; readers for other formats live in `schema_readers`. Both are re-exported here
-(`load_rows`, `write_parquet`, `decode_row`, ..., `READERS`, `read_rows`, `from_trl`, `to_trl`, ...).
+`mmreason.schema.io`; readers for other formats live in `mmreason.schema.readers`.
 """
 
 from __future__ import annotations
@@ -415,26 +414,3 @@ def new_row(id: str, messages: list[dict], *, answer: str | None = None, task: s
                           row=id, field=unknown[0])
     return validate({"id": id, "messages": messages, "answer": answer, "task": task, "source": source, **gt})
 
-
-# PEP 562: the on-disk format lives in `schema_io` and conversions from and to other formats in
-# `schema_readers`; both import this module, so re-exporting their names lazily avoids an import cycle.
-_IO_NAMES = ("DEFAULT_SHARD", "features", "encode_row", "decode_row", "decode_batch", "write_parquet",
-             "write_jsonl", "dataset_root", "load_rows")
-_READER_NAMES = ("READERS", "read_rows", "from_trl", "from_llava", "from_swift", "from_easyr1", "from_verl",
-                 "to_trl", "to_trl_dataset")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _IO_NAMES:
-        from mmreason import schema_io
-
-        return getattr(schema_io, name)
-    if name in _READER_NAMES:
-        from mmreason import schema_readers
-
-        return getattr(schema_readers, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_IO_NAMES})

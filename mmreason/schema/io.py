@@ -5,8 +5,10 @@ every GT list is a real Arrow struct, so `datasets` users see normal columns. Th
 (`meta`, `gui.action`, each `gui.history` step) are stored as JSON strings, because Arrow unifies a
 struct's keys across rows and would otherwise invent or drop keys. `load_rows` decodes them back;
 `decode_row` does the same for a raw Arrow row. `to_trl` / `to_trl_dataset` give the columns TRL's
-trainers take. The row format itself and its validation are `mmreason.schema`'s, which re-exports
-everything here.
+trainers take. The row format itself and its validation are `mmreason.schema.sample`'s.
+
+Importing this module is cheap: `datasets` (about a second to import) is imported by the functions
+that need it, which is why the package re-exports these names.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from mmreason.errors import SchemaError
-from mmreason.schema import (
+from mmreason.schema.sample import (
     CONTENT_TYPES, FIELDS, IMAGE_TYPES, OPTION_TYPES, PART_KEYS, resolve_media, validate,
 )
 

@@ -1,0 +1,126 @@
+"""Datasets from a recipe's `data` section, and the collator's media options from its `model` and `data`.
+
+`load_data` reads every dataset of ``data.train`` (or ``data.eval``): canonical folders, the formats users
+already have (converted on the fly), and ``builder:name?n=..`` specs (built once into output_dir/data),
+with media paths made absolute and each prompt wrapped in the recipe's method prompt.
+
+>>> media_options(load_recipe_dict({"model": {"max_pixels": 50176}}))["image"]
+{'max_pixels': 50176}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmreason.config import Recipe, load_recipe_dict, parse_data_source  # noqa: F401 (doctest)
+from mmreason.errors import RecipeError
+
+
+def media_options(recipe: Recipe) -> dict[str, dict[str, Any]]:
+    """The collator's per-type defaults from the recipe (pixel budgets, video sampling)."""
+    m, v = recipe.model, recipe.data.video
+    image = {k: val for k, val in (("min_pixels", m.min_pixels), ("max_pixels", m.max_pixels))
+             if val is not None}
+    video = {"fps": v.fps} if v.nframes is None else {"nframes": v.nframes}
+    if v.max_pixels is not None:
+        video["max_pixels"] = v.max_pixels
+    return {"image": image, "video": video}
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Canonical rows of every dataset in a recipe's `data.train` (or `data.eval`), media paths absolute,
+    so rows from datasets with different roots can share a batch."""
+
+    rows: tuple[dict, ...]
+    sources: tuple[str, ...]  # the data spec each row came from
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _dataset_dir(spec: str, output_dir: Path, accelerator: Any) -> Path:
+    ds = parse_data_source(spec)
+    if ds.builder is None:
+        return Path(spec).expanduser()
+    from mmreason.data_builders import get_builder
+
+    slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec[len("builder:"):])
+    out = output_dir / "data" / slug
+    options = dict(ds.options)
+    n = options.pop("n", None)
+    if not isinstance(n, int) or n < 1:
+        raise RecipeError(f"data: {spec!r}: a builder needs n=<number of samples>, "
+                          f"e.g. builder:{ds.builder}?n=64")
+    seed = options.pop("seed", 0)
+    if accelerator is None or accelerator.is_main_process:
+        # builders resume: running one again over a finished folder is a no-op
+        get_builder(ds.builder)(out, n=n, seed=seed, progress=False, **options)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+    return out
+
+
+def _read(path: Path, fmt: str, media_dir: Path) -> list[dict]:
+    """Canonical rows with absolute media paths; other formats are converted (media they carry in memory,
+    bytes or images, are written under `media_dir`, never into the dataset's own folder)."""
+    from mmreason.schema import dataset_root, load_rows, resolve_media
+
+    root = dataset_root(path)
+    if fmt == "canonical":
+        rows = list(load_rows(path))
+    else:
+        from mmreason.schema.readers import read_rows
+
+        raw = _raw_rows(path)
+        rows = list(read_rows(raw, fmt, media_dir=media_dir, root=root, id_prefix=f"{path.stem}-"))
+    return [resolve_media(r, root) for r in rows]
+
+
+def _raw_rows(path: Path) -> list[dict]:
+    import datasets
+
+    files = sorted(path.glob("*.parquet")) + sorted(path.glob("*.jsonl")) + sorted(path.glob("*.json")) \
+        if path.is_dir() else [path]
+    if not files:
+        raise RecipeError(f"data: {path}: no .parquet, .jsonl or .json files")
+    kind = "parquet" if files[0].suffix == ".parquet" else "json"
+    return list(datasets.load_dataset(kind, data_files=[str(f) for f in files], split="train"))
+
+
+def with_prompt(recipe: Recipe, rows: list[dict]) -> list[dict]:
+    """Rows wrapped in the recipe's method prompt (`mmreason.prompts`), tools declared in the system turn."""
+    from mmreason.prompts import apply_prompt, prompt_style
+
+    d = recipe.data
+    style = prompt_style(d.prompt, system=d.system_prompt, prefix=d.prompt_prefix, suffix=d.prompt_suffix)
+    if style == prompt_style("none"):
+        return rows
+    tools_text = ""
+    if style.system and "{tools}" in style.system and recipe.tools.names:
+        from mmreason.tools import tools_prompt
+
+        tools_text = tools_prompt(list(recipe.tools.names))
+    return [apply_prompt(r, style, tools_text=tools_text) for r in rows]
+
+
+def load_data(recipe: Recipe, *, split: str = "train", accelerator: Any = None) -> Rows:
+    """Every dataset of ``data.<split>``; builders (``builder:name?n=..``) run first, into output_dir/data."""
+    specs = getattr(recipe.data, split)
+    if not specs:
+        raise RecipeError(f"data.{split} is empty: name at least one dataset (a folder, a file, or "
+                          "builder:image_scenes?n=64)")
+    rows, sources = [], []
+    for spec in specs:
+        path = _dataset_dir(spec, Path(recipe.output_dir), accelerator)
+        if not path.exists():
+            raise RecipeError(f"data.{split}: {spec!r}: {path} does not exist")
+        got = _read(path, recipe.data.format, Path(recipe.output_dir) / "data" / f"{path.stem}-media")
+        rows.extend(with_prompt(recipe, got))
+        sources.extend([spec] * len(got))
+    if not rows:
+        raise RecipeError(f"data.{split}: the datasets {list(specs)} hold no rows")
+    return Rows(tuple(rows), tuple(sources))
