@@ -7,7 +7,11 @@ to look) and grounded CoT targets for GRIT, DeepEyes and ViRL (`data_builders.gc
 original pixels with exclusive right/bottom edges, read from the masks the items were painted through.
 
 Options: ``qtypes`` (subset of `QTYPES`), ``trace`` (which method's turns go in ``messages``: "grit",
-"deepeyes", "virl" or "none"; all of them are in ``meta["traces"]``), ``highres_side`` ([lo, hi] px).
+"deepeyes", "virl", "answer" -- the answer alone, a box as Qwen's ``{"bbox_2d": [...]}`` -- or "none"; the
+method traces are all in ``meta["traces"]``), ``highres_side`` ([lo, hi] px), and for the ``refer``
+question ``refer_side`` ([lo, hi] px), ``refer_count`` ([lo, hi] shapes), ``refer_colors``,
+``refer_shapes``; ``question_first`` puts the question before the image in the user turn (a causal model's
+vision tokens can then attend to the words naming their object). ``preset`` names a set of options in `PRESETS` (explicit options win over it).
 
 >>> sorted(QTYPES)[:3]
 ['chart_max', 'chart_value', 'color']
@@ -25,7 +29,7 @@ from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, bui
 from mmreason.data_builders.gcot import grit_trace, text_turn, zoom_trajectory
 
 NAME = "image_scenes"
-TRACES = ("grit", "deepeyes", "virl", "none")
+TRACES = ("grit", "deepeyes", "virl", "answer", "none")
 
 # qtype -> (scene kind, weight, task)
 QTYPES: dict[str, tuple[str, float, str]] = {
@@ -35,6 +39,7 @@ QTYPES: dict[str, tuple[str, float, str]] = {
     "relation": ("shapes", 1.0, "vqa"),
     "text": ("shapes", 1.0, "vqa"),
     "ground": ("shapes", 1.0, "grounding"),
+    "refer": ("shapes", 1.0, "grounding"),
     "chart_max": ("chart", 0.7, "vqa"),
     "chart_value": ("chart", 0.7, "vqa"),
     "pie_largest": ("chart", 0.6, "vqa"),
@@ -42,7 +47,13 @@ QTYPES: dict[str, tuple[str, float, str]] = {
     "small_relative": ("highres", 1.0, "vqa"),
     "small_text": ("highres", 1.0, "vqa"),
 }
-DEFAULTS = {"qtypes": sorted(QTYPES), "trace": "grit", "highres_side": [2000, 4000]}
+# `refer` is left out of the default mix: its small canvases are a preset's choice, not every dataset's.
+DEFAULTS = {"qtypes": sorted(set(QTYPES) - {"refer"}), "trace": "grit", "highres_side": [2000, 4000],
+            "refer_side": [112, 112], "refer_count": [2, 4], "refer_colors": ["red", "green", "blue", "yellow"],
+            "refer_shapes": ["circle", "square", "triangle"], "question_first": False}
+# Named option sets. "quickstart": find the named one of 2-4 shapes on a 112-px canvas (16 vision tokens
+# for Qwen2.5-VL), answered with its box alone -- small enough for a tiny model to learn on a CPU.
+PRESETS = {"quickstart": {"qtypes": ["refer"], "trace": "answer", "question_first": True}}
 
 
 def _pick_qtype(rng: np.random.Generator, qtypes: list[str]) -> str:
@@ -56,11 +67,11 @@ def make_sample(ctx: SampleContext) -> dict:
     qtype = _pick_qtype(ctx.rng, list(opts["qtypes"]))
     kind, _, task = QTYPES[qtype]
     with phase("render"):
-        sq = scenes.generate(ctx.rng, qtype, highres_side=tuple(opts["highres_side"]))
+        sq = scenes.generate(ctx.rng, qtype, highres_side=tuple(opts["highres_side"]), refer=refer_options(opts))
     w, h = sq.image.size
     img_path = save_image(sq.image, ctx.media("image", "png"))
-    user = {"role": "user", "content": [{"type": "image", "image": img_path},
-                                        {"type": "text", "text": sq.question}]}
+    parts = [{"type": "image", "image": img_path}, {"type": "text", "text": sq.question}]
+    user = {"role": "user", "content": parts[::-1] if opts["question_first"] else parts}
 
     saved: dict[tuple, str] = {}  # DeepEyes and ViRL often zoom on the same box: one file
 
@@ -76,6 +87,7 @@ def make_sample(ctx: SampleContext) -> dict:
             sq.evidence, plan=sq.plan, conclusion=sq.conclusion, answer=sq.answer, width=w, height=h,
             save_crop=save_crop, per_region=per_region)
     chosen = opts["trace"]
+    traces["answer"] = [text_turn("assistant", answer_text(sq.answer, task))]
     return {
         "id": ctx.id,
         "messages": [user] + (traces[chosen] if chosen != "none" else []),
@@ -93,10 +105,45 @@ def make_sample(ctx: SampleContext) -> dict:
     }
 
 
+def refer_options(opts: dict) -> dict:
+    """The ``refer`` question's keywords from the builder options."""
+    return {"side": tuple(opts["refer_side"]), "count": tuple(opts["refer_count"]),
+            "colors": tuple(opts["refer_colors"]), "shapes": tuple(opts["refer_shapes"])}
+
+
+def answer_text(answer: str, task: str) -> str:
+    """The bare answer turn: a grounding answer as Qwen's JSON box (original pixels; `frames` maps it to a
+    family's frame at load time), anything else as written.
+
+    >>> answer_text("[1, 2, 30, 40]", "grounding")
+    '{"bbox_2d": [1, 2, 30, 40]}'
+    """
+    return '{"bbox_2d": ' + answer + "}" if task == "grounding" else answer
+
+
+def resolve_options(options: dict) -> dict:
+    """Defaults, then the named preset, then explicit options; unknown option names are errors.
+
+    >>> resolve_options({"preset": "quickstart", "refer_count": [2, 2]})["qtypes"]
+    ['refer']
+    >>> resolve_options({"trcae": "grit"})
+    Traceback (most recent call last):
+    ValueError: image_scenes: unknown option 'trcae'; known: highres_side, preset, qtypes, question_first, refer_colors, refer_count, refer_shapes, refer_side, trace
+    """
+    options = dict(options)
+    preset = options.pop("preset", None)
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"{NAME}: unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}")
+    for key in options:
+        if key not in DEFAULTS:
+            raise ValueError(f"{NAME}: unknown option {key!r}; known: {', '.join(sorted([*DEFAULTS, 'preset']))}")
+    return {**DEFAULTS, **PRESETS.get(preset, {}), **options}
+
+
 def build(out_dir: str | Path, *, n: int, seed: int = 0, shard: tuple[int, int] = (0, 1), workers: int = 1,
           chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True, **options) -> Path:
     """Procedural image scenes (shapes, text, charts, V*-like high-res) with GRIT/DeepEyes/ViRL traces."""
-    opts = {**DEFAULTS, **options}
+    opts = resolve_options(options)
     check_options("image_scenes", opts, QTYPES, TRACES)
     return build_dataset(out_dir, name=NAME, make_sample=make_sample, n=n, seed=seed, shard=shard,
                          options=opts, workers=workers, chunk_size=chunk_size, progress=progress)

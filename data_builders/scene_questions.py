@@ -203,6 +203,30 @@ def q_ground(rng):
                    f"The {t.label} is the only such object, so that box is the answer")
 
 
+def q_refer(rng, *, side=(112, 112), count=(2, 4), colors=COLOR_NAMES, shapes=ALL_SHAPES):
+    """Referring: 2-4 shapes, no two with the same colour AND shape; the question names one by both.
+
+    Two objects may share a colour or a shape, so neither word alone always picks the target: the model
+    must bind both words to one object. `side` is the canvas side in pixels ([lo, hi], a multiple of 28
+    keeps Qwen2.5-VL's resized frame equal to the original), `count` the number of shapes ([lo, hi]).
+    """
+    s = int(rng.integers(side[0], side[1] + 1))
+    cv = Image.new("RGB", (s, s), BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))])
+    k = int(rng.integers(count[0], count[1] + 1))
+    pairs = [(sh, c) for c in colors for sh in shapes]
+    specs = [pairs[i] for i in rng.permutation(len(pairs))[:k]]
+    margin = max(2, s // 40)
+    items = _draw_specs(rng, cv, specs, [], side=(max(8, s * 16 // 100), max(9, s * 30 // 100)), margin=margin)
+    t = items[int(rng.integers(len(items)))]
+    box = "[" + ", ".join(str(v) for v in t.box) + "]"
+    same = [it for it in items if it is not t and (it.color == t.color or it.name == t.name)]
+    why = (f"; the other {'objects differ' if not same else 'object sharing a word differs'} in colour or shape"
+           if len(items) > 1 else "")
+    return SceneQA(cv, tuple(items), f"Where is the {t.label}?", box, (t,),
+                   (Evidence(f"the {t.label}", t.box),), f"I look for the {t.label}",
+                   f"Only this object is a {t.label}{why}, so its box is the answer")
+
+
 # ------------------------------------------------------------------------------------------ charts
 def _rect(w, h):
     return Image.new("L", (w, h), 255)
@@ -375,17 +399,23 @@ def q_small_text(rng, side):
 
 GENERATORS = {
     "color": q_color, "shape": q_shape, "count": q_count, "relation": q_relation, "text": q_text,
-    "ground": q_ground, "chart_max": q_chart_max, "chart_value": q_chart_value, "pie_largest": q_pie_largest,
+    "ground": q_ground, "refer": q_refer, "chart_max": q_chart_max, "chart_value": q_chart_value, "pie_largest": q_pie_largest,
     "small_color": q_small_color, "small_relative": q_small_relative, "small_text": q_small_text,
 }
 HIGHRES = ("small_color", "small_relative", "small_text")
 
 
-def generate(rng: np.random.Generator, qtype: str, *, highres_side: tuple[int, int] = (2000, 4000)) -> SceneQA:
-    """A scene and question of `qtype`; retries placement failures with the same generator."""
+def generate(rng: np.random.Generator, qtype: str, *, highres_side: tuple[int, int] = (2000, 4000),
+             refer: dict | None = None) -> SceneQA:
+    """A scene and question of `qtype`; retries placement failures with the same generator.
+
+    `refer` holds the options of the ``refer`` question (`q_refer`'s keywords).
+    """
     fn = GENERATORS[qtype]
     for _ in range(50):
         try:
+            if qtype == "refer":
+                return fn(rng, **(refer or {}))
             return fn(rng, highres_side) if qtype in HIGHRES else fn(rng)
         except SceneFailed:
             continue

@@ -10,7 +10,11 @@ stays the one home of IoU, MRA and point-in-box. What lives here:
 - VSI-Bench's two halves, multiple-choice accuracy and mean relative accuracy, each counted only on the
   questions of its kind (`rewards.gs_reasoner.vsi_kind` tells the kind, `vsi_score` scores it);
 - AndroidControl's grounding accuracy: step success on the steps whose GT action has a coordinate;
-- tool calls per trajectory (DeepEyes' training-dynamics signal).
+- tool calls per trajectory (DeepEyes' training-dynamics signal);
+- the format rate every task reports (`output_format`): the share of outputs laid out as the task's
+  prompt asks, read by the same parsers the metrics use, so a score of 0 tells "unreadable" from "wrong";
+- the wrong-object rate of referring tasks (`wrong_object`), with `rewards.grounding.object_overlap`
+  deciding which object a box matches, as `referring_iou` does in training.
 
 >>> temporal_iou(["<answer>2.0 to 4.0</answer>"], time_spans=[[{"start": 3.0, "end": 5.0}]])
 [0.3333333333333333]
@@ -26,10 +30,12 @@ from typing import Any, Mapping, Sequence
 from mmreason import traces
 from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
-    answer_of, completion_text, decode_json, reward_function, rows_of, safe_float,
+    Metrics, answer_of, completion_text, decode_json, reward_function, rows_of, safe_float, score_rows,
 )
-from mmreason.rewards.gs_reasoner import vsi_kind, vsi_score
-from mmreason.rewards.gui import gt_action, gui_action_match
+from mmreason.rewards.format import tags_full_match
+from mmreason.rewards.grounding import first_point, in_scope, score_overlaps
+from mmreason.rewards.gs_reasoner import gcot_format_ok, vsi_kind, vsi_score
+from mmreason.rewards.gui import gt_action, gui_action_match, predicted_action
 
 _SECONDS = re.compile(r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)")
 MAX_SPAN_TEXT = 10_000  # a runaway completion is read only this far
@@ -167,6 +173,61 @@ def tool_calls(completions, **columns):
     return [safe_float(r.get("num_tool_calls")) for r in rows_of(len(completions), columns)]
 
 
+# ------------------------------------------------------------------------------- format and objects
+# Video-CoM's release ends an answer with a `FINAL_ANSWER: <letter>. <option>` line; something must follow.
+_FINAL_LINE = re.compile(r"FINAL_ANSWER\s*:[ \t]*\S")
+
+# kind -> check(trace): does the output parse as that format? Each reads what the task's metric reads.
+FORMATS = {
+    "answer": lambda t: bool(t.answer),  # a non-empty <answer> block (an open last one counts)
+    "box": lambda t: bool(in_scope(t, "answer", t.boxes)),  # a 2D box where box_iou reads it
+    "point": lambda t: first_point(t, "all") is not None,  # what click_in_box reads
+    "action": lambda t: predicted_action(t) is not None,  # an action gui_action_match can read
+    "box_3d": lambda t: bool(in_scope(t, "answer", t.boxes_3d)),  # a `<bbox>(6 numbers)</bbox>` answer
+    "gcot": lambda t: gcot_format_ok(t.text, t),  # GS-Reasoner's layout, as gs_format checks it
+    # GRIT's think / rethink / answer layout; `</answer>` may stay open (a stop string in its recipe)
+    "grit": lambda t: tags_full_match(t.text, ("think", "rethink", "answer"), allow_open_last=True,
+                                      blocks=t.blocks),
+    "span": lambda t: predicted_span(t.text) is not None,  # what temporal_iou reads
+    "final_answer": lambda t: _FINAL_LINE.search(t.text) is not None,
+}
+
+
+@reward_function
+def output_format(completions, *, kind: str = "answer", **columns):
+    """1.0 when the output parses as the format ``kind`` (a key of `FORMATS`), else 0.0: the format rate.
+
+    >>> output_format(["<answer>4</answer>", "four"])
+    [1.0, 0.0]
+    >>> output_format(['{"bbox_2d": [1, 2, 3, 4]}', "<answer>4</answer>"], kind="box")
+    [1.0, 0.0]
+    """
+    if kind not in FORMATS:
+        raise RecipeError(f"output_format: kind must be one of {sorted(FORMATS)}, got {kind!r}")
+    check = FORMATS[kind]
+    metrics = Metrics("output_format")
+    return score_rows(completions, columns, lambda s, _: float(bool(check(s.trace))), metrics)
+
+
+@reward_function
+def wrong_object(completions, *, where: str = "answer", coord_frame: str | None = None,
+                 family: str | None = None, min_pixels: int | None = None, max_pixels: int | None = None,
+                 **columns):
+    """1.0 when the first predicted box overlaps another object of the scene (``meta["objects"]``) more
+    than the named one, else 0.0; None for one-object scenes and when no box parsed (the format rate
+    counts those). Boxes are mapped to original pixels as `box_iou` maps them.
+
+    >>> meta = {"objects": [{"box": [0, 0, 10, 10]}, {"box": [20, 0, 30, 10]}]}
+    >>> wrong_object(["[18, 0, 30, 10]", "[0, 0, 9, 10]", "none", "[0, 0, 9, 10]"],
+    ...              boxes=[[{"box": [0, 0, 10, 10]}]] * 4, meta=[meta] * 3 + [{}])
+    [1.0, 0.0, None, None]
+    """
+    def one(overlap, metrics):
+        return None if overlap is None or overlap.wrong_object is None else float(overlap.wrong_object)
+    return score_overlaps("wrong_object", completions, columns, one, where=where, coord_frame=coord_frame,
+                          family=family, min_pixels=min_pixels, max_pixels=max_pixels)
+
+
 # ----------------------------------------------------------------------------------- aggregation
 def summarize(scores: Sequence[Mapping[str, float | None]], names: Sequence[str]) -> dict[str, dict]:
     """Per metric, the mean over the samples it applies to and how many those are (mean None when none)."""
@@ -178,4 +239,4 @@ def summarize(scores: Sequence[Mapping[str, float | None]], names: Sequence[str]
 
 
 __all__ = ["temporal_iou", "temporal_hit", "vsi_mc", "vsi_mra", "gui_grounding_match", "tool_calls",
-           "predicted_span", "span_iou", "summarize"]
+           "output_format", "wrong_object", "FORMATS", "predicted_span", "span_iou", "summarize"]

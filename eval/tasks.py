@@ -5,7 +5,9 @@ extraction, so each task pins all three and `mmreason eval` writes
 them next to the score. A task selects canonical rows by their ``task`` field (and, optionally, the media
 they carry), rebuilds the prompt from the row's media and question with its own template, generates
 greedily, and scores with named metrics: reward functions from `mmreason.rewards` (one IoU, MRA and
-point-in-box for training and evaluation alike) or the few in `mmreason.eval.metrics`.
+point-in-box for training and evaluation alike) or the few in `mmreason.eval.metrics`. Every task also
+reports ``format``, the share of outputs that parse as the format its prompt asks for
+(`metrics.output_format`), so a score of 0 from unreadable outputs is told apart from wrong answers.
 
 Template fields: ``{question}`` (the text of the row's last user turn), ``{instruction}``
 (``gui.instruction``, else the question) and ``{width}``/``{height}`` (the first image's extent in the
@@ -15,6 +17,8 @@ family's output frame: the smart-resized size for resized-pixel families, 1000 x
 ['android_control_high', 'android_control_low', 'counting', 'grit']
 >>> TASKS["grounding"].metrics["acc@0.5"]
 Metric(fn='box_iou_hit', options={'threshold': 0.5})
+>>> TASKS["grounding"].metrics["format"]
+Metric(fn='mmreason.eval.metrics:output_format', options={'kind': 'box'})
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class Task:
     reference: str  # whose protocol the settings follow
     system: str | None = None
     builder: str = "template"  # how the prompt is built: "template" or "infigui"
+    # "template": {"text_in_place": True} keeps the text where the row has it (default: after the media);
+    # "infigui": {"level": "low" | "high"}
     builder_options: Mapping[str, Any] = field(default_factory=dict)
     needs: tuple[str, ...] = ()  # media part types a row must carry (e.g. "video")
     tools: tuple[str, ...] = ()  # tools the model may call (multi-turn when set)
@@ -87,8 +93,15 @@ _COM = ("You may look closer, one manipulation per line, each ending your turn: 
         "end with `FINAL_ANSWER: <letter>. <option>` (or `FINAL_ANSWER: <number>` when there are no "
         "options).")
 
+
+
+def _format(kind: str) -> Metric:
+    """The format rate: outputs that parse as ``kind`` (`mmreason.eval.metrics.FORMATS`)."""
+    return Metric(M + "output_format", {"kind": kind})
+
+
 _AGENT = {"step_success": Metric("gui_action_match"), "type": Metric("gui_action_type"),
-          "grounding": Metric(M + "gui_grounding_match")}
+          "grounding": Metric(M + "gui_grounding_match"), "format": _format("action")}
 _VIDEO = {"video": {"fps": 2.0}}
 _SCREENS = {"image": {"max_pixels": INFIGUI_MAX_PIXELS}}
 
@@ -96,23 +109,37 @@ TASKS: dict[str, Task] = {
     "grounding": Task(
         "Referring-expression grounding (RefCOCO style): Acc@0.5 and mean IoU of the first answered box.",
         row_tasks=("grounding",), prompt="{question}\n" + _BOX,
-        metrics={"acc@0.5": Metric("box_iou_hit", {"threshold": 0.5}), "miou": Metric("box_iou")},
+        metrics={"acc@0.5": Metric("box_iou_hit", {"threshold": 0.5}), "miou": Metric("box_iou"),
+                 "format": _format("box")},
         reference="lmms-eval refcoco_bbox_rec; boxes read in the family's output frame"),
+    "refer": Task(
+        "Find the named object among several (the quickstart's task): mean IoU, Acc@0.5, the share of boxes "
+        "nearer another object than the named one, and the format rate.",
+        # the bare question where the row puts it, as the quickstart's SFT data trains: the answer is
+        # {"bbox_2d": [...]} alone
+        row_tasks=("grounding",), prompt="{question}",
+        metrics={"miou": Metric("box_iou"), "acc@0.5": Metric("box_iou_hit", {"threshold": 0.5}),
+                 "wrong_object": Metric(M + "wrong_object"), "reward": Metric("referring_iou"),
+                 "format": _format("box")},
+        reference="image_scenes' referring scenes (meta.objects); boxes read in the family's output frame",
+        builder_options={"text_in_place": True}, max_new_tokens=32),
     "vqa": Task(
         "Short-answer VQA: offline correctness rule (or a judge) and normalised exact match.",
         row_tasks=("vqa",), prompt="{question}\n" + _ANSWER,
-        metrics={"accuracy": Metric("accuracy"), "exact_match": Metric("exact_match")},
+        metrics={"accuracy": Metric("accuracy"), "exact_match": Metric("exact_match"),
+                 "format": _format("answer")},
         reference="rule-based answer extraction from <answer>"),
     "counting": Task(
         "Counting (TallyQA style): exact count, and GRIT's union-of-boxes grounding IoU.",
         row_tasks=("counting",), prompt="{question}\n" + _COUNT,
         metrics={"accuracy": Metric("numeric_accuracy", {"rel_tol": 0.0}),
-                 "grounding_iou": Metric("union_box_iou", {"where": "all"})},
+                 "grounding_iou": Metric("union_box_iou", {"where": "all"}), "format": _format("answer")},
         reference="GRIT section 4.2 (count accuracy; IoU of the union of boxes)"),
     "grit": Task(
         "GRIT: answer accuracy (GPT-judge when --judge is given) and union-of-boxes grounding IoU.",
         row_tasks=("vqa", "counting"), prompt=_GRIT,
-        metrics={"accuracy": Metric("accuracy"), "grounding_iou": Metric("union_box_iou", {"where": "all"})},
+        metrics={"accuracy": Metric("accuracy"), "grounding_iou": Metric("union_box_iou", {"where": "all"}),
+                 "format": _format("grit")},
         reference="GRIT paper 4.2, Qwen2.5-VL processor max_pixels 256*28*28",
         media={"image": {"max_pixels": GRIT_MAX_PIXELS}}),
     "vstar": Task(
@@ -120,13 +147,14 @@ TASKS: dict[str, Task] = {
         row_tasks=("vqa",), prompt=_VSTAR,
         metrics={"accuracy": Metric("accuracy"),
                  "zoom_iou": Metric("box_iou", {"where": "all", "coord_frame": "pixel"}),
-                 "tool_calls": Metric(M + "tool_calls")},
+                 "tool_calls": Metric(M + "tool_calls"), "format": _format("answer")},
         reference="DeepEyes eval_vstar: original-pixel zoom boxes, at most 10 rounds",
         tools=("image_zoom_in_tool",), tool_frame="pixel", max_turns=10, max_new_tokens=1024,
         media={"image": {"max_pixels": QWEN_MAX_PIXELS}}),
     "screenspot": Task(
         "ScreenSpot GUI grounding: the predicted point inside the target element's box.",
-        row_tasks=("gui_grounding",), prompt=_SCREENSPOT, metrics={"click_accuracy": Metric("click_in_box")},
+        row_tasks=("gui_grounding",), prompt=_SCREENSPOT,
+        metrics={"click_accuracy": Metric("click_in_box"), "format": _format("point")},
         reference="InfiGUI-R1 ScreenSpot protocol (point-in-box), max_pixels 6400*28*28",
         media=_SCREENS, max_new_tokens=256),
     "android_control_low": Task(
@@ -143,32 +171,35 @@ TASKS: dict[str, Task] = {
         "VSI-Bench-style spatial QA: overall score, multiple-choice accuracy and mean relative accuracy.",
         row_tasks=("spatial_qa", "counting"), prompt="{question}\n" + _GCOT,
         metrics={"overall": Metric("vsi_accuracy"), "mc_accuracy": Metric(M + "vsi_mc"),
-                 "mra": Metric(M + "vsi_mra")},
+                 "mra": Metric(M + "vsi_mra"), "format": _format("gcot")},
         reference="GS-Reasoner / VSI-Bench: option letter match, MRA over thresholds 0.50:0.95",
         max_new_tokens=1024),
     "grounding_3d": Task(
         "3D visual grounding (ScanRefer style): Acc@0.25, Acc@0.5 and mean 3D IoU of the first answered box.",
         row_tasks=("grounding_3d",), prompt="{question}\n" + _BOX_3D,
         metrics={"acc@0.25": Metric("box_iou_3d", {"threshold": 0.25}),
-                 "acc@0.5": Metric("box_iou_3d", {"threshold": 0.5}), "miou": Metric("box_iou_3d")},
+                 "acc@0.5": Metric("box_iou_3d", {"threshold": 0.5}), "miou": Metric("box_iou_3d"),
+                 "format": _format("box_3d")},
         reference="GS-Reasoner eval: axis-aligned 3D IoU"),
     "temporal_grounding": Task(
         "Temporal grounding (Charades-STA style): mean tIoU, R@0.3/0.5/0.7 and moment hit rate.",
         row_tasks=("temporal_grounding",), prompt="{question}\n" + _SPAN,
         metrics={"miou": Metric(M + "temporal_iou"), "r@0.3": Metric(M + "temporal_iou", {"threshold": 0.3}),
                  "r@0.5": Metric(M + "temporal_iou", {"threshold": 0.5}),
-                 "r@0.7": Metric(M + "temporal_iou", {"threshold": 0.7}), "hit": Metric(M + "temporal_hit")},
+                 "r@0.7": Metric(M + "temporal_iou", {"threshold": 0.7}), "hit": Metric(M + "temporal_hit"),
+                 "format": _format("span")},
         reference="Charades-STA R@IoU; video sampled at 2 fps", needs=("video",), media=_VIDEO),
     "video_mcq": Task(
         "Video multiple choice (Video-CoM style): option-letter accuracy.",
         row_tasks=("vqa", "counting"), prompt="{question}\n" + _FINAL,
-        metrics={"accuracy": Metric("accuracy")},
+        metrics={"accuracy": Metric("accuracy"), "format": _format("final_answer")},
         reference="answer after FINAL_ANSWER, single turn", needs=("video",), media=_VIDEO),
     "video_com": Task(
         "Video-CoM: the chain-of-manipulations loop (segments, frames and zooms run as video tools); "
         "answer accuracy and manipulations per question.",
         row_tasks=("vqa", "counting"), prompt="{question}\n" + _COM,
-        metrics={"accuracy": Metric("accuracy"), "manipulations": Metric(M + "tool_calls")},
+        metrics={"accuracy": Metric("accuracy"), "manipulations": Metric(M + "tool_calls"),
+                 "format": _format("final_answer")},
         reference="Video-CoM release: up to 5 rounds, zoom boxes in frame pixels, FINAL_ANSWER ends",
         needs=("video",), media=_VIDEO, call_syntax="video_com", tool_frame="pixel", max_turns=5),
 }
@@ -244,8 +275,15 @@ def _template(row: Mapping[str, Any], task: Task, family: Family, media: Media) 
             raise SchemaError("the prompt of this task states the screen size, but the row has no image",
                               row=row.get("id"), field="messages")
         fields["width"], fields["height"] = image_extent(part, family, media, sample_id=row.get("id"))
-    user = {"role": "user", "content": [*(p for p in turns[last]["content"] if p.get("type") != "text"),
-                                        {"type": "text", "text": task.prompt.format(**fields)}]}
+    parts = turns[last]["content"]
+    media_parts = [p for p in parts if p.get("type") != "text"]
+    # after the media, as the reference protocols send it; or where the row has its text (a model trained
+    # on the question before the image is evaluated on the prompt it was trained with)
+    at = len(media_parts)
+    if task.builder_options.get("text_in_place"):
+        at = next((i for i, p in enumerate(parts) if p.get("type") == "text"), at)
+    text = {"type": "text", "text": task.prompt.format(**fields)}
+    user = {"role": "user", "content": [*media_parts[:at], text, *media_parts[at:]]}
     return _system(task) + turns[:last] + [user] + turns[last + 1:]
 
 

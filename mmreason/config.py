@@ -32,7 +32,8 @@ from mmreason.families import FAMILIES
 from mmreason.registry import resolve_callable, resolve_name
 from mmreason.strict import bounded, build, hints, to_plain
 
-TINY_PREFIX = "tiny:"
+TINY_PREFIX = "tiny:"  # tiny:<family>: a random tiny model, built offline on first use
+BASE_PREFIX = "base:"  # base:<family>: the project's pretrained tiny base, shipped in models/tiny_base/
 
 
 Scheduler = Literal[
@@ -52,7 +53,7 @@ class LoraConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    path: str = "tiny:qwen2_5_vl"  # a local checkpoint, or tiny:<family> for the offline tiny model
+    path: str = "tiny:qwen2_5_vl"  # a local checkpoint, tiny:<family> (offline tiny model) or base:<family>
     family: str | None = None  # inferred from tiny:<family> or the checkpoint's config.json
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3"] = "sdpa"
@@ -65,8 +66,11 @@ class ModelConfig:
 
     @property
     def tiny_family(self) -> str | None:
-        """The family of a `tiny:<family>` path, else None."""
-        return self.path[len(TINY_PREFIX):] if self.path.startswith(TINY_PREFIX) else None
+        """The family of a `tiny:<family>` or `base:<family>` path, else None."""
+        for prefix in (TINY_PREFIX, BASE_PREFIX):
+            if self.path.startswith(prefix):
+                return self.path[len(prefix):]
+        return None
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,8 @@ class GRPOConfig:
     max_steps: int = bounded(100, ge=1)
     save_steps: int = bounded(50, ge=1)
     logging_steps: int = bounded(1, ge=1)
+    # decoded completions written to <output_dir>/completions.jsonl every logging step (0: none)
+    log_completions: int = bounded(4, ge=0)
     save_total_limit: int | None = bounded(None, ge=1)  # None: keep every checkpoint
     seed: int | None = None  # None: the recipe's seed
     resume: str | None = None  # a checkpoint dir, or "auto" for the newest one under output_dir

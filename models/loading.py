@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mmreason.config import TINY_PREFIX
+from mmreason.config import BASE_PREFIX, TINY_PREFIX
 from mmreason.errors import RecipeError
 from mmreason.families import FAMILIES, get_family
 from mmreason.models.families import family_for_model_type
@@ -83,6 +83,8 @@ def resolve_checkpoint(spec: str | Path) -> Path:
     Raises `RecipeError` for anything else: mmreason never downloads weights.
     """
     text = str(spec)
+    if text.startswith(BASE_PREFIX):
+        return shipped_base(text[len(BASE_PREFIX):])
     if not text.startswith(TINY_PREFIX):
         path = Path(text).expanduser()
         if not path.is_dir():
@@ -99,6 +101,18 @@ def resolve_checkpoint(spec: str | Path) -> Path:
         log.info("building the tiny %s model into %s (once)", family, out)
         build_tiny(family, out, seed=0)
     return out
+
+
+def shipped_base(family: str) -> Path:
+    """The project's pretrained tiny base of `family` (``base:<family>``), shipped in ``models/tiny_base/``
+    and made by `mmreason pretrain-tiny` (its README.md says how)."""
+    path = Path(__file__).resolve().parent / "tiny_base" / family
+    if not (path / "model.safetensors").is_file():
+        shipped = sorted(p.name for p in path.parent.glob("*") if (p / "model.safetensors").is_file())
+        raise RecipeError(f"{BASE_PREFIX}{family}: no pretrained tiny base of that family is shipped "
+                          f"(shipped: {', '.join(shipped) or 'none'}); make one with "
+                          f"`mmreason pretrain-tiny --out {path}`")
+    return path
 
 
 def _read_model_type(path: Path) -> str:

@@ -78,8 +78,11 @@ def _quiet_progress():
             logging.enable_progress_bar()
 
 
-def build_tiny(family: str, out_dir, *, seed: int = 0) -> Path:
+def build_tiny(family: str, out_dir, *, seed: int = 0, size: str = "test") -> Path:
     """Write a tiny random `family` checkpoint + processor to `out_dir`; returns the directory.
+
+    `size` is a key of `tiny_configs.SIZES`: "test" (the default, CPU-test sized) or "base" (the width of
+    the project's pretrained tiny base).
 
     The directory loads with `AutoProcessor.from_pretrained` and the family's auto class (or `models.load`).
     An existing directory is overwritten file by file.
@@ -93,7 +96,8 @@ def build_tiny(family: str, out_dir, *, seed: int = 0) -> Path:
 
     tok = build_tokenizer(family)
     ids = token_ids(tok, family)
-    config = tiny_configs.model_config(family, tiny_configs.padded_vocab(len(tok)), ids)
+    config = tiny_configs.resize(tiny_configs.model_config(family, tiny_configs.padded_vocab(len(tok)), ids),
+                                 family, size)
     model = _model(family, config, seed)
     # Greedy by default: tiny models are for tests, which want one answer per input.
     model.generation_config = tf.GenerationConfig(
@@ -104,7 +108,7 @@ def build_tiny(family: str, out_dir, *, seed: int = 0) -> Path:
     _processor(family, tok).save_pretrained(out)
 
     meta = {
-        "family": family, "seed": seed, "model_type": fam.model_type, "auto_class": fam.auto_class,
+        "family": family, "seed": seed, "size": size, "model_type": fam.model_type, "auto_class": fam.auto_class,
         "parameters": sum(p.numel() for p in model.parameters()), "vocab": len(tok),
         "image_pixels": [tiny_configs.MIN_IMAGE_TOKENS * fam.factor ** 2, tiny_configs.MAX_IMAGE_TOKENS * fam.factor ** 2],
         "note": "random weights for tests; pixel budgets are cut down (see mmreason.models.tiny_configs)",
@@ -113,7 +117,7 @@ def build_tiny(family: str, out_dir, *, seed: int = 0) -> Path:
     return out
 
 
-def is_tiny_build(path, *, family: str | None = None, seed: int | None = None) -> bool:
+def is_tiny_build(path, *, family: str | None = None, seed: int | None = None, size: str | None = None) -> bool:
     """True when `path` holds a complete `build_tiny` output (of `family` and `seed`, when given).
 
     Lets callers reuse a build instead of rebuilding; an interrupted build has no marker and is not reused.
@@ -122,7 +126,8 @@ def is_tiny_build(path, *, family: str | None = None, seed: int | None = None) -
         meta = json.loads((Path(path) / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (family is None or meta.get("family") == family) and (seed is None or meta.get("seed") == seed)
+    return ((family is None or meta.get("family") == family) and (seed is None or meta.get("seed") == seed)
+            and (size is None or meta.get("size", "test") == size))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,10 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--family", required=True, choices=sorted(FAMILIES), help="backbone family to build")
     parser.add_argument("--out", required=True, type=Path, help="directory to write the checkpoint into")
     parser.add_argument("--seed", type=int, default=0, help="weights are a pure function of the seed (default 0)")
+    parser.add_argument("--size", default="test", choices=sorted(tiny_configs.SIZES),
+                        help="test (default: CPU-test sized) or base (the pretrained tiny base's width)")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
-    out = build_tiny(args.family, args.out, seed=args.seed)
+    out = build_tiny(args.family, args.out, seed=args.seed, size=args.size)
     meta = json.loads((out / MARKER).read_text(encoding="utf-8"))
     print(f"tiny {args.family} (seed {args.seed}): {meta['parameters']:,} parameters, vocab {meta['vocab']}, "
           f"built in {time.perf_counter() - start:.1f}s")

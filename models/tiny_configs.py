@@ -39,6 +39,46 @@ MAX_VIDEO_FRAMES = 16
 AUDIO_SECONDS = 30
 
 
+# Sizes a tiny model comes in. "test" (above) keeps CPU tests fast; "base" is the width the project's own
+# pretrained tiny base uses (`mmreason.train.pretrain_tiny`): 4 text layers of 128 (4 heads of 32, sections
+# 4/6/6 summing to 32/2), a 2-block vision tower of 64 -- about 2M parameters, half of them embeddings.
+SIZES = {
+    "test": {},
+    "base": {"text": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
+                          num_key_value_heads=4),
+             "mrope_section": [4, 6, 6], "vision_width": 64},
+}
+SIZED_FAMILIES = ("qwen2_vl", "qwen2_5_vl")  # families whose config `resize` knows
+
+
+def resize(config, family: str, size: str):
+    """`config` (a tiny `model_config`) at `size`; "test" returns it unchanged.
+
+    >>> import transformers as tf
+    >>> c = resize(tf.Qwen2_5_VLConfig(text_config=dict(TEXT), vision_config={}), "qwen2_5_vl", "base")
+    >>> c.text_config.hidden_size, c.vision_config.out_hidden_size, c.text_config.rope_parameters["mrope_section"]
+    (128, 128, [4, 6, 6])
+    """
+    if size not in SIZES:
+        raise ValueError(f"unknown tiny size {size!r}; known: {', '.join(SIZES)}")
+    if size == "test":
+        return config
+    if family not in SIZED_FAMILIES:
+        raise ValueError(f"tiny size {size!r} exists for {', '.join(SIZED_FAMILIES)} only, not {family!r}")
+    spec, text = SIZES[size], config.text_config
+    for key, value in spec["text"].items():
+        setattr(text, key, value)
+    text.layer_types = ["full_attention"] * text.num_hidden_layers
+    text.rope_parameters = {**(text.rope_parameters or {}), "mrope_section": list(spec["mrope_section"])}
+    vision, width = config.vision_config, spec["vision_width"]
+    if family == "qwen2_vl":
+        vision.embed_dim, vision.hidden_size, vision.num_heads = width, text.hidden_size, width // 32
+    else:
+        vision.hidden_size, vision.intermediate_size = width, 2 * width
+        vision.out_hidden_size, vision.num_heads = text.hidden_size, width // 32
+    return config
+
+
 def padded_vocab(n_tokens: int, multiple: int = 64) -> int:
     """Embedding rows: the tokenizer's size rounded up, as the released checkpoints pad theirs."""
     return -(-n_tokens // multiple) * multiple

@@ -23,7 +23,7 @@ NOTES = {
     "Makefile": "the two commands: `make quickstart`, `make test` (+ test-slow, bench)",
     "README.md": "this file",
     "docs/design.md": "the design: folders, layering, the spine, a row's path from builder to reward",
-    "pyproject.toml": "one distribution; six folders mapped into the `mmreason` namespace; extras",
+    "pyproject.toml": "one distribution; seven folders mapped into the `mmreason` namespace; extras",
     "scripts/setup.sh": "idempotent set-up: Debian packages, .venv, `pip install -e .[all]`",
     "benchmarks/RESULTS.md": "measured figures of every benchmark, with the machine they ran on",
     "models/templates/qwen2_vl.jinja": "Qwen2-VL / Qwen2.5-VL chat template (written here, renders identically)",
@@ -46,10 +46,27 @@ def _docline(full: Path) -> str:
     return doc.strip().split("\n")[0].rstrip(".:")
 
 
+# The files of a checkpoint folder (the shipped tiny base), by name.
+CHECKPOINT_FILES = {
+    "README.md": "the card: how this checkpoint was made (command, data, cost, loss)",
+    "chat_template.jinja": "the family's chat template, saved with the processor",
+    "config.json": "model config (Hugging Face)",
+    "generation_config.json": "generation defaults (greedy)",
+    "mmreason_tiny.json": "what `build_tiny` built: family, seed, size",
+    "model.safetensors": "the weights",
+    "pretrain.json": "the pretraining run: settings, CPU time, every step's loss",
+    "processor_config.json": "image/video processor settings (tiny pixel budgets)",
+    "tokenizer.json": "the locally trained byte-level BPE tokenizer",
+    "tokenizer_config.json": "tokenizer settings and special tokens",
+}
+
+
 def describe(path: str) -> str:
     if path in NOTES:
         return NOTES[path]
     full = ROOT / path
+    if path.startswith("models/tiny_base/") and full.name in CHECKPOINT_FILES:
+        return CHECKPOINT_FILES[full.name]
     if path.startswith("tests/") and full.name.startswith("test_"):
         return _docline(full) or "tests: " + full.stem.removeprefix("test_").replace("_", " ")
     if path.endswith(".py"):

@@ -5,7 +5,10 @@
 
 `run` reads top to bottom: recipe -> accelerator -> rewards -> checks -> data -> `setup` (policy, checks
 against the data, reference, optimizer) -> `start` (resume or seed) -> `train`, the loop of `grpo_step`
-(roll out, score, advantages, update), logging every step and checkpointing every `grpo.save_steps`.
+(roll out, score, advantages, update), logging every `grpo.logging_steps` (metrics.jsonl, and
+`grpo.log_completions` decoded completions to completions.jsonl) and checkpointing every `grpo.save_steps`.
+Steps on which every group's rewards are equal teach nothing; a run of them is warned about once
+(`FlatRewards`).
 Why our own loop rather than TRL's GRPOTrainer: video inputs, token-level advantages from step rewards
 and multi-turn image-returning tools, none of which TRL's trainer takes.
 
@@ -17,7 +20,7 @@ the data position, so a resumed run draws exactly the prompts an uninterrupted o
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -36,6 +39,37 @@ log = logging.getLogger("mmreason.train")
 
 # What the progress bar shows; everything is in metrics.jsonl and tensorboard.
 PROGRESS_KEYS = ("loss", "reward", "tool_calls_per_trajectory")
+FLAT_STEPS = 3  # consecutive steps with every group zero-variance before the warning
+
+
+class FlatRewards:
+    """Warns once when, for `patience` steps in a row, every group's rewards were equal (zero_variance_frac
+    1): every advantage is then 0 and the policy gets no gradient from the rewards.
+
+    >>> watch = FlatRewards(patience=2)
+    >>> [watch.update(s, {"zero_variance_frac": 1.0, "reward": 0.0}) for s in (1, 2, 3)]
+    [False, True, False]
+    """
+
+    def __init__(self, patience: int = FLAT_STEPS, *, completions_logged: bool = False):
+        self.patience, self.completions_logged = patience, completions_logged
+        self.run, self.warned = 0, False
+
+    def update(self, step: int, metrics: Mapping[str, float]) -> bool:
+        """Count this step; True when it is the one that warns."""
+        self.run = self.run + 1 if metrics.get("zero_variance_frac", 0.0) >= 1.0 else 0
+        if self.warned or self.run < self.patience:
+            return False
+        self.warned = True
+        see = " What the policy writes is in completions.jsonl." if self.completions_logged else ""
+        log.warning(
+            "GRPO: at steps %d-%d every group's completions got equal rewards (mean reward %.4g), so "
+            "every advantage is 0 and the policy learns nothing from the rewards. Likely causes: rewards "
+            "that cannot tell the completions apart (a format or answer the policy never or always meets, "
+            "a reward that does not read the output format the prompt asks for), completions cut before "
+            "the answer (grpo.max_completion_length), or sampling too narrow to vary (grpo.temperature).%s",
+            step - self.run + 1, step, metrics.get("reward", float("nan")), see)
+        return True
 
 
 def batch_indices(position: int, n: int, batch: int, *, seed: int, shuffle: bool = True, world: int = 1,
@@ -127,18 +161,30 @@ def export_final(ctx: StepContext) -> None:
     acc.wait_for_everyone()
 
 
+def is_logging_step(step: int, g: Any) -> bool:
+    return step % g.logging_steps == 0 or step == g.max_steps
+
+
 def train(ctx: StepContext, rows: Sequence[dict], state: TrainState, logger: RunLogger) -> TrainState:
     acc, g = ctx.accelerator, ctx.recipe.grpo
+    # the main process logs its own completions: enough to see what the policy writes, no gathering
+    keep_samples = acc.is_main_process and g.log_completions > 0
+    flat = FlatRewards(completions_logged=keep_samples)
     with Progress(g.max_steps, start=state.step, enabled=acc.is_main_process, description="grpo") as bar:
         while state.step < g.max_steps:
             picked = batch_indices(state.data_position, len(rows), g.batch_size, seed=ctx.recipe.data.seed,
                                    shuffle=ctx.recipe.data.shuffle, world=acc.num_processes,
                                    rank=acc.process_index)
-            metrics = reduce_metrics(acc, grpo_step(ctx, [rows[i] for i in picked]))
+            samples = [] if keep_samples and is_logging_step(state.step + 1, g) else None
+            metrics = reduce_metrics(acc, grpo_step(ctx, [rows[i] for i in picked], samples=samples))
             state = TrainState(state.step + 1, state.data_position + g.batch_size)
             metrics["epoch"] = state.data_position / len(rows)
-            if state.step % g.logging_steps == 0 or state.step == g.max_steps:
+            if is_logging_step(state.step, g):
                 logger.log(state.step, metrics)
+                if samples:
+                    logger.log_samples(state.step, samples)
+            if acc.is_main_process:
+                flat.update(state.step, metrics)
             bar.update(state.step, metrics, PROGRESS_KEYS)
             if state.step % g.save_steps == 0 or state.step == g.max_steps:
                 save(ctx, state)

@@ -216,8 +216,29 @@ def rollout_metrics(trajs: Sequence[Any]) -> dict[str, float]:
     return out
 
 
-def grpo_step(ctx: StepContext, rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """Roll out, score, compute advantages, update; returns this process's metrics (see `reduce_metrics`)."""
+def completion_samples(trajs: Sequence[Any], rows: Sequence[Mapping[str, Any]], scores: Any, group_size: int,
+                       n: int) -> list[dict]:
+    """Up to ``n`` decoded completions with their row id and rewards (total and per term), one per prompt
+    before a second of any: groups are contiguous, so the first ``n`` would all answer one prompt.
+
+    >>> from types import SimpleNamespace as T
+    >>> trajs = [T(group=i // 2, completion=f"c{i}") for i in range(4)]
+    >>> scores = T(total=[0.0, 1.0, 0.5, 0.5], components={"acc": [0.0, 1.0, None, 0.5]})
+    >>> [(s["prompt_id"], s["completion"], s["rewards"]) for s in completion_samples(
+    ...     trajs, [{"id": "a"}, {"id": "b"}], scores, 2, 3)]
+    [('a', 'c0', {'acc': 0.0}), ('b', 'c2', {'acc': None}), ('a', 'c1', {'acc': 1.0})]
+    """
+    order = sorted(range(len(trajs)), key=lambda i: (i % group_size, i // group_size))
+    return [{"prompt_id": rows[trajs[i].group].get("id"), "completion": trajs[i].completion,
+             "reward": scores.total[i], "rewards": {k: v[i] for k, v in scores.components.items()}}
+            for i in order[:n]]
+
+
+def grpo_step(ctx: StepContext, rows: Sequence[Mapping[str, Any]], *,
+              samples: list | None = None) -> dict[str, float]:
+    """Roll out, score, compute advantages, update; returns this process's metrics (see `reduce_metrics`).
+    When ``samples`` is a list, up to ``grpo.log_completions`` decoded completions are appended to it
+    (`completion_samples`), for the run's completions.jsonl."""
     import torch
 
     g = ctx.recipe.grpo
@@ -228,6 +249,8 @@ def grpo_step(ctx: StepContext, rows: Sequence[Mapping[str, Any]]) -> dict[str, 
     completions = [t.completion for t in trajs]
     traces = [parse(c) for c in completions]  # the one parse of each completion: every reward reads these
     scores = score(ctx.rewards, completions, scored_rows, traces)
+    if samples is not None:
+        samples += completion_samples(trajs, rows, scores, g.num_generations, g.log_completions)
     rewards = torch.tensor(scores.total, dtype=torch.float32)
     outcome = rl.group_advantages(rewards, g.num_generations, estimator=g.advantage, scale=g.scale_rewards)
     flat = rl.zero_variance_groups(rewards, g.num_generations)

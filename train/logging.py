@@ -2,10 +2,14 @@
 
 Every logged step is one JSON line ``{"step": 3, "loss": ..., "reward/accuracy": ...}`` in
 ``<output_dir>/metrics.jsonl``; the same scalars go to ``<output_dir>/tensorboard`` and, with ``wandb`` in the
-recipe's ``report_to``, to wandb. Only the main process writes (``enabled=False`` elsewhere).
+recipe's ``report_to``, to wandb. What the policy wrote goes, when a trainer logs it
+(`RunLogger.log_samples`), to ``<output_dir>/completions.jsonl``: ``{"step": 3, "samples":
+[{"prompt_id", "completion", ...}]}`` per logged step. Only the main process writes (``enabled=False``
+elsewhere).
 
-On resume, lines logged after the checkpoint's step are dropped first: a run killed at step 7 after a
-checkpoint at step 4 re-logs steps 5-7, and the file then reads exactly like an uninterrupted run.
+On resume, lines logged after the checkpoint's step are dropped first (from both files): a run killed at
+step 7 after a checkpoint at step 4 re-logs steps 5-7, and the files then read exactly like an
+uninterrupted run.
 
 >>> import tempfile, json, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -28,6 +32,7 @@ from typing import Any, Mapping, Sequence
 log = logging.getLogger("mmreason.train")
 
 METRICS_FILE = "metrics.jsonl"
+COMPLETIONS_FILE = "completions.jsonl"
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
@@ -79,18 +84,15 @@ class RunLogger:
                  resume_step: int | None = None, tensorboard: bool = True):
         self.enabled = enabled
         self.path = Path(output_dir) / METRICS_FILE
+        self.samples_path = Path(output_dir) / COMPLETIONS_FILE
         self._tb = None
         self._wandb = None
+        self._samples = None  # opened on the first `log_samples`: runs that log none leave no file
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if resume_step is not None:
-            dropped = truncate_after(self.path, resume_step)
-            if dropped:
-                log.info("dropped %d metric lines logged after step %d (the checkpoint resumed from)",
-                         dropped, resume_step)
-        elif self.path.exists():
-            self.path.unlink()  # a fresh run in an old output_dir: its curve starts over
+        for path in (self.path, self.samples_path):
+            _restart(path, resume_step)
         self._file = self.path.open("a", encoding="utf-8")
         if tensorboard:
             self._tb = _tensorboard(Path(output_dir) / "tensorboard", resume_step)
@@ -117,10 +119,24 @@ class RunLogger:
             self._wandb.log({k: v for k, v in record.items() if k != "step"}, step=step)
         return record
 
+    def log_samples(self, step: int, samples: Sequence[Mapping[str, Any]]) -> dict:
+        """Write ``{"step", "samples"}`` to completions.jsonl (numbers as `log` keeps them, texts as they
+        are). Returns the record."""
+        record = {"step": int(step), "samples": [_json_safe(s) for s in samples]}
+        if not self.enabled:
+            return record
+        if self._samples is None:
+            self._samples = self.samples_path.open("a", encoding="utf-8")
+        self._samples.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._samples.flush()
+        return record
+
     def close(self) -> None:
         if not self.enabled:
             return
         self._file.close()
+        if self._samples is not None:
+            self._samples.close()
         if self._tb is not None:
             self._tb.close()
         if self._wandb is not None:
@@ -131,6 +147,27 @@ class RunLogger:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _restart(path: Path, resume_step: int | None) -> None:
+    """A resumed run drops the records after its checkpoint's step; a fresh one in an old output_dir
+    starts the file over."""
+    if resume_step is not None:
+        dropped = truncate_after(path, resume_step)
+        if dropped:
+            log.info("dropped %d lines of %s logged after step %d (the checkpoint resumed from)",
+                     dropped, path.name, resume_step)
+    elif path.exists():
+        path.unlink()
+
+
+def _json_safe(value: Any) -> Any:
+    """Texts as they are, numbers as `_scalar` keeps them (None for the rest), through dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value if value is None or isinstance(value, str) else _scalar(value)
 
 
 def _tensorboard(log_dir: Path, resume_step: int | None):

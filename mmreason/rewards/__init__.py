@@ -54,6 +54,7 @@ REWARDS: dict[str, Callable[..., list]] = {
     "box_giou": grounding.box_giou,
     "box_iou_hit": grounding.box_iou_hit,
     "union_box_iou": grounding.union_box_iou,
+    "referring_iou": grounding.referring_iou,
     "box_map": grounding.box_map,
     "click_in_box": grounding.click_in_box,
     "click_distance": grounding.click_distance,

@@ -1,4 +1,5 @@
-"""Geometric rewards: 2D box IoU / GIoU / IoU>=tau / union IoU / mAP, click-in-box, click distance, 3D IoU.
+"""Geometric rewards: 2D box IoU / GIoU / IoU>=tau / union IoU / mAP, referring IoU, click-in-box, click
+distance, 3D IoU.
 
 Frames are explicit. Ground truth (``boxes``, ``points``) is in ORIGINAL pixels of the image it names;
 the completion's coordinates are in ``coord_frame`` ("pixel", "resized", "norm1000", "norm1"), or in
@@ -12,18 +13,24 @@ with (completions do not say which image they mean).
 
 Which boxes count: ``where="answer"`` takes the boxes inside the last ``<answer>`` block (the whole text
 when there is no answer block), ``where="all"`` every box in the completion.
+
+Scenes with several objects (``meta["objects"]``: ``[{"kind", "name", "color", "box"}, ...]`` in original
+pixels of the row's first GT image, as the `image_scenes` builder writes them) also say which object a box
+matches best: `object_overlap` is that one test, `referring_iou` rewards with it and the eval's
+``wrong_object`` rate counts with it.
 """
 
 from __future__ import annotations
 
 import bisect
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 from mmreason import geometry
 from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
-    Metrics, box_to_pixels, decode_json, floats, gt_boxes, gt_boxes_3d, image_frame, point_to_pixels,
-    resolve_coord_frame, reward_function, score_rows,
+    Metrics, box_to_pixels, decode_json, floats, gt_boxes, gt_boxes_3d, image_frame, mapping, point_to_pixels,
+    resolve_coord_frame, reward_function, safe_float, score_rows, warn_column,
 )
 
 WHERE = ("answer", "all")
@@ -31,7 +38,14 @@ COCO_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 MAX_DETECTIONS = 100  # COCO's maxDets: a completion listing thousands of boxes is cut, not timed out
 
 
-def _in_scope(trace, where: str, items):
+def in_scope(trace, where: str, items):
+    """The ``items`` (mentions of ``trace``: boxes, points, 3D boxes) a reward reads for ``where``.
+
+    >>> from mmreason.traces import parse
+    >>> t = parse('<think>[1, 1, 2, 2]</think><answer>{"bbox_2d": [3, 3, 4, 4]}</answer>')
+    >>> [m.box for m in in_scope(t, "answer", t.boxes)]
+    [(3.0, 3.0, 4.0, 4.0)]
+    """
     if where == "all":
         return list(items)
     answers = trace.blocks_of("answer")
@@ -87,7 +101,7 @@ def _best_over_gt(trace, row, geo, metrics, where, name, metric):
     gts = gt_boxes(row, reward=name)
     if not gts:
         return None
-    preds = _in_scope(trace, where, trace.boxes)
+    preds = in_scope(trace, where, trace.boxes)
     if not preds:
         metrics.add("no_box", 1.0)
         return 0.0 if metric is not geometry.giou else -1.0
@@ -164,7 +178,7 @@ def union_box_iou(completions, *, where: str = "all", coord_frame: str | None = 
         gts = gt_boxes(row, reward="union_box_iou")
         if not gts:
             return None
-        preds = [m.box for m in _in_scope(trace, where, trace.boxes)]
+        preds = [m.box for m in in_scope(trace, where, trace.boxes)]
         per_image = []
         for image in sorted({im for _, _, im in gts}):
             mapped = [geo.box(b, image) for b in preds[:MAX_DETECTIONS]]
@@ -174,6 +188,109 @@ def union_box_iou(completions, *, where: str = "all", coord_frame: str | None = 
             per_image.append(geometry.union_area_iou(mapped, [b for b, _, im in gts if im == image]))
         return sum(per_image) / len(per_image)
     return _run("union_box_iou", completions, columns, one, frame, family, min_pixels, max_pixels)
+
+
+# ------------------------------------------------------------------- referring among several objects
+# px: an object whose box equals a GT box is the named one (ints on one side, floats on the other)
+SAME_BOX = 1e-3
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """How one predicted box (original pixels) overlaps a scene: IoU with the named object (the best GT box)
+    and the largest IoU with any other object (None when the scene has no other)."""
+
+    named: float
+    other: float | None
+
+    @property
+    def wrong_object(self) -> bool | None:
+        """True when the box overlaps another object more than the named one; None without others."""
+        return None if self.other is None else self.other > self.named
+
+
+def scene_others(row, named: Sequence, *, reward: str = "reward") -> list[tuple]:
+    """Boxes of ``meta["objects"]`` that equal none of the ``named`` boxes (malformed entries skipped)."""
+    objects = mapping(row.get("meta")).get("objects")
+    if not isinstance(objects, (list, tuple)):
+        return []
+    out = []
+    for entry in objects:
+        box = floats(entry.get("box"), 4) if isinstance(entry, Mapping) else None
+        if box is None or not geometry.is_valid_box(box):
+            warn_column(reward, row, "meta", f"object {entry!r:.80} has no valid [x1, y1, x2, y2] box")
+            continue
+        if not any(all(abs(a - b) <= SAME_BOX for a, b in zip(box, n)) for n in named):
+            out.append(box)
+    return out
+
+
+def object_overlap(box: Sequence[float], named: Sequence, others: Sequence) -> Overlap:
+    """Which object a box (original pixels) matches best: its IoU with the best ``named`` box and with the
+    best of the ``others``. The one home of the wrong-object test (`referring_iou`, the eval's rate).
+
+    >>> o = object_overlap((0, 0, 10, 10), named=[(20, 0, 30, 10)], others=[(0, 0, 10, 20)])
+    >>> o, o.wrong_object
+    (Overlap(named=0.0, other=0.5), True)
+    """
+    other = max((geometry.iou(box, b) for b in others), default=None)
+    return Overlap(max((geometry.iou(box, b) for b in named), default=0.0), other)
+
+
+def score_overlaps(name: str, completions, columns, score_one, *, where: str = "answer",
+                   coord_frame: str | None = None, family: str | None = None, min_pixels: int | None = None,
+                   max_pixels: int | None = None) -> list:
+    """Per row, ``score_one(overlap, metrics)`` for the first predicted box mapped to original pixels as
+    `box_iou` maps it, with ``overlap`` None when no box parsed; None for rows without GT boxes or whose
+    frame cannot be known. The scene is the image of the first GT box (``meta["objects"]`` describe it)."""
+    frame = _check(name, where, coord_frame, family)
+
+    def one(trace, row, geo, metrics):
+        gts = gt_boxes(row, reward=name)
+        if not gts:
+            return None
+        preds = in_scope(trace, where, trace.boxes)
+        if not preds:
+            metrics.add("no_box", 1.0)
+            return score_one(None, metrics)
+        image = gts[0][2]
+        pixel = geo.box(preds[0].box, image)
+        if pixel is None:
+            metrics.add("no_frame", 1.0)
+            return None
+        named = [b for b, _, im in gts if im == image]
+        return score_one(object_overlap(pixel, named, scene_others(row, named, reward=name)), metrics)
+    return _run(name, completions, columns, one, frame, family, min_pixels, max_pixels)
+
+
+@reward_function
+def referring_iou(completions, *, margin_weight: float = 1.0, where: str = "answer",
+                  coord_frame: str | None = None, family: str | None = None, min_pixels: int | None = None,
+                  max_pixels: int | None = None, **columns):
+    """IoU with the named object minus ``margin_weight`` x the largest IoU with any other object of the
+    scene (``meta["objects"]``), in [-margin_weight, 1]: boxing a distractor scores below boxing nothing,
+    and a box straddling the named object and a distractor earns nothing, where plain IoU still pays it.
+    Rows without other objects score the plain IoU; 0 without a box, None without GT. Logs
+    ``referring_iou/wrong_object``, the share of boxes that overlap a distractor more than the named one.
+
+    >>> meta = {"objects": [{"box": [0, 0, 10, 10]}, {"box": [20, 0, 30, 10]}]}
+    >>> referring_iou(['{"bbox_2d": [0, 0, 10, 10]}', '{"bbox_2d": [20, 0, 30, 10]}', '[5, 0, 25, 10]'],
+    ...               boxes=[[{"box": [0, 0, 10, 10]}]] * 3, meta=[meta] * 3)
+    [1.0, -1.0, 0.0]
+    """
+    weight = safe_float(margin_weight)
+    if weight is None or weight < 0:
+        raise RecipeError(f"referring_iou: margin_weight must be a finite number >= 0, got {margin_weight!r}")
+
+    def one(overlap, metrics):
+        if overlap is None:
+            return 0.0
+        metrics.add("named_iou", overlap.named)
+        if overlap.wrong_object is not None:
+            metrics.add("wrong_object", float(overlap.wrong_object))
+        return overlap.named - weight * (overlap.other or 0.0)
+    return score_overlaps("referring_iou", completions, columns, one, where=where, coord_frame=coord_frame,
+                          family=family, min_pixels=min_pixels, max_pixels=max_pixels)
 
 
 def average_precision(preds: Sequence, gts: Sequence, threshold: float) -> float:
@@ -227,7 +344,7 @@ def box_map(completions, *, thresholds: Sequence[float] = COCO_THRESHOLDS, match
         gts = gt_boxes(row, reward="box_map")
         if not gts:
             return None
-        preds = _in_scope(trace, where, trace.boxes)
+        preds = in_scope(trace, where, trace.boxes)
         image = gts[0][2]
         mapped = [(geo.box(m.box, image), m.label) for m in preds[:MAX_DETECTIONS]]
         if any(b is None for b, _ in mapped):
@@ -246,10 +363,10 @@ def box_map(completions, *, thresholds: Sequence[float] = COCO_THRESHOLDS, match
 
 def first_point(trace, where: str):
     """The first predicted point; else the centre of the first predicted box."""
-    points = _in_scope(trace, where, trace.points)
+    points = in_scope(trace, where, trace.points)
     if points:
         return points[0].point
-    boxes = _in_scope(trace, where, trace.boxes)
+    boxes = in_scope(trace, where, trace.boxes)
     return geometry.box_center(boxes[0].box) if boxes else None
 
 
@@ -349,7 +466,7 @@ def box_iou_3d(completions, *, threshold: float | None = None, where: str = "ans
         gts = gt_boxes_3d(row, reward="box_iou_3d")
         if not gts:
             return None
-        preds = _in_scope(trace, where, trace.boxes_3d)
+        preds = in_scope(trace, where, trace.boxes_3d)
         if not preds:
             return 0.0
         best = max(geometry.iou_3d(preds[0].box, box) for box, _ in gts)
@@ -357,5 +474,6 @@ def box_iou_3d(completions, *, threshold: float | None = None, where: str = "ans
     return _run("box_iou_3d", completions, columns, one, "pixel", None, None, None)
 
 
-__all__ = ["box_iou", "box_giou", "box_iou_hit", "union_box_iou", "box_map", "click_in_box", "click_distance",
-           "box_iou_3d", "average_precision", "first_point"]
+__all__ = ["box_iou", "box_giou", "box_iou_hit", "union_box_iou", "referring_iou", "box_map", "click_in_box",
+           "click_distance", "box_iou_3d", "average_precision", "first_point", "in_scope", "Overlap",
+           "object_overlap", "scene_others", "score_overlaps"]

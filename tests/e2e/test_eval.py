@@ -59,7 +59,8 @@ def test_grounding_end_to_end_records_the_pinned_settings(tiny_model_dir, scenes
     assert results["generation"] == {"max_new_tokens": 8, "max_turns": 1, "batch_size": 2, "seed": 0,
                                      "do_sample": False}
     assert results["model"]["family"] == "qwen2_5_vl" and results["dataset"]["sha256"]
-    assert set(results["metrics"]) == {"acc@0.5", "miou"} and results["headline"] == "acc@0.5"
+    assert set(results["metrics"]) == {"acc@0.5", "miou", "format"} and results["headline"] == "acc@0.5"
+    assert results["metrics"]["format"]["n"] == len(rows) and 0 <= results["metrics"]["format"]["mean"] <= 1
     for s, row in zip(samples, rows):
         question = row["messages"][0]["content"][-1]["text"]
         assert s["prompt"] == TASKS["grounding"].prompt.format(question=question)
@@ -67,9 +68,11 @@ def test_grounding_end_to_end_records_the_pinned_settings(tiny_model_dir, scenes
         rh, rw = smart_resize(h, w, factor=28, min_pixels=3136, max_pixels=BUDGET)
         # the budget reached the processor: the frame the model saw is the smart_resize of the budget
         assert s["image_frames"] == [{"width": w, "height": h, "resized_width": rw, "resized_height": rh}]
-        assert isinstance(s["output"], str) and set(s["scores"]) == {"acc@0.5", "miou"}
+        assert isinstance(s["output"], str) and set(s["scores"]) == {"acc@0.5", "miou", "format"}
+        assert "answer" in s and isinstance(s["boxes_pixel"], list)  # the parse, beside the raw output
         assert s["stop_reason"] in ("max_tokens", "answer", "no_call")
-    assert "acc@0.5" in capsys.readouterr().out  # the table
+    table = capsys.readouterr().out
+    assert "acc@0.5" in table and "format" in table  # the table
     # Re-scoring the saved samples (family read from the results.json beside them) gives the same scores.
     assert _run("--task", "grounding", "--data", scenes, "--predictions", out / "samples.jsonl",
                 "--out", tmp_path / "again") == 0
@@ -87,7 +90,7 @@ def test_vstar_runs_the_tool_loop_with_the_tools_prompt(tiny_model_dir, scenes, 
     _, samples = _read(out)
     assert results["samples"] == 1 and results["prompt"]["tools"] == ["image_zoom_in_tool"]
     assert results["prompt"]["tool_frame"] == "pixel" and results["generation"]["max_turns"] == 2
-    assert set(results["metrics"]) == {"accuracy", "zoom_iou", "tool_calls"}
+    assert set(results["metrics"]) == {"accuracy", "zoom_iou", "tool_calls", "format"}
     assert samples[0]["prompt"].startswith("Question: ") and samples[0]["num_tool_calls"] >= 0
     system = prompt_messages(load_rows(scenes)[0], TASKS["vstar"], "qwen2_5_vl")[0]
     assert system["role"] == "system" and "image_zoom_in_tool" in system["content"][0]["text"]
@@ -128,6 +131,7 @@ def test_rescoring_grounding_and_counting_from_known_outputs(scenes, tmp_path, f
     results, samples = _read(out)
     assert results["metrics"]["miou"]["mean"] == pytest.approx(sum(expected_iou) / len(expected_iou))
     assert results["metrics"]["acc@0.5"]["mean"] == pytest.approx(1 / len(ground))
+    assert results["metrics"]["format"] == {"mean": 1.0, "n": len(ground)}  # every output is a box
     assert [s["scores"]["miou"] for s in samples] == pytest.approx(expected_iou)
     assert samples[0]["boxes_pixel"][0] == pytest.approx(list(ground[0]["boxes"][0]["box"]), abs=0.1)
     assert results["rescored_from"].endswith("p.jsonl")
@@ -148,6 +152,9 @@ def test_rescoring_grounding_and_counting_from_known_outputs(scenes, tmp_path, f
     results, samples = _read(tmp_path / "c")
     assert results["metrics"]["accuracy"]["mean"] == pytest.approx(1 / len(counting))
     assert results["metrics"]["grounding_iou"]["n"] == len(samples)
+    # the junk has no <answer> block: the format rate says so, beside the accuracy it cost
+    assert results["metrics"]["format"]["mean"] == pytest.approx((len(counting) - 1) / len(counting))
+    assert [s["scores"]["format"] for s in samples][-1] == 0.0
 
 
 def test_rescoring_vstar_reads_zoom_boxes_in_original_pixels(scenes, tmp_path):
@@ -161,7 +168,47 @@ def test_rescoring_vstar_reads_zoom_boxes_in_original_pixels(scenes, tmp_path):
                 "--family", "qwen3_vl", "--out", tmp_path / "v") == 0
     results, _ = _read(tmp_path / "v")
     assert {k: v["mean"] for k, v in results["metrics"].items()} == {"accuracy": 1.0, "zoom_iou": 1.0,
-                                                                      "tool_calls": 1.0}
+                                                                      "tool_calls": 1.0, "format": 1.0}
+
+
+@pytest.fixture(scope="module")
+def refer_scenes(tmp_path_factory):
+    """The quickstart's scenes: 2-4 shapes, the question names one, the answer is its box alone."""
+    from mmreason.data_builders import get_builder
+
+    out = tmp_path_factory.mktemp("eval-refer") / "scenes"
+    return get_builder("image_scenes")(out, n=8, seed=5, progress=False, preset="quickstart")
+
+
+def test_refer_scores_the_named_object_the_wrong_one_and_the_format(refer_scenes, tmp_path):
+    family = "qwen2_5_vl"
+    rows = [r for r in load_rows(refer_scenes) if len(r["meta"]["objects"]) >= 2][:3]
+    assert len(rows) == 3
+    preds, others = [], []
+    for k, row in enumerate(rows):
+        named = row["boxes"][0]["box"]
+        others.append(next(o["box"] for o in row["meta"]["objects"] if list(map(float, o["box"])) != named))
+        box, _ = _model_box(others[-1] if k == 1 else named, row["meta"]["image_size"], family)
+        # the named box, a distractor's box, then no box at all
+        preds.append({"id": row["id"], "output": "no idea" if k == 2 else json.dumps({"bbox_2d": box})})
+    out = tmp_path / "refer"
+    predictions = _pred(tmp_path / "r.jsonl", preds)
+    assert _run("--task", "refer", "--data", refer_scenes, "--predictions", predictions,
+                "--family", family, "--max-pixels", BUDGET, "--out", out) == 0
+    results, samples = _read(out)
+    assert list(results["metrics"]) == ["miou", "acc@0.5", "wrong_object", "format"]
+    per = [s["scores"] for s in samples]
+    assert [p["acc@0.5"] for p in per] == [1.0, 0.0, 0.0]
+    assert [p["wrong_object"] for p in per] == [0.0, 1.0, None]  # no box: the format rate counts it
+    assert [p["format"] for p in per] == [1.0, 1.0, 0.0]
+    assert results["metrics"]["wrong_object"] == {"mean": 0.5, "n": 2}
+    assert results["metrics"]["format"]["mean"] == pytest.approx(2 / 3)
+    assert samples[1]["boxes_pixel"][0] == pytest.approx(list(map(float, others[1])), abs=0.6)
+    # the bare question where the row has it: the prompt the quickstart's SFT data trains on
+    question = next(p["text"] for p in rows[0]["messages"][0]["content"] if p["type"] == "text")
+    assert samples[0]["prompt"] == question
+    sent = prompt_messages(rows[0], TASKS["refer"], family)[-1]["content"]
+    assert [p["type"] for p in sent] == [p["type"] for p in rows[0]["messages"][0]["content"]]
 
 
 def test_rescoring_rejects_unknown_ids_and_needs_a_family(scenes, tmp_path, capsys):
@@ -240,39 +287,47 @@ def test_every_task_kind_scores_known_outputs(mixed, tmp_path):
     inside = [round(v) for v in point_to_model((340, 40), fam, frame)]
     outside = [round(v) for v in point_to_model((100, 200), fam, frame)]
     means, _ = _rescore(mixed, tmp_path, "screenspot", {"ss": f'[{{"point_2d": {inside}, "label": "gear"}}]'})
-    assert means == {"click_accuracy": 1.0}
+    assert means == {"click_accuracy": 1.0, "format": 1.0}
     means, _ = _rescore(mixed, tmp_path, "screenspot", {"ss": f'[{{"point_2d": {outside}}}]'})
-    assert means == {"click_accuracy": 0.0}
+    assert means == {"click_accuracy": 0.0, "format": 1.0}  # read, and wrong
+    means, _ = _rescore(mixed, tmp_path, "screenspot", {"ss": "the gear, top right"})
+    assert means == {"click_accuracy": 0.0, "format": 0.0}  # not read at all
 
     call = '<tool_call>{"name": "mobile_use", "arguments": %s}</tool_call>'
     click = "<think>gear</think>" + call % '{"action": "click", "coordinate": %s}'
     back = call % '{"action": "system_button", "button": "Back"}'
     means, per = _rescore(mixed, tmp_path, "android_control_low",
                           {"ac-click": click % inside, "ac-back": back})
-    assert means == {"step_success": 1.0, "type": 1.0, "grounding": 1.0}
+    assert means == {"step_success": 1.0, "type": 1.0, "grounding": 1.0, "format": 1.0}
     assert per["ac-back"]["grounding"] is None  # grounding counts only steps with a coordinate
     means, _ = _rescore(mixed, tmp_path, "android_control_high",
                         {"ac-click": click % outside, "ac-back": click % inside})
-    assert means == {"step_success": 0.0, "type": 0.5, "grounding": 0.0}
+    assert means == {"step_success": 0.0, "type": 0.5, "grounding": 0.0, "format": 1.0}
 
     means, _ = _rescore(mixed, tmp_path, "grounding_3d",
                         {"g3": "<answer>chair 1 <bbox>(0, 0, 0, 1, 1, 2)</bbox></answer>"})
-    assert means == {"acc@0.25": 1.0, "acc@0.5": 1.0, "miou": 0.5}
+    assert means == {"acc@0.25": 1.0, "acc@0.5": 1.0, "miou": 0.5, "format": 1.0}
 
     means, per = _rescore(mixed, tmp_path, "vsi",
                           {"v-mc": "<answer>B</answer>", "v-num": "<answer>2.2</answer>"})
     assert means["mc_accuracy"] == 1.0 and means["mra"] == pytest.approx(0.8)
     assert means["overall"] == pytest.approx(0.9) and per["v-mc"]["mra"] is None
+    assert means["format"] == 0.0  # right answers, without the GCoT layout the prompt asks for
+    gcot = "<think>chair 1 <bbox>(0, 0, 0, 1, 1, 1)</bbox> is near</think><answer>B</answer>"
+    means, _ = _rescore(mixed, tmp_path, "vsi", {"v-mc": gcot, "v-num": "<answer>2.2</answer>"})
+    assert means["format"] == 0.5
 
     means, per = _rescore(mixed, tmp_path, "temporal_grounding",
                           {"tg": "<answer>2.0 to 4.0</answer>", "tg-moment": "<answer>0.35</answer>"})
     assert per["tg"]["miou"] == pytest.approx(1 / 3)
     assert per["tg"]["r@0.3"] == 1.0 and per["tg"]["r@0.5"] == 0.0
     assert per["tg-moment"]["hit"] == 1.0 and per["tg-moment"]["miou"] == 0.0
-    assert means["hit"] == 1.0
+    assert means["hit"] == 1.0 and means["format"] == 1.0
 
     means, _ = _rescore(mixed, tmp_path, "video_mcq", {"vq": "It is red.\nFINAL_ANSWER: A. red"})
-    assert means == {"accuracy": 1.0}
+    assert means == {"accuracy": 1.0, "format": 1.0}
+    means, _ = _rescore(mixed, tmp_path, "video_mcq", {"vq": "<answer>A</answer>"})
+    assert means["format"] == 0.0
 
 
 def test_prompts_state_the_screen_in_the_family_frame(mixed):
@@ -310,3 +365,5 @@ def test_task_table_binds_its_metrics():
         setup = ev.Setup(name, "qwen2_5_vl", task.media, ev.Generation(64, task.max_turns))
         bound = ev.bound_metrics(task, setup)
         assert list(bound) == list(task.metrics)
+        # every task reports its format rate, last, beside its metrics
+        assert list(task.metrics)[-1] == "format" and task.metrics["format"].fn.endswith(":output_format")

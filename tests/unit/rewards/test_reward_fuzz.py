@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mmreason.eval.metrics import FORMATS
 from mmreason.rewards import REWARDS, bind_reward
 from mmreason.rewards._common import completion_text
 from mmreason.rewards.judge import PARSERS, parse_reply
@@ -87,8 +88,8 @@ COLUMNS = {
     "boxes": box_list("box", 4), "rationale_regions": box_list("box", 4), "boxes_3d": box_list("box", 6),
     "points": box_list("point", 2), "gui": gui, "image_frames": frames,
     "image_sizes": st.one_of(junk, st.lists(st.lists(num, max_size=3), max_size=2)),
-    "meta": st.one_of(junk, st.fixed_dictionaries({}, optional={"reasoning_gts": reasoning, "question": junk,
-                                                                 "choices": junk})),
+    "meta": st.one_of(junk, st.fixed_dictionaries({}, optional={
+        "reasoning_gts": reasoning, "question": junk, "choices": junk, "objects": box_list("box", 4)})),
     "reasoning_gts": reasoning,
     "data_source": st.one_of(junk, st.sampled_from(["vstar", "geoguessr", "thinklite_eureka", "chart"])),
     "source": st.one_of(junk, st.sampled_from(["tallyqa", "ovd", "vsr"])),
@@ -121,7 +122,10 @@ CASES = [(name, {}) for name in REWARDS if name != "listener"] + [
     ("virl", {"coord_frame": "resized", "family": "qwen2_vl"}), ("deepeyes", {"tool_evidence": "calls"}),
     ("gui_action_match", {"coord_frame": "pixel"}), ("box_iou_3d", {"threshold": 0.25}),
     ("length_penalty", {"max_length": 8, "cache_length": 4, "unit": "chars"}),
-]
+    ("referring_iou", {"family": "qwen2_5_vl", "margin_weight": 0.5}),
+    # the eval's metrics share the contract: the wrong-object rate and every format the format rate reads
+    ("mmreason.eval.metrics:wrong_object", {"family": "qwen2_5_vl"}),
+] + [("mmreason.eval.metrics:output_format", {"kind": kind}) for kind in FORMATS]
 # More examples for a deeper search: MMREASON_FUZZ_EXAMPLES=500 pytest tests/unit/rewards/test_reward_fuzz.py
 EXAMPLES = int(os.environ.get("MMREASON_FUZZ_EXAMPLES", "15"))
 # llm_judge points at a closed local port: every request fails fast, which must still score (0.0).
@@ -130,7 +134,12 @@ OPTIONS_REQUIRED = {"length_penalty": {"max_length": 16, "cache_length": 4},
                     "llm_judge": {"judge": DEAD_JUDGE}}
 
 
-IDS = [f"{n}{'-' + '-'.join(o) if o else ''}" for n, o in CASES]
+def case_id(name: str, options: dict) -> str:
+    """The function's name, then its option names (output_format's: the kind)."""
+    return "-".join([name.rsplit(":", 1)[-1], *([options["kind"]] if "kind" in options else options)])
+
+
+IDS = [case_id(n, o) for n, o in CASES]
 
 
 @pytest.mark.parametrize("name,options", CASES, ids=IDS)

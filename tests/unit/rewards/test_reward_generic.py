@@ -1,5 +1,6 @@
 """Generic rewards: worked examples computed by hand, one table per family of rewards."""
 
+import json
 import pickle
 
 import pytest
@@ -169,6 +170,60 @@ def test_map_with_labels():
     # box is ranked second after a false positive: precision 1/2 at every recall, AP 0.5 -> mean 0.25
     assert grounding.box_map([comp], boxes=[gt]) == [pytest.approx(1.0)]
     assert grounding.box_map([comp], boxes=[gt], match_labels=True) == [pytest.approx(0.25)]
+
+
+# A two-object scene as the image_scenes builder writes it: the named red circle and a blue square of
+# the same size beside it (meta.objects in original pixels, ints; the GT box in floats).
+SCENE = {"image_size": [200, 100], "objects": [
+    {"kind": "shape", "name": "circle", "color": "red", "box": [0, 0, 50, 50]},
+    {"kind": "shape", "name": "square", "color": "blue", "box": [100, 0, 150, 50]}]}
+NAMED = [{"label": "red circle", "box": [0.0, 0.0, 50.0, 50.0], "image": 0}]
+
+
+def test_referring_iou_worked_examples():
+    comps = ['{"bbox_2d": [0, 0, 50, 50]}',  # the named object: 1 - 0
+             '{"bbox_2d": [100, 0, 150, 50]}',  # the distractor, same size: 0 - 1
+             '{"bbox_2d": [0, 0, 50, 100]}',  # half on the named object, nothing else: 0.5 - 0
+             '{"bbox_2d": [25, 0, 125, 50]}',  # straddles both: 1/5 - 1/5
+             "no box"]
+    n = len(comps)
+    out = grounding.referring_iou(comps, boxes=[NAMED] * n, meta=[SCENE] * n)
+    assert out == pytest.approx([1.0, -1.0, 0.5, 0.0, 0.0])
+    # plain IoU pays the straddling box and cannot tell the distractor from empty space
+    assert grounding.box_iou(comps, boxes=[NAMED] * n) == pytest.approx([1.0, 0.0, 0.5, 0.2, 0.0])
+    half = grounding.referring_iou(comps[:2], boxes=[NAMED] * 2, meta=[SCENE] * 2, margin_weight=0.5)
+    assert half == pytest.approx([1.0, -0.5])
+    # a one-object scene (or no objects listed) scores the plain IoU; no GT box: not applicable
+    alone = {**SCENE, "objects": SCENE["objects"][:1]}
+    assert grounding.referring_iou(comps[2:3], boxes=[NAMED], meta=[alone]) == pytest.approx([0.5])
+    assert grounding.referring_iou(comps[1:2], boxes=[NAMED]) == [0.0]
+    assert grounding.referring_iou(comps[:1], boxes=[[]], meta=[SCENE]) == [None]
+
+
+def test_referring_iou_frames_and_logged_wrong_object():
+    # Qwen2.5-VL writes resized pixels (200x100 seen as 196x112): the distractor's box, mapped back
+    frame = {"width": 200, "height": 100, "resized_width": 196, "resized_height": 112}
+    box = [100 * 196 / 200, 0, 150 * 196 / 200, 50 * 112 / 100]
+    comp = '{"bbox_2d": [%s]}' % ", ".join(f"{v:.4f}" for v in box)
+    logged = {}
+    out = grounding.referring_iou([comp, comp], boxes=[NAMED] * 2, meta=[SCENE, json.dumps(SCENE)],
+                                  family="qwen2_5_vl", image_frames=[[frame]] * 2,
+                                  log_metric=logged.__setitem__)
+    assert out == pytest.approx([-1.0, -1.0], abs=1e-4)  # meta as a JSON string (on disk) reads the same
+    assert logged["referring_iou/wrong_object"] == 1.0
+    assert grounding.referring_iou([comp], boxes=[NAMED], meta=[SCENE], coord_frame="resized") == [None]
+    with pytest.raises(RecipeError, match="margin_weight"):
+        bind_reward("referring_iou", margin_weight=-1)
+
+
+def test_object_overlap_is_the_one_wrong_object_test():
+    named, others = [(0, 0, 50, 50)], [(100, 0, 150, 50)]
+    assert grounding.object_overlap((100, 0, 150, 50), named, others).wrong_object is True
+    assert grounding.object_overlap((0, 0, 40, 50), named, others).wrong_object is False
+    assert grounding.object_overlap((60, 60, 90, 90), named, others).wrong_object is False  # nothing
+    assert grounding.object_overlap((0, 0, 50, 50), named, []).wrong_object is None  # no other object
+    # the named object is recognised by its box, whatever its number type
+    assert grounding.scene_others({"meta": SCENE}, [(0.0, 0.0, 50.0, 50.0)]) == [(100.0, 0.0, 150.0, 50.0)]
 
 
 def test_click_rewards():

@@ -2,7 +2,9 @@
 
 import math
 
-from mmreason.train.logging import METRICS_FILE, Progress, RunLogger, read_jsonl, truncate_after
+from mmreason.train.logging import (
+    COMPLETIONS_FILE, METRICS_FILE, Progress, RunLogger, read_jsonl, truncate_after,
+)
 
 
 def test_records_keep_numbers_and_drop_the_rest(tmp_path):
@@ -40,10 +42,32 @@ def test_resume_drops_lines_after_the_checkpoint_and_a_fresh_run_starts_over(tmp
     assert read_jsonl(tmp_path / METRICS_FILE) == [{"step": 1, "loss": 9.0}]
 
 
+def test_completions_are_kept_per_step_and_truncated_on_resume_like_metrics(tmp_path):
+    with RunLogger(tmp_path, tensorboard=False) as log:
+        log.log(1, {"loss": 1.0})
+    assert not (tmp_path / COMPLETIONS_FILE).exists()  # a run that logs no completions leaves no file
+    sample = {"prompt_id": "p0", "completion": "<answer>été</answer>", "reward": math.nan,
+              "rewards": {"accuracy": None, "format": 1.0}}
+    with RunLogger(tmp_path, tensorboard=False) as log:
+        for step in range(1, 5):
+            rec = log.log_samples(step, [sample])
+    assert rec["samples"] == [{**sample, "reward": None}]  # non-finite numbers are left out, as in metrics
+    assert [r["step"] for r in read_jsonl(tmp_path / COMPLETIONS_FILE)] == [1, 2, 3, 4]
+    with RunLogger(tmp_path, tensorboard=False, resume_step=2) as log:
+        log.log_samples(3, [{"completion": "again"}])
+    got = read_jsonl(tmp_path / COMPLETIONS_FILE)
+    assert [(r["step"], r["samples"][0]["completion"]) for r in got] == [
+        (1, "<answer>été</answer>"), (2, "<answer>été</answer>"), (3, "again")]
+    with RunLogger(tmp_path, tensorboard=False):
+        pass
+    assert not (tmp_path / COMPLETIONS_FILE).exists()  # a fresh run starts over
+
+
 def test_truncate_after_counts_and_disabled_logger_writes_nothing(tmp_path):
     assert truncate_after(tmp_path / "none.jsonl", 3) == 0
     with RunLogger(tmp_path / "off", enabled=False) as log:
         assert log.log(1, {"loss": 1.0}) == {"step": 1, "loss": 1.0}
+        assert log.log_samples(1, [{"completion": "x"}]) == {"step": 1, "samples": [{"completion": "x"}]}
     assert not (tmp_path / "off").exists()
 
 
