@@ -51,9 +51,9 @@ QTYPES: dict[str, tuple[str, float, str]] = {
 DEFAULTS = {"qtypes": sorted(set(QTYPES) - {"refer"}), "trace": "grit", "highres_side": [2000, 4000],
             "refer_side": [112, 112], "refer_count": [2, 4], "refer_colors": ["red", "green", "blue", "yellow"],
             "refer_shapes": ["circle", "square", "triangle"], "question_first": False}
-# Named option sets. "quickstart": find the named one of 2-4 shapes on a 112-px canvas (16 vision tokens
+# Named option sets. "quickstart": find the named one of 1-4 shapes on a 112-px canvas (16 vision tokens
 # for Qwen2.5-VL), answered with its box alone -- small enough for a tiny model to learn on a CPU.
-PRESETS = {"quickstart": {"qtypes": ["refer"], "trace": "answer", "question_first": True}}
+PRESETS = {"quickstart": {"qtypes": ["refer"], "trace": "answer", "question_first": True, "refer_count": [1, 4]}}
 
 
 def _pick_qtype(rng: np.random.Generator, qtypes: list[str]) -> str:

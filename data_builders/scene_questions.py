@@ -204,11 +204,11 @@ def q_ground(rng):
 
 
 def q_refer(rng, *, side=(112, 112), count=(2, 4), colors=COLOR_NAMES, shapes=ALL_SHAPES):
-    """Referring: 2-4 shapes, no two with the same colour AND shape; the question names one by both.
+    """Referring: `count` shapes ([lo, hi]), no two with the same colour AND shape; the question names one by both.
 
     Two objects may share a colour or a shape, so neither word alone always picks the target: the model
     must bind both words to one object. `side` is the canvas side in pixels ([lo, hi], a multiple of 28
-    keeps Qwen2.5-VL's resized frame equal to the original), `count` the number of shapes ([lo, hi]).
+    keeps Qwen2.5-VL's resized frame equal to the original).
     """
     s = int(rng.integers(side[0], side[1] + 1))
     cv = Image.new("RGB", (s, s), BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))])

@@ -47,6 +47,7 @@ class ChatConfig:
     max_pixels: int | None = None
     do_sample: bool = False
     temperature: float = 1.0
+    question_first: bool = False  # the question before the picture, as a model trained that way expects
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,8 @@ class StreamingBackend:
 
 
 # ----------------------------------------------------------------------------------------- chat
-def chat_row(picture: Any, question: str, tools: Sequence[str], *, kind: str = "image") -> dict:
+def chat_row(picture: Any, question: str, tools: Sequence[str], *, kind: str = "image",
+             question_first: bool = False) -> dict:
     """The rollout row: the tools' system text when tools are allowed, then the picture and the question."""
     messages = []
     if tools:
@@ -192,6 +194,8 @@ def chat_row(picture: Any, question: str, tools: Sequence[str], *, kind: str = "
 
         messages.append({"role": "system", "content": [{"type": "text", "text": tools_prompt(list(tools))}]})
     parts = [{"type": kind, kind: picture}, {"type": "text", "text": question}]
+    if question_first:
+        parts.reverse()
     messages.append({"role": "user", "content": parts})
     return {"id": "demo", "messages": messages}
 
@@ -272,7 +276,7 @@ def chat_stream(model: Any, processor: Any, family: str, image: Image.Image | st
         tools=tuple(config.tools), max_turns=turns, max_new_tokens=config.max_new_tokens,
         max_completion_tokens=(config.max_new_tokens + picture_tokens) * turns, do_sample=config.do_sample,
         temperature=config.temperature, seed=0)
-    row = chat_row(loaded, question.strip(), config.tools, kind=kind)
+    row = chat_row(loaded, question.strip(), config.tools, kind=kind, question_first=config.question_first)
     for step in stream_rollout(model, processor, family, row, rollout_config, prefill=prefill,
                                tool_settings=ToolSettings(coord_frame=config.coord_frame)):
         if step.trajectory is not None:
@@ -365,9 +369,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="frame the model writes coordinates in (default: its family's)")
     parser.add_argument("--max-pixels", type=int, help="image pixel budget (default: the family's)")
     parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--question-first", action="store_true",
+                        help="put the question before the picture (as the quickstart's model is trained)")
+    parser.add_argument("--no-tools", action="store_true", help="offer the model no zoom tool")
     add_serve_args(parser)
     args = parser.parse_args(argv)
     model, processor, family = load_model(args.model, device=args.device)
     config = ChatConfig(max_new_tokens=args.max_new_tokens, coord_frame=args.coord_frame,
-                        max_pixels=args.max_pixels)
+                        max_pixels=args.max_pixels, question_first=args.question_first,
+                        tools=() if args.no_tools else ChatConfig.tools)
     return serve(build_demo(model, processor, family, config=config), args)

@@ -42,11 +42,15 @@ AUDIO_SECONDS = 30
 # Sizes a tiny model comes in. "test" (above) keeps CPU tests fast; "base" is the width the project's own
 # pretrained tiny base uses (`mmreason.train.pretrain_tiny`): 4 text layers of 128 (4 heads of 32, sections
 # 4/6/6 summing to 32/2), a 2-block vision tower of 64 -- about 2M parameters, half of them embeddings.
+# Its rope_theta is 10, not the released 1e6: Qwen2/2.5-VL give the height and width sections the lowest
+# rotary frequencies, and with 16 pairs and theta 1e6 the width pairs turn by 1e-4..2e-6 rad per token, so
+# attention cannot tell one image column from the next; at theta 10 they turn by 0.24..0.12 rad. Sequences
+# here are a few hundred tokens, far from where a small theta would alias.
 SIZES = {
     "test": {},
     "base": {"text": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
                           num_key_value_heads=4),
-             "mrope_section": [4, 6, 6], "vision_width": 64},
+             "mrope_section": [4, 6, 6], "rope_theta": 10.0, "vision_width": 64},
 }
 SIZED_FAMILIES = ("qwen2_vl", "qwen2_5_vl")  # families whose config `resize` knows
 
@@ -58,6 +62,8 @@ def resize(config, family: str, size: str):
     >>> c = resize(tf.Qwen2_5_VLConfig(text_config=dict(TEXT), vision_config={}), "qwen2_5_vl", "base")
     >>> c.text_config.hidden_size, c.vision_config.out_hidden_size, c.text_config.rope_parameters["mrope_section"]
     (128, 128, [4, 6, 6])
+    >>> c.text_config.rope_parameters["rope_theta"]
+    10.0
     """
     if size not in SIZES:
         raise ValueError(f"unknown tiny size {size!r}; known: {', '.join(SIZES)}")
@@ -69,7 +75,8 @@ def resize(config, family: str, size: str):
     for key, value in spec["text"].items():
         setattr(text, key, value)
     text.layer_types = ["full_attention"] * text.num_hidden_layers
-    text.rope_parameters = {**(text.rope_parameters or {}), "mrope_section": list(spec["mrope_section"])}
+    text.rope_parameters = {**(text.rope_parameters or {}), "mrope_section": list(spec["mrope_section"]),
+                            "rope_theta": spec["rope_theta"]}
     vision, width = config.vision_config, spec["vision_width"]
     if family == "qwen2_vl":
         vision.embed_dim, vision.hidden_size, vision.num_heads = width, text.hidden_size, width // 32

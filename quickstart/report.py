@@ -43,7 +43,7 @@ def write_report(out: Path, record: Mapping[str, Any]) -> Path:
     s = record.get("settings", {})
     cost = "".join(f"| {k} | {v['seconds']} | {v['peak_rss_mb']} | `{v['command']}` |\n" for k, v in stages.items())
     total = sum(v["seconds"] for v in stages.values())
-    demo = (f"mmreason demo grounded_chat --model {out / 'grpo' / 'final'}")
+    demo = f"mmreason demo grounded_chat --model {out / 'grpo' / 'final'} --question-first --no-tools --max-new-tokens 32"
     text = f"""# Quickstart report
 
 Task: in a 112-px scene of 1-4 shapes (no two of the same colour *and* shape), box the shape the question
@@ -75,8 +75,11 @@ Total: {total:.0f} s.
 
 ## Try it
 
-`{demo}` -- ask the bare question, e.g. "Where is the red circle?" (the prompt the model was trained with:
-no system prompt beyond the template's, no instruction around the question).
+`{demo}`
+
+then upload a scene from `{out / 'data' / 'heldout' / 'media'}` and ask the bare question, e.g. "Where is the red
+circle?": the prompt the model was trained with (the question before the picture, no instruction around it, no
+tools).
 """
     path = out / "report.md"
     path.write_text(text, encoding="utf-8")

@@ -10,8 +10,9 @@ every step, nothing written to disk). Each scene is one conversation:
 - box every shape, one turn each: "Locate the red circle and give its bounding box." -> ``[x1, y1, x2, y2]``
   (original pixels; the family's frame for 112-px canvases). Asking about every shape of the same picture
   is what makes the words matter: a model that boxes the most salient shape is wrong on all other turns;
-- then, sometimes, name a colour ("What colour is the circle?", when one circle is in the scene), name a
-  shape ("What shape is the red object?", when one red object is) or count ("How many shapes are there?").
+- then name its colour ("What colour is the circle?", when one circle is in the scene) and its shape
+  ("What shape is the red object?", when one red object is), and sometimes count ("How many shapes are
+  there?").
 
 Scenes start with one shape and reach 2-4 shapes by a third of the run (a curriculum: reading a position
 first, then telling objects apart). The phrasing and the answer format differ from the quickstart's task
@@ -42,7 +43,7 @@ from mmreason.data_builders.scene_questions import q_refer
 FAMILY = "qwen2_5_vl"
 COLORS = ("red", "green", "blue", "yellow", "orange", "purple")
 PRETRAIN_SHAPES = ("circle", "square", "triangle", "diamond")
-EXTRA = {"none": 0.4, "color": 0.2, "shape": 0.2, "count": 0.2}  # a naming/counting turn after the boxes
+COUNT_SHARE = 0.3  # scenes that also get a counting turn
 STREAM_SEED = 1_000_003  # scene stream; the quickstart builds its splits from seeds 0 and 1
 
 
@@ -57,17 +58,18 @@ def scene_count(frac: float) -> tuple[int, int]:
 
 
 def _questions(rng: np.random.Generator, items, target) -> list[tuple[str, str]]:
-    """(question, answer) turns about one scene: every shape boxed once, the asked-about one first, and
-    sometimes one naming or counting question."""
+    """(question, answer) turns about one scene: every shape boxed once, the asked-about one first; then
+    its colour (when its shape is unique in the scene) and its shape (when its colour is), and sometimes the
+    count. The naming turns are one token each and easy: they teach the model to find an object by its
+    words long before box digits would (a loss plateau of hundreds of steps, not thousands)."""
     order = [target] + [items[j] for j in rng.permutation(len(items)) if items[j] is not target]
     turns = [(f"Locate the {it.label} and give its bounding box.", "[" + ", ".join(str(v) for v in it.box) + "]")
              for it in order]
-    extra = str(rng.choice(list(EXTRA), p=np.array(list(EXTRA.values()))))
-    if extra == "color" and sum(it.name == target.name for it in items) == 1:
+    if sum(it.name == target.name for it in items) == 1:
         turns.append((f"What colour is the {target.name}?", target.color))
-    elif extra == "shape" and sum(it.color == target.color for it in items) == 1:
+    if sum(it.color == target.color for it in items) == 1:
         turns.append((f"What shape is the {target.color} object?", target.name))
-    elif extra == "count":
+    if rng.random() < COUNT_SHARE:
         turns.append(("How many shapes are there?", str(len(items))))
     return turns
 
@@ -114,8 +116,10 @@ def learning_rate(step: int, steps: int, peak: float, warmup: int = 100) -> floa
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, progress: bool = True) -> dict:
-    """Build the random base-size model in `out`, train it, save it there; returns the run's record."""
+def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, save_every: int = 1000,
+             rope_theta: float | None = None, progress: bool = True) -> dict:
+    """Build the random base-size model in `out`, train it, save it there (also every `save_every` steps,
+    so a stopped run keeps its progress); returns the run's record."""
     import torch
     from tqdm.auto import tqdm
 
@@ -123,6 +127,10 @@ def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, pr
     from mmreason.models import build_tiny, load
 
     build_tiny(FAMILY, out, seed=seed, size="base")
+    if rope_theta is not None:  # an ablation of the base's rope_theta (see models.tiny_configs.SIZES)
+        config = json.loads((out / "config.json").read_text())
+        config["text_config"]["rope_parameters"]["rope_theta"] = rope_theta
+        (out / "config.json").write_text(json.dumps(config, indent=2))
     model, processor = load({"path": str(out), "dtype": "float32"})
     model.train()
     collator = Collator(processor, FAMILY, mode="train", return_meta=False)
@@ -143,10 +151,14 @@ def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, pr
         losses.append(round(loss.item(), 4))
         if step % 50 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+        if (step + 1) % save_every == 0 and step + 1 < steps:
+            model.save_pretrained(out)
+            (out / "pretrain.json").write_text(json.dumps({"steps_done": step + 1, "losses": losses}) + "\n")
     model.eval()
     model.save_pretrained(out)
     processor.save_pretrained(out)
     record = {"family": FAMILY, "size": "base", "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
+              "rope_theta": model.config.text_config.rope_parameters["rope_theta"],
               "parameters": sum(p.numel() for p in model.parameters()),
               "wall_seconds": round(time.perf_counter() - start), "cpu_seconds": round(time.process_time() - cpu0),
               "torch_threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
@@ -163,7 +175,7 @@ def write_card(out: Path, record: dict) -> None:
 A {record['parameters']:,}-parameter Qwen2.5-VL-architecture model pretrained by mmreason itself, offline,
 so examples can fine-tune a model that already looks (nobody fine-tunes a VLM from random weights).
 
-- made by: `mmreason pretrain-tiny --out {out.as_posix()} --steps {record['steps']} --batch-size {record['batch_size']} --lr {record['lr']} --seed {record['seed']}`
+- made by: `mmreason pretrain-tiny --out {out.as_posix()} --steps {record['steps']} --batch-size {record['batch_size']} --lr {record['lr']} --seed {record['seed']}` (rope_theta {record['rope_theta']})
 - data: fresh 112-px scenes of 1-4 shapes ({', '.join(COLORS)} x {', '.join(PRETRAIN_SHAPES)}) streamed from
   the image_scenes builder's generator, stream seed {STREAM_SEED}; questions: box the named shape
   ("Locate the red circle and give its bounding box." -> `[x1, y1, x2, y2]`), name a colour, name a shape,
@@ -185,13 +197,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rope-theta", type=float, help="override the base size's rope_theta (an ablation)")
+    p.add_argument("--save-every", type=int, default=1000, help="save the weights every N steps too")
     args = p.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1 or args.lr <= 0:
         p.error("--steps and --batch-size must be >= 1 and --lr > 0")
     import torch
 
     torch.set_num_threads(1)  # matrices this small run fastest on one thread
-    record = pretrain(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    record = pretrain(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      save_every=args.save_every, rope_theta=args.rope_theta)
     print(json.dumps(record, indent=2))
     print(f"wrote {args.out}")
     return 0

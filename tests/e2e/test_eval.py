@@ -173,7 +173,7 @@ def test_rescoring_vstar_reads_zoom_boxes_in_original_pixels(scenes, tmp_path):
 
 @pytest.fixture(scope="module")
 def refer_scenes(tmp_path_factory):
-    """The quickstart's scenes: 2-4 shapes, the question names one, the answer is its box alone."""
+    """The quickstart's scenes: 1-4 shapes, the question names one, the answer is its box alone."""
     from mmreason.data_builders import get_builder
 
     out = tmp_path_factory.mktemp("eval-refer") / "scenes"
@@ -196,9 +196,10 @@ def test_refer_scores_the_named_object_the_wrong_one_and_the_format(refer_scenes
     assert _run("--task", "refer", "--data", refer_scenes, "--predictions", predictions,
                 "--family", family, "--max-pixels", BUDGET, "--out", out) == 0
     results, samples = _read(out)
-    assert list(results["metrics"]) == ["miou", "acc@0.5", "wrong_object", "format"]
+    assert list(results["metrics"]) == ["miou", "acc@0.5", "wrong_object", "reward", "format"]
     per = [s["scores"] for s in samples]
     assert [p["acc@0.5"] for p in per] == [1.0, 0.0, 0.0]
+    assert per[0]["reward"] == pytest.approx(1.0) and per[1]["reward"] < -0.9 and per[2]["reward"] == 0.0
     assert [p["wrong_object"] for p in per] == [0.0, 1.0, None]  # no box: the format rate counts it
     assert [p["format"] for p in per] == [1.0, 1.0, 0.0]
     assert results["metrics"]["wrong_object"] == {"mean": 0.5, "n": 2}

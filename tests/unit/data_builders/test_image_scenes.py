@@ -42,7 +42,8 @@ def test_rows_validate_and_cover_every_qtype(built):
     assert len(rows) == 36 and len({r["id"] for r in rows}) == 36
     for r in rows:
         assert schema.validate(r, root=root, check_media=True) == r
-    assert {r["meta"]["qtype"] for r in rows} == set(image_scenes.QTYPES)
+    assert {r["meta"]["qtype"] for r in rows} == set(image_scenes.DEFAULTS["qtypes"])
+    assert "refer" not in image_scenes.DEFAULTS["qtypes"]  # small canvases: a preset's choice
 
 
 def test_boxes_are_tight_around_the_drawn_pixels(built):
@@ -204,3 +205,49 @@ def test_bad_options_are_named(tmp_path):
         image_scenes.build(tmp_path / "x", n=1, qtypes=["nope"])
     with pytest.raises(ValueError, match="trace"):
         image_scenes.build(tmp_path / "y", n=1, trace="cot")
+
+
+@pytest.fixture(scope="module")
+def referring(tmp_path_factory):
+    out = tmp_path_factory.mktemp("refer")
+    image_scenes.build(out, n=40, seed=5, progress=False, preset="quickstart")
+    return out, list(schema.load_rows(out))
+
+
+def test_referring_scenes_name_one_shape_by_colour_and_shape(referring):
+    root, rows = referring
+    counts = set()
+    for r in rows:
+        assert schema.validate(r, root=root, check_media=True) == r
+        objects = r["meta"]["objects"]
+        counts.add(len(objects))
+        pairs = [(o["color"], o["name"]) for o in objects]
+        assert len(set(pairs)) == len(pairs)  # no two shapes of the same colour AND shape
+        (target,) = [o for o in objects if o["box"] == [int(v) for v in r["boxes"][0]["box"]]]
+        question = r["messages"][0]["content"][0]
+        assert question == {"type": "text", "text": f"Where is the {target['color']} {target['name']}?"}
+        assert r["messages"][0]["content"][1]["type"] == "image"  # the preset asks before showing
+        assert _image(root, r).shape[:2] == (112, 112)
+        box = parse(r["messages"][1]["content"][0]["text"]).boxes[0]
+        assert box.fmt == "bbox_2d" and list(box.box) == target["box"]
+    assert counts == {1, 2, 3, 4}
+    # neither word alone always picks the target: some scenes share a colour or a shape with it
+    assert any(len({o["color"] for o in r["meta"]["objects"]}) < len(r["meta"]["objects"]) for r in rows)
+
+
+def test_referring_boxes_are_the_drawn_shapes(referring):
+    root, rows = referring
+    for r in rows:
+        img = _image(root, r)
+        for o in r["meta"]["objects"]:
+            x1, y1, x2, y2 = o["box"]
+            ys, xs = np.nonzero(color_pixels(img[y1:y2, x1:x2], o["color"]))
+            assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (0, 0, x2 - x1, y2 - y1), (r["id"], o)
+
+
+def test_misspelled_options_and_presets_are_named(tmp_path):
+    with pytest.raises(ValueError, match="unknown option 'trcae'"):
+        image_scenes.build(tmp_path / "x", n=1, trcae="grit")
+    with pytest.raises(ValueError, match="unknown preset 'quikstart'"):
+        image_scenes.build(tmp_path / "y", n=1, preset="quikstart")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # nothing written first
