@@ -65,6 +65,16 @@ def iou_histograms(out: Path) -> Path:
     return path
 
 
+def drawable(box, scale: float) -> list[float]:
+    """A model's box as PIL draws it: corners sorted (a model may write x2 < x1), scaled.
+
+    >>> drawable([30, 5, 10, 20], 2)
+    [20, 10, 60, 40]
+    """
+    x1, y1, x2, y2 = box
+    return [min(x1, x2) * scale, min(y1, y2) * scale, max(x1, x2) * scale, max(y1, y2) * scale]
+
+
 def prediction_grid(out: Path) -> Path:
     """The first held-out scenes, one row each: the truth (green) and each stage's box, one column a stage."""
     from PIL import Image, ImageDraw
@@ -92,7 +102,7 @@ def prediction_grid(out: Path) -> Path:
             d.rectangle([v * scale for v in row["boxes"][0]["box"]], outline=(0, 170, 0), width=2)
             rec = preds[name].get(row["id"])
             if rec and rec.get("boxes_pixel"):
-                d.rectangle([v * scale for v in rec["boxes_pixel"][0]], outline=COLORS[name], width=2)
+                d.rectangle(drawable(rec["boxes_pixel"][0], scale), outline=COLORS[name], width=2)
             sheet.paste(tile.crop((0, 0, cell, cell)), (pad + j * (cell + pad), y))
         draw.text((pad, y + cell + 2), question, fill="black")
     path = out / "predictions.png"

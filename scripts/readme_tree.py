@@ -26,6 +26,7 @@ NOTES = {
     "pyproject.toml": "one distribution; seven folders mapped into the `mmreason` namespace; extras",
     "scripts/setup.sh": "idempotent set-up: Debian packages, .venv, `pip install -e .[all]`",
     "benchmarks/RESULTS.md": "measured figures of every benchmark, with the machine they ran on",
+    "benchmarks/LEARNING.md": "does training change held-out behaviour? the quickstart's 3 seeds, bars met or not",
     "models/templates/qwen2_vl.jinja": "Qwen2-VL / Qwen2.5-VL chat template (written here, renders identically)",
     "models/templates/qwen3_vl.jinja": "Qwen3-VL chat template with tools and tool responses",
     "models/templates/qwen2_5_omni.jinja": "Qwen2.5-Omni chat template with audio and vision tokens",

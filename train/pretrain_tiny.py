@@ -1,21 +1,22 @@
 """`mmreason pretrain-tiny`: pretrain the project's tiny base model on its own scenes, so fine-tuning
 examples start from a model that can already look, as users' fine-tuning starts from a pretrained VLM.
 
-    mmreason pretrain-tiny --out models/tiny_base/qwen2_5_vl --steps 6000
+    mmreason pretrain-tiny --out models/tiny_base/qwen2_5_vl --steps 16000 --batch-size 8 --lr 1e-3
 
 A base-size tiny Qwen2.5-VL (`models.tiny_configs.SIZES["base"]`, random init, seed 0) is trained on
 shape scenes streamed from the `image_scenes` builder's generator (`scene_questions.q_refer`, fresh scenes
 every step, nothing written to disk). Each scene is one conversation:
 
-- box every shape, one turn each: "Locate the red circle and give its bounding box." -> ``[x1, y1, x2, y2]``
-  (original pixels; the family's frame for 112-px canvases). Asking about every shape of the same picture
-  is what makes the words matter: a model that boxes the most salient shape is wrong on all other turns;
-- then name its colour ("What colour is the circle?", when one circle is in the scene) and its shape
-  ("What shape is the red object?", when one red object is), and sometimes count ("How many shapes are
-  there?").
+- naming turns about one shape, one short answer each: its colour ("What colour is the circle?", when one
+  circle is in the scene), its shape ("What shape is the red object?", when one red object is), the part of
+  the picture it is in ("In which part of the image is the red circle?" -> "top left"), sometimes the count;
+- from a tenth of the run on, every shape boxed, one turn each: "Locate the red circle and give its
+  bounding box." -> ``[x1, y1, x2, y2]`` (original pixels; the family's frame for 112-px canvases). Asking
+  about every shape of the same picture is what makes the words matter: a model that boxes the most
+  salient shape is wrong on all other turns.
 
-Scenes start with one shape and reach 2-4 shapes by a third of the run (a curriculum: reading a position
-first, then telling objects apart). The phrasing and the answer format differ from the quickstart's task
+Scenes have one shape for the first tenth of the run, up to two until a fifth, then 1-4 (a curriculum:
+finding one object by its words, then reading its position, then telling objects apart). The phrasing and the answer format differ from the quickstart's task
 ("Where is the red circle?" -> ``{"bbox_2d": [...]}``), and the scene stream uses its own seeds, so the
 base has never seen the quickstart's held-out scenes. The question comes before the image, so each vision
 token can attend to the words naming its object.
@@ -48,29 +49,47 @@ STREAM_SEED = 1_000_003  # scene stream; the quickstart builds its splits from s
 
 
 def scene_count(frac: float) -> tuple[int, int]:
-    """Shapes per scene at a point of the run: one shape first, then up to two, then 2-4 (the last two
-    thirds)."""
-    if frac < 1 / 6:
+    """Shapes per scene at a point of the run: one shape for the first tenth, up to two until a fifth,
+    then 1-4."""
+    if frac < 0.1:
         return (1, 1)
-    if frac < 1 / 3:
+    if frac < 0.2:
         return (1, 2)
     return (1, 4)
 
 
-def _questions(rng: np.random.Generator, items, target) -> list[tuple[str, str]]:
-    """(question, answer) turns about one scene: every shape boxed once, the asked-about one first; then
-    its colour (when its shape is unique in the scene) and its shape (when its colour is), and sometimes the
-    count. The naming turns are one token each and easy: they teach the model to find an object by its
-    words long before box digits would (a loss plateau of hundreds of steps, not thousands)."""
-    order = [target] + [items[j] for j in rng.permutation(len(items)) if items[j] is not target]
-    turns = [(f"Locate the {it.label} and give its bounding box.", "[" + ", ".join(str(v) for v in it.box) + "]")
-             for it in order]
+def region_of(box, side: int) -> str:
+    """Where a box's centre lies in a 3x3 split of the canvas, in words.
+
+    >>> region_of((0, 0, 10, 10), 112), region_of((50, 50, 60, 60), 112), region_of((100, 0, 112, 10), 112)
+    ('top left', 'centre', 'top right')
+    """
+    col = min(2, int(3 * (box[0] + box[2]) / 2 / side))
+    row = min(2, int(3 * (box[1] + box[3]) / 2 / side))
+    if (row, col) == (1, 1):
+        return "centre"
+    return " ".join(w for w in (("top", "", "bottom")[row], ("left", "", "right")[col]) if w)
+
+
+def _questions(rng: np.random.Generator, items, target, frac: float, side: int) -> list[tuple[str, str]]:
+    """(question, answer) turns about one scene. Naming turns come first and are one token each: the
+    target's colour (when its shape is unique in the scene), its shape (when its colour is), the part of the
+    picture it is in (a 3x3 split), sometimes the count. Then, after the first tenth of the run, every shape
+    boxed once. The short answers teach the model to find an object by its words within a few hundred
+    steps; box digits alone leave it on a loss plateau for thousands."""
+    turns = []
     if sum(it.name == target.name for it in items) == 1:
         turns.append((f"What colour is the {target.name}?", target.color))
     if sum(it.color == target.color for it in items) == 1:
         turns.append((f"What shape is the {target.color} object?", target.name))
+    turns.append((f"In which part of the image is the {target.label}?", region_of(target.box, side)))
     if rng.random() < COUNT_SHARE:
         turns.append(("How many shapes are there?", str(len(items))))
+    turns = [turns[j] for j in rng.permutation(len(turns))]
+    if frac >= 0.1:
+        order = [target] + [items[j] for j in rng.permutation(len(items)) if items[j] is not target]
+        turns += [(f"Locate the {it.label} and give its bounding box.",
+                   "[" + ", ".join(str(v) for v in it.box) + "]") for it in order]
     return turns
 
 
@@ -84,7 +103,7 @@ def make_row(rng: np.random.Generator, frac: float, side: int = 112) -> dict:
         except Exception:  # placement ran out of room: draw another scene
             continue
     messages = []
-    for k, (question, answer) in enumerate(_questions(rng, qa.items, qa.targets[0])):
+    for k, (question, answer) in enumerate(_questions(rng, qa.items, qa.targets[0], frac, side)):
         content = [{"type": "text", "text": question}]
         if k == 0:
             content.append({"type": "image", "image": qa.image})
@@ -117,7 +136,7 @@ def learning_rate(step: int, steps: int, peak: float, warmup: int = 100) -> floa
 
 
 def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, save_every: int = 1000,
-             rope_theta: float | None = None, progress: bool = True) -> dict:
+             stop_after: int | None = None, rope_theta: float | None = None, progress: bool = True) -> dict:
     """Build the random base-size model in `out`, train it, save it there (also every `save_every` steps,
     so a stopped run keeps its progress); returns the run's record."""
     import torch
@@ -138,7 +157,8 @@ def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, sa
     rng = np.random.default_rng([STREAM_SEED, seed])
     torch.manual_seed(seed)
     losses, start, cpu0 = [], time.perf_counter(), time.process_time()
-    bar = tqdm(range(steps), desc="pretrain-tiny", disable=not progress, unit="step")
+    run_steps = min(steps, stop_after or steps)  # the schedule spans `steps`; a run may stop before its end
+    bar = tqdm(range(run_steps), desc="pretrain-tiny", disable=not progress, unit="step")
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, steps, lr)
@@ -151,13 +171,14 @@ def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, sa
         losses.append(round(loss.item(), 4))
         if step % 50 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-        if (step + 1) % save_every == 0 and step + 1 < steps:
+        if (step + 1) % save_every == 0 and step + 1 < run_steps:
             model.save_pretrained(out)
             (out / "pretrain.json").write_text(json.dumps({"steps_done": step + 1, "losses": losses}) + "\n")
     model.eval()
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    record = {"family": FAMILY, "size": "base", "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
+    record = {"family": FAMILY, "size": "base", "seed": seed, "steps": steps, "stopped_after": run_steps,
+              "batch_size": batch_size, "lr": lr,
               "rope_theta": model.config.text_config.rope_parameters["rope_theta"],
               "parameters": sum(p.numel() for p in model.parameters()),
               "wall_seconds": round(time.perf_counter() - start), "cpu_seconds": round(time.process_time() - cpu0),
@@ -169,36 +190,40 @@ def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, sa
     return record
 
 
-def write_card(out: Path, record: dict) -> None:
+def write_card(out: Path, record: dict, notes: str = "") -> None:
+    cpu = f"{record['cpu_seconds']} s CPU" if record.get("cpu_seconds") is not None else "CPU not measured"
     text = f"""# mmreason tiny base: {record['family']}, size "base"
 
 A {record['parameters']:,}-parameter Qwen2.5-VL-architecture model pretrained by mmreason itself, offline,
-so examples can fine-tune a model that already looks (nobody fine-tunes a VLM from random weights).
+so examples fine-tune a pretrained model, as users do, rather than random weights.
 
-- made by: `mmreason pretrain-tiny --out {out.as_posix()} --steps {record['steps']} --batch-size {record['batch_size']} --lr {record['lr']} --seed {record['seed']}` (rope_theta {record['rope_theta']})
+- made by: `mmreason pretrain-tiny --out {out.as_posix()} --steps {record['steps']} --stop-after {record['stopped_after']} --batch-size {record['batch_size']} --lr {record['lr']} --seed {record['seed']}` (rope_theta {record['rope_theta']})
 - data: fresh 112-px scenes of 1-4 shapes ({', '.join(COLORS)} x {', '.join(PRETRAIN_SHAPES)}) streamed from
-  the image_scenes builder's generator, stream seed {STREAM_SEED}; questions: box the named shape
-  ("Locate the red circle and give its bounding box." -> `[x1, y1, x2, y2]`), name a colour, name a shape,
-  count; one shape per scene for the first sixth of the run, up to two until a third, then 1-4
+  the image_scenes builder's generator, stream seed {STREAM_SEED}; one conversation per scene: name the
+  target's colour, its shape, the part of the picture it is in, sometimes count; from a tenth of the run on,
+  box every shape ("Locate the red circle and give its bounding box." -> `[x1, y1, x2, y2]`); one shape per
+  scene for the first tenth, up to two until a fifth, then 1-4
 - never seen: the quickstart's phrasing and answer format, and its scenes (seeds 0 and 1 of the builder)
-- cost: {record['steps']} steps of {record['batch_size']} in {record['wall_seconds']} s wall / {record['cpu_seconds']} s CPU on
+- cost: {record['stopped_after']} steps of {record['batch_size']} in {record['wall_seconds']} s wall / {cpu} on
   {record['torch_threads']} thread(s) ({record['machine']})
 - loss (assistant tokens): {record['loss_first_100']} over the first 100 steps -> {record['loss_last_100']} over the last 100
 - files: `model.safetensors` + config, the processor and tokenizer (locally trained), `pretrain.json`
   (the settings and every step's loss)
-"""
+{notes}"""
     (out / "README.md").write_text(text, encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="mmreason pretrain-tiny", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("models/tiny_base") / FAMILY, help="checkpoint folder")
-    p.add_argument("--steps", type=int, default=6000, help="optimizer steps (default 6000)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
+    p.add_argument("--steps", type=int, default=16000, help="optimizer steps of the schedule (default 16000)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rope-theta", type=float, help="override the base size's rope_theta (an ablation)")
     p.add_argument("--save-every", type=int, default=1000, help="save the weights every N steps too")
+    p.add_argument("--stop-after", type=int, help="stop after N steps of the --steps schedule (learning rate "
+                   "not yet decayed to its floor)")
     args = p.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1 or args.lr <= 0:
         p.error("--steps and --batch-size must be >= 1 and --lr > 0")
@@ -206,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(1)  # matrices this small run fastest on one thread
     record = pretrain(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      save_every=args.save_every, rope_theta=args.rope_theta)
+                      save_every=args.save_every, stop_after=args.stop_after, rope_theta=args.rope_theta)
     print(json.dumps(record, indent=2))
     print(f"wrote {args.out}")
     return 0
