@@ -129,6 +129,20 @@ def run_stage(stage: Stage, log_dir: Path) -> dict:
     return {"seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak / 2 ** 20)}
 
 
+def check_recipes(s: Settings) -> None:
+    """Both recipes load with the user's overrides, before any stage spends time (a typo in ``--sft`` must
+    not surface after the data and three evaluations)."""
+    from mmreason.config import load_recipe
+    from mmreason.errors import RecipeError
+    from mmreason.recipes import find_recipe
+
+    for name, overrides in ((SFT_RECIPE, s.sft), (GRPO_RECIPE, s.grpo)):
+        try:
+            load_recipe(find_recipe(name), [f"output_dir={s.out / 'check'}", *overrides])
+        except RecipeError as exc:
+            raise SystemExit(f"quickstart: {exc}") from None
+
+
 def run(s: Settings, *, fresh: bool = False) -> Path:
     """Run (or reuse) every stage, then write the report; returns the report's path."""
     from mmreason.quickstart.report import write_report
@@ -140,11 +154,15 @@ def run(s: Settings, *, fresh: bool = False) -> Path:
         shutil.rmtree(s.out)
     s.out.mkdir(parents=True, exist_ok=True)
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    if record.get("settings", {}).get("seed", s.seed) != s.seed:
-        raise SystemExit(f"quickstart: {s.out} holds a run with seed {record['settings']['seed']}; pass "
-                         f"--out to a new folder (or --fresh) for seed {s.seed}")
-    record["settings"] = {"n_train": s.n_train, "n_heldout": s.n_heldout, "seed": s.seed, "sft": list(s.sft),
-                          "grpo": list(s.grpo)}
+    settings = {"n_train": s.n_train, "n_heldout": s.n_heldout, "seed": s.seed, "sft": list(s.sft),
+                "grpo": list(s.grpo)}
+    changed = {k: (v, settings[k]) for k, v in record.get("settings", {}).items() if settings.get(k) != v}
+    if changed and record.get("stages"):
+        what = "; ".join(f"{k}: {old} there, {new} now" for k, (old, new) in changed.items())
+        raise SystemExit(f"quickstart: {s.out} holds a run with other settings ({what}); pass --out to a new "
+                         f"folder, or --fresh to start this one over")
+    check_recipes(s)
+    record["settings"] = settings
     plan = stages(s)
     for i, stage in enumerate(plan, 1):
         entry = record.setdefault("stages", {}).get(stage.name)

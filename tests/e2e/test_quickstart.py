@@ -77,9 +77,11 @@ def test_a_rerun_reuses_every_finished_stage(smoke_run, capsys):
     assert json.loads((smoke_run / "stages.json").read_text())["stages"] == before["stages"]
 
 
-def test_a_different_seed_in_the_same_folder_is_refused(smoke_run):
-    with pytest.raises(SystemExit, match="seed"):
+def test_other_settings_in_the_same_folder_are_refused(smoke_run):
+    with pytest.raises(SystemExit, match="seed: 0 there, 5 now"):
         main(["--out", str(smoke_run), "--smoke", "--seed", "5"])
+    with pytest.raises(SystemExit, match="n_heldout: 8 there, 9 now"):
+        main(["--out", str(smoke_run), "--n-heldout", "9"])
 
 
 @pytest.mark.slow
@@ -90,3 +92,9 @@ def test_default_run_writes_a_complete_report(tmp_path):
     assert list(tables) == list(EVAL_STAGES)
     assert all(row["n"] >= 200 for row in tables.values())
     assert all(row[c] is not None for row in tables.values() for c in ("format", "iou_one", "iou_multi"))
+
+
+def test_a_misspelled_override_stops_before_any_stage(tmp_path):
+    with pytest.raises(SystemExit, match="did you mean 'sft.lr'"):
+        main(["--out", str(tmp_path / "q"), "--smoke", "--sft", "sft.lrr=1"])
+    assert not (tmp_path / "q" / "data").exists() and not (tmp_path / "q" / "stages.json").exists()
