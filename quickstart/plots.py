@@ -10,15 +10,15 @@ from typing import Any, Mapping
 
 from mmreason.quickstart import EVAL_STAGES
 from mmreason.quickstart.results import read_jsonl
+from mmreason.train.plots import load_series
 
 COLORS = {"random": "#999999", "base": "#4c72b0", "sft": "#dd8452", "grpo": "#55a868"}
 GRID_SAMPLES = 8
 
 
 def _series(path: Path, key: str) -> tuple[list[int], list[float]]:
-    if not path.exists():
-        return [], []
-    points = [(r["step"], r[key]) for r in read_jsonl(path) if key in r and "step" in r]
+    """One metric of a run's metrics.jsonl as (steps, values), as `mmreason plot` reads it."""
+    points = load_series(path).get(key, []) if path.exists() else []
     return [p[0] for p in points], [p[1] for p in points]
 
 

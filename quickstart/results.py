@@ -5,25 +5,14 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mmreason.quickstart import EVAL_STAGES
+from mmreason.train.logging import read_jsonl
 
 COLUMNS = ("n", "format", "iou_one", "iou_multi", "wrong_object", "acc@0.5", "reward")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Records of a JSONL file; a torn last line (a killed writer) is skipped."""
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
 
 
 def shape_counts(heldout: Path) -> dict[str, int]:
