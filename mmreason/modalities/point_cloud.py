@@ -24,6 +24,7 @@ import numpy as np
 from mmreason.errors import MediaError
 from mmreason.families import Family
 from mmreason.modalities.image import load_image, resolve_media_path
+from mmreason.modalities.ply import read_ascii, read_header, truncation
 from mmreason.modalities.point_render import View, render_views, views_caption
 
 NORMALIZE_MODES = ("none", "center", "unit_sphere", "unit_cube")
@@ -114,50 +115,16 @@ class PointCloud:
 
 
 # ------------------------------------------------------------------------------------------ reading
-def _ply_truncation(path: Path) -> str | None:
-    """Why a PLY file holds fewer vertices than its header declares, or None.
-
-    Open3D fills the missing vertices of a cut PLY file and only prints a warning, so the header is
-    checked here (vertex element only; list properties make sizes unknowable, then nothing is checked).
-    """
-    sizes = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2,
-             "uint16": 2, "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4,
-             "double": 8, "float64": 8}
-    with open(path, "rb") as fh:
-        head = fh.read(65536)
-    end = head.find(b"end_header")
-    if not head.startswith(b"ply") or end < 0:
-        return None
-    body_start = head.index(b"\n", end) + 1
-    fmt, count, row, current = "", 0, 0, None
-    for line in head[:end].decode("ascii", "replace").splitlines():
-        words = line.split()
-        if words[:1] == ["format"]:
-            fmt = words[1]
-        elif words[:1] == ["element"]:
-            current = words[1]
-            if current == "vertex":
-                count = int(words[2])
-        elif words[:1] == ["property"] and current == "vertex":
-            if words[1] == "list":
-                return None
-            row += sizes.get(words[1], 0)
-    if fmt.startswith("binary"):
-        have = (path.stat().st_size - body_start) // max(row, 1)
-    else:
-        with open(path, "rb") as fh:
-            fh.seek(body_start)
-            have = sum(1 for line in fh if line.strip())
-    return f"truncated: header declares {count} points, file holds {have}" if have < count else None
-
-
 def _read_file(path: Path, sample_id: Any) -> tuple[np.ndarray, np.ndarray | None]:
     suffix = path.suffix.lower()
     if suffix in (".ply", ".pcd"):
         import open3d as o3d
 
-        if suffix == ".ply" and (reason := _ply_truncation(path)):
+        header = read_header(path) if suffix == ".ply" else None
+        if header is not None and (reason := truncation(path, header)):
             raise MediaError(path, reason, sample_id=sample_id)
+        if header is not None and header.fmt == "ascii":
+            return read_ascii(path, header, sample_id)
         pc = o3d.io.read_point_cloud(str(path), remove_nan_points=False, remove_infinite_points=False)
         xyz = np.asarray(pc.points, dtype=np.float64)
         if len(xyz) == 0:
@@ -311,9 +278,10 @@ def load_point_cloud(
 ) -> PointCloud:
     """Read a point-cloud part (a .ply/.pcd/.npy/.npz path, or an N x 3|6 array) into a :class:`PointCloud`.
 
-    Steps, in order: drop non-finite points (counted in ``dropped``; all of them -> error), apply
-    `axis_align` (4x4, raw -> scene), voxel down-sample at `voxel_size` metres, farthest-point sample to
-    `num_points` (a smaller cloud repeats points, seeded, so tensors keep their shape), then normalise:
+    Steps, in order: refuse a cloud with infinite or float32-overflowing coordinates (a corrupt file),
+    drop NaN points (counted in ``dropped``; all of them -> error), apply `axis_align` (4x4, raw ->
+    scene), voxel down-sample at `voxel_size` metres, farthest-point sample to `num_points` (a smaller
+    cloud repeats points, seeded, so tensors keep their shape), then normalise:
     ``"none"`` keeps scene metres, ``"center"`` centres the bounding box, ``"unit_sphere"`` also scales
     into the unit ball, ``"unit_cube"`` into [-1, 1]^3. Options meant for other modalities are ignored.
 
@@ -340,11 +308,18 @@ def load_point_cloud(
         xyz, rgb = _split(part_value, source, sample_id)
     total = len(xyz)
     rgb = _colours(rgb, source, sample_id)
+    # NaN marks a missing return (scanners write it) and is dropped below; an infinite coordinate, or one
+    # past float32 (what Open3D's uninitialised memory looks like), is a corrupt file: refused, not dropped.
+    broken = np.isinf(xyz).any(1) | (np.abs(np.nan_to_num(xyz)) > np.finfo(np.float32).max).any(1)
+    if broken.any():
+        first = int(np.argmax(broken))
+        raise MediaError(source, f"{int(broken.sum())} of {total} points have infinite or out-of-range "
+                         f"coordinates (first: point {first}, {xyz[first].tolist()})", sample_id=sample_id)
     keep = np.isfinite(xyz).all(1) & (np.isfinite(rgb).all(1) if rgb is not None else True)
     if total == 0:
         raise MediaError(source, "the cloud holds no points", sample_id=sample_id)
     if not keep.any():
-        raise MediaError(source, f"all {total} points are NaN or infinite", sample_id=sample_id)
+        raise MediaError(source, f"all {total} points are NaN", sample_id=sample_id)
     xyz, rgb = xyz[keep], (rgb[keep] if rgb is not None else None)
     if len(xyz) < 2:
         raise MediaError(source, "a single point is not a point cloud", sample_id=sample_id)

@@ -102,6 +102,44 @@ def test_nan_points_are_dropped_and_counted(files):
     assert np.isfinite(cloud.xyz).all()
 
 
+def _spoil_line(src, dst, vertex, text):
+    """Copy an ASCII PLY file with one vertex line replaced by `text`."""
+    lines = src.read_text().splitlines()
+    lines[lines.index("end_header") + 1 + vertex] = text
+    dst.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("line,reason", [("0.5 abc 0.1 10 20 30", "unreadable vertex data.*abc"),
+                                         ("0.5 inf 0.1 10 20 30", "infinite or out-of-range")])
+def test_ply_open3d_cannot_parse_is_refused_not_garbage(files, tmp_path, line, reason):
+    # Open3D prints "Read PLY failed" for these and still returns all vertices, the unread ones garbage.
+    d, xyz, _ = files
+    _spoil_line(d / "room_ascii.ply", tmp_path / "spoilt.ply", 40, line)
+    with pytest.raises(MediaError, match=reason) as err:
+        load_point_cloud("spoilt.ply", root=tmp_path, sample_id="scene-9")
+    assert err.value.sample_id == "scene-9" and "spoilt.ply" in str(err.value)
+    # under on_error="skip" the bad row costs only itself
+    from mmreason.modalities import load_dataset_media
+
+    (tmp_path / "good.ply").write_bytes((d / "room_ascii.ply").read_bytes())
+    rows = [{"id": i, "messages": [{"role": "user", "content": [{"type": "point_cloud", "point_cloud": f}]}]}
+            for i, f in (("a", "good.ply"), ("b", "spoilt.ply"))]
+    kept, report = load_dataset_media(rows, tmp_path, "qwen2_5_vl", on_error="skip")
+    assert [r["id"] for r, _ in kept] == ["a"] and report.skipped == 1 and "spoilt.ply" in report.errors[0]
+
+
+def test_out_of_range_coordinates_are_refused(files, tmp_path):
+    xyz = files[1][:50].copy()
+    xyz[7, 1] = 1e39  # beyond float32: what uninitialised memory reads as
+    pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz))
+    o3d.io.write_point_cloud(str(tmp_path / "wild.ply"), pc)  # binary doubles: no parse to fail
+    xyz[7, 1] = np.inf
+    np.save(tmp_path / "inf.npy", xyz)
+    for name in ("wild.ply", "inf.npy"):
+        with pytest.raises(MediaError, match=r"1 of 50 points have infinite or out-of-range.*point 7"):
+            load_point_cloud(name, root=tmp_path, sample_id="s")
+
+
 def test_axis_alignment_and_normalisation_map_boxes_back_to_metres(files):
     d, xyz, _ = files
     # The file is in a raw frame: the scene rotated 90 degrees about z and shifted; axis_align undoes it.
