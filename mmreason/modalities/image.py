@@ -12,12 +12,14 @@ The pixel budget comes from the content part (``min_pixels``/``max_pixels``), el
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -99,16 +101,21 @@ def open_image(source: ImageSource, *, sample_id: object = None) -> tuple[Image.
         elif isinstance(source, (bytes, bytearray, memoryview)):
             if len(source) == 0:
                 raise MediaError("<bytes>", "empty image data (0 bytes)", sample_id=sample_id)
-            with Image.open(io.BytesIO(bytes(source))) as handle:
+            with _no_bomb_warning(), Image.open(io.BytesIO(bytes(source))) as handle:
+                _check_size(handle, "<bytes>", sample_id)
                 handle.load()
                 img = ImageOps.exif_transpose(handle)
+        elif not isinstance(source, (str, os.PathLike)):
+            raise MediaError(repr(source)[:80], f"an image value must be a path, bytes or a PIL image, not "
+                             f"{type(source).__name__}", sample_id=sample_id)
         else:
             path = os.fspath(source)
             if not os.path.isfile(path):
                 raise MediaError(path, "image file not found", sample_id=sample_id)
             if os.path.getsize(path) == 0:
                 raise MediaError(path, "empty image file (0 bytes)", sample_id=sample_id)
-            with Image.open(path) as handle:
+            with _no_bomb_warning(), Image.open(path) as handle:
+                _check_size(handle, path, sample_id)
                 handle.load()
                 img = ImageOps.exif_transpose(handle)  # a copy, so it outlives the file handle
         return to_rgb(img), path
@@ -120,22 +127,67 @@ def open_image(source: ImageSource, *, sample_id: object = None) -> tuple[Image.
         raise MediaError(where, reason, sample_id=sample_id) from exc
 
 
+@contextlib.contextmanager
+def _no_bomb_warning() -> Iterator[None]:
+    """PIL's warning covers exactly the images `_check_size` refuses with a better message."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+def _check_size(handle: Image.Image, where: str, sample_id: object) -> None:
+    """Refuse, from the header alone, an image over PIL's pixel limit: PIL only warns up to twice that,
+    and a 12000x12000 PNG then decodes to gigabytes. Raising `PIL.Image.MAX_IMAGE_PIXELS` lets it in."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and handle.width * handle.height > limit:
+        raise MediaError(where, f"image is {handle.width}x{handle.height} = {handle.width * handle.height:,} "
+                         f"pixels, over the {int(limit):,}-pixel limit; downscale it, or raise "
+                         "PIL.Image.MAX_IMAGE_PIXELS to accept it", sample_id=sample_id)
+
+
 def image_budget(
     part: Mapping[str, Any] | None, family: str | Family | None, defaults: Mapping[str, Any] | None = None
 ) -> tuple[int, int]:
-    """(min_pixels, max_pixels): the part's keys, else the recipe's, else the family's."""
+    """(min_pixels, max_pixels): the part's keys, else the recipe's, else the family's.
+
+    A row may ask for fewer pixels than the recipe, never more: its values are bounded by the recipe's
+    `max_pixels` (else the family's), since one row's ``"min_pixels": 1e10`` would otherwise size a
+    single image to tens of gigabytes. Past that ceiling, a value that is not a whole number >= 0, or
+    min above max: `ValueError` (the loaders add the file and the sample).
+
+    >>> image_budget({"max_pixels": 50176}, "qwen2_5_vl", {"max_pixels": 200704})
+    (3136, 50176)
+    >>> image_budget({"min_pixels": 1e10}, "qwen2_5_vl")
+    Traceback (most recent call last):
+    ValueError: the part's min_pixels 10000000000 is over the ceiling of 12845056 pixels (the recipe's max_pixels, else the qwen2_5_vl processor's); lower it, or raise model.max_pixels in the recipe
+    """
     fam = _family(family)
+    recipe_max = (defaults or {}).get("max_pixels")
+    ceiling = fam.max_pixels if recipe_max is None else _pixels(recipe_max, "the recipe's max_pixels")
     out = []
     for key in ("min_pixels", "max_pixels"):
-        value = (part or {}).get(key)
+        value, owner = (part or {}).get(key), "the part's"
         if value is None:
-            value = (defaults or {}).get(key)
+            value, owner = (defaults or {}).get(key), "the recipe's"
         if value is None:
-            value = getattr(fam, key)
-        out.append(int(value))
+            value, owner = getattr(fam, key), f"the {fam.name} processor's"
+        n = _pixels(value, f"{owner} {key}")
+        if owner == "the part's" and n > ceiling:
+            raise ValueError(f"the part's {key} {n} is over the ceiling of {ceiling} pixels (the recipe's "
+                             f"max_pixels, else the {fam.name} processor's); lower it, or raise "
+                             "model.max_pixels in the recipe")
+        out.append(n)
     if out[0] > out[1]:
         raise ValueError(f"min_pixels {out[0]} exceeds max_pixels {out[1]}")
     return out[0], out[1]
+
+
+def _pixels(value: Any, what: str) -> int:
+    """A pixel count as an int; JSON may spell it 1e6 (a float), but never 2.5, a string or a bool."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value != int(value) or value < 0:
+        raise ValueError(f"{what} must be a whole number of pixels, got {value!r}")
+    return int(value)
 
 
 def load_image(
@@ -153,9 +205,13 @@ def load_image(
     ((644, 476), (640, 480))
     """
     fam = _family(family)
+    where = path or (os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<in-memory image>")
+    try:  # checked before decoding: a bad budget should not cost a decode
+        lo, hi = image_budget(None, fam, {"min_pixels": min_pixels, "max_pixels": max_pixels})
+    except ValueError as exc:
+        raise MediaError(where, str(exc), sample_id=sample_id) from None
     img, found = open_image(source, sample_id=sample_id)
-    lo, hi = image_budget({"min_pixels": min_pixels, "max_pixels": max_pixels}, fam)
-    where = path or found or "<in-memory image>"
+    where = path or found or where
     try:
         if resized_width and resized_height:
             rh, rw = smart_resize(int(resized_height), int(resized_width), factor=fam.factor,
@@ -185,7 +241,10 @@ def load_part(
     if isinstance(value, (str, os.PathLike)):
         path = str(resolve_media_path(value, root))
         value = path
-    lo, hi = image_budget(part, family, defaults)
+    try:
+        lo, hi = image_budget(part, family, defaults)
+    except ValueError as exc:
+        raise MediaError(path or f"<{kind}>", str(exc), sample_id=sample_id) from None
     return load_image(value, family, min_pixels=lo, max_pixels=hi, resized_width=part.get("resized_width"),
                       resized_height=part.get("resized_height"), sample_id=sample_id, path=path)
 

@@ -233,3 +233,29 @@ def test_overflow_that_would_leave_no_answer_is_not_cut(processor, root):
     with pytest.raises(ValueError, match="every sample in the batch exceeds"):
         collate([long_question], proc, "qwen2_vl", root=root, media_options=SMALL, max_length=40,
                 on_overflow="drop")
+
+
+@pytest.mark.parametrize("options,reason", [
+    ({"min_pixels": 1e10}, r"min_pixels 10000000000 is over the ceiling of 4096 pixels"),
+    ({"max_pixels": 10**9}, r"max_pixels 1000000000 is over the ceiling"),
+    ({"min_pixels": 2000, "max_pixels": 1000}, r"min_pixels 2000 exceeds max_pixels 1000"),
+    ({"min_pixels": "lots"}, r"min_pixels must be a whole number of pixels, got 'lots'"),
+])
+def test_a_rows_own_pixel_budget_is_bounded_by_the_recipes(processor, root, options, reason):
+    # one row asking for 1e10 pixels grew the collator to 24 GB; now it is a named error costing that row
+    proc = processor("qwen2_vl")
+    greedy = {"id": "greedy-7", "messages": [user({**img("red.png"), **options}, text("?")), said("x")]}
+    good = {"id": "good", "messages": [user(img("red.png"), text("?")), said("y")]}
+    with pytest.raises(MediaError, match=r"greedy-7.*red\.png: .*" + reason):
+        collate([good, greedy], proc, "qwen2_vl", root=root, media_options=SMALL)
+    collator = Collator(proc, "qwen2_vl", root=root, media_options=SMALL, on_error="skip")
+    assert collator([good, greedy])["ids"] == ["good"] and collator.stats.skipped_media == 1
+
+
+@pytest.mark.parametrize("value", [5, {"path": "red.png"}])
+def test_an_image_value_that_is_no_path_names_the_sample(processor, root, value):
+    proc = processor("qwen2_vl")
+    odd = {"id": "odd-3", "messages": [user({"type": "image", "image": value}, text("?")), said("x")]}
+    kind = type(value).__name__
+    with pytest.raises(MediaError, match=f"sample 'odd-3'.*must be a path, bytes or a PIL image, not {kind}"):
+        collate([odd], proc, "qwen2_vl", root=root, media_options=SMALL)

@@ -74,7 +74,7 @@ def test_budget_precedence_part_then_recipe_then_family():
     fam = FAMILIES["qwen3_vl"]
     assert image_budget({}, "qwen3_vl") == (fam.min_pixels, fam.max_pixels)
     assert image_budget({}, "qwen3_vl", {"max_pixels": 128 * 128, "min_pixels": 32 * 32}) == (1024, 16384)
-    recipe = {"max_pixels": 1, "min_pixels": 2}
+    recipe = {"max_pixels": 128 * 128, "min_pixels": 2}
     assert image_budget({"max_pixels": 64 * 64, "min_pixels": None}, "qwen3_vl", recipe) == (2, 4096)
     with pytest.raises(ValueError, match="min_pixels"):
         image_budget({"min_pixels": 10, "max_pixels": 5}, "qwen2_vl")
@@ -176,3 +176,16 @@ def test_sizes_match_qwen_vl_utils(family, size):
     theirs = fetch_image({"image": img, "min_pixels": fam.min_pixels, "max_pixels": 256 * 256},
                          image_patch_size=fam.patch_size)
     assert load_image(img, family, max_pixels=256 * 256).image.size == theirs.size
+
+
+def test_an_image_past_the_pixel_limit_is_refused_before_decoding(tmp_path):
+    # 12000 x 12000 passed with only PIL's warning (1-2 GB peak while decoding)
+    Image.new("1", (12000, 12000)).save(tmp_path / "huge.png")
+    Image.new("RGB", (32, 32)).save(tmp_path / "ok.png")
+    rows = [{"id": i, "messages": [{"role": "user", "content": [{"type": "image", "image": f}]}]}
+            for i, f in (("big-1", "huge.png"), ("fine", "ok.png"))]
+    with pytest.raises(MediaError, match=r"sample 'big-1'.*huge\.png: image is 12000x12000 = 144,000,000 "
+                                         r"pixels, over the 89,478,485-pixel limit.*MAX_IMAGE_PIXELS"):
+        load_sample_media(rows[0], tmp_path, "qwen2_vl")
+    kept, report = load_dataset_media(rows, tmp_path, "qwen2_vl", on_error="skip")
+    assert [r["id"] for r, _ in kept] == ["fine"] and report.skipped == 1
