@@ -292,10 +292,16 @@ def load_video(
 ) -> LoadedVideo:
     """Sample, decode and resize a video (a file, or a list of frame images taken at `fps`) for `family`."""
     fam = _family(family)
+    where = str(source[0]) if isinstance(source, (list, tuple)) and source else os.fspath(source) \
+        if isinstance(source, (str, os.PathLike)) else "<frame list>"
+    check_options({"fps": fps, "nframes": nframes, "video_start": video_start, "video_end": video_end,
+                   "min_frames": min_frames, "max_frames": max_frames, "min_pixels": min_pixels,
+                   "max_pixels": max_pixels, "total_pixels": total_pixels}, where, sample_id)
     if isinstance(source, (list, tuple)):
         return _load_frame_list(source, fam, fps=fps, min_pixels=min_pixels, max_pixels=max_pixels,
                                 total_pixels=total_pixels, sample_id=sample_id)
     path = os.fspath(source)
+    _refuse_still_image(path, sample_id)
     span: list[int] = []
 
     def choose(total: int, src_fps: float) -> list[int]:
@@ -349,8 +355,67 @@ def load_part(
     keys = ("fps", "nframes", "video_start", "video_end", "min_frames", "max_frames", "min_pixels",
             "max_pixels", "total_pixels")
     opts.update({k: part[k] for k in keys if part.get(k) is not None})
+    _check_ceiling(part, defaults or {}, _family(family), value if isinstance(value, str) else "<frame list>",
+                   sample_id)
     known = set(keys) | {"backend"}
     return load_video(value, family, sample_id=sample_id, **{k: v for k, v in opts.items() if k in known})
+
+
+_RULES = {"fps": "a number > 0", "total_pixels": "a number > 0", "nframes": "a whole number >= 1",
+          "min_frames": "a whole number >= 1", "max_frames": "a whole number >= 1",
+          "video_start": "a number of seconds >= 0", "video_end": "a number of seconds >= 0",
+          "min_pixels": "a whole number >= 0", "max_pixels": "a whole number >= 0"}
+
+
+def check_options(options: Mapping[str, Any], where: str, sample_id: object = None) -> None:
+    """A `MediaError` naming the file and the sample for a sampling option out of its domain: ``fps=0``
+    or ``nframes=-3`` were quietly sampled as 4 and 2 frames, a user's typo trained on as data.
+
+    >>> check_options({"fps": 0}, "clip.mp4", "v-1")
+    Traceback (most recent call last):
+    mmreason.errors.MediaError: sample 'v-1': clip.mp4: fps must be a number > 0, got 0
+    """
+    for key, value in options.items():
+        if value is None or key not in _RULES:
+            continue
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+            and math.isfinite(value)
+        rule = _RULES[key]
+        if ok and "> 0" in rule:
+            ok = value > 0
+        elif ok:
+            ok = value >= (1 if ">= 1" in rule else 0) and ("whole" not in rule or value == int(value))
+        if not ok:
+            raise MediaError(where, f"{key} must be {rule}, got {value!r}", sample_id=sample_id)
+
+
+def _check_ceiling(part: Mapping[str, Any], defaults: Mapping[str, Any], fam: Family, where: str,
+                   sample_id: object) -> None:
+    """A row's own pixel options may not exceed the recipe's (else qwen-vl-utils' defaults), as for images."""
+    f2 = fam.factor * fam.factor
+    frame_cap = defaults.get("max_pixels") or VIDEO_MAX_TOKENS * f2
+    caps = {"min_pixels": frame_cap, "max_pixels": frame_cap,
+            "total_pixels": defaults.get("total_pixels") or MODEL_SEQ_LEN * f2 * 0.9}
+    for key, cap in caps.items():
+        value = part.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > cap:
+            raise MediaError(where, f"the part's {key} {value:g} is over the ceiling of {cap:g} pixels (the "
+                             f"recipe's video budget, else qwen-vl-utils' default for {fam.name}); lower it, "
+                             "or raise the recipe's budget", sample_id=sample_id)
+
+
+def _refuse_still_image(path: str, sample_id: object) -> None:
+    """FFmpeg reads a PNG as a one-frame video, so a picture given as a video passed as two equal frames."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as handle:
+            kind, frames = handle.format, getattr(handle, "n_frames", 1)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return  # not a picture: the video decoders decide
+    if frames <= 1:
+        raise MediaError(path, f"a still {kind} image given as a video; use an image part",
+                         sample_id=sample_id)
 
 
 def _load_frame_list(frames: Sequence[Any], fam: Family, *, fps: float | None, min_pixels, max_pixels,

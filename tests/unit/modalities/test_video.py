@@ -200,3 +200,27 @@ def test_sampling_and_sizes_match_qwen_vl_utils(clips, family, options):
     ours = load_video(clips / "c30.mp4", family, backend="decord", **options)
     assert list(ours.frame.frame_indices) == list(meta["frames_indices"])
     assert tuple(ours.frames.shape) == tuple(theirs.shape)
+
+
+@pytest.mark.parametrize("options,reason", [
+    ({"fps": 0}, "fps must be a number > 0, got 0"), ({"nframes": -3}, "nframes must be a whole number >= 1"),
+    ({"fps": float("nan")}, "fps must be a number > 0"), ({"min_pixels": 1e10}, "over the ceiling"),
+    ({"total_pixels": 1e12}, "total_pixels 1e\\+12 is over the ceiling"),
+])
+def test_video_options_out_of_their_domain_are_named(clips, options, reason):
+    # fps=0 was sampled as 4 frames and nframes=-3 as 2, silently
+    rows = [{"id": i, "messages": [{"role": "user", "content": [{"type": "video", "video": "c30.mp4", **o}]}]}
+            for i, o in (("typo-1", {**SMALL, **options}), ("fine", SMALL))]
+    with pytest.raises(MediaError, match=f"sample 'typo-1'.*c30\\.mp4: .*{reason}"):
+        load_dataset_media(rows, clips, "qwen2_vl")
+    kept, report = load_dataset_media(rows, clips, "qwen2_vl", on_error="skip")
+    assert [r["id"] for r, _ in kept] == ["fine"] and report.skipped == 1
+
+
+def test_a_picture_given_as_a_video_is_refused(clips, tmp_path):
+    from PIL import Image
+
+    Image.fromarray(coded_frame(3)).save(tmp_path / "still.png")  # FFmpeg reads it as a 1-frame video
+    with pytest.raises(MediaError, match=r"sample 'v-2'.*still\.png: a still PNG image given as a video"):
+        load_part({"type": "video", "video": "still.png", **SMALL}, root=tmp_path, sample_id="v-2")
+    assert load_part({"type": "video", "video": "c30.gif", **SMALL}, root=clips).frame.num_sampled >= 4
