@@ -101,10 +101,28 @@ def row_coco(rec: dict, ctx: SampleContext, opts: dict) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- RefCOCO
+class _PlainUnpickler(pickle.Unpickler):
+    """Reads only what RefCOCO's refs hold (lists, dicts, strings, numbers): a pickle names functions to
+    call while loading, so a downloaded one may run any code. Every such name is refused, sets excepted."""
+
+    SAFE = {("builtins", "set"), ("builtins", "frozenset")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.SAFE:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it names {module}.{name}")
+
+
 def _load_refs(path: Path) -> list:
     if path.suffix in (".p", ".pkl", ".pickle"):  # the official refs(unc).p files are pickles
         with open(path, "rb") as fh:
-            return pickle.load(fh)
+            try:
+                return _PlainUnpickler(fh).load()
+            except pickle.UnpicklingError as exc:
+                raise ValueError(
+                    f"convert_refcoco: {path} is not a pickle of plain lists and dicts ({exc}); a pickle can "
+                    "run code, so only those are read. Convert the file to JSON where you trust it (json.dump "
+                    "of its pickle.load) and pass --set src=refs.json") from None
     return read_json(path)
 
 

@@ -258,3 +258,30 @@ def test_missing_media_and_cli(tmp_path):
         converters.build_coco(tmp_path / "x", n=0, src=str(src), colour="blue")
     with pytest.raises(ValueError, match="src=PATH"):
         converters.build_grit(tmp_path / "y", n=0)
+
+
+class _Opens:
+    """A pickle that, when loaded, opens (creates) a file: stands in for code a downloaded file could run."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_refcoco_pickle_that_would_run_code_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    inst = _coco(tmp_path)
+    ran = tmp_path / "code-ran"
+    with open(tmp_path / "refs(unc).p", "wb") as fh:
+        pickle.dump([{"ref_id": 0, "ann_id": 11, "split": "val", "sentences": [], "x": _Opens(ran)}], fh)
+    proc = subprocess.run([sys.executable, "-m", "mmreason", "build", "convert_refcoco", "--out",
+                           str(tmp_path / "out"), "--n", "0", "--no-progress", "--set",
+                           f"src={tmp_path / 'refs(unc).p'}", "--set", f"instances={inst}"],
+                          capture_output=True, text=True, timeout=300)
+    assert not ran.exists(), "loading the pickle ran its code"
+    assert proc.returncode == 2, proc.stderr
+    assert "refs(unc).p" in proc.stderr and "names io.open" in proc.stderr and "JSON" in proc.stderr
