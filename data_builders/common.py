@@ -37,7 +37,7 @@ import numpy as np
 from mmreason import schema
 from mmreason.data_builders import card
 from mmreason.data_builders.sharding import chunk_name, chunk_ranges, media_dir, parse_shard, sample_id, \
-    sample_rng, shard_chunks
+    sample_rng, shard_chunk_size, shard_chunks
 
 FORMAT_VERSION = 1
 DEFAULT_CHUNK_SIZE = 64
@@ -256,7 +256,10 @@ def build_dataset(
     root = Path(out_dir)
     (root / "chunks").mkdir(parents=True, exist_ok=True)
     shard = parse_shard(shard)
+    if shard[1] > 1 and shard[0] >= n:
+        raise ValueError(f"shard {shard[0]}/{shard[1]} of {n} samples holds none: use at most {n} shards")
     options = dict(options or {})
+    chunk_size = shard_chunk_size(n, chunk_size, shard[1])
     _claim_settings(root, _settings(name, n, seed, chunk_size, options))
     todo = [(s, e) for s, e in shard_chunks(n, chunk_size, shard) if not chunk_done(root, s, e)]
     total = sum(e - s for s, e in shard_chunks(n, chunk_size, shard))

@@ -1,9 +1,11 @@
 """Which samples a run builds: per-sample randomness, globally aligned chunks, and shards of chunks.
 
 The whole dataset of `n` samples is cut into chunks of `chunk_size` consecutive indices, aligned on
-multiples of `chunk_size` whatever the shard count. Shard ``i/k`` builds the chunks ``c`` with
-``c % k == i``, so k machines write exactly the files one machine would, and copying their outputs
-into one folder *is* the single-run dataset. Each sample draws from its own generator seeded by
+multiples of `chunk_size`. Shard ``i/k`` builds the chunks ``c`` with ``c % k == i``, so k machines
+write exactly the files one machine would, and copying their outputs into one folder *is* the
+single-run dataset. When `n` is under k chunks the chunks shrink to ``n // k`` samples
+(`shard_chunk_size`), so that every shard still builds its share: the files then differ from a
+one-machine run's, the rows do not. Each sample draws from its own generator seeded by
 ``(seed, index)``, so its content never depends on sharding, chunking, workers or resumption.
 """
 
@@ -67,6 +69,18 @@ def chunk_ranges(n: int, chunk_size: int) -> list[tuple[int, int]]:
     if n < 0 or chunk_size < 1:
         raise ValueError(f"need n >= 0 and chunk_size >= 1, got n={n}, chunk_size={chunk_size}")
     return [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
+
+
+def shard_chunk_size(n: int, chunk_size: int, shards: int) -> int:
+    """The chunk size a `shards`-way build of `n` samples uses: `chunk_size`, unless that would leave a
+    shard without a chunk (``--n 32 --shard 1/4`` with 64-sample chunks built nothing).
+
+    >>> shard_chunk_size(32, 64, 4), shard_chunk_size(10_000, 64, 4), shard_chunk_size(32, 64, 1)
+    (8, 64, 64)
+    """
+    if shards <= 1:
+        return chunk_size
+    return max(1, min(chunk_size, n // shards))  # floor: then n // size >= shards chunks when n >= shards
 
 
 def shard_chunks(n: int, chunk_size: int, shard: tuple[int, int] = (0, 1)) -> list[tuple[int, int]]:

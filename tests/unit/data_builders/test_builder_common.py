@@ -164,3 +164,25 @@ def test_a_rebuilt_chunk_clears_its_half_written_files(tmp_path):
     image_scenes.build(tmp_path, n=4, chunk_size=2, progress=False, **FAST)
     assert not any(p.exists() for p in junk) and other.exists()
     assert _rows(tmp_path) == want
+
+
+def _cli_build(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "mmreason", "build", "image_scenes", "--no-progress",
+                             "--set", json.dumps(FAST["qtypes"]).join(["qtypes=", ""]), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_a_shard_is_a_share_of_the_samples_whatever_n_is(tmp_path):
+    # with 64-sample chunks, --n 32 --shard 0/4 wrote all 32 rows and 1/4 wrote none, exiting 0
+    out = tmp_path / "shared"
+    for i in (0, 1):
+        proc = _cli_build("--out", str(out), "--n", "32", "--shard", f"{i}/4")
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+        assert len(_rows(out)) == 8 * (i + 1)
+    for i in (2, 3):
+        image_scenes.build(out, n=32, shard=(i, 4), progress=False, **FAST)
+    single = image_scenes.build(tmp_path / "single", n=32, progress=False, **FAST)
+    assert _rows(out) == _rows(single)
+    assert json.loads((out / "manifest.json").read_text())["complete"]
+    proc = _cli_build("--out", str(tmp_path / "few"), "--n", "3", "--shard", "3/4")
+    assert proc.wait(timeout=300) == 2 and "shard 3/4 of 3 samples holds none" in proc.stderr.read()
