@@ -186,3 +186,49 @@ def test_a_shard_is_a_share_of_the_samples_whatever_n_is(tmp_path):
     assert json.loads((out / "manifest.json").read_text())["complete"]
     proc = _cli_build("--out", str(tmp_path / "few"), "--n", "3", "--shard", "3/4")
     assert proc.wait(timeout=300) == 2 and "shard 3/4 of 3 samples holds none" in proc.stderr.read()
+
+
+def _children(pid):
+    """Pids of the worker processes `pid` spawned (multiprocessing's spawn_main), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in cmd:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_with_a_killed_build(tmp_path):
+    # SIGKILL of `mmreason build --workers 2` left both workers writing chunks 26 minutes later
+    out = tmp_path / "d"
+    proc = _cli_build("--out", str(out), "--n", "2000", "--chunk-size", "2", "--workers", "2")
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not list((out / "chunks").glob("*.json")):
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.05)
+    survivors = [w for w in workers if _alive(w)]
+    for w in survivors:  # leave nothing running whatever the outcome
+        os.kill(w, signal.SIGKILL)
+    assert not survivors, "workers outlived their killed parent"
+    written = len(list((out / "chunks").glob("*.json")))
+    time.sleep(2)
+    assert len(list((out / "chunks").glob("*.json"))) == written  # nobody writes on
