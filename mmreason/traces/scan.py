@@ -222,7 +222,17 @@ def _scan_boxes(text: str, spans_3d: list, issues: list) -> tuple[list[BoxMentio
             else:
                 issues.append((m.start(), f"box at {m.start()}: non-finite number, dropped"))
     found.sort(key=lambda b: b.start)
+    for b in found:  # kept for the rewards to score, but a cut-off or swapped box must not pass unnoticed
+        _flag_inverted(b.box, b.start, "box", issues)
     return found, spans + spans_3d
+
+
+def _flag_inverted(box: tuple, start: int, what: str, issues: list) -> None:
+    """An issue when a 2D box's second corner comes before its first on an axis (x2 < x1 or y2 < y1)."""
+    axes = [a for a, lo, hi in zip("xy", box[:2], box[2:]) if hi < lo]
+    if axes:
+        which = ", ".join(f"{a}2 < {a}1" for a in axes)
+        issues.append((start, f"{what} at {start}: inverted ({which}): corners swapped or the box cut off"))
 
 
 def _scan_points(text: str, taken_spans: list, issues: list) -> list[PointMention]:

@@ -454,7 +454,10 @@ def test_fuzz_numbers(nums, template):
     check_invariants(text, t)
     used = [float(n) for n in nums[: 1 + max(int(i) for i in re.findall(r"(?<!\{)\{(\d)\}", template))]]
     if all(map(math.isfinite, used)):
-        assert t.issues == () and len(t.boxes) + len(t.boxes_3d) + len(t.points) + len(t.manipulations) >= 1
+        inverted = tuple(f"box at {b.start}: inverted" for b in t.boxes
+                         if b.box[2] < b.box[0] or b.box[3] < b.box[1])
+        assert tuple(i.split(" (")[0] for i in t.issues) == inverted
+        assert len(t.boxes) + len(t.boxes_3d) + len(t.points) + len(t.manipulations) >= 1
     else:
         assert any("non-finite" in i for i in t.issues)
 
@@ -517,3 +520,14 @@ def test_json_fixture_is_valid():
     # the Qwen grounding example is real JSON once the fence is gone, as a model would emit it
     body = QWEN_GROUNDING.split("```json")[1].split("```")[0]
     assert len(json.loads(body)) == 3
+
+
+def test_an_inverted_box_is_an_issue_in_every_box_format():
+    # a completion cut off mid-box, or corners written in the wrong order: kept, and flagged
+    t = parse('<answer>{"bbox_2d": [50, 60, 10, 70]}</answer> <|box_start|>(5,9),(8,1)<|box_end|> '
+              "at 30, 40, 10, 20")
+    assert [b.box for b in t.boxes] == [(50, 60, 10, 70), (5, 9, 8, 1), (30, 40, 10, 20)]
+    assert t.issues == ("box at 9: inverted (x2 < x1): corners swapped or the box cut off",
+                        "box at 47: inverted (y2 < y1): corners swapped or the box cut off",
+                        "box at 86: inverted (x2 < x1, y2 < y1): corners swapped or the box cut off")
+    assert parse('{"bbox_2d": [1, 2, 1, 2]}').issues == ()  # a degenerate box is not inverted
