@@ -19,6 +19,7 @@ import inspect
 import json
 import logging
 import math
+import re
 from collections import defaultdict
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -38,7 +39,21 @@ NON_COLUMNS = frozenset({"trainer_state", "log_metric", "log_extra", "environmen
 VISION_PAIR = "<|vision_start|><|image_pad|>"
 
 
+# A UTF-16 surrogate on its own: no UTF-8 encoder, tokenizer or HTTP server accepts it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 # ----------------------------------------------------------------------------------- completions
+def readable_text(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD, so it can be tokenized or sent to a server
+    (decoding a sampled token sequence can leave half a pair).
+
+    >>> readable_text("re\\ud800d")
+    're\ufffdd'
+    """
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def completion_text(completion: object) -> str:
     """The text of one completion: a string as is; a message list joined in order (text parts only).
 
@@ -427,19 +442,39 @@ def reward_function(fn: Callable[..., list]) -> Callable[..., list]:
             if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
                 # raised by the call itself (a required option missing): a recipe bug, not model output
                 raise RecipeError(f"reward {fn.__name__!r}: {exc}") from None
-            out = _batch_failed(fn, n, kwargs)
+            out = _after_failure(fn, completions, kwargs, n)
         except Exception:
-            out = _batch_failed(fn, n, kwargs)
+            out = _after_failure(fn, completions, kwargs, n)
         return sanitize(out, n)
 
     return wrapper
 
 
-def _batch_failed(fn: Callable, n: int, kwargs: Mapping) -> list[float]:
-    log.exception("reward %s failed on a whole batch; scoring it 0", fn.__name__)
+def _after_failure(fn: Callable, completions: Sequence, kwargs: Mapping, n: int) -> list[float | None]:
+    """A batch failed: score its rows one by one, so a bad row costs that row (0), never its batch."""
+    if n <= 1:
+        _row_failed(fn, 0, n, kwargs)
+        return [0.0] * n
+    options = set(keyword_options(fn))
+    out: list[float | None] = []
+    for i in range(n):
+        # dataset columns (and traces) are per-row lists; options keep their value
+        one = {k: v[i:i + 1] if k not in options and isinstance(v, (list, tuple)) and len(v) == n else v
+               for k, v in kwargs.items()}
+        try:
+            out.extend(sanitize(fn([completions[i]], **one), 1))
+        except RecipeError:
+            raise
+        except Exception:
+            _row_failed(fn, i, n, kwargs)
+            out.append(0.0)
+    return out
+
+
+def _row_failed(fn: Callable, i: int, n: int, kwargs: Mapping) -> None:
+    log.exception("reward %s failed on row %d of a batch of %d; scoring that row 0", fn.__name__, i, n)
     if callable(kwargs.get("log_metric")):
         try:
             kwargs["log_metric"](f"{fn.__name__}/errors", 1.0)
         except Exception:
             pass
-    return [0.0] * n

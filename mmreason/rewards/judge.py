@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mmreason.errors import RecipeError
+from mmreason.rewards._common import readable_text
 
 log = logging.getLogger("mmreason.rewards.judge")
 
@@ -289,7 +290,9 @@ def _connect(path: Path):
 def cache_key(template: Template, item: JudgeItem, config: JudgeConfig) -> str:
     payload = [template.system, template.user, template.parse, item.question, item.prediction, item.reference,
                item.context, config.model_id, config.temperature, config.max_tokens, config.seed]
-    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()
+    # surrogatepass: a lone surrogate in a completion must give a key, not an error for the whole batch
+    text = json.dumps(payload, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _cache_get(path: Path | None, keys: Sequence[str]) -> dict[str, str]:
@@ -406,8 +409,9 @@ def _hf_chat(config: JudgeConfig, messages: list[dict]) -> str:
 
 
 def render_messages(template: Template, item: JudgeItem) -> list[dict]:
-    values = {"question": item.question, "prediction": item.prediction, "reference": item.reference,
-              "context": item.context}
+    # what the judge reads must be encodable: a lone surrogate becomes U+FFFD
+    values = {"question": readable_text(item.question), "prediction": readable_text(item.prediction),
+              "reference": readable_text(item.reference), "context": readable_text(item.context)}
     return [{"role": "system", "content": template.system.format(**values)},
             {"role": "user", "content": template.user.format(**values)}]
 

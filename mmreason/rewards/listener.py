@@ -21,7 +21,8 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
 
 from mmreason.errors import RecipeError
-from mmreason.rewards._common import Metrics, answer_of, mapping, question_of, reward_function, samples
+from mmreason.rewards._common import (Metrics, answer_of, mapping, question_of, readable_text, reward_function,
+                                      samples)
 from mmreason.rewards.accuracy import choice_letter, gt_letter, normalize_answer
 from mmreason.rewards.format import tags_full_match
 from mmreason.traces import Block, parse_blocks
@@ -134,12 +135,14 @@ def choice_probabilities(reasonings: Sequence[str], questions: Sequence[str],
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     sequences: list[tuple[int, list[int], int]] = []  # (sample, ids, number of option tokens)
     for i, (reasoning, question, opts) in enumerate(zip(reasonings, questions, options)):
-        user = config.prompt.format(question=question, reasoning=reasoning[-config.max_reasoning_chars:])
+        # the tokenizer rejects a lone surrogate (half a pair, as decoding can leave): read it as U+FFFD
+        user = readable_text(config.prompt.format(question=question,
+                                                  reasoning=reasoning[-config.max_reasoning_chars:]))
         prompt_ids = tokenizer.apply_chat_template([{"role": "user", "content": user}],
                                                    add_generation_prompt=True, tokenize=True,
                                                    return_dict=True)["input_ids"]
         for option in opts:
-            option_ids = tokenizer(option, add_special_tokens=False)["input_ids"] or [pad]
+            option_ids = tokenizer(readable_text(option), add_special_tokens=False)["input_ids"] or [pad]
             sequences.append((i, list(prompt_ids) + list(option_ids), len(option_ids)))
     scores: list[float] = []
     with torch.inference_mode():

@@ -243,3 +243,17 @@ def test_infigui_subgoal_from_a_judge(server, tmp_path):
     out = infigui.infigui([comp], gui=[g], coord_frame="pixel", judge=judge_cfg)
     assert out == [pytest.approx(0.1 + 0.9 * 0.34)]
     assert "I should open settings" in server.bodies[-1]["messages"][1]["content"]
+
+
+def test_a_lone_surrogate_costs_its_own_row_only(server, tmp_path):
+    # decoding sampled tokens can leave half a UTF-16 pair; the rest of the batch keeps its scores
+    judge_cfg = {"base_url": server.url, "model": "judgement", "cache_path": str(tmp_path / "s.sqlite")}
+    comps = ["<answer>red</answer>", "<answer>re\ud800d</answer>", "<answer>blue</answer>",
+             "<answer>red</answer>"]
+    out = accuracy.llm_judge(comps, answer=["red"] * 4, judge=judge_cfg, template="deepeyes")
+    assert out == [1.0, 0.0, 0.0, 1.0]
+    assert any("re\ufffdd" in json.dumps(b, ensure_ascii=False) for b in server.bodies)  # sent readable
+    # the cache took the batch too: asking again sends nothing
+    before = server.requests["judgement"]
+    assert accuracy.llm_judge(comps, answer=["red"] * 4, judge=judge_cfg, template="deepeyes") == out
+    assert server.requests["judgement"] == before

@@ -92,3 +92,27 @@ def test_local_model_judge_backend(model_dir, tmp_path):
     assert v.status in ("ok", "unparseable") and isinstance(v.reply, str)
     [again] = judge([JudgeItem("q", "a", "a")], cfg, "deepeyes")
     assert again.cached and again.reply == v.reply
+
+
+def test_a_lone_surrogate_costs_its_own_row_only(model_dir):
+    reward = bind_reward("listener", listener={"model": model_dir})
+    good = "<think>the left image is sharper</think><answer>A</answer>"
+    bad = "<think>the left \ud83d image</think><answer>A</answer>"  # half an emoji, as decoding can leave
+    together = reward([good, bad, good], answer=["A", "A", "A"])
+    assert together[0] == together[2] == pytest.approx(reward([good], answer=["A"])[0], abs=1e-5)
+    assert together[1] == pytest.approx(reward([bad.replace("\ud83d", "\ufffd")], answer=["A"])[0], abs=1e-5)
+
+
+def test_a_failing_row_costs_itself_not_its_batch():
+    from mmreason.rewards._common import reward_function
+
+    @reward_function
+    def picky(completions, *, scale: float = 1.0, **columns):
+        if any("boom" in c for c in completions):
+            raise ValueError("cannot read this completion")
+        return [scale * (c == a) for c, a in zip(completions, columns["answer"])]
+
+    seen = {}
+    out = picky(["x", "boom", "y"], answer=["x", "x", "y"], scale=2.0,
+                log_metric=lambda k, v: seen.__setitem__(k, seen.get(k, 0) + v))
+    assert out == [2.0, 0.0, 2.0] and seen == {"picky/errors": 1.0}
