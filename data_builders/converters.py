@@ -13,7 +13,8 @@ and resumption work as for the generated builders. Formats (`FORMATS`): ``coco``
 ``scanrefer``, ``scanqa`` (`converters_3d`); what those modules share is in `converters_base`.
 
 Media (``media`` option): ``link`` (default) puts a symlink to the source file under
-``media/src/<hash>.<ext>``, ``copy`` copies it there, ``absolute`` references the source file where it is.
+``media/src/<hash>.<ext>``, ``copy`` copies it there, ``absolute`` references the source file where it is
+(outside the dataset folder, so reading it back needs ``MMREASON_ALLOW_MEDIA_OUTSIDE_ROOT=1``).
 A missing media file is a `MediaError` naming the file, the sample and the source record, unless
 ``on_missing=skip`` (then the record is skipped and counted in the card). Rows keep the source's own ids
 and extra fields in ``meta``.

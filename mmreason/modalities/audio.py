@@ -148,7 +148,7 @@ def _decode(value: Any, root: Any, sample_id: Any) -> tuple[np.ndarray, int, int
     if not isinstance(value, (str, os.PathLike)):
         raise MediaError(repr(value)[:80], f"unsupported audio value of type {type(value).__name__}",
                          sample_id=sample_id)
-    path = resolve_media_path(value, root)
+    path = resolve_media_path(value, root, sample_id=sample_id)
     if not path.is_file():
         raise MediaError(path, "file not found", sample_id=sample_id)
     if path.stat().st_size == 0:

@@ -133,7 +133,9 @@ def load_screenshot(
     if on_bad_box not in ("raise", "clip"):
         raise ValueError(f"on_bad_box must be 'raise' or 'clip', got {on_bad_box!r}")
     gui = dict(gui or {})
-    value = resolve_media_path(part_value, root) if isinstance(part_value, (str, os.PathLike)) else part_value
+    value = part_value
+    if isinstance(part_value, (str, os.PathLike)):
+        value = resolve_media_path(part_value, root, sample_id=sample_id)
     image, path = open_image(value, sample_id=sample_id)
     where = path or "<in-memory screenshot>"
     width, height = image.size

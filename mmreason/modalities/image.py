@@ -27,6 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from mmreason.errors import MediaError
 from mmreason.families import Family, as_family
 from mmreason.geometry import Box, ImageFrame, clip_box, convert_box, smart_resize
+from mmreason.media_paths import resolve_media_path  # noqa: F401  (the adapters' import point)
 
 ImageSource = Any  # str | os.PathLike | bytes | PIL.Image.Image | LoadedImage
 
@@ -47,15 +48,6 @@ class LoadedImage:
     def as_parts(self, family: str | Family | None = None) -> list[dict]:
         """The content parts this media becomes in a chat (the collator's protocol): one image part."""
         return [{"type": "image", "image": self}]
-
-
-def resolve_media_path(value: str | os.PathLike, root: str | os.PathLike | None) -> Path:
-    """A part's media path, relative to the dataset root unless absolute (``file://`` accepted)."""
-    text = os.fspath(value)
-    if text.startswith("file://"):
-        text = text[len("file://"):]
-    path = Path(text)
-    return path if path.is_absolute() or root is None else Path(root) / path
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -159,7 +151,7 @@ def image_budget(
     (3136, 50176)
     >>> image_budget({"min_pixels": 1e10}, "qwen2_5_vl")
     Traceback (most recent call last):
-    ValueError: the part's min_pixels 10000000000 is over the ceiling of 12845056 pixels (the recipe's max_pixels, else the qwen2_5_vl processor's); lower it, or raise model.max_pixels in the recipe
+    ValueError: the part's min_pixels 10000000000 is over the ceiling of 12845056 pixels (the recipe's ...
     """
     fam = _family(family)
     recipe_max = (defaults or {}).get("max_pixels")
@@ -239,7 +231,7 @@ def load_part(
         return value
     path = None
     if isinstance(value, (str, os.PathLike)):
-        path = str(resolve_media_path(value, root))
+        path = str(resolve_media_path(value, root, sample_id=sample_id))
         value = path
     try:
         lo, hi = image_budget(part, family, defaults)

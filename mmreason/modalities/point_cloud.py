@@ -291,7 +291,7 @@ def load_point_cloud(
     (0.0, 0.0, 0.0, 2.0, 2.0, 2.0)
     """
     if isinstance(part_value, (str, os.PathLike)):
-        path = resolve_media_path(part_value, root)
+        path = resolve_media_path(part_value, root, sample_id=sample_id)
         if not path.is_file():
             raise MediaError(path, "file not found", sample_id=sample_id)
         if path.stat().st_size == 0:

@@ -345,9 +345,10 @@ def load_part(
     if isinstance(value, LoadedVideo):
         return value
     if isinstance(value, (list, tuple)):
-        value = [resolve_media_path(v, root) if isinstance(v, (str, os.PathLike)) else v for v in value]
+        value = [resolve_media_path(v, root, sample_id=sample_id) if isinstance(v, (str, os.PathLike)) else v
+                 for v in value]
     else:
-        value = str(resolve_media_path(value, root))
+        value = str(resolve_media_path(value, root, sample_id=sample_id))
     opts = {k: v for k, v in (defaults or {}).items() if v is not None}
     # A part's choice of sampling (fps or nframes) replaces the recipe's rather than adding to it.
     if part.get("fps") is not None or part.get("nframes") is not None:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from mmreason.errors import SchemaError
+from mmreason.media_paths import check_inside_root, outside_allowed
 from mmreason.schema.sample import (
-    CONTENT_TYPES, FIELDS, IMAGE_TYPES, OPTION_TYPES, PART_KEYS, resolve_media, validate,
+    CONTENT_TYPES, FIELDS, IMAGE_TYPES, OPTION_TYPES, PART_KEYS, media_parts, resolve_media, validate,
 )
 
 
@@ -105,6 +107,24 @@ def decode_batch(batch: Mapping[str, list]) -> dict[str, list]:
     return {k: [r[k] for r in rows] for k in batch}
 
 
+@dataclass(frozen=True)
+class _DecodeInside:
+    """`load_rows`' transform: `decode_batch`, then every media path must lie inside the dataset root
+    (`mmreason.media_paths`), checked as rows are read so a million-row dataset costs no extra pass."""
+
+    root: str
+    allow: bool | None = None
+
+    def __call__(self, batch: Mapping[str, list]) -> dict[str, list]:
+        out = decode_batch(batch)
+        if "messages" in out and not outside_allowed(self.allow):
+            for rid, messages in zip(out.get("id") or [None] * len(out["messages"]), out["messages"]):
+                for _, path in media_parts({"messages": messages}):
+                    if isinstance(path, str):
+                        check_inside_root(path, self.root, sample_id=rid, allow_outside_root=self.allow)
+        return out
+
+
 def _validated(rows: Iterable[Mapping]) -> Iterable[dict]:
     seen: dict[str, int] = {}
     for i, row in enumerate(rows):
@@ -172,10 +192,12 @@ def dataset_root(path_or_dir: str | Path) -> Path:
     return p if p.is_dir() else p.parent
 
 
-def load_rows(path_or_dir: str | Path, *, decode: bool = True, cache_dir: str | None = None):
+def load_rows(path_or_dir: str | Path, *, decode: bool = True, cache_dir: str | None = None,
+              allow_outside_root: bool | None = None):
     """Load a canonical dataset (a folder of Parquet shards or JSONL files, or one such file).
 
-    Media paths stay relative to `dataset_root(path_or_dir)`. With `decode` (default) the dataset
+    Media paths stay relative to `dataset_root(path_or_dir)`; a decoded row naming a file outside that
+    folder raises `MediaError` unless `allow_outside_root` (or ``MMREASON_ALLOW_MEDIA_OUTSIDE_ROOT=1``). With `decode` (default) the dataset
     carries a transform, so `ds[i]` and iteration give canonical rows equal to what was written;
     `decode=False` gives the raw Arrow view (JSON strings, every part key present). `to_list()` and
     `to_pandas()` bypass the transform and also give the raw view: use `list(ds)` or `decode_row`.
@@ -203,7 +225,7 @@ def load_rows(path_or_dir: str | Path, *, decode: bool = True, cache_dir: str | 
         ds = datasets.Dataset.from_list([encode_row(r) for r in rows], features=features())
     else:
         raise SchemaError(f"{p}: expected .parquet or .jsonl files, got {sorted(suffixes)}")
-    return ds.with_transform(decode_batch) if decode else ds
+    return ds.with_transform(_DecodeInside(str(dataset_root(p)), allow_outside_root)) if decode else ds
 
 
 

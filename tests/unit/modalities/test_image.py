@@ -189,3 +189,18 @@ def test_an_image_past_the_pixel_limit_is_refused_before_decoding(tmp_path):
         load_sample_media(rows[0], tmp_path, "qwen2_vl")
     kept, report = load_dataset_media(rows, tmp_path, "qwen2_vl", on_error="skip")
     assert [r["id"] for r, _ in kept] == ["fine"] and report.skipped == 1
+
+
+def test_a_part_outside_the_dataset_root_is_refused_unless_allowed(tmp_path, monkeypatch):
+    (tmp_path / "ds").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "ds" / "ok.png")
+    Image.new("RGB", (32, 32)).save(tmp_path / "private.png")
+    rows = [{"id": i, "messages": [{"role": "user", "content": [{"type": "image", "image": f}]}]}
+            for i, f in (("fine", "ok.png"), ("up-1", "../private.png"), ("abs-2", str(tmp_path / "private.png")))]
+    for row in rows[1:]:
+        with pytest.raises(MediaError, match=f"sample '{row['id']}'.*private\\.png: outside the dataset root"):
+            load_sample_media(row, tmp_path / "ds", "qwen2_vl")
+    kept, report = load_dataset_media(rows, tmp_path / "ds", "qwen2_vl", on_error="skip")
+    assert [r["id"] for r, _ in kept] == ["fine"] and report.skipped == 2
+    monkeypatch.setenv("MMREASON_ALLOW_MEDIA_OUTSIDE_ROOT", "1")
+    assert load_sample_media(rows[1], tmp_path / "ds", "qwen2_vl") is not None

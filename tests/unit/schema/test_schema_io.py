@@ -162,7 +162,42 @@ def _canonical(draw, rid):
 def test_round_trips_are_lossless(rows):
     rows = list(rows)
     with tempfile.TemporaryDirectory() as tmp:
-        S.write_parquet(rows, tmp)
-        assert list(S.load_rows(tmp, cache_dir=str(Path(tmp) / "cache"))) == rows
+        S.write_parquet(rows, tmp)  # drawn paths may point anywhere: this test is about the encoding
+        assert list(S.load_rows(tmp, cache_dir=str(Path(tmp) / "cache"), allow_outside_root=True)) == rows
         S.write_jsonl(rows, Path(tmp) / "j" / "rows.jsonl")
-        assert list(S.load_rows(Path(tmp) / "j")) == rows
+        assert list(S.load_rows(Path(tmp) / "j", allow_outside_root=True)) == rows
+
+
+def _row(rid, image):
+    return {"id": rid, "task": "grounding", "source": "s", "answer": "x", "boxes": [{"box": [1, 1, 5, 5]}],
+            "messages": [{"role": "user", "content": [{"type": "image", "image": image},
+                                                      {"type": "text", "text": "Where is it?"}]}]}
+
+
+def test_media_outside_the_dataset_root_are_refused_unless_allowed(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from mmreason.errors import MediaError
+
+    (tmp_path / "ds").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "ds" / "a.png")
+    Image.new("RGB", (32, 32)).save(tmp_path / "secret.png")  # a file beside, not inside, the dataset
+    for name, image in (("climbs", "../secret.png"), ("absolute", str(tmp_path / "secret.png"))):
+        data = tmp_path / name
+        data.mkdir()
+        (data / "a.png").write_bytes((tmp_path / "ds" / "a.png").read_bytes())
+        S.write_jsonl([_row("ok", "a.png"), _row("sneaky", image)], data / "rows.jsonl")
+        with pytest.raises(MediaError, match=r"sample 'sneaky'.*secret\.png: outside the dataset root.*"
+                                             r"allow_outside_root=True or set MMREASON_ALLOW_MEDIA_OUTSIDE_ROOT=1"):
+            list(S.load_rows(data))
+        assert len(list(S.load_rows(data, allow_outside_root=True))) == 2
+    proc = subprocess.run([sys.executable, "-m", "mmreason", "eval", "--model", "tiny:qwen2_5_vl", "--data",
+                           str(tmp_path / "climbs"), "--task", "grounding", "--out", str(tmp_path / "ev")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "sample 'sneaky'" in proc.stderr and "MMREASON_ALLOW_MEDIA_OUTSIDE_ROOT" \
+        in proc.stderr
+    monkeypatch.setenv("MMREASON_ALLOW_MEDIA_OUTSIDE_ROOT", "1")
+    assert len(list(S.load_rows(tmp_path / "climbs"))) == 2
