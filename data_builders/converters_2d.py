@@ -120,9 +120,9 @@ def _load_refs(path: Path) -> list:
                 return _PlainUnpickler(fh).load()
             except pickle.UnpicklingError as exc:
                 raise ValueError(
-                    f"convert_refcoco: {path} is not a pickle of plain lists and dicts ({exc}); a pickle can "
-                    "run code, so only those are read. Convert the file to JSON where you trust it (json.dump "
-                    "of its pickle.load) and pass --set src=refs.json") from None
+                    f"convert_refcoco: {path} is not a pickle of plain lists and dicts ({exc}); a pickle "
+                    "can run code, so only those are read. Convert the file to JSON where you trust it "
+                    "(json.dump of its pickle.load) and pass --set src=refs.json") from None
     return read_json(path)
 
 

@@ -31,7 +31,7 @@ class PlyHeader:
     elements: tuple[tuple[str, int, tuple[tuple[str, str], ...]], ...]  # (name, count, ((type, name), ...))
 
     def vertex(self) -> tuple[int, int, tuple[tuple[str, str], ...]]:
-        """(ASCII lines before the vertices, vertex count, vertex properties); a list property has type 'list'."""
+        """(ASCII lines before the vertices, vertex count, vertex properties); a list's type is 'list'."""
         before = 0
         for name, count, props in self.elements:
             if name == "vertex":
@@ -92,8 +92,8 @@ def read_ascii(path: Path, header: PlyHeader, sample_id: object) -> tuple[np.nda
         except ValueError as exc:  # numpy names the row and column that did not parse
             raise MediaError(path, f"unreadable vertex data ({exc})", sample_id=sample_id) from None
     if values.shape != (count, len(names)):
-        raise MediaError(path, f"vertex data has shape {values.shape}, header declares {count} x {len(names)}",
-                         sample_id=sample_id)
+        raise MediaError(path, f"vertex data has shape {values.shape}, header declares {count} x "
+                         f"{len(names)}", sample_id=sample_id)
     xyz = values[:, [names.index(a) for a in "xyz"]]
     for trio in _COLOUR_NAMES:
         if set(trio) <= set(names):
