@@ -3,10 +3,11 @@
     mmreason train debug/tiny_grpo grpo.max_steps=4
     accelerate launch --config_file train/accelerate/ddp.yaml -m mmreason.train.grpo RECIPE.yaml [--resume]
 
-`run` reads top to bottom: recipe -> accelerator -> rewards -> checks -> data -> `setup` (policy, checks
-against the data, reference, optimizer) -> `start` (resume or seed) -> `train`, the loop of `grpo_step`
-(roll out, score, advantages, update), logging every `grpo.logging_steps` (metrics.jsonl, and
-`grpo.log_completions` decoded completions to completions.jsonl) and checkpointing every `grpo.save_steps`.
+`run` reads top to bottom: recipe -> accelerator -> rewards -> checks (judges and listeners asked too) ->
+data -> `setup` (policy, checks against the data, reference, optimizer) -> `start` (resume or seed) ->
+`train`, the loop of `grpo_step` (roll out, score, advantages, update), logging every `grpo.logging_steps`
+(metrics.jsonl, and `grpo.log_completions` decoded completions to completions.jsonl) and checkpointing
+every `grpo.save_steps`.
 Steps on which every group's rewards are equal teach nothing; a run of them is warned about once
 (`FlatRewards`).
 Why our own loop rather than TRL's GRPOTrainer: video inputs, token-level advantages from step rewards
@@ -32,7 +33,7 @@ from mmreason.train.data import load_data, media_options
 from mmreason.train.grpo_step import StepContext, grpo_step, reduce_metrics
 from mmreason.train.logging import Progress, RunLogger
 from mmreason.train.model_setup import count_parameters, load_policy, load_reference, model_path
-from mmreason.train.preflight import check_data, check_recipe
+from mmreason.train.preflight import check_data, check_recipe, check_services
 from mmreason.train.rollout_backend import check_vllm, make_backend, push_weights
 
 log = logging.getLogger("mmreason.train")
@@ -242,6 +243,7 @@ def run(recipe: Recipe, *, resume: str | None = None, source: str = "recipe") ->
     rewards = build_rewards(recipe)
     check_recipe(recipe, rewards, world_size=accelerator.num_processes)  # before anything large loads
     check_vllm(recipe)
+    check_services(rewards)  # a real request to every judge and listener, before the data is built
     rows = load_data(recipe, accelerator=accelerator).rows
     ctx = setup(recipe, accelerator, rows, rewards)
     state, resumed = start(ctx)

@@ -1,6 +1,8 @@
 """Checks that run before the first step, so a run that cannot work fails in seconds with what to change.
 
 - the batch shape: prompts per step split over the processes, completions over the micro-batches;
+- every judge (LLM-as-judge endpoint or local model) answers a real request and every listener model
+  loads and scores, so an unreachable judge fails before step 1 instead of scoring every answer 0;
 - every reward applies to some rows (a reward that returns None for all of them is missing its column);
 - step rewards have a reward that produces steps;
 - prompts fit ``data.max_prompt_length`` with their media tokens (cutting would drop image tokens), and
@@ -68,6 +70,59 @@ def check_reward_columns(rewards: RewardSet, rows: Sequence[Mapping[str, Any]]) 
             f"missing here: {', '.join(empty) or 'none of the usual ground-truth columns'}; columns with "
             f"values: {', '.join(have)}. Add that column to the data, route the reward to the sources that "
             f"have it (rewards.route_by_source), or remove {term.spec!r} from rewards.funcs")
+
+
+def _judge_hint(config: Any, where: str, exc: Exception) -> str:
+    if config.base_url is None:
+        return (f"the local judge {config.hf_model!r} cannot answer ({type(exc).__name__}: {exc}). Set "
+                f"{where}.hf_model to a checkpoint directory of a chat model")
+    url = config.base_url.rstrip("/") + "/chat/completions"
+    text = str(exc)
+    if "HTTP 404" in text or "HTTP 405" in text:
+        fix = f"the path is wrong: {where}.base_url should be the server's API root, usually ending in /v1"
+    elif "HTTP 401" in text or "HTTP 403" in text:
+        fix = (f"the server refused the key: set {where}.api_key_env to the name of the environment variable "
+               "that holds it, and export it")
+    elif "malformed response" in text:
+        fix = f"what answers there is not an OpenAI-compatible chat server: check {where}.base_url"
+    else:
+        fix = (f"start an OpenAI-compatible server there (e.g. `vllm serve MODEL --port PORT`; "
+               f"{where}.model names the model it serves), or set {where}.base_url to where one runs")
+    return f"the judge at {url} did not answer ({text}): {fix}"
+
+
+def check_services(rewards: RewardSet) -> None:
+    """Ask every judge of the recipe's rewards one real question and run every listener once (each loads
+    once and is reused by training). Without this a dead judge only logs ``judge_failed`` while every
+    judged answer scores 0, for the whole run."""
+    from mmreason.rewards.judge import as_judge_config, ask_once
+    from mmreason.rewards.listener import as_listener_config, choice_probabilities
+
+    checked: set[str] = set()
+    for i, term in enumerate(rewards.terms):
+        where = f"rewards.funcs.{i}.kwargs"
+        judge, listener = term.kwargs.get("judge"), term.kwargs.get("listener")
+        if judge is not None:
+            config = as_judge_config(judge)
+            if config.model_id not in checked:
+                try:
+                    ask_once(config)
+                except Exception as exc:  # any failure: the run must not start
+                    hint = _judge_hint(config, f"{where}.judge", exc)
+                    raise RecipeError(f"{where}.judge ({term.name!r}): {hint}. Or remove the judge to grade "
+                                      "with the offline rule") from None
+                checked.add(config.model_id)
+        if listener is not None:
+            config = as_listener_config(listener)
+            if config.model not in checked:
+                try:
+                    choice_probabilities(["probe"], ["probe"], [["A", "B"]], config)
+                except Exception as exc:
+                    raise RecipeError(f"{where}.listener ({term.name!r}): the listener {config.model!r} "
+                                      f"cannot score ({type(exc).__name__}: {exc}); set "
+                                      f"{where}.listener.model to a checkpoint directory of a causal LM "
+                                      "or VLM") from None
+                checked.add(config.model)
 
 
 def check_step_rewards(recipe: Recipe, rewards: RewardSet) -> None:
@@ -139,7 +194,7 @@ def check_sft(recipe: Recipe, rows: Any, collator: Any) -> None:
 
 def check_recipe(recipe: Recipe, rewards: RewardSet, *, world_size: int = 1) -> int:
     """The checks that need no model or data (run first: loading a large model takes minutes);
-    returns prompts per process."""
+    returns prompts per process. `check_services` follows, asking the judges and listeners."""
     local = check_batch_shape(recipe.grpo, world_size)
     check_step_rewards(recipe, rewards)
     return local

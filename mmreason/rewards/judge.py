@@ -374,6 +374,13 @@ def chat_completion(config: JudgeConfig, messages: list[dict]) -> str:
     raise JudgeFailure(last)
 
 
+def ask_once(config: JudgeConfig) -> str:
+    """One real request to the judge (`chat_completion`, or the local model): how a trainer checks, before
+    its first step, that the judge answers. Raises what the backend raises (`JudgeFailure` for a server)."""
+    probe = [{"role": "user", "content": "Reply with the single word OK."}]
+    return chat_completion(config, probe) if config.base_url is not None else _hf_chat(config, probe)
+
+
 _HF_MODELS: dict[str, tuple[Any, Any]] = {}
 _HF_LOCK = threading.Lock()
 
