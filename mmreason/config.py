@@ -3,8 +3,9 @@
 A recipe has fixed sections — `model`, `data`, `rewards`, `tools`, `sft`, `grpo` — plus top-level
 `output_dir`, `run_name`, `report_to`, `seed`. Each section is one dataclass below; adding a field is
 one line. Unknown keys are errors (with the closest known key suggested), wrong types are errors
-naming the key, the expected type and the value. A recipe may `include:` base files (paths relative
-to itself) that it overrides, and `section.key=value` overrides from the command line win over both.
+naming the key, the expected type and the value. A recipe may `include:` base files (a path relative
+to itself, else a shipped recipe's name such as ``debug/base``) that it overrides, and
+`section.key=value` overrides from the command line win over both.
 
 >>> r = load_recipe_dict({"grpo": {"lr": "1e-6"}}, overrides=["model.lora.r=8"])
 >>> r.grpo.lr, r.model.lora.r, r.model.family
@@ -296,11 +297,25 @@ def _load_raw(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     _build_recipe(raw, str(path))
     merged: dict = {}
     for inc in includes or ():
-        inc_path = Path(inc) if Path(inc).is_absolute() else path.parent / inc
-        if not inc_path.is_file():
-            raise RecipeError(f"{path}: include: {inc!r} not found (looked for {inc_path})")
-        merged = _merge(merged, _load_raw(inc_path, (*chain, path)))
+        merged = _merge(merged, _load_raw(_include_path(inc, path), (*chain, path)))
     return _merge(merged, raw)
+
+
+def _include_path(inc: str, path: Path) -> Path:
+    """An `include:` of `path`: a file relative to it (or absolute), else a shipped recipe by name, so a
+    copied shipped recipe still finds `include: debug/base` wherever the copy lives."""
+    from importlib.resources import files  # the shipped recipes are package data of mmreason.train
+
+    local = Path(inc).expanduser() if Path(inc).expanduser().is_absolute() else path.parent / inc
+    if local.is_file():
+        return local
+    key = inc.rsplit(".", 1)[0] if inc.endswith((".yaml", ".yml")) else inc
+    parts = [p for p in key.split("/") if p]
+    shipped = files("mmreason.train").joinpath("recipes", *parts[:-1], f"{parts[-1]}.yaml") if parts else None
+    if shipped is not None and ".." not in parts and shipped.is_file():
+        return Path(str(shipped))
+    raise RecipeError(f"{path}: include: {inc!r} is neither a file next to it ({local}) nor a shipped recipe "
+                      "(named like 'debug/base'; `mmreason ls recipes` lists them)")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -465,6 +480,26 @@ def check_names(
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise RecipeError(f"{source}: data.{section}.{i}: unknown builder {ds.builder!r}{hint} "
                                   f"(known: {', '.join(sorted(builders)) or 'none'})")
+
+
+def missing_paths(recipe: Recipe) -> list[str]:
+    """The model and data paths of a recipe that do not exist (relative ones are read from the current
+    folder, as training reads them), each as ``key 'value' (what is missing)``; ``tiny:``/``base:`` models
+    and ``builder:`` data are made by the toolkit and always count as present.
+
+    >>> missing_paths(load_recipe_dict({"model": {"path": "no/such/ckpt"}, "data": {"train": ["builder:x?n=1"]}}))
+    ["model.path 'no/such/ckpt' (no such folder: a checkpoint directory, tiny:<family> or base:<family>)"]
+    """
+    out = []
+    if recipe.model.tiny_family is None and not Path(recipe.model.path).expanduser().is_dir():
+        out.append(f"model.path {recipe.model.path!r} (no such folder: a checkpoint directory, tiny:<family> "
+                   "or base:<family>)")
+    for section in ("train", "eval"):
+        for i, spec in enumerate(getattr(recipe.data, section)):
+            ds = parse_data_source(spec)
+            if ds.builder is None and not Path(spec).expanduser().exists():
+                out.append(f"data.{section}.{i} {spec!r} (no such file or folder)")
+    return out
 
 
 # ------------------------------------------------------------------------------------------- public

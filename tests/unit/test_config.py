@@ -229,7 +229,30 @@ def test_include_cycle_and_missing_include(tmp_path):
     write(tmp_path / "b.yaml", "include: a.yaml\n")
     assert "include cycle" in error_of(load_recipe, tmp_path / "a.yaml")
     msg = error_of(load_recipe, write(tmp_path / "c.yaml", "include: nowhere.yaml\n"))
-    assert "'nowhere.yaml' not found" in msg and str(tmp_path / "c.yaml") in msg
+    assert "'nowhere.yaml' is neither a file next to it" in msg and str(tmp_path / "c.yaml") in msg
+    assert "nor a shipped recipe" in msg and "debug/base" in msg
+
+
+def test_a_copied_shipped_recipe_still_finds_its_include(tmp_path):
+    """Users make recipes by copying a shipped one: `include: debug/base` resolves by name anywhere."""
+    import shutil
+    import subprocess
+    import sys
+
+    from mmreason.recipes import shipped_recipes
+
+    copy = tmp_path / "mine" / "my_grpo.yaml"
+    copy.parent.mkdir()
+    shutil.copy(shipped_recipes()["debug/tiny_grpo"], copy)
+    out = subprocess.run([sys.executable, "-m", "mmreason", "validate", str(copy)], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "path: tiny:qwen2_5_vl" in out.stdout and "max_pixels: 50176" in out.stdout  # from debug/base
+    # by name with or without the suffix; a file next to the recipe comes first
+    for name in ("debug/base", "debug/base.yaml"):
+        assert load_recipe(write(tmp_path / "n.yaml", f"include: {name}\n")).model.max_pixels == 50176
+    write(tmp_path / "debug" / "base.yaml", "model: {max_pixels: 1000}\n")
+    assert load_recipe(write(tmp_path / "n.yaml", "include: debug/base.yaml\n")).model.max_pixels == 1000
 
 
 # -------------------------------------------------------------------------------------- resolution
