@@ -26,7 +26,8 @@ from mmreason.registry import resolve_object
 
 VERBS: dict[str, str | tuple[str, str]] = {
     "ls": ("mmreason.cli:ls_main", "list rewards, tools, modalities, families, recipes or builders"),
-    "validate": ("mmreason.cli:validate_main", "check a recipe (+ key=value overrides) and print it resolved"),
+    "validate": ("mmreason.cli:validate_main",
+                 "check a recipe (+ key=value overrides), its model and data paths, and print it resolved"),
     "print-recipe": ("mmreason.cli:print_recipe_main", "print a resolved recipe as YAML, or save it with -o"),
     "tiny-model": ("mmreason.models.tiny:main", "build a tiny random model of a backbone family, offline"),
     "quickstart": ("mmreason.quickstart.pipeline:main",
@@ -181,16 +182,23 @@ def _bind_rewards(recipe: Any, source: str) -> None:
 
 
 def validate_main(argv: list[str]) -> int:
-    from mmreason.config import check_names, format_recipe, load_recipe
+    from mmreason.config import check_names, format_recipe, load_recipe, missing_paths
 
     parser = recipe_parser("mmreason validate", "Load a recipe, check every key, type and name, print it resolved.")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing unless it is invalid")
+    parser.add_argument("--skip-paths", action="store_true",
+                        help="do not check that model.path and the data paths exist (a stage makes them)")
     args = parser.parse_args(argv)
     path = find_recipe(args.recipe)
     recipe = load_recipe(path, args.overrides)
     check_names(recipe, rewards=load_registry("rewards"), tools=load_registry("tools"),
                 builders=load_registry("builders"), source=str(path))
     _bind_rewards(recipe, str(path))
+    missing = [] if args.skip_paths else missing_paths(recipe)
+    if missing:
+        raise RecipeError(f"{path}: {len(missing)} path(s) do not exist, read from {Path.cwd()}: "
+                          + "; ".join(missing) + ". Fix them (or override, e.g. model.path=DIR), or pass "
+                          "--skip-paths when an earlier stage writes them")
     if not args.quiet:
         print(f"# {path}: valid", *(f"# override {o}" for o in args.overrides), sep="\n")
         print(format_recipe(recipe), end="")

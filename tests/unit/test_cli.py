@@ -133,7 +133,8 @@ def test_ls_surfaces_a_real_import_error(fake_package, monkeypatch, capsys):
 
 @pytest.mark.parametrize("recipe", SHIPPED, ids=lambda p: p.relative_to(REPO / "train" / "recipes").as_posix())
 def test_validate_every_shipped_recipe(recipe, capsys):
-    assert cli.main(["validate", str(recipe)]) == 0, capsys.readouterr().err
+    # the method recipes name checkpoints and datasets the user fetches first; their paths are checked below
+    assert cli.main(["validate", str(recipe), "--skip-paths"]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert f"# {recipe}: valid" in out and "model:" in out
 
@@ -143,6 +144,20 @@ def test_validate_by_shipped_name_with_overrides(capsys):
     assert cli.main(["validate", name, "seed=123", "model.lora.r=4"]) == 0
     out = capsys.readouterr().out
     assert "seed: 123" in out and "# override model.lora.r=4" in out
+
+
+def test_validate_reports_a_model_or_dataset_path_that_does_not_exist(tmp_path):
+    (tmp_path / "data").mkdir()
+    out = run_cli("validate", "debug/tiny_sft", f"model.path={tmp_path / 'ckpt'}",
+                  f"data.train=[{tmp_path / 'data'}, {tmp_path / 'gone.jsonl'}]")
+    assert out.returncode == 2 and "valid" not in out.stdout and "Traceback" not in out.stderr
+    assert f"model.path '{tmp_path / 'ckpt'}' (no such folder" in out.stderr
+    assert f"data.train.1 '{tmp_path / 'gone.jsonl'}' (no such file or folder)" in out.stderr
+    assert "data.train.0" not in out.stderr and "--skip-paths" in out.stderr
+    # a method recipe whose checkpoint the user has not fetched yet: named, not "valid"
+    out = run_cli("validate", "grit/qwen2_5_vl_grpo")
+    assert out.returncode == 2 and "model.path 'checkpoints/Qwen2.5-VL-3B-Instruct'" in out.stderr
+    assert run_cli("validate", "grit/qwen2_5_vl_grpo", "--skip-paths", "-q").returncode == 0
 
 
 def test_validate_unknown_key_exits_2_naming_the_key(tmp_path):
@@ -225,3 +240,30 @@ def test_dispatch_to_verbs_reports_missing_modules_and_errors(fake_package, monk
     assert cli.main(["gone"]) == 2 and "not part of this installation" in capsys.readouterr().err
     assert cli.main(["dep"]) == 2 and "surely_not_installed_pkg_321" in capsys.readouterr().err
     assert cli.main(["noattr"]) == 2 and "does not exist" in capsys.readouterr().err
+
+
+def _one_line_error(out: subprocess.CompletedProcess, *needles: str) -> None:
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert all(n in last for n in needles), last
+
+
+def test_a_converter_without_its_source_file_is_a_one_line_error(tmp_path):
+    out = run_cli("build", "convert_screenspot", "--out", str(tmp_path / "ss"), "--n", "0",
+                  "--set", "src=screenspot_mobile.json", cwd=tmp_path)
+    _one_line_error(out, "convert_screenspot", f"src={tmp_path / 'screenspot_mobile.json'} does not exist",
+                    "--set src=PATH")
+    assert not (tmp_path / "ss").exists()
+
+
+def test_a_missing_model_or_unknown_tiny_family_is_a_one_line_error(tmp_path):
+    from mmreason.schema import write_jsonl
+
+    write_jsonl([{"id": "q0", "task": "vqa", "source": "s", "answer": "red", "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "Colour?"}]}]}], tmp_path / "d.jsonl")
+    _one_line_error(run_cli("demo", "grounded_chat", "--model", str(tmp_path / "ckpt"), "--port", "1"),
+                    "mmreason demo: error:", f"{str(tmp_path / 'ckpt')!r} is not a checkpoint directory")
+    _one_line_error(run_cli("demo", "scene_3d", "--model", "tiny:qwen9"), "unknown tiny family 'qwen9'")
+    _one_line_error(run_cli("eval", "--model", "tiny:qwen9", "--data", str(tmp_path), "--task", "vqa",
+                            "--out", str(tmp_path / "ev")), "mmreason eval: error:", "unknown tiny family")
