@@ -44,8 +44,9 @@ FORMATS: dict[str, Format] = {**converters_2d.FORMATS, **converters_gui.FORMATS,
 def _records(fmt: str, options_json: str) -> list:
     opts = json.loads(options_json)
     src = Path(opts["src"]).expanduser()
-    if not src.exists():
-        raise FileNotFoundError(f"convert_{fmt}: source {src} not found")
+    if not src.exists():  # a usage error (ValueError): `mmreason build` prints it as one line, exit 2
+        raise ValueError(f"convert_{fmt}: src={src} does not exist; give the source with --set src=PATH "
+                         f"({FORMATS[fmt].summary})")
     return FORMATS[fmt].read(src, opts)
 
 
