@@ -9,7 +9,8 @@ assistant-only labels, and a ``max_length`` that never cuts inside a media span 
 lose media tokens fails before the first step, naming it). TRL's own assistant mask and dataset
 preparation are therefore switched off. LoRA (peft) or full fine-tuning come from the recipe.
 
-Outputs under ``output_dir``: ``checkpoint-N/`` (the HF Trainer's, with the resolved ``recipe.yaml``),
+Outputs under ``output_dir``: ``checkpoint-N/`` (the HF Trainer's, with the resolved ``recipe.yaml`` and,
+written last, the ``COMPLETE`` marker GRPO checkpoints carry too: ``--resume`` takes the newest complete one),
 ``metrics.jsonl`` and ``tensorboard/``, and ``final/``: a loadable model (LoRA merged) plus processor,
 which the next stage's ``model.path`` can name; LoRA runs also keep the bare adapter in ``adapter/``.
 """
@@ -22,7 +23,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mmreason.config import Recipe, format_recipe, load_recipe
+from mmreason.errors import RecipeError
 from mmreason.recipes import find_recipe, for_training, recipe_parser
+from mmreason.train.checkpoint import COMPLETE, write_marker
 from mmreason.train.data import load_data, media_options
 from mmreason.train.model_setup import count_parameters, load_policy, model_path
 from mmreason.train.preflight import check_sft
@@ -100,11 +103,19 @@ def _callbacks(recipe: Recipe) -> list:
             if self.logger is not None and logs:
                 self.logger.log(state.global_step, logs)
 
+        def on_step_end(self, args, state, control, **kwargs):
+            # the Trainer saves over a folder of the same step (after a resume from an earlier one):
+            # its old marker must not vouch for the half-written files
+            if control.should_save and state.is_world_process_zero:
+                (Path(args.output_dir) / f"checkpoint-{state.global_step}" / COMPLETE).unlink(missing_ok=True)
+
         def on_save(self, args, state, control, **kwargs):
+            # called once the Trainer has written the whole checkpoint: the marker goes last
             if state.is_world_process_zero:
                 ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
                 if ckpt.is_dir():
                     (ckpt / "recipe.yaml").write_text(text, encoding="utf-8")
+                    write_marker(ckpt)
 
         def on_train_end(self, args, state, control, **kwargs):
             if self.logger is not None:
@@ -113,14 +124,34 @@ def _callbacks(recipe: Recipe) -> list:
     return [MMReasonCallback()]
 
 
-def _resume_arg(recipe: Recipe) -> str | bool | None:
-    resume = recipe.sft.resume
-    if resume == "auto":
-        from transformers.trainer_utils import get_last_checkpoint
+def complete_checkpoints(output_dir: str | Path) -> list[Path]:
+    """The Trainer's ``checkpoint-N`` folders under `output_dir` that carry the ``COMPLETE`` marker, oldest
+    first (a run killed while saving leaves one without it)."""
+    root = Path(output_dir)
+    found = [p for p in root.glob("checkpoint-*") if p.is_dir() and p.name[len("checkpoint-"):].isdigit()
+             and (p / COMPLETE).is_file()] if root.is_dir() else []
+    return sorted(found, key=lambda p: int(p.name[len("checkpoint-"):]))
 
-        last = get_last_checkpoint(recipe.output_dir) if Path(recipe.output_dir).is_dir() else None
-        return last  # None: nothing to resume, start fresh
-    return resume
+
+def _resume_arg(recipe: Recipe) -> str | None:
+    """The checkpoint to resume from: ``auto`` takes the newest complete one (None: start fresh); a path
+    must be a complete checkpoint."""
+    resume = recipe.sft.resume
+    if not resume:
+        return None
+    done = complete_checkpoints(recipe.output_dir if resume == "auto" else Path(resume).parent)
+    if resume == "auto":
+        partial = sorted(p.name for p in Path(recipe.output_dir).glob("checkpoint-*")
+                         if p.is_dir() and p not in done)
+        if partial:
+            log.warning("skipping %s under %s: no %s marker (the run was killed while saving)",
+                        ", ".join(partial), recipe.output_dir, COMPLETE)
+        return str(done[-1]) if done else None
+    if Path(resume) in done:
+        return resume
+    newest = f"; the newest complete one is {done[-1]}" if done else ""
+    raise RecipeError(f"sft.resume: {resume} is not a complete checkpoint (no {COMPLETE} marker: missing, or "
+                      f"the run was killed while saving it){newest}; sft.resume=auto picks it")
 
 
 def save_final(trainer: Any, processor: Any, recipe: Recipe) -> Path:
@@ -147,6 +178,7 @@ def run(recipe: Recipe, *, resume: str | None = None, source: str = "recipe") ->
     from mmreason.modalities.collate import Collator
 
     recipe = for_training(recipe, "sft", resume=resume, source=source)
+    resume_from = _resume_arg(recipe)  # a bad checkpoint fails before the model loads
     print(format_recipe(recipe), end="", flush=True)
     set_seed(recipe.seed)
     model, processor = load_policy(recipe, model_path(recipe))
@@ -159,7 +191,9 @@ def run(recipe: Recipe, *, resume: str | None = None, source: str = "recipe") ->
     trainer = SFTTrainer(model=model, args=sft_arguments(recipe), train_dataset=index_dataset(len(rows)),
                          processing_class=processor, data_collator=IndexCollator(rows.rows, collator),
                          callbacks=_callbacks(recipe))
-    trainer.train(resume_from_checkpoint=_resume_arg(recipe))
+    if resume_from is not None:
+        print(f"resuming from {resume_from}", flush=True)
+    trainer.train(resume_from_checkpoint=resume_from)
     final = save_final(trainer, processor, recipe)
     print(f"saved {final}")
     return 0

@@ -27,3 +27,49 @@ def test_sft_resume_continues_from_the_newest_checkpoint(tiny_model_dir, tmp_pat
     # each run ends with a summary record: the first run's survives, so its lines were kept, not redone
     assert [r["step"] for r in logs if "train_runtime" in r] == [2, 4]
     assert (out / "checkpoint-4").is_dir()
+
+
+def test_resume_skips_a_checkpoint_cut_short_by_a_kill(tiny_model_dir, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    for i in range(2):
+        Image.new("RGB", (56, 56), (90 * i, 100, 200)).save(tmp_path / f"{i}.png")
+    user = [{"type": "image", "image": "{}.png"}, {"type": "text", "text": "Colour?"}]
+    write_jsonl([{"id": f"r{i}", "task": "vqa", "source": "s", "messages": [
+        {"role": "user", "content": [{**user[0], "image": f"{i}.png"}, user[1]]},
+        {"role": "assistant", "content": [{"type": "text", "text": f"shade {i}"}]}]} for i in range(2)],
+        tmp_path / "data.jsonl")
+    out = tmp_path / "run"
+    base = ["train", "debug/tiny_sft", f"model.path={tiny_model_dir('qwen2_5_vl')}",
+            f"data.train=[{tmp_path}]", f"output_dir={out}", "sft.save_steps=1", "sft.logging_steps=1"]
+
+    def train(*extra):
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        return subprocess.run([sys.executable, "-m", "mmreason", *base, *extra], capture_output=True,
+                              text=True, env=env, cwd=tmp_path, timeout=600)
+
+    first = train("sft.max_steps=1")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (out / "checkpoint-1" / "COMPLETE").is_file()
+    # What SIGKILL during the save of step 2 leaves: the weights written, the Trainer's state and the
+    # optimizer not yet, no marker
+    partial = out / "checkpoint-2"
+    partial.mkdir()
+    for f in (out / "checkpoint-1").iterdir():
+        if f.suffix == ".safetensors" or f.name.endswith("config.json"):
+            shutil.copy(f, partial / f.name)
+    again = train("sft.max_steps=2", "--resume")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resuming from {out / 'checkpoint-1'}" in again.stdout
+    assert "skipping checkpoint-2" in again.stderr and "no COMPLETE marker" in again.stderr
+    assert (out / "checkpoint-2" / "COMPLETE").is_file()
+    assert (out / "checkpoint-2" / "trainer_state.json").is_file()
+    # naming the cut-short folder is refused before any work, pointing at the complete one
+    partial_again = out / "checkpoint-3"
+    partial_again.mkdir()
+    named = train("sft.max_steps=3", f"--resume={partial_again}")
+    assert named.returncode == 2 and "Traceback" not in named.stderr
+    assert "not a complete checkpoint" in named.stderr and str(out / "checkpoint-2") in named.stderr
