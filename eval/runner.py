@@ -13,6 +13,11 @@
 5. write ``results.json`` (scores, prompt, pixel budget, generation settings, model, dataset fingerprint),
    ``samples.jsonl`` (output, parsed answer, scores per sample) and print a table.
 
+Before any work the run claims ``--out`` (`claim_out`): a folder holding a run with other settings is
+refused unless ``--overwrite``; earlier results are removed and ``settings.json`` names this run. The two
+result files are written whole at the end, ``results.json`` last, so a folder without it is never a
+finished result (an interrupted run leaves none).
+
 ``--predictions samples.jsonl`` re-scores saved outputs (``{"id", "output"}`` per line, ours or anyone's)
 against the dataset without a model: change a metric, not the generations.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -207,13 +213,59 @@ def prompt_texts(prompts: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------- writing
-def write_outputs(out: Path, results: dict, records: Sequence[Mapping[str, Any]]) -> None:
+SETTINGS_FILE = "settings.json"  # the command line of the run that owns the folder, written first
+OUTPUTS = ("results.json", "samples.jsonl")  # results.json, written last, marks a finished run
+_NOT_SETTINGS = ("out", "quiet", "overwrite")
+
+
+def run_settings(args: argparse.Namespace) -> dict:
+    """What decides a run's results: its command line, paths made absolute, minus where it writes."""
+    out = {}
+    for key, value in sorted(vars(args).items()):
+        if key in ("data", "predictions") or (key == "model" and value and Path(value).exists()):
+            value = None if value is None else str(Path(value).resolve())
+        if key not in _NOT_SETTINGS:
+            out[key] = value
+    return out
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)  # a reader sees the old file or the whole new one, never a part
+
+
+def claim_out(out: Path, settings: Mapping[str, Any], *, overwrite: bool = False) -> None:
+    """Make `out` this run's before any work: a folder holding a run with other settings is refused (or,
+    with `overwrite`, replaced); the previous results are removed, so an interrupted run leaves no
+    results.json, and `settings.json` records what this run is."""
+    record = out / SETTINGS_FILE
+    held = [name for name in OUTPUTS if (out / name).exists()]
+    try:
+        old = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+    except ValueError:
+        old = {}
+    if not overwrite and (held or old is not None) and old != dict(settings):
+        if not isinstance(old, dict) or not old:
+            what = f"{', '.join(held)} of a run whose settings it does not record"
+        else:
+            diffs = [f"--{k.replace('_', '-')} {old.get(k)!r} (now {settings.get(k)!r})"
+                     for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
+            what = "a run with other settings: " + ", ".join(diffs)
+        raise RecipeError(f"--out {out} holds {what}. Pass another --out, or --overwrite to replace it")
+    if held and old == dict(settings):
+        print(f"mmreason eval: replacing the results of the same run in {out}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
-    (out / "results.json").write_text(text, encoding="utf-8")
-    with open(out / "samples.jsonl", "w", encoding="utf-8") as fh:
-        for r in records:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+    _atomic_write(record, json.dumps(dict(settings), indent=2, ensure_ascii=False) + "\n")
+
+
+def write_outputs(out: Path, results: dict, records: Sequence[Mapping[str, Any]]) -> None:
+    """samples.jsonl, then results.json: each written whole (atomic rename), the finished mark last."""
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out / "samples.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    _atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
 
 
 def print_table(results: Mapping[str, Any]) -> None:
@@ -302,6 +354,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     family = detect_family(path)
     setup = make_setup(task, args.task, family, args, rows)
     prompts = [{"id": r["id"], "messages": prompt_messages(r, task, family, setup.media)} for r in rows]
+    claim_out(Path(args.out), run_settings(args), overwrite=getattr(args, "overwrite", False))
     model, processor = load({"path": path, "dtype": args.dtype, "device": args.device})
     model.eval()
     outputs = generate(model, processor, prompts, task, setup, progress=not args.quiet)
@@ -366,6 +419,7 @@ def rescore(args: argparse.Namespace) -> dict:
     family = _prediction_family(args, predictions)
     setup = make_setup(task, args.task, family, args)
     setup = replace(setup, extra={"rescored_from": str(predictions.resolve())})
+    claim_out(Path(args.out), run_settings(args), overwrite=getattr(args, "overwrite", False))
     chosen = [by_id[p["id"]] for p in preds]
     for p, row in zip(preds, chosen):
         if not p.get("image_frames"):
@@ -425,6 +479,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
     p.add_argument("--device", help="e.g. cuda, cpu, auto (default: where loading puts it)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace what --out holds even when it is a run with other settings")
     return p
 
 

@@ -368,3 +368,37 @@ def test_task_table_binds_its_metrics():
         assert list(bound) == list(task.metrics)
         # every task reports its format rate, last, beside its metrics
         assert list(task.metrics)[-1] == "format" and task.metrics["format"].fn.endswith(":output_format")
+
+
+# ------------------------------------------------------------------------------- the output folder
+def test_a_rerun_into_an_existing_out_never_passes_for_the_earlier_result(tiny_model_dir, scenes, tmp_path,
+                                                                         capsys):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    model, out = tiny_model_dir("qwen2_5_vl"), tmp_path / "ev"
+    args = ["--model", model, "--data", scenes, "--task", "grounding", "--out", out, "--max-pixels", BUDGET,
+            "--max-new-tokens", 4, "--quiet"]
+    assert _run(*args, "--limit", 2) == 0
+    assert _read(out)[0]["samples"] == 2
+    # other settings into the same folder: refused, naming the difference; the earlier run stays whole
+    assert _run(*args, "--limit", 1) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out} holds a run with other settings: --limit 2 (now 1)" in err and "--overwrite" in err
+    assert _read(out)[0]["samples"] == 2
+    assert _run(*args, "--limit", 1, "--overwrite") == 0
+    assert _read(out)[0]["samples"] == 1 and len(_read(out)[1]) == 1
+    # the same run again, killed midway: no results.json is left to pass for a finished run
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "mmreason", "eval", *map(str, args), "--limit", "1"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while (out / "results.json").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "results.json").exists() and not (out / "samples.jsonl").exists()
+    assert json.loads((out / "settings.json").read_text())["limit"] == 1
