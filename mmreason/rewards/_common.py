@@ -333,9 +333,10 @@ def _size(value: object) -> tuple[int, int] | None:
 def image_frame(row: Mapping, image: int, coord_frame: str, *, family: str | None = None,
                 min_pixels: int | None = None, max_pixels: int | None = None) -> ImageFrame | None:
     """The frame of image ``image`` of a row, from (in order) the ``image_frames`` column
-    ``[{width, height, resized_width, resized_height}, ...]``, the ``image_sizes`` column ``[[w, h], ...]``
-    (resized size computed with ``family``'s smart_resize at the given pixel budget), or ``gui.width/height``
-    for image 0. None when the frame needed for ``coord_frame`` cannot be known."""
+    ``[{width, height, resized_width, resized_height}, ...]``, the ``image_sizes`` column ``[[w, h], ...]``,
+    the pictures of TRL's ``images`` / ``image`` column, or ``gui.width/height`` for image 0 (without
+    resized sizes, they come from ``family``'s smart_resize at the given pixel budget). None when the
+    frame needed for ``coord_frame`` cannot be known."""
     if coord_frame == "pixel":
         return ImageFrame.identity(1, 1)  # pixel -> pixel needs no sizes
     size = resized = None
@@ -348,6 +349,11 @@ def image_frame(row: Mapping, image: int, coord_frame: str, *, family: str | Non
         sizes = decode_json(row.get("image_sizes"))
         if isinstance(sizes, (list, tuple)) and 0 <= image < len(sizes):
             size = _size(sizes[image])
+    if size is None:  # TRL's image columns: the pictures themselves (PIL images or decoded dicts)
+        pictures = row.get("images")
+        pictures = pictures if isinstance(pictures, (list, tuple)) else [row.get("image")]
+        if 0 <= image < len(pictures):
+            size = _size(getattr(pictures[image], "size", None))
     if size is None and image == 0:
         gui = mapping(row.get("gui"))
         size = _size([gui.get("width"), gui.get("height")])
@@ -434,6 +440,9 @@ def reward_function(fn: Callable[..., list]) -> Callable[..., list]:
     @functools.wraps(fn)
     def wrapper(completions, **kwargs):
         n = len(completions) if isinstance(completions, (list, tuple)) else 0
+        family = kwargs.get("family")
+        if n and isinstance(family, (list, tuple)) and len(family) == n and "family" in keyword_options(fn):
+            return _per_family(wrapper, completions, kwargs, n)
         try:
             out = fn(list(completions) if n else [], **kwargs)
         except RecipeError:
@@ -450,19 +459,37 @@ def reward_function(fn: Callable[..., list]) -> Callable[..., list]:
     return wrapper
 
 
+def _subset(fn: Callable, kwargs: Mapping, idx: Sequence[int], n: int) -> dict:
+    """`kwargs` for the rows `idx`: dataset columns (and traces), per-row lists, are cut; options are kept."""
+    options = set(keyword_options(fn))
+    return {k: [v[i] for i in idx] if k not in options and isinstance(v, (list, tuple)) and len(v) == n else v
+            for k, v in kwargs.items()}
+
+
+def _per_family(scored: Callable, completions: Sequence, kwargs: Mapping, n: int) -> list[float | None]:
+    """A ``family`` column (one backbone per row, as a dataset may carry it) instead of the option: the
+    rows of each family scored together with that family."""
+    groups: dict[Any, list[int]] = defaultdict(list)
+    for i, name in enumerate(kwargs["family"]):
+        groups[name].append(i)
+    out: list[float | None] = [None] * n
+    for name, idx in groups.items():
+        cols = {k: [v[i] for i in idx] if isinstance(v, (list, tuple)) and len(v) == n else v
+                for k, v in kwargs.items() if k != "family"}
+        for i, value in zip(idx, scored([completions[i] for i in idx], family=name, **cols)):
+            out[i] = value
+    return out
+
+
 def _after_failure(fn: Callable, completions: Sequence, kwargs: Mapping, n: int) -> list[float | None]:
     """A batch failed: score its rows one by one, so a bad row costs that row (0), never its batch."""
     if n <= 1:
         _row_failed(fn, 0, n, kwargs)
         return [0.0] * n
-    options = set(keyword_options(fn))
     out: list[float | None] = []
     for i in range(n):
-        # dataset columns (and traces) are per-row lists; options keep their value
-        one = {k: v[i:i + 1] if k not in options and isinstance(v, (list, tuple)) and len(v) == n else v
-               for k, v in kwargs.items()}
         try:
-            out.extend(sanitize(fn([completions[i]], **one), 1))
+            out.extend(sanitize(fn([completions[i]], **_subset(fn, kwargs, [i], n)), 1))
         except RecipeError:
             raise
         except Exception:

@@ -62,3 +62,43 @@ def test_two_grpo_steps_with_mmreason_rewards(tiny_model_dir, tmp_path):
     assert {"deepeyes/acc", "grit/repetition"} <= logs, sorted(logs)
     changed = [n for n, p in model.named_parameters() if n in before and not p.detach().equal(before[n])]
     assert changed, "the optimiser did not move any weight"
+
+
+def test_the_readme_trl_snippet_runs_as_written(tmp_path):
+    """The README's snippet, cut from README.md and run as a script: it trains, and its box reward scores
+    the rows it was given (not None for want of a frame)."""
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("Rewards drop straight into TRL"):]
+    snippet = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    probe = ('\nbox = ["<think>a square</think><answer>{\\"bbox_2d\\": [8, 8, 40, 40]}</answer>"] * 2\n'
+             'columns = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"}\n'
+             'print("PROBE", json.dumps([f(box, **columns) for f in rewards]))\n')
+    (tmp_path / "snippet.py").write_text("import json\n" + snippet + probe, encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    probe_line = next(line for line in out.stdout.splitlines() if line.startswith("PROBE "))
+    assert json.loads(probe_line[len("PROBE "):]) == [[1.0, 1.0], [1.0, 1.0]]
+    # TRL's step log: a number, not nan: the reward applied to the rows TRL handed it
+    logged = re.findall(r"'rewards/box_iou/mean': '([^']*)'", out.stdout + out.stderr)
+    assert logged and all(float(v) == float(v) for v in logged), logged
+
+
+def test_a_family_column_scores_each_row_in_its_own_frame():
+    from mmreason.rewards import bind_reward
+
+    image = Image.new("RGB", (560, 560))
+    # the same box, written in each family's frame: 0-1000 for qwen2_vl, resized pixels for qwen2_5_vl
+    comps = ['<answer>{"bbox_2d": [143, 143, 714, 714]}</answer>',
+             '<answer>{"bbox_2d": [80, 80, 400, 400]}</answer>']
+    out = bind_reward("box_iou")(comps, image=[image, image], family=["qwen2_vl", "qwen2_5_vl"],
+                                 boxes=[[{"box": [80, 80, 400, 400]}]] * 2)
+    assert out == [pytest.approx(1.0, abs=0.01), 1.0]
