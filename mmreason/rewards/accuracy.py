@@ -149,10 +149,11 @@ def is_correct(pred: object, gt: object, *, rel_tol: float = 1e-6, use_math: boo
 
 def correctness(preds: Sequence[str | None], gts: Sequence[str | None], questions: Sequence[str], *,
                 judge_config: object = None, template: str = "equivalence", metrics: Metrics | None = None,
-                rule=is_correct) -> list[float | None]:
+                rule=is_correct, attempts: int = 1) -> list[float | None]:
     """Score many answers at once: a judge when configured (batched, cached), else ``rule``.
 
     None where the ground truth is missing; 0.0 for a missing prediction or an unusable judgement.
+    ``attempts``: how often the judge is asked while its reply is unparseable (the method's own count).
     """
     config = as_judge_config(judge_config)
     out: list[float | None] = [None if gt is None else 0.0 for gt in gts]
@@ -161,7 +162,8 @@ def correctness(preds: Sequence[str | None], gts: Sequence[str | None], question
         for i in todo:
             out[i] = 1.0 if guarded(rule, preds[i], gts[i], default=False, metrics=metrics) else 0.0
         return out
-    verdicts = judge([JudgeItem(questions[i], preds[i], gts[i]) for i in todo], config, template)
+    verdicts = judge([JudgeItem(questions[i], preds[i], gts[i]) for i in todo], config, template,
+                     attempts=attempts)
     for i, v in zip(todo, verdicts):
         out[i] = v.score if v.score is not None else 0.0
     if metrics is not None and verdicts:

@@ -13,14 +13,29 @@ Branches (routed on the ``data_source`` column, else ``source``; ``routes`` over
   the last ``</think>``; no ``\\boxed{}`` -> acc 0, fmt -1; more than one -> fmt -1; acc by math-verify,
   then the judge; no tool bonus.
 
+Judge asks per item while the reply is unparseable (``judge_attempts``, None = the branch's own): 8 on
+``common`` (the geoguessr branch's retry loop), 1 elsewhere (the code scores such a reply 0).
 A row whose source has no route scores ``default_branch`` (None = not applicable). ``judge=None`` grades
 with the offline rule (exact match / option letter / number / math-verify). Tool evidence: returned images
 counted in the decoded text or as image parts of tool turns in a message list (``tool_evidence="images"``,
 the code's rule), or valid ``<tool_call>``s (``"calls"``, for rollouts whose images are not in the text).
 Deviation: ``\\boxed{}`` content is read with nested braces (the code's regex stops at the first ``}``).
+
+``variant="verl"`` scores as the DeepEyes recipe of github.com/volcengine/verl (recipe/deepeyes/deepeyes.py)
+instead, on every row whatever its source: ``0.8·acc + 0.2·fmt + 1.2·tool``; the answer is the FIRST closed
+``<answer>…</answer>`` after the last ``</think>``; without one, fmt = -1 and the recipe's fallback text is
+judged (after the last ``</tool_response>`` + ``assistant`` line, else the text after ``</think>`` less tool
+blocks and role words, else the whole completion); fmt = -1 also for ``#<think> != #</think>`` or
+``#<answer> != #</answer>`` after the last ``</think>`` (no vision-token check); an answer of >= 1,000
+characters forces acc 0 and fmt -1; ``tool = 1[acc > 0.5 and a <tool_call>…</tool_call> or
+<tool_response>…</tool_response> in the text]``; the judge template is ``deepeyes_verl`` (CORRECT/INCORRECT).
+Deviation: where the judge request fails, the recipe returns 0 for the whole row; here acc is 0 and fmt
+still counts.
 """
 
 from __future__ import annotations
+
+import re
 
 from mmreason import traces
 from mmreason.errors import RecipeError
@@ -33,7 +48,12 @@ from mmreason.rewards.accuracy import correctness, is_correct, math_equal, norma
 ROUTES = {"vstar": "main", "vl_agent": "main", "chart": "main", "geoguessr": "common",
           "thinklite_eureka": "math", "xince": "math"}
 BRANCHES = ("main", "common", "math")
-TEMPLATES = {"main": "deepeyes", "common": "equivalence", "math": "equivalence"}
+TEMPLATES = {"main": "deepeyes", "common": "equivalence", "math": "equivalence", "verl": "deepeyes_verl"}
+ATTEMPTS = {"main": 1, "common": 8, "math": 1, "verl": 1}  # asks while the judge's reply is unparseable
+VARIANTS = ("code", "verl")
+_VERL_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_VERL_AFTER_TOOL = re.compile(r"</tool_response>\s*assistant\s*\n(.*?)$", re.DOTALL | re.MULTILINE)
+_VERL_TOOL = re.compile(r"<tool_call>.*?</tool_call>|<tool_response>.*?</tool_response>", re.DOTALL)
 
 
 def _after_think(text: str) -> str:
@@ -72,6 +92,35 @@ def _prepare(branch: str, sample: Sample, max_chars: int) -> tuple[str | None, b
     return answer, error, False
 
 
+def _prepare_verl(text: str, max_chars: int) -> tuple[str | None, bool, bool]:
+    """The verl recipe's answer and format error (module docstring).
+
+    >>> _prepare_verl("<think>a</think><answer>red</answer><answer>blue</answer>", 1000)
+    ('red', False, False)
+    >>> _prepare_verl("<think>a</think>red", 1000)
+    ('red', True, False)
+    """
+    tail = _after_think(text)
+    error = text.count("<think>") != text.count("</think>") or tail.count("<answer>") != tail.count("</answer>")
+    found = _VERL_ANSWER.search(tail)
+    if found:
+        answer = found.group(1).strip()
+    else:
+        error = True
+        after_tool = _VERL_AFTER_TOOL.search(tail)
+        if after_tool:
+            answer = after_tool.group(1).strip()
+        elif "</think>" in text:
+            answer = re.sub(r"\b(user|assistant)\b", "", _VERL_TOOL.sub("", tail)).strip()
+        else:
+            answer = text.strip()
+    if not answer:
+        error, answer = True, text.strip()
+    if len(answer) >= max_chars:
+        return None, True, True
+    return answer, error, False
+
+
 def _math_rule(pred: str, gt: str) -> bool:
     eq = math_equal(pred, gt)
     return eq if eq is not None else normalize_answer(pred) == normalize_answer(gt)
@@ -80,7 +129,7 @@ def _math_rule(pred: str, gt: str) -> bool:
 @reward_function
 def deepeyes(completions, *, judge: object = None, routes: dict | None = None,
              default_branch: str | None = None, max_answer_chars: int = 1000, tool_evidence: str = "images",
-             **columns):
+             variant: str = "code", judge_attempts: int | None = None, **columns):
     """DeepEyes: ``0.8·acc + 0.2·fmt + 1.2·tool`` routed by ``data_source`` (math: ``1.2·acc + 0.4·fmt``).
 
     Rules in the module docstring; logs ``deepeyes/{acc,fmt,tool}`` and the branch shares.
@@ -99,21 +148,31 @@ def deepeyes(completions, *, judge: object = None, routes: dict | None = None,
         raise RecipeError(f"deepeyes: tool_evidence must be 'images' or 'calls', got {tool_evidence!r}")
     if max_answer_chars < 1:
         raise RecipeError("deepeyes: max_answer_chars must be >= 1")
+    if variant not in VARIANTS:
+        raise RecipeError(f"deepeyes: variant must be one of {VARIANTS}, got {variant!r}")
+    if judge_attempts is not None and (isinstance(judge_attempts, bool) or not isinstance(judge_attempts, int)
+                                       or judge_attempts < 1):
+        raise RecipeError(f"deepeyes: judge_attempts must be an integer >= 1 or None, got {judge_attempts!r}")
     metrics = Metrics("deepeyes")
     batch = samples(completions, columns)
     rows = [s.row for s in batch]
-    branches = [table.get(source_of(r), default_branch) for r in rows]
-    prepared = [_prepare(b, s, max_answer_chars) if b else (None, False, True)
-                for b, s in zip(branches, batch)]
+    if variant == "verl":
+        branches = ["verl"] * len(rows)
+        prepared = [_prepare_verl(s.text, max_answer_chars) for s in batch]
+    else:
+        branches = [table.get(source_of(r), default_branch) for r in rows]
+        prepared = [_prepare(b, s, max_answer_chars) if b else (None, False, True)
+                    for b, s in zip(branches, batch)]
     gts = [answer_of(r) for r in rows]
     questions = [question_of(r) for r in rows]
 
     acc = [0.0] * len(rows)
-    for branch in BRANCHES:
+    for branch in (*BRANCHES, "verl"):
         idx = [i for i, b in enumerate(branches) if b == branch and not prepared[i][2] and gts[i] is not None]
         if not idx:
             continue
         preds = [prepared[i][0] for i in idx]
+        attempts = judge_attempts or ATTEMPTS[branch]
         if branch == "math":
             # math-verify first; only its misses go to the judge (or fail, without one)
             first = correctness(preds, [gts[i] for i in idx], [questions[i] for i in idx], rule=_math_rule,
@@ -122,14 +181,14 @@ def deepeyes(completions, *, judge: object = None, routes: dict | None = None,
             if judge is not None and miss:
                 second = correctness([preds[k] for k in miss], [gts[idx[k]] for k in miss],
                                      [questions[idx[k]] for k in miss], judge_config=judge,
-                                     template=TEMPLATES[branch], metrics=metrics)
+                                     template=TEMPLATES[branch], metrics=metrics, attempts=attempts)
                 for k, s in zip(miss, second):
                     first[k] = s
             scores = first
         else:
             scores = correctness(preds, [gts[i] for i in idx], [questions[i] for i in idx],
                                  judge_config=judge, template=TEMPLATES[branch], metrics=metrics,
-                                 rule=is_correct)
+                                 rule=is_correct, attempts=attempts)
         for i, s in zip(idx, scores):
             acc[i] = s or 0.0
 
@@ -145,8 +204,12 @@ def deepeyes(completions, *, judge: object = None, routes: dict | None = None,
         if branch == "math":
             out.append(1.2 * acc[i] + 0.4 * fmt)
             continue
-        evidence = returned_images(sample.completion) if tool_evidence == "images" else \
-            sum(call.error is None for call in sample.trace.tool_calls)
+        if branch == "verl":
+            evidence = int(bool(_VERL_TOOL.search(sample.text)))
+        elif tool_evidence == "images":
+            evidence = returned_images(sample.completion)
+        else:
+            evidence = sum(call.error is None for call in sample.trace.tool_calls)
         tool = 1.0 if evidence > 0 and acc[i] > 0.5 else 0.0
         metrics.add("tool", tool)
         metrics.add("tool_used", float(evidence > 0))

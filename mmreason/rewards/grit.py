@@ -8,10 +8,13 @@ source); ``r_ans = s_GPT + 0.1·BLEU-1`` on the ``<answer>`` content.
 
 Code (``grpo-gr/rewards.py`` + trainer), the sum of six functions, each exposed on its own too:
 
-1. :func:`grit_gpt_score`   judge score of the first ``<answer>`` content, binarised (> 0 -> 1) as the
-   trainer does; 0 for OVDEval rows (source containing "ovd");
+1. :func:`grit_gpt_score`   judge score of the text between the first ``<answer>`` and the ``</answer>``
+   after it, binarised (> 0 -> 1) as the trainer does; 0 without an ``<answer>`` (a stray ``</answer>``
+   opens nothing) and for OVDEval rows (source containing "ovd"), which are never sent to the judge; an
+   unparseable judge reply is asked again, 3 asks in all (``judge_attempts``), as the code's loop does;
 2. :func:`grit_bleu`        0.1·BLEU-1 of everything after the first ``<answer>`` (so a trailing
    ``</answer>`` contributes the token "answer", as in the code), lower-cased, non-alphanumerics -> space;
+   0 without an ``<answer>``;
 3. :func:`grit_answer_format` 0.5·(1[<answer> present] + 1[exactly once]) / 2;
 4. :func:`grit_repetition`  ``0.5·(s_tok − (1 − s_word))`` from immediately repeated 8-grams of words and of
    token ids (ids cut at the pad id 151643); 0.5 when too short to compare;
@@ -43,6 +46,7 @@ from mmreason.rewards.accuracy import correctness, parse_number
 VARIANTS = ("paper", "code")
 NGRAM = 8
 PAD_TOKEN_ID = 151643  # Qwen2.5's <|endoftext|>, GRIT's padding id
+JUDGE_ATTEMPTS = 3  # grpo-gr/rewards.py gpt_score_reward: `while tempt < 3` around the call and the parse
 
 
 def grit_boxes(trace, before: int | None = None) -> int:
@@ -86,9 +90,20 @@ def bleu1(prediction: str, reference: str) -> float:
     return brevity * clipped / len(hyp)
 
 
-def _after_first_answer(text: str, trace) -> str | None:
-    answers = trace.blocks_of("answer")
-    return text[answers[0].start + len("<answer>"):] if answers else None
+def _after_first_answer(text: str) -> str | None:
+    """Everything after the first literal ``<answer>``, None without one. Read off the raw text as the code
+    does (``split('<answer>', 1)``): the parser's blocks would also open an answer at a stray ``</answer>``.
+
+    >>> _after_first_answer("</answer> 7") is None, _after_first_answer("a </answer> b <answer>7</answer>")
+    (True, '7</answer>')
+    """
+    return text.split("<answer>", 1)[1] if "<answer>" in text else None
+
+
+def _code_answer(text: str) -> str | None:
+    """What the code's judge reads: from the first ``<answer>`` to the next ``</answer>`` (or the end)."""
+    after = _after_first_answer(text)
+    return None if after is None else after.split("</answer>")[0].strip()
 
 
 def repetition_score(text: str, ids) -> float:
@@ -129,17 +144,18 @@ def think_rethink_score(text: str) -> float:
     return score / 5 * 0.5
 
 
-def _judge_scores(texts, traces_, rows, judge, template, metrics, *, first_block: bool):
-    preds = []
-    for trace in traces_:
-        if first_block:  # the code judges the first <answer> content; the paper, the answer
-            blocks = trace.blocks_of("answer")
-            preds.append(blocks[0].text.strip() if blocks else None)
-        else:
-            preds.append(trace.answer)
+def is_ovd(row) -> bool:
+    return "ovd" in source_of(row).lower()
+
+
+def _judge_scores(texts, traces_, rows, judge, template, metrics, *, code: bool, attempts: int):
+    if code:  # the code judges the first <answer> content and never asks about OVDEval rows
+        preds = [None if is_ovd(row) else _code_answer(text) for text, row in zip(texts, rows)]
+    else:
+        preds = [trace.answer for trace in traces_]
     gts = [answer_of(r) for r in rows]
     scores = correctness(preds, gts, [question_of(r) for r in rows], judge_config=judge, template=template,
-                         metrics=metrics)
+                         metrics=metrics, attempts=attempts)
     return [None if s is None else float(s > 0) for s in scores]  # the trainer binarises: any score > 0 -> 1
 
 
@@ -148,23 +164,22 @@ def _prepare(completions, columns):
     return [s.text for s in batch], [s.trace for s in batch], [s.row for s in batch]
 
 
-def _code_terms(texts, traces_, rows, judge, template, metrics, only: str | None = None):
+def _code_terms(texts, traces_, rows, judge, template, metrics, only: str | None = None, attempts: int = 3):
     """The six code terms per row; ``only`` computes one of them (the others are left out)."""
 
     def want(key: str) -> bool:
         return only is None or only == key
 
-    gpt = _judge_scores(texts, traces_, rows, judge, template, metrics, first_block=True) \
+    gpt = _judge_scores(texts, traces_, rows, judge, template, metrics, code=True, attempts=attempts) \
         if want("gpt") else []
     counting_batch = bool(rows) and is_counting(rows[0])
     out = []
     for i, (text, trace, row) in enumerate(zip(texts, traces_, rows)):
-        after = _after_first_answer(text, trace)
+        after = _after_first_answer(text)
         gt = answer_of(row)
         terms = {}
         if want("gpt"):
-            ovd = "ovd" in source_of(row).lower()
-            terms["gpt"] = 0.0 if ovd or after is None else (gpt[i] or 0.0)
+            terms["gpt"] = gpt[i] or 0.0
         if want("bleu"):
             usable = after is not None and gt
             terms["bleu"] = 0.1 * guarded(bleu1, after, gt, metrics=metrics) if usable else 0.0
@@ -187,8 +202,8 @@ def _code_terms(texts, traces_, rows, judge, template, metrics, only: str | None
     return out
 
 
-def _paper_terms(texts, traces_, rows, judge, template, metrics):
-    gpt = _judge_scores(texts, traces_, rows, judge, template, metrics, first_block=False)
+def _paper_terms(texts, traces_, rows, judge, template, metrics, attempts):
+    gpt = _judge_scores(texts, traces_, rows, judge, template, metrics, code=False, attempts=attempts)
     out = []
     for i, (trace, row) in enumerate(zip(traces_, rows)):
         counts = {}
@@ -210,21 +225,24 @@ def _paper_terms(texts, traces_, rows, judge, template, metrics):
     return out
 
 
-def _grit_terms(completions, columns, variant, judge, template, metrics, only=None):
+def _grit_terms(completions, columns, variant, judge, template, metrics, only=None, attempts=JUDGE_ATTEMPTS):
     if variant not in VARIANTS:
         raise RecipeError(f"grit: variant must be one of {VARIANTS}, got {variant!r}")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise RecipeError(f"grit: judge_attempts must be an integer >= 1, got {attempts!r}")
     texts, traces_, rows = _prepare(completions, columns)
     if variant == "code":
-        return _code_terms(texts, traces_, rows, judge, template, metrics, only)
-    return _paper_terms(texts, traces_, rows, judge, template, metrics)
+        return _code_terms(texts, traces_, rows, judge, template, metrics, only, attempts)
+    return _paper_terms(texts, traces_, rows, judge, template, metrics, attempts)
 
 
 @reward_function
 def grit(completions, *, variant: str = "code", judge: object = None, template: str = "grit_proofread",
-         **columns):
+         judge_attempts: int = JUDGE_ATTEMPTS, **columns):
     """GRIT's total reward, as the paper (``variant="paper"``) or the released code (``"code"``) sums it.
 
-    Terms in the module docstring; each is logged as ``grit/<term>``.
+    Terms in the module docstring; each is logged as ``grit/<term>``. ``judge_attempts``: asks per item
+    while the judge's reply is unparseable (the code's 3). No answer-length guard: GRIT has none.
 
     >>> c = ("<think>two cups 10, 20, 30, 40 and 50, 60, 70, 80</think><rethink>so 2</rethink>"
     ...      "<answer>2</answer>")
@@ -232,7 +250,7 @@ def grit(completions, *, variant: str = "code", judge: object = None, template: 
     [3.1]
     """
     metrics = Metrics("grit")
-    terms = _grit_terms(completions, columns, variant, judge, template, metrics)
+    terms = _grit_terms(completions, columns, variant, judge, template, metrics, attempts=judge_attempts)
     out = []
     for t in terms:
         for k, v in t.items():
@@ -242,18 +260,19 @@ def grit(completions, *, variant: str = "code", judge: object = None, template: 
     return out
 
 
-def _one_term(name, key, completions, columns, judge=None, template="grit_proofread"):
+def _one_term(name, key, completions, columns, judge=None, template="grit_proofread", attempts=JUDGE_ATTEMPTS):
     metrics = Metrics(name)
-    terms = _grit_terms(completions, columns, "code", judge, template, metrics, only=key)
+    terms = _grit_terms(completions, columns, "code", judge, template, metrics, only=key, attempts=attempts)
     out = [t[key] for t in terms]
     metrics.emit(columns.get("log_metric"))
     return out
 
 
 @reward_function
-def grit_gpt_score(completions, *, judge: object = None, template: str = "grit_proofread", **columns):
-    """GRIT code term 1: binarised judge score of the first ``<answer>`` (0 for OVDEval rows)."""
-    return _one_term("grit_gpt_score", "gpt", completions, columns, judge, template)
+def grit_gpt_score(completions, *, judge: object = None, template: str = "grit_proofread",
+                   judge_attempts: int = JUDGE_ATTEMPTS, **columns):
+    """GRIT code term 1: binarised judge score of the first ``<answer>`` (0, unasked, for OVDEval rows)."""
+    return _one_term("grit_gpt_score", "gpt", completions, columns, judge, template, judge_attempts)
 
 
 @reward_function

@@ -9,9 +9,11 @@ The judge never raises on model output or on a failing server: every item gets a
 whose ``status`` says what happened. The rule for a score is
 
 - ``ok``           the reply was parsed; ``score`` is in [0, 1];
-- ``too_long``     the prediction exceeded ``max_answer_chars``: score 0 without asking (DeepEyes'
-                   1,000-character guard against judge hacking);
-- ``unparseable``  the server answered but the reply fits no rule of the template: score None;
+- ``too_long``     the prediction exceeded ``max_answer_chars``: score 0 without asking (off unless the
+                   config sets it; DeepEyes' 1,000-character guard lives in its reward, GRIT has none);
+- ``unparseable``  the server answered but no reply fits a rule of the template, after ``attempts``
+                   asks (a method's own count: GRIT's code asks 3 times, DeepEyes' geoguessr branch 8):
+                   score None. Only parsed replies are cached, so a later call asks again;
 - ``failed``       timeout, network error, HTTP error or a malformed response body after the
                    retries: score None.
 
@@ -33,7 +35,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -103,6 +105,21 @@ TEMPLATES: dict[str, Template] = {
         ),
         parse="judgement_01",
     ),
+    # verl's DeepEyes recipe (recipe/deepeyes/deepeyes.py): strict equivalence, two examples, one word
+    # CORRECT/INCORRECT (the recipe asks at temperature 0.1: set it in the judge config).
+    "deepeyes_verl": Template(
+        system=("You judge whether a model's answer means the same as a standard answer to a question. Be "
+                "strict: it is correct only if it carries the full meaning of the standard answer. Reply "
+                "with a single word, CORRECT or INCORRECT, and nothing else."),
+        user=(
+            "Judge the model's answer.\n\nExample:\n[Question]: Is the mug white or black?\n"
+            "[Standard Answer]: The mug is white.\n[Model's Answer]: white\n[Your Judgement]: CORRECT\n\n"
+            "Example:\n[Question]: Is the car both red and parked?\n[Standard Answer]: Yes, it is red and "
+            "parked.\n[Model's Answer]: No.\n[Your Judgement]: INCORRECT\n\nTask:\n[Question]: {question}\n"
+            "[Standard Answer]: {reference}\n[Model's Answer]: {prediction}\n[Your Judgement]:"
+        ),
+        parse="correct_incorrect",
+    ),
     # GRIT: "proofread" the answer against the standard one and give a graded score in [0, 1].
     "grit_proofread": Template(
         system="You are a careful grader.",
@@ -153,6 +170,15 @@ def _parse_judgement_01(text: str) -> float | None:
     return {"1": 1.0, "0": 0.0}.get(text)
 
 
+def _parse_correct_incorrect(text: str) -> float | None:
+    # the verl recipe's rule: the word CORRECT (any case) wins, else INCORRECT; \b keeps them apart
+    if re.search(r"\bcorrect\b", text, flags=re.IGNORECASE):
+        return 1.0
+    if re.search(r"\bincorrect\b", text, flags=re.IGNORECASE):
+        return 0.0
+    return None
+
+
 def _parse_grit_score(text: str) -> float | None:
     # GRIT's rule: lower-case, drop punctuation except '.', take the five characters after the last
     # "score", keep digits and dots, read a float. Clamped to [0, 1].
@@ -177,6 +203,7 @@ def _parse_score_10(text: str) -> float | None:
 PARSERS = {
     "true_false": _parse_true_false,
     "judgement_01": _parse_judgement_01,
+    "correct_incorrect": _parse_correct_incorrect,
     "grit_score": _parse_grit_score,
     "score_10": _parse_score_10,
 }
@@ -206,7 +233,8 @@ class JudgeConfig:
 
     ``api_key_env`` names an environment variable holding the key (keys never go in recipes).
     ``cache_path=None`` uses ``$MMREASON_CACHE_DIR/judge.sqlite`` (default ``~/.cache/mmreason``);
-    ``cache_path=""`` disables the cache.
+    ``cache_path=""`` disables the cache. ``max_answer_chars`` (None: no guard) scores a longer prediction 0
+    without asking; a method that has such a guard sets it in its reward, not here.
     """
 
     base_url: str | None = None
@@ -221,7 +249,7 @@ class JudgeConfig:
     backoff: float = 0.5
     max_workers: int = 8
     cache_path: str | None = None
-    max_answer_chars: int = 1000
+    max_answer_chars: int | None = None
 
     def __post_init__(self):
         if (self.base_url is None) == (self.hf_model is None):
@@ -229,6 +257,8 @@ class JudgeConfig:
                               "(local checkpoint)")
         if self.timeout <= 0 or self.retries < 0 or self.max_workers < 1:
             raise RecipeError("judge: timeout must be > 0, retries >= 0, max_workers >= 1")
+        if self.max_answer_chars is not None and self.max_answer_chars < 1:
+            raise RecipeError("judge: max_answer_chars must be >= 1 or None (no guard)")
 
     @property
     def model_id(self) -> str:
@@ -424,18 +454,26 @@ def render_messages(template: Template, item: JudgeItem) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------------------- entry
-def judge(items: Sequence[JudgeItem], config: JudgeConfig,
-          template: str | Template = "equivalence") -> list[Verdict]:
+def judge(items: Sequence[JudgeItem], config: JudgeConfig, template: str | Template = "equivalence", *,
+          attempts: int = 1, max_answer_chars: int | None = None) -> list[Verdict]:
     """Grade every item; one verdict per item, in order, never raising.
 
-    >>> judge([JudgeItem("q", "x" * 2000, "y")], JudgeConfig(base_url="http://127.0.0.1:9/v1"))[0].status
+    An unparseable reply is asked again, up to ``attempts`` asks in all (each re-ask with the seed moved
+    on by one, so a seeded server can sample another reply). ``max_answer_chars`` (else the config's)
+    scores a longer prediction 0 without asking.
+
+    >>> judge([JudgeItem("q", "x" * 2000, "y")], JudgeConfig(base_url="http://127.0.0.1:9/v1"),
+    ...       max_answer_chars=1000)[0].status
     'too_long'
     """
+    if attempts < 1:
+        raise RecipeError(f"judge: attempts must be >= 1, got {attempts}")
     tpl = TEMPLATES[template] if isinstance(template, str) else template
+    limit = max_answer_chars if max_answer_chars is not None else config.max_answer_chars
     verdicts: list[Verdict | None] = [None] * len(items)
     keys: dict[int, str] = {}
     for i, item in enumerate(items):
-        if len(item.prediction) > config.max_answer_chars:
+        if limit is not None and len(item.prediction) > limit:
             verdicts[i] = Verdict(0.0, "too_long")
         else:
             keys[i] = cache_key(tpl, item, config)
@@ -443,34 +481,45 @@ def judge(items: Sequence[JudgeItem], config: JudgeConfig,
     hits = _cache_get(path, sorted(set(keys.values())))
     todo: dict[str, list[int]] = {}
     for i, key in keys.items():
-        if key in hits:
-            verdicts[i] = _verdict(hits[key], tpl, cached=True)
+        cached = _verdict(hits[key], tpl, cached=True) if key in hits else None
+        if cached is not None and cached.status == "ok":  # an unparseable reply cached earlier is asked again
+            verdicts[i] = cached
         else:
             todo.setdefault(key, []).append(i)
 
     chat = chat_completion if config.base_url is not None else _hf_chat
 
-    def ask(key: str) -> tuple[str, str | None, str]:
+    def ask(key: str, attempt: int) -> tuple[str, str | None, str]:
+        moved = replace(config, seed=config.seed + attempt) if attempt and config.seed is not None else config
         try:
-            return key, chat(config, render_messages(tpl, items[todo[key][0]])), ""
+            return key, chat(moved, render_messages(tpl, items[todo[key][0]])), ""
         except JudgeFailure as exc:
             return key, None, str(exc)
         except Exception as exc:  # a backend bug must not stop training
             return key, None, f"{type(exc).__name__}: {exc}"
 
+    fresh = []
+    pending = list(todo)
     workers = min(config.max_workers, max(1, len(todo)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(ask, list(todo)))
-    fresh = []
-    for key, reply, error in results:
-        if reply is None:
-            log.warning("judge request failed: %s", error)
-            verdict = Verdict(None, "failed", error)
-        else:
-            verdict = _verdict(reply, tpl, cached=False)
-            fresh.append((key, reply))
-        for i in todo[key]:
-            verdicts[i] = verdict
+        for attempt in range(attempts):
+            again = []
+            for key, reply, error in pool.map(lambda k: ask(k, attempt), pending):
+                if reply is None:  # transport failures were retried by the backend already
+                    log.warning("judge request failed: %s", error)
+                    verdict = Verdict(None, "failed", error)
+                else:
+                    verdict = _verdict(reply, tpl, cached=False)
+                    if verdict.status == "ok":
+                        fresh.append((key, reply))
+                    elif attempt + 1 < attempts:
+                        again.append(key)
+                        continue
+                for i in todo[key]:
+                    verdicts[i] = verdict
+            pending = again
+            if not pending:
+                break
     _cache_put(path, fresh)
     return [v if v is not None else Verdict(None, "failed") for v in verdicts]
 

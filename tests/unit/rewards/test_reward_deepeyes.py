@@ -71,3 +71,35 @@ def test_metrics_are_logged():
     D.deepeyes([TOOL_RIGHT, "<answer>no</answer>"], answer=["red", "red"], data_source=["vstar"] * 2,
                log_metric=lambda k, v: seen.__setitem__(k, v))
     assert seen["deepeyes/acc"] == 0.5 and seen["deepeyes/tool"] == 0.5 and seen["deepeyes/fmt"] == 0.0
+
+
+IMG = "<|vision_start|><|image_pad|><|vision_end|>"
+CALL = '<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [1, 2, 40, 50]}}</tool_call>'
+
+
+@pytest.mark.parametrize("completion,expected,code", [
+    # the FIRST answer is judged (the released code judges the last one)
+    ("<think>a</think><answer>red</answer><answer>blue</answer>", 0.8, 0.0),
+    # a missing answer is a format error, and the text after </think> is judged (the code judges the whole
+    # completion, without a format error)
+    ("<think>a</think>red", 0.6, 0.0),
+    # tool use read from the call text, with no returned image in the decoded text
+    (f"<think>a</think>{CALL}<think>b</think><answer>red</answer>", 2.0, 0.8),
+    # and a returned image without any call text is no tool use for the recipe
+    (f"<think>a</think>{IMG}<think>b</think><answer>red</answer>", 0.8, 2.0),
+    # the 1,000-character guard: acc 0 and a format error
+    ("<answer>" + "red " * 260 + "</answer>", -0.2, -0.2),
+])
+def test_verl_recipe_variant(completion, expected, code):
+    kw = {"answer": ["red"], "data_source": ["vstar"]}
+    assert D.deepeyes([completion], variant="verl", **kw) == [pytest.approx(expected)]
+    assert D.deepeyes([completion], **kw) == [pytest.approx(code)]
+
+
+def test_verl_variant_scores_every_source_and_bad_options_fail():
+    out = D.deepeyes(["<answer>4</answer>"], variant="verl", answer=["4"], data_source=["unrouted"])
+    assert out == [pytest.approx(0.8)]
+    with pytest.raises(RecipeError, match="variant"):
+        D.deepeyes(["x"], variant="paper", answer=["4"])
+    with pytest.raises(RecipeError, match="judge_attempts"):
+        D.deepeyes(["x"], judge_attempts=0, answer=["4"])

@@ -114,3 +114,16 @@ def test_ovd_rows_get_no_gpt_term_and_bad_variant_fails():
 def test_decimal_boxes_do_not_count_as_grit_boxes():
     text = "<think>at 1.5, 2.5, 3.5, 4.5</think><rethink>r</rethink><answer>x"
     assert G.grit_grounded_format([text], answer=["x"]) == [0.0]
+
+
+def test_a_stray_closing_answer_tag_opens_no_answer():
+    # The code reads the answer off the literal text: split('<answer>', 1). With no '<answer>' at all, both
+    # the judge term and BLEU are 0 (the judge is not even asked); with a stray '</answer>' before the real
+    # '<answer>', the real one is what is read.
+    stray = "</answer> 7"
+    assert G.grit_bleu([stray], answer=["7"]) == [0.0]
+    assert G.grit_gpt_score([stray], answer=["7"]) == [0.0]  # offline rule: no answer, nothing to match
+    late = "x 7 </answer> y <answer>7</answer>"
+    assert G.grit_bleu([late], answer=["7"]) == [pytest.approx(0.05)]  # "7 answer" vs "7"
+    assert G.grit_gpt_score([late], answer=["7"]) == [1.0]
+    assert G.grit_gpt_score(["no tags 7 </answer>"], answer=["x 7 </answer>"]) == [0.0]

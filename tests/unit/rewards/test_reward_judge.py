@@ -20,6 +20,7 @@ class ChatServer(ThreadingHTTPServer):
     def __init__(self):
         super().__init__(("127.0.0.1", 0), Handler)
         self.requests = Counter()
+        self.per_prompt = Counter()
         self.bodies = []
         self.headers_seen = []
         self.lock = threading.Lock()
@@ -54,6 +55,8 @@ class Handler(BaseHTTPRequestHandler):
             server.bodies.append(body)
             server.headers_seen.append(dict(self.headers))
             count = server.requests[model]
+            server.per_prompt[model, body["messages"][-1]["content"]] += 1
+            asked = server.per_prompt[model, body["messages"][-1]["content"]]
         prompt = body["messages"][-1]["content"]
         if self.path != "/v1/chat/completions":
             return self._send(404, b"no such path")
@@ -63,6 +66,14 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, b"<html>not a completion</html>")
         if model == "flaky" and count == 1:
             return self._send(500, b"overloaded")
+        garbage = {"garbage_once": 1, "garbage_7": 7}.get(model)
+        if garbage is not None:  # a judge that rambles the first times it sees a question, then answers
+            valid = "## Equivalence Judgement\n" + ("TRUE" if _grade(prompt) == "1" else "FALSE")
+            content = "let me think about it" if asked <= garbage else valid
+            if "Model's answer:" in prompt:  # GRIT's template wants a score
+                content = "hmm" if asked <= garbage else "{score: 1}"
+            payload = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+            return self._send(200, json.dumps(payload).encode())
         replies = {
             "judgement": "Judgement: " + _grade(prompt),
             "flaky": "Judgement: " + _grade(prompt),
@@ -157,9 +168,59 @@ def test_unreachable_server_and_length_guard(tmp_path, server):
     [v] = judge([JudgeItem("q", "a", "a")], config)
     assert v.status == "failed"
     before = sum(server.requests.values())
-    [v] = judge([JudgeItem("q", "x" * 1001, "a")], cfg(server, "judgement", tmp_path))
+    [v] = judge([JudgeItem("q", "x" * 1001, "a")], cfg(server, "judgement", tmp_path, max_answer_chars=1000))
     assert (v.status, v.score) == ("too_long", 0.0)
     assert sum(server.requests.values()) == before
+
+
+# ---------------------------------------------------- rewards against their sources: the judge's part
+def test_an_unparseable_reply_is_asked_again_as_each_method_does(server, tmp_path):
+    # GRIT's code asks up to 3 times; the first reply is garbage, the second a score
+    judge_cfg = cfg(server, "garbage_once", tmp_path)
+    assert grit.grit_gpt_score(["<answer>five</answer>"], answer=["5"], judge=judge_cfg) == [1.0]
+    assert server.per_prompt["garbage_once", server.bodies[-1]["messages"][-1]["content"]] == 2
+    # DeepEyes' geoguessr branch asks up to 8 times: 7 garbage replies, then TRUE
+    eq = cfg(server, "garbage_7", tmp_path)
+    out = deepeyes.deepeyes(["<think>x</think><answer>Paris</answer>"], answer=["paris"],
+                            data_source=["geoguessr"], judge=eq)
+    assert out == [pytest.approx(0.8)]
+    # a seeded judge gets another seed on each re-ask, so it can sample another reply
+    seeds = [b["seed"] for b in server.bodies if b["model"] == "garbage_7"]
+    assert seeds == list(range(8))
+
+
+def test_an_unparseable_reply_is_not_cached(server, tmp_path):
+    config = cfg(server, "garbage_once", tmp_path)
+    item = JudgeItem("Which city?", "Rome", "rome")
+    [first] = judge([item], config)  # one ask only: the garbage stands for this call
+    assert first.status == "unparseable"
+    [second] = judge([item], config)  # not a cached 0 for the rest of the run: asked again
+    assert (second.status, second.score, second.cached) == ("ok", 1.0, False)
+    [third] = judge([item], config)
+    assert third.cached and third.score == 1.0
+
+
+def test_the_length_guard_is_deepeyes_own_not_every_judges(server, tmp_path):
+    long_answer = "five " * 240  # 1,200 characters
+    grader = cfg(server, "grader", tmp_path)
+    before = server.requests["grader"]
+    # GRIT has no length guard: the answer is judged (0.3 -> binarised to 1)
+    assert grit.grit_gpt_score([f"<answer>{long_answer}</answer>"], answer=["5"], judge=grader) == [1.0]
+    assert server.requests["grader"] == before + 1
+    # DeepEyes keeps its own: acc 0 and a format error, without asking
+    before = server.requests["judgement"]
+    out = deepeyes.deepeyes([f"<answer>{long_answer}</answer>"], answer=["5"], data_source=["vstar"],
+                            judge=cfg(server, "judgement", tmp_path))
+    assert out == [pytest.approx(-0.2)] and server.requests["judgement"] == before
+
+
+def test_grit_ovd_rows_are_not_sent_to_the_judge(server, tmp_path):
+    grader = cfg(server, "grader", tmp_path)
+    before = server.requests["grader"]
+    out = grit.grit_gpt_score(["<answer>a box</answer>"] * 2, answer=["x", "x"],
+                              source=["ovd_position", "gqa"], judge=grader)
+    assert out == [0.0, 1.0]
+    assert server.requests["grader"] == before + 1  # the GQA row only
 
 
 def test_unusable_cache_path_does_not_stop_judging(server, tmp_path):
