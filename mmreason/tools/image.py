@@ -6,7 +6,7 @@ box ``bbox_2d = [x1, y1, x2, y2]`` (top-left corner first) is read in the env's 
 family's output frame unless the recipe says "pixel", DeepEyes' choice), mapped to original pixels
 through `mmreason.geometry`, clamped to the image, then checked: x1 < x2 and y1 < y2, longer side /
 shorter side <= 100, and the shorter side > 30 px (or, with ``small_box="enlarge"``, upstream verl's
-rule: grown about its centre to 28 px first). The crop is cut from the full-resolution original (never
+rule: grown about its centre to 28 px first, its shape kept, and the result checked again). The crop is cut from the full-resolution original (never
 the resized copy) and sized for the family like any input picture. A box that breaks a rule gives an
 ``Error: ...`` observation, so the episode goes on.
 
@@ -23,6 +23,7 @@ the resized copy) and sized for the family like any input picture. A box that br
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from mmreason.geometry import Box, ImageFrame, clip_box, convert_box
@@ -37,16 +38,23 @@ def _fmt(box: Box, frame: str) -> str:
 
 
 def _enlarge(box: Box, size: float, width: float, height: float) -> Box:
-    """Scale a box about its centre so its shorter side reaches `size` (capped by the image), then
-    shift it back inside the image (upstream verl's small-box rule)."""
+    """Upstream verl's small-box rule (verl/tools/image_zoom_in_tool.py, ``_maybe_resize_bbox``): scale the
+    box about its centre so its shorter side reaches `size`, scaled down as a whole (its shape kept) where
+    that outgrows the image, shifted back inside, corners rounded outwards. The caller checks the result
+    again: a box that had to shrink to fit may still be too small or too elongated.
+
+    >>> _enlarge((10, 10, 90, 15), 28, 100, 40)   # 80 x 5 -> 448 x 28 does not fit: 100 x 6.25 it is
+    (0, 9, 100, 16)
+    """
     x1, y1, x2, y2 = box
     w, h = x2 - x1, y2 - y1
-    scale = size / min(w, h)
-    w, h = min(w * scale, width), min(h * scale, height)
+    scale = min(size / min(w, h), width / w, height / h)  # one factor for both sides: the shape is kept
+    w, h = w * scale, h * scale
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     nx1 = min(max(cx - w / 2, 0.0), width - w)
     ny1 = min(max(cy - h / 2, 0.0), height - h)
-    return (nx1, ny1, nx1 + w, ny1 + h)
+    return (max(0, math.floor(nx1)), max(0, math.floor(ny1)), min(math.ceil(nx1 + w), math.ceil(width)),
+            min(math.ceil(ny1 + h), math.ceil(height)))
 
 
 def zoom_box(bbox_2d: Any, image_frame: ImageFrame, frame: str, settings: ToolSettings) -> Box:
@@ -67,8 +75,11 @@ def zoom_box(bbox_2d: Any, image_frame: ImageFrame, frame: str, settings: ToolSe
         if min(w, h) < settings.enlarge_to:
             pixel = _enlarge(pixel, settings.enlarge_to, width, height)
             w, h = pixel[2] - pixel[0], pixel[3] - pixel[1]
+            if max(w, h) / min(w, h) > settings.max_aspect:  # checked again on what will be cut
+                raise ToolInputError(f"bbox_2d is too elongated after enlarging: {w:.0f} x {h:.0f} px")
         if min(w, h) < settings.enlarge_to:
-            raise ToolInputError(f"{where} is smaller than the {settings.enlarge_to:g} px a crop needs")
+            raise ToolInputError(f"bbox_2d is too small: {w:.0f} x {h:.0f} px after enlarging it inside {where}; "
+                                 f"a crop needs {settings.enlarge_to:g} px on each side")
     elif min(w, h) <= settings.min_side:
         raise ToolInputError(f"bbox_2d is too small: {w:.0f} x {h:.0f} px after clamping to {where}; "
                              f"the shorter side must be more than {settings.min_side:g} px")

@@ -118,7 +118,21 @@ def test_upstream_enlarge_rule_grows_small_boxes_about_their_centre():
     assert corner.info["box_pixel"] == (0.0, 0.0, 28.0, 56.0)
     tiny = ToolEnv("qwen2_5_vl", images=[load_image(_picture(20, 20), "qwen2_5_vl")],
                    settings=ToolSettings(coord_frame="pixel", small_box="enlarge"))
-    assert "smaller than the 28 px" in _zoom(tiny, [0, 0, 10, 10]).text
+    assert "too small" in _zoom(tiny, [0, 0, 10, 10]).text
+
+
+def test_enlarging_keeps_the_shape_and_the_result_is_checked_again():
+    # verl's rule scales both sides by one factor; a box that must shrink to fit the image can end up too
+    # small, and is then refused (capping each side on its own cut a 100 x 28 box of another shape)
+    strip = ToolEnv("qwen2_5_vl", images=[load_image(_picture(100, 40), "qwen2_5_vl")],
+                    settings=ToolSettings(coord_frame="pixel", small_box="enlarge"))
+    obs = _zoom(strip, [10, 10, 90, 15])  # 80 x 5: to 448 x 28, which fits only as 100 x 6.25
+    assert obs.error and "too small" in obs.text
+    # what fits is cut at the grown size, inside the image, corners rounded outwards
+    ok = _zoom(strip, [10, 10, 30, 15])  # 20 x 5 -> 112 x 28 -> scaled to 100 x 25: still under 28
+    assert ok.error
+    square = _zoom(strip, [45, 15, 50, 20])  # 5 x 5 -> 28 x 28 around (47.5, 17.5)
+    assert square.info["box_pixel"] == (33.0, 3.0, 62.0, 32.0)
 
 
 def test_image_index_and_missing_images():
