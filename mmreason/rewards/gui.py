@@ -11,6 +11,10 @@ rules (the best published reference): click/long_press hit when the point lies i
 enlarged 1.2x or within 0.04 x max(W, H) of the GT point; ``type``/``open`` text matches
 case-insensitively as a substring either way; swipes need the same direction; ``system_button`` the same
 button; ``wait`` only the type; a ``click`` for a GT ``open`` counts when it hits the app's candidate box.
+The type of a ``click`` answering a GT ``open`` matches when the GT has a candidate box (the app's icon),
+hit or not, and not otherwise: the convention of InfiGUI-R1's evaluation
+(eval/android_control/evaluate_android_control.py in github.com/Reallm-Labs/InfiGUI-R1), applied alike by
+`gui_action_type` and the matcher (`types_agree`).
 Candidate boxes: ``action["candidate_boxes"]`` when present, else the smallest element of
 ``gui.elements`` that contains the GT point.
 """
@@ -61,6 +65,20 @@ def candidate_boxes(action: Mapping, gui: Mapping) -> list[tuple]:
     return sorted(containing, key=geometry.box_area)[:1]
 
 
+def types_agree(pred: object, gt: Mapping, gui: Mapping) -> bool:
+    """Whether the predicted action has the GT action's type (module docstring: a click on an open).
+
+    >>> gt = {"action": "open", "text": "Clock", "candidate_boxes": [[0, 0, 10, 10]]}
+    >>> types_agree({"action": "click", "coordinate": [50, 50]}, gt, {}), types_agree({"action": "tap"},
+    ...     {"action": "open", "text": "Clock"}, {})
+    (True, False)
+    """
+    kind, want = action_type(pred), action_type(gt)
+    if want == "open" and kind == "click":
+        return bool(candidate_boxes(gt, gui))
+    return kind is not None and kind == want
+
+
 def match_action(pred: Mapping, gt: Mapping, gui: Mapping, coord_frame: str,
                  frame) -> tuple[bool, bool] | None:
     """(type matches, type and all parameters match) by the AndroidControl matcher of
@@ -71,7 +89,7 @@ def match_action(pred: Mapping, gt: Mapping, gui: Mapping, coord_frame: str,
         return None
     guess = parse_action(dict(pred)).action
     if guess is None:
-        return action_type(pred) == action_type(gt), False
+        return types_agree(pred, gt, gui), False
     if coord_frame != "pixel":
         guess = convert_action(guess, coord_frame, "pixel", frame)
     size = floats([gui.get("width"), gui.get("height")], 2) or (0.0, 0.0)
@@ -94,7 +112,7 @@ def action_type_scores(completions, columns: Mapping, extract, metrics: Metrics)
     only in where they read the predicted action."""
     def one(sample, metrics):
         gt = gt_action(sample.row)
-        return None if gt is None else float(action_type(extract(sample.trace)) == action_type(gt))
+        return None if gt is None else float(types_agree(extract(sample.trace), gt, mapping(sample.row.get("gui"))))
     return score_rows(completions, columns, one, metrics)
 
 

@@ -8,6 +8,7 @@ grpo_gui.py (github.com/kokolerk/TON).
 import pytest
 
 from mmreason.rewards import gui, ton, video_com
+from mmreason.traces import parse
 
 # ---------------------------------------------------------------------------------------- Video-CoM
 GTS = {"valid_segments": [2, 3], "valid_frames": [[10, 20]], "valid_bounding_box": [[12, [0, 0, 10, 12]]]}
@@ -136,3 +137,22 @@ def test_ton_gui_rewards():
     assert ton.ton_gui_format([near, "<action>{}</action>"]) == [1.0, 0.0]
     assert ton.ton_gui_type([near, typ], gui=[g, g]) == [1.0, 0.0]
     assert ton.ton_gui_value([near, far, typ], gui=[g] * 3) == [1.0, 0.0, 0.0]
+
+
+def test_gui_action_type_and_the_matcher_agree_on_a_click_for_open():
+    # InfiGUI-R1's evaluation: a click answers an `open` when the GT names the app's icon box; the type
+    # then matches, and the parameters match when the click lands on the icon
+    icon = {"action": "open", "text": "Clock", "candidate_boxes": [[10, 10, 30, 30]]}
+    row = {"width": 100, "height": 100, "action": icon}
+    on_icon = '{"action": "click", "coordinate": [20, 20]}'
+    elsewhere = '{"action": "click", "coordinate": [80, 80]}'
+    kw = {"gui": [row, row], "coord_frame": "pixel"}
+    assert gui.gui_action_type([on_icon, elsewhere], gui=kw["gui"]) == [1.0, 1.0]
+    assert gui.gui_action_match([on_icon, elsewhere], **kw) == [1.0, 0.0]
+    types = [gui.match_action(gui.predicted_action(parse(c)), icon, row, "pixel", None)[0]
+             for c in (on_icon, elsewhere)]
+    assert types == [True, True]
+    # without an icon box a click cannot answer `open`: neither counts it
+    bare = {"width": 100, "height": 100, "action": {"action": "open", "text": "Clock"}}
+    assert gui.gui_action_type([on_icon], gui=[bare]) == [0.0]
+    assert gui.gui_action_match([on_icon], gui=[bare], coord_frame="pixel") == [0.0]
