@@ -57,10 +57,15 @@ def generate(ctx: StepContext, rows: Sequence[Mapping[str, Any]]) -> list:
 
 
 def reward_rows(trajs: Sequence[Any], rows: Sequence[Mapping[str, Any]]) -> list[dict]:
-    """The dataset row of each trajectory plus what rewards read from the rollout (TRL's names)."""
+    """The dataset row of each trajectory plus what rewards read from the rollout (TRL's names), and
+    ``tool_penalty``: the sum of the penalties its invalid tool calls carried (``tools.invalid_penalty``,
+    verl's -0.05 per invalid zoom), which `scoring.score` adds to the reward."""
     frames = frame_columns([t.frames for t in trajs])
     return [{**rows[t.group], "image_frames": f, "completion_ids": list(t.completion_ids),
-             "num_tool_calls": t.num_tool_calls, "stop_reason": t.stop_reason} for t, f in zip(trajs, frames)]
+             "num_tool_calls": t.num_tool_calls, "stop_reason": t.stop_reason,
+             "tool_penalty": sum(p for o in t.observations
+                                 if isinstance(p := getattr(o, "penalty", 0.0), (int, float)))}
+            for t, f in zip(trajs, frames)]
 
 
 def step_segments(rewards: RewardSet, trajs: Sequence[Any], rows: Sequence[Mapping[str, Any]],

@@ -6,6 +6,9 @@ once by the step, so no reward parses it again. ``None`` means "not applicable":
 completion's weighted sum (TRL's nansum) and out of the component's logged mean.
 ``rewards.route_by_source`` limits rows of a source to the rewards it names; the others are not even
 called on those rows.
+A row's ``tool_penalty`` (what its invalid tool calls cost, from the rollout: `grpo_step.reward_rows`) is
+added to its total and logged as the ``tool_penalty`` component, in every recipe with a non-zero
+``tools.invalid_penalty`` (verl's DeepEyes recipe: -0.05 per invalid zoom, added to the outcome reward).
 
 Step rewards (ViRL's correct/redundant/erroneous actions, Video-CoM's manipulations) are
 `mmreason.rewards.STEP_REWARDS`; `step_terms` picks the recipe's terms that have one.
@@ -72,8 +75,17 @@ def score(rewards: RewardSet, completions: Sequence[Any], rows: Sequence[Mapping
         for i, v in enumerate(values):
             if v is not None:
                 total[i] += term.weight * v
+    penalties = [_penalty(row.get("tool_penalty")) for row in rows]
+    if any(penalties):
+        components["tool_penalty"] = penalties
+        total = [t + p for t, p in zip(total, penalties)]
     metrics = {name: sums[name] / counts[name] for name in sums}
     return Scores(total, components, metrics)
+
+
+def _penalty(value: Any) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else 0.0
 
 
 def component_means(scores: Scores) -> dict[str, float]:

@@ -108,3 +108,31 @@ def test_step_rewards_shift_only_the_tokens_of_their_step(tiny_model_dir):
         assert seg.start == think and seg.end == len(t.completion_ids)  # the call's tokens, not the think
         assert torch.all(a[:seg.start] == a[0]) and not torch.allclose(a[seg.start:seg.end], a[:1].expand(seg.end - seg.start))
     assert segs[0][0].reward > 0 > segs[1][0].reward  # the correct zoom gains, the erroneous one loses
+
+
+def test_an_invalid_tool_call_costs_its_trajectory_the_configured_penalty():
+    # the zoom tool's invalid-call penalty, from a real tool run, through the step's reward rows to the total
+    from PIL import Image
+
+    from mmreason.modalities.image import load_image
+    from mmreason.rollout.tokens import Step, Trajectory
+    from mmreason.tools import ToolEnv, ToolSettings, run_tool_call
+    from mmreason.train.grpo_step import reward_rows
+
+    env = ToolEnv("qwen2_5_vl", images=[load_image(Image.new("RGB", (200, 200)), "qwen2_5_vl")],
+                  settings=ToolSettings(coord_frame="pixel", invalid_penalty=-0.05))
+    bad = run_tool_call({"name": "image_zoom_in", "arguments": {"bbox_2d": [10, 10, 20, 20]}}, env)
+    good = run_tool_call({"name": "image_zoom_in", "arguments": {"bbox_2d": [10, 10, 120, 120]}}, env)
+    assert bad.error and not good.error
+
+    def traj(index, observations):
+        steps = tuple(Step(k, (0, 1), (0, 1), "t", "stop", call={}, observation=o)
+                      for k, o in enumerate(observations))
+        return Trajectory(index, 0, "s", (), (1,), (1,), steps, "<answer>red</answer>", "answer",
+                          len(steps), 0, 0, ())
+
+    rows = reward_rows([traj(0, [bad, bad]), traj(1, [good]), traj(2, [])], [{"id": "s", "answer": "red"}])
+    s = score(rewards(["accuracy"]), ["<answer>red</answer>"] * 3, rows)
+    assert s.total == [pytest.approx(0.9), 1.0, 1.0]
+    assert s.components["tool_penalty"] == [pytest.approx(-0.1), 0.0, 0.0]
+    assert component_means(s)["rewards/tool_penalty"] == pytest.approx(-0.1 / 3)
