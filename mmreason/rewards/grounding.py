@@ -23,6 +23,7 @@ matches best: `object_overlap` is that one test, `referring_iou` rewards with it
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -97,6 +98,35 @@ def _run(name, completions, columns, score_one, frame_name, family, min_pixels, 
     return out
 
 
+IOU_CONVENTIONS = ("continuous", "vlm_r1")
+
+
+def vlm_r1_iou(a, b) -> float:
+    """IoU as VLM-R1 computes it (``iou`` in src/open-r1-multimodal/src/open_r1/grpo_rec.py of
+    github.com/om-ai-lab/VLM-R1): the intersection's right and bottom edges are read as the last pixel
+    inside (``x2 - 1``, ``y2 - 1``) and the intersection counts only when those lie strictly beyond its left
+    and top edges, then the intersection is ``(x2' - x1 + 1)·(y2' - y1 + 1)`` of those edges; areas in the
+    union are ``(x2 - x1)·(y2 - y1)``. It equals the continuous IoU except that an overlap 1 px or less wide
+    or tall counts 0. 0 for an invalid box or an empty union (where VLM-R1 divides by zero).
+
+    >>> vlm_r1_iou((0, 0, 10, 10), (0, 0, 10, 20)), vlm_r1_iou((0, 0, 10, 10), (9, 0, 20, 10))
+    (0.5, 0.0)
+    """
+    if not (geometry.is_valid_box(a) and geometry.is_valid_box(b)):
+        return 0.0
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2] - 1, b[2] - 1), min(a[3] - 1, b[3] - 1)
+    inter = (x2 - x1 + 1) * (y2 - y1 + 1) if x1 < x2 and y1 < y2 else 0.0
+    union = geometry.box_area(a) + geometry.box_area(b) - inter
+    return float(inter / union) if union > 0 and math.isfinite(union) else 0.0
+
+
+def _iou_metric(name: str, convention: str):
+    if convention not in IOU_CONVENTIONS:
+        raise RecipeError(f"{name}: iou_convention must be one of {IOU_CONVENTIONS}, got {convention!r}")
+    return geometry.iou if convention == "continuous" else vlm_r1_iou
+
+
 def _best_over_gt(trace, row, geo, metrics, where, name, metric):
     gts = gt_boxes(row, reward=name)
     if not gts:
@@ -119,16 +149,19 @@ def _best_over_gt(trace, row, geo, metrics, where, name, metric):
 
 @reward_function
 def box_iou(completions, *, where: str = "answer", coord_frame: str | None = None, family: str | None = None,
-            min_pixels: int | None = None, max_pixels: int | None = None, **columns):
+            min_pixels: int | None = None, max_pixels: int | None = None, iou_convention: str = "continuous",
+            **columns):
     """IoU of the first predicted box with the best-matching GT box (0 without a box, None without GT).
+    ``iou_convention="vlm_r1"`` computes it as VLM-R1's reward does (`vlm_r1_iou`).
 
     >>> box_iou(['<answer>{"bbox_2d": [0, 0, 10, 10]}</answer>'],
     ...         boxes=[[{"box": [0, 0, 10, 20], "image": 0}]])
     [0.5]
     """
     frame = _check("box_iou", where, coord_frame, family)
+    metric = _iou_metric("box_iou", iou_convention)
     return _run("box_iou", completions, columns,
-                lambda t, r, g, m: _best_over_gt(t, r, g, m, where, "box_iou", geometry.iou),
+                lambda t, r, g, m: _best_over_gt(t, r, g, m, where, "box_iou", metric),
                 frame, family, min_pixels, max_pixels)
 
 
@@ -145,8 +178,9 @@ def box_giou(completions, *, where: str = "answer", coord_frame: str | None = No
 @reward_function
 def box_iou_hit(completions, *, threshold: float = 0.5, where: str = "answer", coord_frame: str | None = None,
                 family: str | None = None, min_pixels: int | None = None, max_pixels: int | None = None,
-                **columns):
-    """1.0 when the first predicted box has IoU >= ``threshold`` with a GT box (Acc@tau).
+                iou_convention: str = "continuous", **columns):
+    """1.0 when the first predicted box has IoU >= ``threshold`` with a GT box (Acc@tau); ``iou_convention``
+    as in `box_iou`.
 
     >>> box_iou_hit(['<answer>[0, 0, 10, 10]</answer>'], boxes=[[{"box": [0, 0, 10, 20]}]], threshold=0.5)
     [1.0]
@@ -154,9 +188,10 @@ def box_iou_hit(completions, *, threshold: float = 0.5, where: str = "answer", c
     if not 0 < threshold <= 1:
         raise RecipeError(f"box_iou_hit: threshold must be in (0, 1], got {threshold}")
     frame = _check("box_iou_hit", where, coord_frame, family)
+    metric = _iou_metric("box_iou_hit", iou_convention)
 
     def one(t, r, g, m):
-        v = _best_over_gt(t, r, g, m, where, "box_iou_hit", geometry.iou)
+        v = _best_over_gt(t, r, g, m, where, "box_iou_hit", metric)
         return None if v is None else float(v >= threshold)
     return _run("box_iou_hit", completions, columns, one, frame, family, min_pixels, max_pixels)
 

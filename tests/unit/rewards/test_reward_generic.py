@@ -321,3 +321,28 @@ def test_rewards_read_the_traces_they_are_given_instead_of_parsing(monkeypatch):
     assert parses == ["<answer>none</answer>", "x"]
     # a `traces` column that is not aligned with the completions is not used
     assert accuracy.accuracy(["<answer>blue</answer>"], answer=["red"], traces=given) == [0.0]
+
+
+def test_vlm_r1_iou_convention_matches_its_reward():
+    from mmreason.errors import RecipeError
+    from mmreason.rewards import grounding as GR
+
+    def theirs(b1, b2):  # VLM-R1's formula, restated for the comparison
+        ix1, iy1 = max(b1[0], b2[0]), max(b1[1], b2[1])
+        ix2, iy2 = min(b1[2] - 1, b2[2] - 1), min(b1[3] - 1, b2[3] - 1)
+        inter = (ix2 - ix1 + 1) * (iy2 - iy1 + 1) if ix1 < ix2 and iy1 < iy2 else 0
+        return inter / ((b1[2] - b1[0]) * (b1[3] - b1[1]) + (b2[2] - b2[0]) * (b2[3] - b2[1]) - inter)
+
+    gt = [0, 0, 10, 10]
+    for pred in ([9, 0, 20, 10], [5, 5, 15, 15], [0, 0, 10, 10], [9.5, 0, 19.5, 10], [0, 8.5, 10, 20]):
+        comp = '<answer>{"bbox_2d": %s}</answer>' % pred
+        got = GR.box_iou([comp], boxes=[[{"box": gt}]], coord_frame="pixel", iou_convention="vlm_r1")
+        assert got == [pytest.approx(theirs(pred, gt))]
+    # a 1-px overlap: VLM-R1 counts nothing where the continuous IoU counts it
+    sliver = '<answer>{"bbox_2d": [9, 0, 19, 10]}</answer>'
+    assert GR.box_iou([sliver], boxes=[[{"box": gt}]], coord_frame="pixel") == [pytest.approx(10 / 190)]
+    assert GR.box_iou([sliver], boxes=[[{"box": gt}]], coord_frame="pixel", iou_convention="vlm_r1") == [0.0]
+    assert GR.box_iou_hit([sliver], boxes=[[{"box": gt}]], coord_frame="pixel", threshold=0.05,
+                          iou_convention="vlm_r1") == [0.0]
+    with pytest.raises(RecipeError, match="iou_convention"):
+        GR.box_iou([sliver], boxes=[[{"box": gt}]], iou_convention="inclusive")
