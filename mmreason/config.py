@@ -136,6 +136,10 @@ class ToolsConfig:
 class SFTConfig:
     epochs: float = bounded(1.0, gt=0)
     lr: float = bounded(1e-5, gt=0)
+    # Learning rates of named submodules ({"visual": 5e-3}): a key matches every parameter whose dotted
+    # name holds it as whole components. A small encoder can learn far slower than the language model at
+    # one shared rate (measured in benchmarks/LEARNING.md); GS-Reasoner-style new parts want their own.
+    lr_by_module: dict[str, float] = field(default_factory=dict)
     batch_size: int = bounded(1, ge=1)
     grad_accum: int = bounded(1, ge=1)
     max_length: int | None = bounded(None, ge=1)  # None, as TRL advises for VLMs: never cut an image span
@@ -155,6 +159,7 @@ class GRPOConfig:
     batch_size: int = bounded(8, ge=1)  # prompts per step
     grad_accum: int = bounded(1, ge=1)
     lr: float = bounded(1e-6, gt=0)
+    lr_by_module: dict[str, float] = field(default_factory=dict)  # as in SFTConfig
     scheduler: Scheduler = "constant"
     warmup: float = bounded(0.0, ge=0)
     weight_decay: float = bounded(0.0, ge=0)

@@ -32,7 +32,8 @@ from mmreason.train.checkpoint import TrainState, load_checkpoint, resolve_resum
 from mmreason.train.data import load_data, media_options
 from mmreason.train.grpo_step import StepContext, grpo_step, reduce_metrics
 from mmreason.train.logging import Progress, RunLogger
-from mmreason.train.model_setup import count_parameters, load_policy, load_reference, model_path
+from mmreason.train.model_setup import (count_parameters, load_policy, load_reference, model_path,
+                                        parameter_groups)
 from mmreason.train.preflight import check_data, check_recipe, check_services
 from mmreason.train.rollout_backend import check_vllm, make_backend, push_weights
 
@@ -120,8 +121,8 @@ def make_optimizer(model: Any, recipe: Recipe) -> tuple[Any, Any]:
     from transformers import get_scheduler
 
     g = recipe.grpo
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=g.lr, weight_decay=g.weight_decay)
+    groups = parameter_groups(model, g.lr, g.lr_by_module, section="grpo", weight_decay=g.weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=g.lr, weight_decay=g.weight_decay)
     warmup = int(g.warmup * g.max_steps) if g.warmup < 1 else int(g.warmup)
     scheduler = get_scheduler(g.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=g.max_steps)
     return optimizer, scheduler

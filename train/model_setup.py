@@ -94,6 +94,42 @@ def load_reference(recipe: Recipe, path: str, *, device: Any = None) -> Any:
     return model
 
 
+def parameter_groups(model: Any, lr: float, lr_by_module: dict, *, section: str,
+                     weight_decay: float = 0.0) -> list[dict]:
+    """Optimizer groups over the trainable parameters: one per `lr_by_module` key (parameters whose dotted
+    name holds the key as whole components, e.g. "visual" or "model.visual"; the first key that matches
+    wins), the rest at `lr`. A key that matches no trainable parameter, or a rate that is not a positive
+    number, is a RecipeError naming `section`, raised before any step.
+
+    >>> import torch
+    >>> m = torch.nn.ModuleDict({"visual": torch.nn.Linear(2, 2), "lm_head": torch.nn.Linear(2, 2)})
+    >>> [(g["lr"], len(g["params"])) for g in parameter_groups(m, 1e-4, {"visual": 1e-3}, section="sft")]
+    [(0.001, 2), (0.0001, 2)]
+    >>> parameter_groups(m, 1e-4, {"vision": 1e-3}, section="sft")
+    Traceback (most recent call last):
+    mmreason.errors.RecipeError: sft.lr_by_module: 'vision' matches no trainable parameter; names start like: lm_head.bias, lm_head.weight, visual.bias, visual.weight
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups: dict[str, list] = {key: [] for key in lr_by_module}
+    rest = []
+    for name, p in named:
+        key = next((k for k in lr_by_module if re.search(rf"(^|\.){re.escape(k)}(\.|$)", name)), None)
+        (groups[key] if key is not None else rest).append(p)
+    out = []
+    for key, params in groups.items():
+        rate = lr_by_module[key]
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+            raise RecipeError(f"{section}.lr_by_module.{key}: a learning rate must be a number > 0, got {rate!r}")
+        if not params:
+            sample = ", ".join(sorted(n for n, _ in named)[:4])
+            raise RecipeError(f"{section}.lr_by_module: {key!r} matches no trainable parameter; "
+                              f"names start like: {sample}")
+        out.append({"params": params, "lr": float(rate), "weight_decay": weight_decay})
+    if rest:
+        out.append({"params": rest, "lr": lr, "weight_decay": weight_decay})
+    return out
+
+
 def count_parameters(model: Any) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     total = trainable = 0

@@ -47,6 +47,8 @@ STREAM_SEED = 1_000_003  # scene stream; the quickstart builds its splits from s
 
 
 LOCATE_ONLY = 0.45  # share of the run spent boxing a lone shape before anything else
+NAMING_SHARE = 0.35  # "bind" stage: rows that name a lone shape's colour or shape (keeps the tower seeing colour)
+STAGES = ("base", "bind")
 
 
 def scene_count(frac: float) -> tuple[int, int]:
@@ -101,23 +103,48 @@ def _questions(rng: np.random.Generator, items, target, frac: float, side: int) 
     return turns + [_box(it) for it in order]
 
 
-def make_row(rng: np.random.Generator, frac: float, side: int = 112) -> dict:
-    """One in-memory canonical row: a fresh scene and a conversation about it (`_questions`); the first
-    question comes before the image, later ones follow the answers."""
+def _naming_row(rng: np.random.Generator, side: int) -> dict:
+    qa = _scene(rng, (1, 1), side)
+    shape = qa.items[0]
+    question, answer = (("What colour is the shape?", shape.color), ("What shape is it?", shape.name))[
+        int(rng.integers(2))]
+    return _row(rng, [(question, answer)], qa.image)
+
+
+def bind_row(rng: np.random.Generator, side: int = 112) -> dict:
+    """One row of the "bind" stage: a lone shape's colour or shape named (`NAMING_SHARE` of the rows), else
+    one of 2-4 shapes boxed by its name. Single-turn rows, so nothing but the words tells which shape."""
+    if rng.random() < NAMING_SHARE:
+        return _naming_row(rng, side)
+    qa = _scene(rng, (2, 4), side)
+    return _row(rng, [_box(qa.items[int(rng.integers(len(qa.items)))])], qa.image)
+
+
+def _scene(rng: np.random.Generator, count: tuple[int, int], side: int):
     for _ in range(50):
         try:
-            qa = q_refer(rng, side=(side, side), count=scene_count(frac), colors=COLORS, shapes=PRETRAIN_SHAPES)
-            break
+            return q_refer(rng, side=(side, side), count=count, colors=COLORS, shapes=PRETRAIN_SHAPES)
         except Exception:  # placement ran out of room: draw another scene
             continue
+    raise RuntimeError(f"no scene of {count} shapes fits a {side}-px canvas in 50 draws")
+
+
+def _row(rng: np.random.Generator, turns: list[tuple[str, str]], image) -> dict:
     messages = []
-    for k, (question, answer) in enumerate(_questions(rng, qa.items, qa.targets[0], frac, side)):
+    for k, (question, answer) in enumerate(turns):
         content = [{"type": "text", "text": question}]
         if k == 0:
-            content.append({"type": "image", "image": qa.image})
+            content.append({"type": "image", "image": image})
         messages += [{"role": "user", "content": content},
                      {"role": "assistant", "content": [{"type": "text", "text": answer}]}]
     return {"id": f"pretrain-{int(rng.integers(1 << 62))}", "messages": messages}
+
+
+def make_row(rng: np.random.Generator, frac: float, side: int = 112) -> dict:
+    """One in-memory canonical row of the "base" stage: a fresh scene and a conversation about it
+    (`_questions`); the first question comes before the image, later ones follow the answers."""
+    qa = _scene(rng, scene_count(frac), side)
+    return _row(rng, _questions(rng, qa.items, qa.targets[0], frac, side), qa.image)
 
 
 def labelled_loss(model, batch):
@@ -144,33 +171,51 @@ def learning_rate(step: int, steps: int, peak: float, warmup: int = 100) -> floa
 
 
 def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, save_every: int = 1000,
-             stop_after: int | None = None, rope_theta: float | None = None, progress: bool = True) -> dict:
-    """Build the random base-size model in `out`, train it, save it there (also every `save_every` steps,
-    so a stopped run keeps its progress); returns the run's record."""
+             stop_after: int | None = None, rope_theta: float | None = None, progress: bool = True,
+             stage: str = "base", init_from: Path | None = None, vision_lr_scale: float = 1.0) -> dict:
+    """Train a base-size model and save it in `out` (also every `save_every` steps, so a stopped run keeps
+    its progress); returns the run's record. Stage "base" starts from random weights built in `out`;
+    stage "bind" continues `init_from` on `bind_row`s. The vision tower trains at `vision_lr_scale` x the
+    learning rate."""
     import torch
     from tqdm.auto import tqdm
 
     from mmreason.modalities.collate import Collator
     from mmreason.models import build_tiny, load
+    from mmreason.train.model_setup import parameter_groups
 
-    build_tiny(FAMILY, out, seed=seed, size="base")
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
+    history = []
+    if init_from is not None:
+        earlier = Path(init_from) / "pretrain.json"
+        if earlier.is_file():
+            done = json.loads(earlier.read_text(encoding="utf-8"))
+            history = done.get("history", []) + [{k: v for k, v in done.items() if k not in ("losses", "history")}]
+    else:
+        build_tiny(FAMILY, out, seed=seed, size="base")
     if rope_theta is not None:  # an ablation of the base's rope_theta (see models.tiny_configs.SIZES)
         config = json.loads((out / "config.json").read_text())
         config["text_config"]["rope_parameters"]["rope_theta"] = rope_theta
         (out / "config.json").write_text(json.dumps(config, indent=2))
-    model, processor = load({"path": str(out), "dtype": "float32"})
+    model, processor = load({"path": str(init_from or out), "dtype": "float32"})
     model.train()
     collator = Collator(processor, FAMILY, mode="train", return_meta=False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
-    rng = np.random.default_rng([STREAM_SEED, seed])
+    groups = parameter_groups(model, lr, {"visual": lr * vision_lr_scale} if vision_lr_scale != 1 else {},
+                              section="pretrain-tiny")
+    for group in groups:
+        group["scale"] = group["lr"] / lr
+    optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    rng = np.random.default_rng([STREAM_SEED, seed] + ([STAGES.index(stage)] if stage != "base" else []))
     torch.manual_seed(seed)
     losses, start, cpu0 = [], time.perf_counter(), time.process_time()
     run_steps = min(steps, stop_after or steps)  # the schedule spans `steps`; a run may stop before its end
     bar = tqdm(range(run_steps), desc="pretrain-tiny", disable=not progress, unit="step")
     for step in bar:
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, lr)
-        batch = collator([make_row(rng, step / steps) for _ in range(batch_size)])
+            group["lr"] = group["scale"] * learning_rate(step, steps, lr)
+        rows = [make_row(rng, step / steps) if stage == "base" else bind_row(rng) for _ in range(batch_size)]
+        batch = collator(rows)
         loss = labelled_loss(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -181,42 +226,76 @@ def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, sa
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
         if (step + 1) % save_every == 0 and step + 1 < run_steps:
             model.save_pretrained(out)
-            (out / "pretrain.json").write_text(json.dumps({"steps_done": step + 1, "losses": losses}) + "\n")
+            (out / "pretrain.json").write_text(json.dumps({"steps_done": step + 1, "stage": stage,
+                                                                 "history": history, "losses": losses}) + "\n")
     model.eval()
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    record = {"family": FAMILY, "size": "base", "seed": seed, "steps": steps, "stopped_after": run_steps,
-              "batch_size": batch_size, "lr": lr,
+    record = {"family": FAMILY, "size": "base", "out": Path(out).as_posix(), "stage": stage, "init_from": init_from and Path(init_from).as_posix(),
+              "seed": seed, "steps": steps, "stopped_after": run_steps,
+              "batch_size": batch_size, "lr": lr, "vision_lr_scale": vision_lr_scale,
               "rope_theta": model.config.text_config.rope_parameters["rope_theta"],
               "parameters": sum(p.numel() for p in model.parameters()),
               "wall_seconds": round(time.perf_counter() - start), "cpu_seconds": round(time.process_time() - cpu0),
               "torch_threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
               "loss_first_100": round(float(np.mean(losses[:100])), 4),
               "loss_last_100": round(float(np.mean(losses[-100:])), 4)}
-    (out / "pretrain.json").write_text(json.dumps({**record, "losses": losses}) + "\n", encoding="utf-8")
-    write_card(out, record)
+    (out / "pretrain.json").write_text(json.dumps({**record, "history": history, "losses": losses}) + "\n",
+                                       encoding="utf-8")
+    write_card(out, history + [record])
     return record
 
 
-def write_card(out: Path, record: dict, notes: str = "") -> None:
-    cpu = f"{record['cpu_seconds']} s CPU" if record.get("cpu_seconds") is not None else "CPU not measured"
-    text = f"""# mmreason tiny base: {record['family']}, size "base"
+STAGE_DATA = {
+    "base": f"""a lone shape boxed ("Locate the red circle and give its bounding box." -> `[x1, y1, x2, y2]`)
+     for the first {LOCATE_ONLY:.0%} of the schedule; then 1-2, then 1-4 shapes, one conversation per
+     scene: name the target's colour, its shape, the part of the picture it is in, sometimes count, then
+     box every shape""",
+    "bind": f"""single-turn rows: {NAMING_SHARE:.0%} name a lone shape's colour or shape ("What colour is
+     the shape?"), the rest box one of 2-4 shapes by its name ("Locate the red circle and give its bounding
+     box.")""",
+}
 
-A {record['parameters']:,}-parameter Qwen2.5-VL-architecture model pretrained by mmreason itself, offline,
-so examples fine-tune a pretrained model, as users do, rather than random weights.
 
-- made by: `mmreason pretrain-tiny --out {out.as_posix()} --steps {record['steps']} --stop-after {record['stopped_after']} --batch-size {record['batch_size']} --lr {record['lr']} --seed {record['seed']}` (rope_theta {record['rope_theta']})
-- data: fresh 112-px scenes of 1-4 shapes ({', '.join(COLORS)} x {', '.join(PRETRAIN_SHAPES)}) streamed from
-  the image_scenes builder's generator, stream seed {STREAM_SEED}; for the first {LOCATE_ONLY:.0%} of the
-  schedule a lone shape boxed ("Locate the red circle and give its bounding box." -> `[x1, y1, x2, y2]`);
-  then 1-2, then 1-4 shapes, one conversation per scene: name the target's colour, its shape, the part of
-  the picture it is in, sometimes count, then box every shape
+def _command(out: Path, r: dict) -> str:
+    parts = [f"mmreason pretrain-tiny --out {r.get('out') or out.as_posix()}"]
+    if r.get("stage", "base") != "base":
+        parts.append(f"--stage {r['stage']} --init-from {r['init_from']}")
+    parts.append(f"--steps {r['steps']}")
+    if r.get("stopped_after") not in (None, r["steps"]):
+        parts.append(f"--stop-after {r['stopped_after']}")
+    parts.append(f"--batch-size {r['batch_size']} --lr {r['lr']} --seed {r['seed']}")
+    if r.get("vision_lr_scale", 1.0) != 1.0:
+        parts.append(f"--vision-lr-scale {r['vision_lr_scale']:g}")
+    return " ".join(parts)
+
+
+def write_card(out: Path, records: list[dict], notes: str = "") -> None:
+    """The checkpoint's README.md: every stage's command, data, cost and loss, in order."""
+    last = records[-1]
+    stages = []
+    for k, r in enumerate(records, 1):
+        cpu = f"{r['cpu_seconds']} s CPU" if r.get("cpu_seconds") is not None else "CPU not measured"
+        stages.append(f"""{k}. `{_command(out, r)}`
+   - data: {STAGE_DATA[r.get('stage', 'base')]}
+   - cost: {r['stopped_after']} steps of {r['batch_size']} in {r['wall_seconds']} s wall / {cpu} on
+     {r['torch_threads']} thread(s) ({r['machine']})
+   - loss (assistant tokens): {r['loss_first_100']} over the first 100 steps -> {r['loss_last_100']} over the last 100""")
+    body = "\n".join(stages)
+    text = f"""# mmreason tiny base: {last['family']}, size "base"
+
+A {last['parameters']:,}-parameter Qwen2.5-VL-architecture model (rope_theta {last['rope_theta']}) pretrained
+by mmreason itself, offline, so examples fine-tune a pretrained model, as users do, rather than random
+weights. Scenes: fresh 112-px canvases ({', '.join(COLORS)} x {', '.join(PRETRAIN_SHAPES)}) streamed from
+the image_scenes builder's generator (stream seed {STREAM_SEED}); nothing is written to disk.
+
+Made by, in order:
+
+{body}
+
 - never seen: the quickstart's phrasing and answer format, and its scenes (seeds 0 and 1 of the builder)
-- cost: {record['stopped_after']} steps of {record['batch_size']} in {record['wall_seconds']} s wall / {cpu} on
-  {record['torch_threads']} thread(s) ({record['machine']})
-- loss (assistant tokens): {record['loss_first_100']} over the first 100 steps -> {record['loss_last_100']} over the last 100
 - files: `model.safetensors` + config, the processor and tokenizer (locally trained), `pretrain.json`
-  (the settings and every step's loss)
+  (the settings of every stage and the last stage's per-step loss)
 {notes}"""
     (out / "README.md").write_text(text, encoding="utf-8")
 
@@ -230,16 +309,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rope-theta", type=float, help="override the base size's rope_theta (an ablation)")
     p.add_argument("--save-every", type=int, default=1000, help="save the weights every N steps too")
+    p.add_argument("--stage", choices=STAGES, default="base",
+                   help="base: from random weights (the default); bind: continue --init-from on named-shape rows")
+    p.add_argument("--init-from", type=Path, help="checkpoint the bind stage continues (e.g. the base itself)")
+    p.add_argument("--vision-lr-scale", type=float, default=1.0,
+                   help="the vision tower's learning rate as a multiple of --lr (default 1)")
     p.add_argument("--stop-after", type=int, help="stop after N steps of the --steps schedule (learning rate "
                    "not yet decayed to its floor)")
     args = p.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1 or args.lr <= 0:
         p.error("--steps and --batch-size must be >= 1 and --lr > 0")
+    if (args.stage == "bind") != (args.init_from is not None):
+        p.error("--stage bind continues a checkpoint: give --init-from (and only with --stage bind)")
+    if args.init_from is not None and not (args.init_from / "config.json").is_file():
+        p.error(f"--init-from {args.init_from}: no checkpoint there (config.json missing)")
+    if not args.vision_lr_scale > 0:
+        p.error("--vision-lr-scale must be > 0")
     import torch
 
     torch.set_num_threads(1)  # matrices this small run fastest on one thread
     record = pretrain(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      save_every=args.save_every, stop_after=args.stop_after, rope_theta=args.rope_theta)
+                      save_every=args.save_every, stop_after=args.stop_after, rope_theta=args.rope_theta,
+                      stage=args.stage, init_from=args.init_from, vision_lr_scale=args.vision_lr_scale)
     print(json.dumps(record, indent=2))
     print(f"wrote {args.out}")
     return 0

@@ -27,7 +27,7 @@ from mmreason.errors import RecipeError
 from mmreason.recipes import find_recipe, for_training, recipe_parser
 from mmreason.train.checkpoint import COMPLETE, write_marker
 from mmreason.train.data import load_data, media_options
-from mmreason.train.model_setup import count_parameters, load_policy, model_path
+from mmreason.train.model_setup import count_parameters, load_policy, model_path, parameter_groups
 from mmreason.train.preflight import check_sft
 
 log = logging.getLogger("mmreason.train")
@@ -75,6 +75,19 @@ def sft_arguments(recipe: Recipe) -> Any:
         fp16=recipe.model.dtype == "float16",
         dataloader_num_workers=0, save_only_model=False, disable_tqdm=False,
     )
+
+
+def module_optimizer(model: Any, recipe: Recipe, args: Any) -> Any:
+    """AdamW with `sft.lr_by_module`'s groups, or None (TRL builds its own) when the recipe sets none; the
+    trainer's schedule then scales every group alike."""
+    if not recipe.sft.lr_by_module:
+        return None
+    import torch
+
+    groups = parameter_groups(model, recipe.sft.lr, recipe.sft.lr_by_module, section="sft",
+                              weight_decay=args.weight_decay)
+    return torch.optim.AdamW(groups, lr=recipe.sft.lr, betas=(args.adam_beta1, args.adam_beta2),
+                             eps=args.adam_epsilon)
 
 
 def _has(module: str) -> bool:
@@ -188,9 +201,10 @@ def run(recipe: Recipe, *, resume: str | None = None, source: str = "recipe") ->
     check_sft(recipe, rows, collator)
     trainable, total = count_parameters(model)
     log.info("SFT on %d rows; %s of %s parameters train", len(rows), f"{trainable:,}", f"{total:,}")
-    trainer = SFTTrainer(model=model, args=sft_arguments(recipe), train_dataset=index_dataset(len(rows)),
+    args = sft_arguments(recipe)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=index_dataset(len(rows)),
                          processing_class=processor, data_collator=IndexCollator(rows.rows, collator),
-                         callbacks=_callbacks(recipe))
+                         callbacks=_callbacks(recipe), optimizers=(module_optimizer(model, recipe, args), None))
     if resume_from is not None:
         print(f"resuming from {resume_from}", flush=True)
     trainer.train(resume_from_checkpoint=resume_from)
