@@ -3,7 +3,7 @@
 The whole dataset of `n` samples is cut into chunks of `chunk_size` consecutive indices, aligned on
 multiples of `chunk_size`. Shard ``i/k`` builds the chunks ``c`` with ``c % k == i``, so k machines
 write exactly the files one machine would, and copying their outputs into one folder *is* the
-single-run dataset. When `n` is under k chunks the chunks shrink to ``n // k`` samples
+single-run dataset. Only when `n` makes fewer than k chunks do the chunks shrink to ``n // k`` samples
 (`shard_chunk_size`), so that every shard still builds its share: the files then differ from a
 one-machine run's, the rows do not. Each sample draws from its own generator seeded by
 ``(seed, index)``, so its content never depends on sharding, chunking, workers or resumption.
@@ -77,8 +77,10 @@ def shard_chunk_size(n: int, chunk_size: int, shards: int) -> int:
 
     >>> shard_chunk_size(32, 64, 4), shard_chunk_size(10_000, 64, 4), shard_chunk_size(32, 64, 1)
     (8, 64, 64)
+    >>> shard_chunk_size(7, 4, 2)  # two chunks already give each shard one: the files stay a single run's
+    4
     """
-    if shards <= 1:
+    if shards <= 1 or -(-n // chunk_size) >= shards:
         return chunk_size
     return max(1, min(chunk_size, n // shards))  # floor: then n // size >= shards chunks when n >= shards
 
