@@ -48,6 +48,51 @@ def get_builder(name: str):
     return resolve_object(BUILDERS[name])
 
 
+def builder_options(name: str) -> dict[str, object]:
+    """The ``--set`` options builder `name` takes, with their defaults, read from where the builder declares
+    them: a converter's ``options`` (the format's own plus the common ones), else its module's ``DEFAULTS``,
+    plus ``preset`` where the module has ``PRESETS``.
+
+    >>> builder_options("convert_screenspot")["src"] is None
+    True
+    """
+    build = get_builder(name)
+    declared = getattr(build, "options", None)
+    if declared is not None:
+        return dict(declared)
+    module = sys.modules[build.__module__]
+    out = dict(getattr(module, "DEFAULTS", {}))
+    if hasattr(module, "PRESETS"):
+        out["preset"] = None
+    return out
+
+
+def _known_values(module: object, key: str) -> list[str]:
+    # a builder names an option's vocabulary after it (qtypes: QTYPES, trace: TRACES, preset: PRESETS)
+    for attr in (key.upper(), key.upper() + "S"):
+        known = getattr(module, attr, None)
+        if isinstance(known, (dict, tuple, list, frozenset, set)) and all(isinstance(k, str) for k in known):
+            return sorted(known)
+    return []
+
+
+def options_help(name: str) -> str:
+    """What ``mmreason build NAME --help`` adds: each option with its default and, where the builder has
+    one, the values it knows."""
+    try:
+        options = builder_options(name)
+    except ImportError as exc:  # the help still prints; building would fail the same way
+        return f"{name} options: unavailable ({exc})"
+    module = sys.modules[get_builder(name).__module__]
+    lines = [f"{name} options (--set KEY=VALUE), with their defaults:"]
+    for key in sorted(options):
+        lines.append(f"  {key} = {json.dumps(options[key])}")
+        known = _known_values(module, key)
+        if known:
+            lines.append(f"      known: {', '.join(known)}")
+    return "\n".join(lines)
+
+
 def _option(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -60,7 +105,12 @@ def _option(text: str) -> tuple[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     """`mmreason build BUILDER --out DIR --n N [--seed S] [--shard i/k] [--workers W] [--set KEY=VALUE ...]`."""
-    parser = argparse.ArgumentParser(prog="mmreason build", description="Build a synthetic grounded-CoT dataset.")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    named = next((a for a in argv if a in BUILDERS), None)
+    # the builder's own options are listed when one is named: `mmreason build image_scenes --help`
+    epilog = options_help(named) if named else "Name a builder before --help to list its options."
+    parser = argparse.ArgumentParser(prog="mmreason build", description="Build a synthetic grounded-CoT dataset.",
+                                     epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("builder", choices=sorted(BUILDERS))
     parser.add_argument("--out", required=True, help="output folder (re-run the same command to resume)")
     parser.add_argument("--n", type=int, required=True, help="number of samples in the whole dataset")

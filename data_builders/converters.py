@@ -63,6 +63,11 @@ def make_sample(ctx: SampleContext) -> dict | None:
     return row
 
 
+def format_options(fmt: str) -> dict:
+    """The options a converter of `fmt` takes, with their defaults (``src`` has none)."""
+    return {"src": None, **COMMON, **FORMATS[fmt].defaults}
+
+
 def convert(fmt: str, out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: tuple[int, int] = (0, 1),
             workers: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True, **options) -> Path:
     """Convert the first `n` records (all when n <= 0) of ``options["src"]`` in format `fmt` into a canonical
@@ -71,10 +76,10 @@ def convert(fmt: str, out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: 
         raise ValueError(f"unknown source format {fmt!r}; known: {', '.join(sorted(FORMATS))}")
     spec = FORMATS[fmt]
     opts = {**COMMON, **spec.defaults, **options, "format": fmt}
-    unknown = sorted(set(opts) - set(COMMON) - set(spec.defaults) - {"src", "format"})
+    unknown = sorted(set(opts) - set(format_options(fmt)) - {"format"})
     if unknown:
-        raise ValueError(f"convert_{fmt}: unknown option(s) {unknown}; known: src, "
-                         f"{', '.join(sorted({**COMMON, **spec.defaults}))}")
+        raise ValueError(f"convert_{fmt}: unknown option(s) {unknown}; known: "
+                         f"{', '.join(sorted(format_options(fmt)))}")
     if not opts.get("src"):
         raise ValueError(f"convert_{fmt}: give the source with --set src=PATH ({spec.summary})")
     if opts["media"] not in MEDIA_MODES or opts["on_missing"] not in ("error", "skip"):
@@ -109,6 +114,7 @@ def _builder(fmt: str) -> Callable[..., Path]:
 
     build.__name__ = build.__qualname__ = f"build_{fmt}"
     build.__doc__ = f"{_DOCS[fmt]} (``--set src=PATH``; ``--n 0`` converts everything)."
+    build.options = format_options(fmt)  # what `mmreason build convert_<fmt> --help` lists
     return build
 
 
