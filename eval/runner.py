@@ -321,14 +321,49 @@ def segment_seconds(rows: Sequence[Mapping[str, Any]], given: float | None) -> f
     return lengths.pop() if lengths else None
 
 
+def checkpoint_image_budget(path: str | Path) -> dict[str, int]:
+    """The image pixel budget saved with a checkpoint's processor, as far as it records one ({} if none).
+
+    Transformers writes it as ``min_pixels``/``max_pixels`` or as ``size: {shortest_edge, longest_edge}``
+    (pixel counts for the Qwen-VL processors), in ``preprocessor_config.json`` or under ``image_processor``
+    in ``processor_config.json``.
+    """
+    for name, section in (("preprocessor_config.json", None), ("processor_config.json", "image_processor")):
+        try:
+            config = json.loads((Path(path) / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        config = config.get(section) if section and isinstance(config, dict) else config
+        if not isinstance(config, dict):
+            continue
+        size = config.get("size") if isinstance(config.get("size"), dict) else {}
+        out = {}
+        for key, edge in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
+            value = config.get(key, size.get(key, size.get(edge)))
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                out[key] = int(value)
+        if out:
+            return out
+    return {}
+
+
 def make_setup(task: Task, task_name: str, family: str, args: argparse.Namespace,
-               rows: Sequence[Mapping[str, Any]] = ()) -> Setup:
+               rows: Sequence[Mapping[str, Any]] = (), checkpoint: Mapping[str, int] | None = None) -> Setup:
+    """The run's settings. Image budget, per key: the user's flag, else the task's pin, else `checkpoint`
+    (the budget the model's processor was saved with: a tiny model's is 256 tokens, where the family's
+    released default would feed it 16k), else the family's."""
     from mmreason.modalities.image import image_budget
 
     media = {k: dict(v) for k, v in task.media.items()}
     for key in ("min_pixels", "max_pixels"):
         if getattr(args, key) is not None:
             media.setdefault("image", {})[key] = getattr(args, key)
+    saved = {k: v for k, v in (checkpoint or {}).items() if k not in media.get("image", {})}
+    if saved:
+        image = media.setdefault("image", {})
+        image.update(saved)
+        if image.get("min_pixels", 0) > image.get("max_pixels", float("inf")):  # the given bound wins
+            del image[next(iter(saved))]
     if args.fps is not None:
         media.setdefault("video", {}).pop("nframes", None)
         media["video"]["fps"] = args.fps
@@ -352,7 +387,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     rows, counts = select_rows(load_dataset_rows(args.data), task, args.limit)
     path = model_dir(args.model)
     family = detect_family(path)
-    setup = make_setup(task, args.task, family, args, rows)
+    setup = make_setup(task, args.task, family, args, rows, checkpoint_image_budget(path))
     prompts = [{"id": r["id"], "messages": prompt_messages(r, task, family, setup.media)} for r in rows]
     claim_out(Path(args.out), run_settings(args), overwrite=getattr(args, "overwrite", False))
     model, processor = load({"path": path, "dtype": args.dtype, "device": args.device})
@@ -417,7 +452,8 @@ def rescore(args: argparse.Namespace) -> dict:
     if args.limit:
         preds = preds[:args.limit]
     family = _prediction_family(args, predictions)
-    setup = make_setup(task, args.task, family, args)
+    setup = make_setup(task, args.task, family, args,
+                       checkpoint=checkpoint_image_budget(model_dir(args.model)) if args.model else None)
     setup = replace(setup, extra={"rescored_from": str(predictions.resolve())})
     claim_out(Path(args.out), run_settings(args), overwrite=getattr(args, "overwrite", False))
     chosen = [by_id[p["id"]] for p in preds]
@@ -438,7 +474,8 @@ def _image_frames(row: Mapping[str, Any], setup: Setup) -> list[dict]:
     """Frames of a row's images when the predictions did not record them: each image's size, resized by
     the family's rule at the evaluation's pixel budget (the part's own budget first)."""
     from mmreason.geometry import ImageFrame
-    from mmreason.modalities.image import image_budget, open_image
+    from mmreason.eval.tasks import part_budget
+    from mmreason.modalities.image import open_image
     from mmreason.schema import IMAGE_TYPES
 
     out = []
@@ -446,8 +483,7 @@ def _image_frames(row: Mapping[str, Any], setup: Setup) -> list[dict]:
         for part in m["content"]:
             if part["type"] in IMAGE_TYPES:
                 image, _ = open_image(part[part["type"]], sample_id=row["id"])
-                defaults = setup.media.get(part["type"]) or setup.media.get("image")
-                lo, hi = image_budget(part, setup.family, defaults)
+                lo, hi = part_budget(part, setup.family, setup.media, sample_id=row["id"])
                 f = ImageFrame.for_family(image.width, image.height, setup.family, min_pixels=lo,
                                           max_pixels=hi)
                 out.append({"width": f.width, "height": f.height, "resized_width": f.resized_width,
@@ -469,8 +505,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=4, help="prompts generated together (default 4)")
     p.add_argument("--max-new-tokens", type=int, help="tokens per turn (default: the task's)")
     p.add_argument("--max-turns", type=int, help="turns for tool tasks (default: the task's)")
-    p.add_argument("--min-pixels", type=int, help="image pixel floor (default: task's, else family's)")
-    p.add_argument("--max-pixels", type=int, help="image pixel ceiling (default: task's, else family's)")
+    p.add_argument("--min-pixels", type=int, help="image pixel floor (default: the task's, else the checkpoint processor's, else "
+                   "the family's)")
+    p.add_argument("--max-pixels", type=int, help="image pixel ceiling (default: the task's, else the checkpoint processor's, "
+                   "else the family's)")
     p.add_argument("--fps", type=float, help="video sampling rate (default: the task's)")
     p.add_argument("--segment-seconds", type=float,
                    help="video_com: length of the numbered segments (default: from the rows' meta.segments)")

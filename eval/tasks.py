@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from mmreason.errors import RecipeError, SchemaError
+from mmreason.errors import MediaError, RecipeError, SchemaError
 from mmreason.families import Family, get_family
 from mmreason.prompts import PROMPTS
 
@@ -235,15 +235,30 @@ def _first_image(turns: list[dict]) -> dict | None:
     return next((p for m in turns for p in m["content"] if p.get("type") in ("image", "screenshot")), None)
 
 
+def part_budget(part: Mapping[str, Any], family: Family | str, media: Mapping[str, Mapping[str, Any]],
+                *, sample_id: object = None) -> tuple[int, int]:
+    """(min_pixels, max_pixels) of one image part at the evaluation's budget; a part over that budget (or
+    with a malformed one) is a `MediaError` naming its file and sample, not a bare ValueError."""
+    from mmreason.modalities.image import image_budget
+
+    kind = part.get("type", "image")
+    try:
+        return image_budget(part, family, media.get(kind) or media.get("image"))
+    except ValueError as exc:
+        value = part.get(kind)
+        raise MediaError(value if isinstance(value, str) else f"<{kind}>", f"pixel budget: {exc}",
+                         sample_id=sample_id) from None
+
+
 def image_extent(part: Mapping[str, Any], family: Family, media: Mapping[str, Mapping[str, Any]],
                  *, sample_id: object = None) -> tuple[int, int]:
     """The extent of an image in the family's output frame at the evaluation's pixel budget."""
     from mmreason.geometry import ImageFrame
-    from mmreason.modalities.image import image_budget, open_image
+    from mmreason.modalities.image import open_image
 
     kind = part.get("type", "image")
     image, _ = open_image(part[kind], sample_id=sample_id)
-    lo, hi = image_budget(part, family, media.get(kind) or media.get("image"))
+    lo, hi = part_budget(part, family, media, sample_id=sample_id)
     frame = ImageFrame.for_family(image.width, image.height, family, min_pixels=lo, max_pixels=hi)
     if family.box_frame == "resized":
         return frame.resized_width, frame.resized_height
