@@ -31,16 +31,39 @@ def load_model(spec: str, *, device: str | None = None) -> tuple[Any, Any, str]:
     return model, processor, detect_family(path)
 
 
+MAX_UPLOAD_MB = 100.0  # a photo, a screenshot or a room scan fits; a stray multi-gigabyte file does not
+
+
+def _megabytes(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def add_serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--device", help="e.g. cuda or cpu (default: where loading puts the model)")
+    parser.add_argument("--max-upload-mb", type=_megabytes, default=MAX_UPLOAD_MB,
+                        help=f"largest upload accepted, in MiB; a larger one is refused with HTTP 413 "
+                        f"(default {MAX_UPLOAD_MB:g})")
+
+
+def upload_limit(args: argparse.Namespace) -> int:
+    """The upload limit in bytes: Gradio stops writing an upload to disk once past it and answers 413."""
+    mb = getattr(args, "max_upload_mb", None)  # a namespace built by hand gets the default
+    return int((MAX_UPLOAD_MB if mb is None else mb) * 1024 * 1024)
 
 
 def serve(demo: Any, args: argparse.Namespace, *, block: bool = True) -> int:
-    """Launch on ``args.host:args.port`` (no share link, no server-side rendering) and, with `block`, wait."""
+    """Launch on ``args.host:args.port`` (no share link, no server-side rendering, uploads bounded by
+    `upload_limit`) and, with `block`, wait."""
+    limit = upload_limit(args)
+    if block:
+        print(f"uploads over {limit / 1024 ** 2:g} MiB are refused (--max-upload-mb)", file=sys.stderr)
     demo.queue().launch(server_name=args.host, server_port=args.port, share=False, ssr_mode=False,
-                        prevent_thread_lock=not block, quiet=not block)
+                        prevent_thread_lock=not block, quiet=not block, max_file_size=limit)
     return 0
 
 

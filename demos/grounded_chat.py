@@ -170,17 +170,19 @@ class StreamingBackend:
     """`rollout.HFBackend` on the streaming model; before each turn it reports the pictures tools returned."""
 
     def __init__(self, model: Any, processor: Any, family: str, events: queue.Queue, *,
-                 prompt_pictures: int = 1):
+                 prompt_pictures: int = 1, max_new_tokens: int | None = None):
         from mmreason.rollout import HFBackend
 
         self.hf = HFBackend(_StreamingModel(model, processor.tokenizer, events), processor, family)
-        self.events, self.seen = events, prompt_pictures
+        self.events, self.seen, self.max_new_tokens = events, prompt_pictures, max_new_tokens
 
     def generate(self, inputs: Sequence[Any], params: Any) -> list[list[int]]:
         pictures = list(inputs[0].images)
         for picture in pictures[self.seen:]:
             self.events.put(("picture", picture))
         self.seen = len(pictures)
+        if self.max_new_tokens is not None and params.max_new_tokens > self.max_new_tokens:
+            params = replace(params, max_new_tokens=self.max_new_tokens)  # the user's budget, generated only
         return self.hf.generate(inputs, params)
 
 
@@ -214,7 +216,8 @@ def stream_rollout(model: Any, processor: Any, family: str, row: dict, config: A
                    tool_settings: Any = None, prompt_pictures: int | None = None,
                    media_options: Any = None) -> Iterator[Progress]:
     """`mmreason.rollout.rollout` of one row in a worker thread, reported token by token; the last
-    `Progress` carries the trajectory. A failure in the run is raised here, in the caller's thread.
+    `Progress` carries the trajectory. ``config.max_new_tokens`` counts generated tokens only, never the
+    `prefill`. A failure in the run is raised here, in the caller's thread.
     `prompt_pictures` is how many pictures the prompt holds (default: its image and screenshot parts), so
     that only those tools return are reported."""
     from mmreason.rollout import rollout
@@ -223,7 +226,14 @@ def stream_rollout(model: Any, processor: Any, family: str, row: dict, config: A
         parts = [p for m in row["messages"] for p in m["content"]]
         prompt_pictures = sum(p.get("type") in ("image", "screenshot") for p in parts)
     events: queue.Queue = queue.Queue()
-    backend = StreamingBackend(model, processor, family, events, prompt_pictures=prompt_pictures)
+    backend = StreamingBackend(model, processor, family, events, prompt_pictures=prompt_pictures,
+                               max_new_tokens=config.max_new_tokens)
+    if prefill:
+        # The rollout counts forced text as generated (right for training); here the user's token budget is
+        # for the model's own tokens, so the prefill rides on top and the backend caps what is generated.
+        n = len(processor.tokenizer(prefill, add_special_tokens=False).input_ids)
+        config = replace(config, max_new_tokens=config.max_new_tokens + n,
+                         max_completion_tokens=config.max_completion_tokens + n)
 
     def work() -> None:
         try:
