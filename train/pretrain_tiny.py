@@ -48,6 +48,7 @@ STREAM_SEED = 1_000_003  # scene stream; the quickstart builds its splits from s
 
 LOCATE_ONLY = 0.45  # share of the run spent boxing a lone shape before anything else
 NAMING_SHARE = 0.35  # "bind" stage: rows that name a lone shape's colour or shape (keeps the tower seeing colour)
+NAMING_FIRST = 0.15  # "bind" stage: share of its schedule spent on naming alone, before any box
 STAGES = ("base", "bind")
 
 
@@ -111,10 +112,15 @@ def _naming_row(rng: np.random.Generator, side: int) -> dict:
     return _row(rng, [(question, answer)], qa.image)
 
 
-def bind_row(rng: np.random.Generator, side: int = 112) -> dict:
-    """One row of the "bind" stage: a lone shape's colour or shape named (`NAMING_SHARE` of the rows), else
-    one of 2-4 shapes boxed by its name. Single-turn rows, so nothing but the words tells which shape."""
-    if rng.random() < NAMING_SHARE:
+def bind_row(rng: np.random.Generator, frac: float, side: int = 112) -> dict:
+    """One row of the "bind" stage at a point `frac` of its schedule: until `NAMING_FIRST`, a lone shape's
+    colour or shape named; then that for `NAMING_SHARE` of the rows, else one of 2-4 shapes boxed by its
+    name. Single-turn rows, so nothing but the words tells which shape.
+
+    Why naming first: the base's first phase (boxes alone) leaves a vision tower that all but drops colour
+    (a linear probe reads a shape's colour from its vision tokens 0.58 of the time, 0.80 at random init),
+    and a tower that cannot see colour cannot bind "red" to anything."""
+    if frac < NAMING_FIRST or rng.random() < NAMING_SHARE:
         return _naming_row(rng, side)
     qa = _scene(rng, (2, 4), side)
     return _row(rng, [_box(qa.items[int(rng.integers(len(qa.items)))])], qa.image)
@@ -214,7 +220,8 @@ def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, sa
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = group["scale"] * learning_rate(step, steps, lr)
-        rows = [make_row(rng, step / steps) if stage == "base" else bind_row(rng) for _ in range(batch_size)]
+        rows = [make_row(rng, step / steps) if stage == "base" else bind_row(rng, step / steps)
+                for _ in range(batch_size)]
         batch = collator(rows)
         loss = labelled_loss(model, batch)
         loss.backward()
@@ -251,9 +258,9 @@ STAGE_DATA = {
      for the first {LOCATE_ONLY:.0%} of the schedule; then 1-2, then 1-4 shapes, one conversation per
      scene: name the target's colour, its shape, the part of the picture it is in, sometimes count, then
      box every shape""",
-    "bind": f"""single-turn rows: {NAMING_SHARE:.0%} name a lone shape's colour or shape ("What colour is
-     the shape?"), the rest box one of 2-4 shapes by its name ("Locate the red circle and give its bounding
-     box.")""",
+    "bind": f"""single-turn rows: a lone shape's colour or shape named ("What colour is the shape?") for the
+     first {NAMING_FIRST:.0%} of the schedule, then for {NAMING_SHARE:.0%} of the rows; the rest box one of 2-4
+     shapes by its name ("Locate the red circle and give its bounding box.")""",
 }
 
 
