@@ -72,3 +72,22 @@ def tiny_model(tiny_model_dir):
         return loaded[family]
 
     return get
+
+
+@pytest.fixture
+def colour_rows():
+    """Writes `n` 56-px images of distinct colours and a data.jsonl asking each one's colour ("shade i")
+    into a folder, the smallest SFT dataset a training test needs."""
+    from PIL import Image
+
+    from mmreason.schema import write_jsonl
+
+    def write(folder, n=4, step=60):
+        for i in range(n):
+            Image.new("RGB", (56, 56), (step * i, 100, 200)).save(folder / f"{i}.png")
+        write_jsonl([{"id": f"r{i}", "task": "vqa", "source": "s", "messages": [
+            {"role": "user", "content": [{"type": "image", "image": f"{i}.png"}, {"type": "text", "text": "Colour?"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": f"shade {i}"}]}]} for i in range(n)],
+            folder / "data.jsonl")
+        return folder
+    return write

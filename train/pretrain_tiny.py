@@ -330,6 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--stage bind continues a checkpoint: give --init-from (and only with --stage bind)")
     if args.init_from is not None and not (args.init_from / "config.json").is_file():
         p.error(f"--init-from {args.init_from}: no checkpoint there (config.json missing)")
+    if args.rope_theta is not None and args.init_from is not None:
+        p.error("--rope-theta builds a fresh model: it does not combine with --init-from")
     if not args.vision_lr_scale > 0:
         p.error("--vision-lr-scale must be > 0")
     import torch

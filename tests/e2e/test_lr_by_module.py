@@ -5,23 +5,12 @@ import subprocess
 import sys
 
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from mmreason.config import load_recipe
 from mmreason.recipes import find_recipe
-from mmreason.schema import write_jsonl
 
 FAMILY = "qwen2_5_vl"
-
-
-def _data(tmp_path):
-    for i in range(4):
-        Image.new("RGB", (56, 56), (60 * i, 100, 200)).save(tmp_path / f"{i}.png")
-    write_jsonl([{"id": f"r{i}", "task": "vqa", "source": "s", "messages": [
-        {"role": "user", "content": [{"type": "image", "image": f"{i}.png"}, {"type": "text", "text": "Colour?"}]},
-        {"role": "assistant", "content": [{"type": "text", "text": f"shade {i}"}]}]} for i in range(4)],
-        tmp_path / "data.jsonl")
 
 
 def _moved(start: dict, end: dict, vision: bool) -> float:
@@ -30,10 +19,10 @@ def _moved(start: dict, end: dict, vision: bool) -> float:
     return float(torch.stack([(end[k] - start[k]).abs().mean() for k in keys]).mean())
 
 
-def test_sft_trains_the_vision_tower_at_its_own_rate(tiny_model_dir, tmp_path):
+def test_sft_trains_the_vision_tower_at_its_own_rate(tiny_model_dir, colour_rows, tmp_path):
     from mmreason.train import sft
 
-    _data(tmp_path)
+    colour_rows(tmp_path)
     model_dir = tiny_model_dir(FAMILY)
     start = load_file(f"{model_dir}/model.safetensors")
     moved = {}
@@ -62,8 +51,8 @@ def test_grpo_optimizer_gets_one_group_per_key(tiny_model_dir):
     assert by_lr[5e-5] == visual and by_lr[1e-6].isdisjoint(visual)
 
 
-def test_a_key_that_names_no_module_stops_before_step_one(tiny_model_dir, tmp_path):
-    _data(tmp_path)
+def test_a_key_that_names_no_module_stops_before_step_one(tiny_model_dir, colour_rows, tmp_path):
+    colour_rows(tmp_path)
     run = subprocess.run([sys.executable, "-m", "mmreason", "train", "debug/tiny_sft",
                           f"model.path={tiny_model_dir(FAMILY)}", f"data.train=[{tmp_path}]",
                           f"output_dir={tmp_path / 'run'}", "model.lora.enabled=false",

@@ -1,21 +1,13 @@
 """SFT resumes from its newest checkpoint (`--resume`): the Trainer's state comes back, the finished steps are
 not redone, and metrics.jsonl continues from the checkpoint."""
 
-from PIL import Image
-
-from mmreason.schema import write_jsonl
 from mmreason.train.logging import read_jsonl
 
 
-def test_sft_resume_continues_from_the_newest_checkpoint(tiny_model_dir, tmp_path):
+def test_sft_resume_continues_from_the_newest_checkpoint(tiny_model_dir, colour_rows, tmp_path):
     from mmreason.train import sft
 
-    for i in range(4):
-        Image.new("RGB", (56, 56), (60 * i, 100, 200)).save(tmp_path / f"{i}.png")
-    write_jsonl([{"id": f"r{i}", "task": "vqa", "source": "s", "messages": [
-        {"role": "user", "content": [{"type": "image", "image": f"{i}.png"}, {"type": "text", "text": "Colour?"}]},
-        {"role": "assistant", "content": [{"type": "text", "text": f"shade {i}"}]}]} for i in range(4)],
-        tmp_path / "data.jsonl")
+    colour_rows(tmp_path)
     out = tmp_path / "run"
     base = ["debug/tiny_sft", f"model.path={tiny_model_dir('qwen2_5_vl')}", f"data.train=[{tmp_path}]",
             f"output_dir={out}", "sft.save_steps=2", "sft.logging_steps=1"]
@@ -29,19 +21,13 @@ def test_sft_resume_continues_from_the_newest_checkpoint(tiny_model_dir, tmp_pat
     assert (out / "checkpoint-4").is_dir()
 
 
-def test_resume_skips_a_checkpoint_cut_short_by_a_kill(tiny_model_dir, tmp_path):
+def test_resume_skips_a_checkpoint_cut_short_by_a_kill(tiny_model_dir, colour_rows, tmp_path):
     import os
     import shutil
     import subprocess
     import sys
 
-    for i in range(2):
-        Image.new("RGB", (56, 56), (90 * i, 100, 200)).save(tmp_path / f"{i}.png")
-    user = [{"type": "image", "image": "{}.png"}, {"type": "text", "text": "Colour?"}]
-    write_jsonl([{"id": f"r{i}", "task": "vqa", "source": "s", "messages": [
-        {"role": "user", "content": [{**user[0], "image": f"{i}.png"}, user[1]]},
-        {"role": "assistant", "content": [{"type": "text", "text": f"shade {i}"}]}]} for i in range(2)],
-        tmp_path / "data.jsonl")
+    colour_rows(tmp_path, n=2, step=90)
     out = tmp_path / "run"
     base = ["train", "debug/tiny_sft", f"model.path={tiny_model_dir('qwen2_5_vl')}",
             f"data.train=[{tmp_path}]", f"output_dir={out}", "sft.save_steps=1", "sft.logging_steps=1"]
