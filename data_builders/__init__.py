@@ -32,6 +32,7 @@ BUILDERS: dict[str, str] = {
     "convert_scanrefer": "mmreason.data_builders.converters:build_scanrefer",
     "convert_scanqa": "mmreason.data_builders.converters:build_scanqa",
     "teacher_rationales": "mmreason.data_builders.teacher:build",
+    "thought_dropout": "mmreason.data_builders.thought_dropout:build",
 }
 
 

@@ -7,7 +7,11 @@ looking at it shows); the functions here turn that into the assistant turns a me
 - DeepEyes: think -> ``image_zoom_in_tool`` call on the union of the evidence -> the crop comes back
   in a ``tool`` turn -> think -> answer;
 - ViRL (a working assumption: arXiv 2511.23031 releases no code and its abstract names no tool): the
-  same tool, one zoom per evidence region, so each visual action hits exactly one ground-truth rationale.
+  same tool, one zoom per evidence region, so each visual action hits exactly one ground-truth rationale;
+- TON (arXiv 2505.16854, §3.1 "thought dropout"): R1-V's ``<think>`` then the answer or action, where a
+  dropped trace keeps the layout with the empty thought ``<think>\n\n</think>``
+  (src/eval/aitz_evaluate/sft_grpo_data.py in github.com/kokolerk/TON). `ton_trace` writes one from any
+  single-turn target; `data_builders.thought_dropout` applies it to a whole dataset.
 
 Coordinates. Every box written here is in ORIGINAL pixels of image 0 (the frame of the GT columns),
 and the row says so in ``meta["coord_frame"] = "pixel"``. A family whose outputs use another frame
@@ -22,9 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from mmreason.traces import render_block, render_box, render_tool_call
+from mmreason.traces import parse_blocks, render_block, render_box, render_tool_call
 
 ZOOM_TOOL = "image_zoom_in_tool"  # DeepEyes' tool name; ViRL reuses it here
+EMPTY_THOUGHT = "\n\n"  # TON's skipped thought, verbatim: <think>\n\n</think>
 MIN_CROP_SIDE = 56  # DeepEyes rejects crops with a side <= 30 px; two 28-px patches keeps any family happy
 
 
@@ -124,3 +129,32 @@ def zoom_trajectory(
         render_block("answer", answer)
     turns.append(text_turn("assistant", final))
     return turns, crops
+
+
+def ton_trace(target: str, answer: str | None = None, *, drop: bool = False) -> str | None:
+    """TON's single-turn target from any ``<think>`` target: the reasoning (think, then any rethink) in one
+    ``<think>``, then what the target commits to (its ``<answer>`` block, a tool call or an ``<action>``);
+    with `drop`, the thought is TON's empty one. A target without a closed ``<think>`` gives None.
+
+    The commitment is the target's text after its last reasoning block, as written; when nothing follows
+    the reasoning, ``<answer>`` of `answer` (None without one).
+
+    >>> grit = grit_trace("Count.", [Evidence("cat", (1, 2, 30, 40))], "One cat.", "1")
+    >>> ton_trace(grit, drop=True)
+    '<think>\\n\\n</think>\\n<answer>1</answer>'
+    >>> ton_trace(grit).startswith('<think>Count. Cat is at {"bbox_2d"') and "One cat.</think>" in ton_trace(grit)
+    True
+    >>> ton_trace("<answer>3</answer>") is None
+    True
+    """
+    blocks = parse_blocks(target)
+    reasoning = [b for b in blocks if b.tag in ("think", "rethink") and b.closed]
+    if not any(b.tag == "think" for b in reasoning):
+        return None
+    rest = target[max(b.end for b in reasoning):].strip()
+    if not rest:
+        if answer is None:
+            return None
+        rest = render_block("answer", answer)
+    thought = EMPTY_THOUGHT if drop else " ".join(b.text.strip() for b in reasoning if b.text.strip())
+    return render_block("think", thought) + "\n" + rest
