@@ -130,6 +130,10 @@ class ToolsConfig:
     invalid_penalty: float = 0.0
     segment_seconds: float | None = bounded(None, gt=0)  # Video-CoM numbered segments; None: not defined
     segment_frames: int = bounded(16, ge=1)  # frames in a re-watched segment (Video-CoM: 16)
+    # Tools per sample (DeepEyes' `env_name`): a row field (dotted: meta.env_name) whose value names a key of
+    # `sets` or lists tool names; rows without it get `names`. See mmreason.train.tool_sets.
+    column: str | None = None
+    sets: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,9 @@ class GRPOConfig:
     num_generations: int = bounded(8, ge=2)  # a group of one has no advantage
     batch_size: int = bounded(8, ge=1)  # prompts per step
     grad_accum: int = bounded(1, ge=1)
+    # TRL's name: clipped updates per rollout batch, old log-probs those of the policy that sampled it. One
+    # step here is one batch, so it takes num_iterations optimizer steps (TRL counts each as a step).
+    num_iterations: int = bounded(1, ge=1)
     lr: float = bounded(1e-6, gt=0)
     lr_by_module: dict[str, float] = field(default_factory=dict)  # as in SFTConfig
     scheduler: Scheduler = "constant"
@@ -186,6 +193,12 @@ class GRPOConfig:
     logging_steps: int = bounded(1, ge=1)
     # decoded completions written to <output_dir>/completions.jsonl every logging step (0: none)
     log_completions: int = bounded(4, ge=0)
+    # Validation on data.eval (TRL's names): greedy, one completion per row, the recipe's rewards as eval/*
+    # metrics, every eval_steps steps (None: save_steps) and at the last step; "no" skips it.
+    eval_strategy: Literal["no", "steps"] = "steps"
+    eval_steps: int | None = bounded(None, ge=1)
+    eval_on_start: bool = False  # also before the first step (logged as step 0)
+    max_eval_samples: int | None = bounded(64, ge=1)  # the first rows of data.eval; None: all of them
     save_total_limit: int | None = bounded(None, ge=1)  # None: keep every checkpoint
     seed: int | None = None  # None: the recipe's seed
     resume: str | None = None  # a checkpoint dir, or "auto" for the newest one under output_dir
@@ -428,6 +441,9 @@ def _check(r: Recipe, source: str) -> None:
             fail("grpo.vllm_server_url is required with grpo.vllm_mode=server")
         if g.step_rewards and not r.rewards.funcs:
             fail("grpo.step_rewards needs at least one reward in rewards.funcs")
+    if r.tools.sets and r.tools.column is None:
+        fail("tools.sets is set but tools.column is not: name the row field that picks a set "
+             "(DeepEyes: meta.env_name)")
 
 
 def _check_kwargs(fn: Any, spec: RewardSpec, where: str) -> None:
@@ -477,6 +493,9 @@ def check_names(
             _check_kwargs(fn, spec, f"{source}: rewards.funcs.{i}.kwargs")
     for i, name in enumerate(recipe.tools.names):
         one(name, tools, "tool", f"tools.names.{i}")
+    for key, names in recipe.tools.sets.items():
+        for i, name in enumerate(names):
+            one(name, tools, "tool", f"tools.sets.{key}.{i}")
     for section in ("train", "eval"):
         for i, spec in enumerate(getattr(recipe.data, section)):
             ds = parse_data_source(spec)

@@ -167,10 +167,21 @@ def aggregate(values: torch.Tensor, mask: torch.Tensor, mode: str = "token_mean"
 
 @dataclass(frozen=True)
 class LossOutput:
+    """The loss and what to log about it. `clip_fraction`: share of generated tokens whose surrogate term
+    clipping changed; `clip_low` / `clip_high` / `clip_region`: TRL's ``clip_ratio/*`` (tokens whose
+    gradient the clip removed: ratio below ``1 - eps`` with a negative advantage, above ``1 + eps_high``
+    with a positive one, either)."""
+
     loss: torch.Tensor
     clip_fraction: float
     kl: float
     ratio_mean: float
+    clip_low: float = 0.0
+    clip_high: float = 0.0
+
+    @property
+    def clip_region(self) -> float:
+        return self.clip_low + self.clip_high  # the two never hold on one token
 
 
 def policy_loss(
@@ -183,7 +194,13 @@ def policy_loss(
 
     `advantages` is ``[N]`` (sequence-level) or ``[N, T]`` (token-level). ``epsilon_high`` > ``epsilon``
     is DAPO's clip-higher. With one update per generation ``old_logp == logp.detach()`` and the ratio is 1,
-    so the loss gradient equals the plain policy gradient (GRIT's and DeepEyes' setting).
+    so the loss gradient equals the plain policy gradient (GRIT's and DeepEyes' setting); with several
+    (``grpo.num_iterations``) ``old_logp`` is the sampling policy's and the clip bounds each later update.
+
+    >>> out = policy_loss(torch.log(torch.tensor([[1.5, 0.5]])), torch.zeros(1, 2), torch.tensor([1.0]),
+    ...                   torch.ones(1, 2))
+    >>> out.clip_high, out.clip_low, out.clip_fraction  # ratio 0.5 with A > 0: changed, gradient kept
+    (0.5, 0.0, 1.0)
     """
     if advantages.dim() == 1:
         advantages = advantages.unsqueeze(1).expand_as(logp)
@@ -205,8 +222,10 @@ def policy_loss(
         was_clipped = (unclipped != clipped) & m
         n = max(int(m.sum()), 1)
         clip_fraction = float(was_clipped.sum()) / n
+        low = float(((ratio < 1.0 - epsilon) & (advantages < 0) & m).sum()) / n
+        high = float(((ratio > 1.0 + eps_high) & (advantages > 0) & m).sum()) / n
         ratio_mean = float(ratio[m].mean()) if m.any() else 1.0
-    return LossOutput(loss, clip_fraction, kl_value, ratio_mean)
+    return LossOutput(loss, clip_fraction, kl_value, ratio_mean, low, high)
 
 
 def token_log_probs(logits: torch.Tensor, token_ids: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:

@@ -116,15 +116,17 @@ def make_accelerator(recipe: Recipe) -> Any:
 
 
 def make_optimizer(model: Any, recipe: Recipe) -> tuple[Any, Any]:
-    """AdamW over the trainable parameters and the recipe's schedule (warmup < 1: a fraction of the steps)."""
+    """AdamW over the trainable parameters and the recipe's schedule (warmup < 1: a fraction of the steps).
+    The schedule counts optimizer steps: ``grpo.num_iterations`` per step (warmup in steps is scaled alike)."""
     import torch
     from transformers import get_scheduler
 
     g = recipe.grpo
     groups = parameter_groups(model, g.lr, g.lr_by_module, section="grpo", weight_decay=g.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=g.lr, weight_decay=g.weight_decay)
-    warmup = int(g.warmup * g.max_steps) if g.warmup < 1 else int(g.warmup)
-    scheduler = get_scheduler(g.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=g.max_steps)
+    total = g.max_steps * g.num_iterations
+    warmup = int(g.warmup * total) if g.warmup < 1 else int(g.warmup) * g.num_iterations
+    scheduler = get_scheduler(g.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total)
     return optimizer, scheduler
 
 

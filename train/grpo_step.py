@@ -1,5 +1,6 @@
 """One GRPO step: roll out G trajectories per prompt, score them, turn rewards into (token-level)
-advantages, and take one optimizer step over `grad_accum` micro-batches. The math is `mmreason.rl`'s.
+advantages, and take ``grpo.num_iterations`` optimizer steps (one by default) over `grad_accum`
+micro-batches. The math is `mmreason.rl`'s.
 
 Normalisers are global, so the gradient equals one big batch whatever the micro-batching or the number of
 processes: token-mean divides by the generated tokens of the whole step (summed over processes), seq-mean
@@ -139,40 +140,60 @@ def _chunks(items: list[int], n: int) -> list[list[int]]:
     return out
 
 
-def update(ctx: StepContext, trajs: Sequence[Any], outcome: Any, steps: list[list] | None,
-           keep: Sequence[bool]) -> dict[str, float]:
-    """One optimizer step over the kept trajectories, in `grad_accum` micro-batches (module docstring)."""
-    import torch
+@dataclass
+class MicroBatch:
+    """One micro-batch of an update, collated once and reused by every pass over the rollout batch."""
 
+    chunk: list[int]  # trajectory indices; empty on a process with fewer kept trajectories (a dummy pass)
+    batch: Mapping[str, Any]
+    advantages: Any  # [B, T]
+    mask: Any  # [B, T] float, 1 on generated tokens
+    old_logp: Any = None  # the sampling policy's log-probs, from the first pass (before any update)
+    ref_logp: Any = None  # the reference's, computed once (it never changes)
+
+
+def micro_batches(ctx: StepContext, trajs: Sequence[Any], outcome: Any, steps: list[list] | None,
+                  kept: list[int]) -> list[MicroBatch]:
     from mmreason.rollout import collate_trajectories
 
-    acc, g = ctx.accelerator, ctx.recipe.grpo
+    g = ctx.recipe.grpo
     pad = ctx.processor.tokenizer.pad_token_id
-    kept = [i for i, k in enumerate(keep) if k]
-    local = torch.tensor([float(sum(sum(trajs[i].loss_mask) for i in kept)), float(len(kept))],
-                         device=acc.device)
-    tokens, completions = acc.reduce(local, "sum").tolist()
-    world = acc.num_processes
-    sums = {"loss": 0.0, "clip_fraction": 0.0, "kl": 0.0, "ratio": 0.0, "entropy": 0.0, "nonuniform": 0.0}
-    weight = 0.0
-    grad_norm = None
+    out = []
     for chunk in _chunks(kept, g.grad_accum):
-        dummy = not chunk  # every process runs the same number of backward passes (DDP syncs on them)
         sub = [trajs[i] for i in chunk] or [trajs[0]]
         batch = collate_trajectories(sub, pad)
         width = batch["completion_ids"].shape[1]
         adv = rl.token_advantages(outcome[chunk] if chunk else outcome[:1], width,
                                   [steps[i] for i in chunk] if steps is not None and chunk else None,
                                   step_weight=g.step_reward_weight)
-        mask = batch["completion_loss_mask"].float()
+        out.append(MicroBatch(chunk, batch, adv, batch["completion_loss_mask"].float()))
+    return out
+
+
+_PASS_KEYS = ("loss", "clip_fraction", "clip_low", "clip_high", "kl", "ratio", "entropy")
+
+
+def optimizer_step(ctx: StepContext, micro: Sequence[MicroBatch], tokens: float,
+                   completions: float) -> tuple[dict[str, float], float, Any]:
+    """One optimizer step over every micro-batch: (token-weighted sums of `_PASS_KEYS` but the loss, which
+    is summed as is; the token count; the gradient norm or None)."""
+    acc, g = ctx.accelerator, ctx.recipe.grpo
+    world = acc.num_processes
+    sums = dict.fromkeys(_PASS_KEYS, 0.0)
+    weight, grad_norm = 0.0, None
+    for mb in micro:
+        dummy = not mb.chunk  # every process runs the same number of backward passes (DDP syncs on them)
         with acc.accumulate(ctx.model):
-            logp, ent = completion_logps(ctx.model, batch, g.temperature, entropy=True)
-            adv, mask = adv.to(logp.device), mask.to(logp.device)
-            ref = _reference_logps(ctx, batch, g.temperature) if g.beta else None
-            out = rl.policy_loss(logp, logp.detach(), adv, mask, epsilon=g.epsilon,
-                                 epsilon_high=g.epsilon_high, beta=g.beta, ref_logp=ref, agg=g.loss_agg,
+            logp, ent = completion_logps(ctx.model, mb.batch, g.temperature, entropy=True)
+            if mb.old_logp is None:  # first pass: the weights are still those that sampled the batch
+                mb.old_logp = logp.detach()
+            if g.beta and mb.ref_logp is None:
+                mb.ref_logp = _reference_logps(ctx, mb.batch, g.temperature)
+            adv, mask = mb.advantages.to(logp.device), mb.mask.to(logp.device)
+            out = rl.policy_loss(logp, mb.old_logp, adv, mask, epsilon=g.epsilon, epsilon_high=g.epsilon_high,
+                                 beta=g.beta, ref_logp=mb.ref_logp if g.beta else None, agg=g.loss_agg,
                                  max_len=g.max_completion_length, num_tokens=max(tokens, 1.0))
-            share = 1.0 if g.loss_agg == "token_mean" else len(chunk) / max(completions, 1.0)
+            share = 1.0 if g.loss_agg == "token_mean" else len(mb.chunk) / max(completions, 1.0)
             # x world: DDP averages over processes; x grad_accum: accelerate divides by it in backward
             loss = out.loss * share * world * g.grad_accum * (0.0 if dummy else 1.0)
             acc.backward(loss)
@@ -184,23 +205,54 @@ def update(ctx: StepContext, trajs: Sequence[Any], outcome: Any, steps: list[lis
             n = float(mask.sum())
             # this process's share x world: the mean over processes is the loss
             sums["loss"] += float(loss.detach()) / g.grad_accum
-            for key, value in (("clip_fraction", out.clip_fraction), ("kl", out.kl),
-                               ("ratio", out.ratio_mean)):
+            for key, value in (("clip_fraction", out.clip_fraction), ("clip_low", out.clip_low),
+                               ("clip_high", out.clip_high), ("kl", out.kl), ("ratio", out.ratio_mean)):
                 sums[key] += value * n
             sums["entropy"] += float((ent * mask).sum())
-            low = adv.masked_fill(mask == 0, float("inf")).amin(1)
-            high = adv.masked_fill(mask == 0, -float("inf")).amax(1)
-            varied = ((high - low) > 1e-6) & (mask.sum(1) > 0)  # step credit moved some of its tokens
-            sums["nonuniform"] += float(varied.sum())
             weight += n
     ctx.scheduler.step()
+    return sums, weight, grad_norm
+
+
+def update(ctx: StepContext, trajs: Sequence[Any], outcome: Any, steps: list[list] | None,
+           keep: Sequence[bool]) -> dict[str, float]:
+    """``grpo.num_iterations`` optimizer steps over the kept trajectories, each in `grad_accum` micro-batches
+    (module docstring). The first pass's log-probs are the old ones of every pass: with one pass the ratio is
+    1 (the plain policy gradient); later passes are the clipped PPO-style updates. Metrics are means over
+    the passes; ``clip_ratio/*`` are TRL's names."""
+    import torch
+
+    acc, g = ctx.accelerator, ctx.recipe.grpo
+    kept = [i for i, k in enumerate(keep) if k]
+    local = torch.tensor([float(sum(sum(trajs[i].loss_mask) for i in kept)), float(len(kept))],
+                         device=acc.device)
+    tokens, completions = acc.reduce(local, "sum").tolist()
+    micro = micro_batches(ctx, trajs, outcome, steps, kept)
+    totals = dict.fromkeys(_PASS_KEYS, 0.0)
+    weight, norms = 0.0, []
+    for _ in range(g.num_iterations):
+        sums, n, grad_norm = optimizer_step(ctx, micro, tokens, completions)
+        for key in _PASS_KEYS:
+            totals[key] += sums[key]
+        weight += n
+        if grad_norm is not None:
+            norms.append(float(grad_norm))
     push_weights(ctx.backend, acc.unwrap_model(ctx.model))  # the next rollout samples the updated policy
-    metrics = {"loss": sums["loss"], "clip_fraction": sums["clip_fraction"] / max(weight, 1.0),
-               "kl": sums["kl"] / max(weight, 1.0), "ratio": sums["ratio"] / max(weight, 1.0),
-               "entropy": sums["entropy"] / max(weight, 1.0),
-               "advantages/token_nonuniform_frac": sums["nonuniform"] / max(len(kept), 1)}
-    if grad_norm is not None:
-        metrics["grad_norm"] = float(grad_norm)
+    nonuniform = 0.0
+    for mb in micro:
+        if mb.chunk:
+            adv, mask = mb.advantages, mb.mask
+            low = adv.masked_fill(mask == 0, float("inf")).amin(1)
+            high = adv.masked_fill(mask == 0, -float("inf")).amax(1)
+            nonuniform += float((((high - low) > 1e-6) & (mask.sum(1) > 0)).sum())  # step credit moved some
+    mean = {k: totals[k] / max(weight, 1.0) for k in _PASS_KEYS if k != "loss"}
+    metrics = {"loss": totals["loss"] / g.num_iterations, "clip_fraction": mean["clip_fraction"],
+               "clip_ratio/low_mean": mean["clip_low"], "clip_ratio/high_mean": mean["clip_high"],
+               "clip_ratio/region_mean": mean["clip_low"] + mean["clip_high"],
+               "kl": mean["kl"], "ratio": mean["ratio"], "entropy": mean["entropy"],
+               "advantages/token_nonuniform_frac": nonuniform / max(len(kept), 1)}
+    if norms:
+        metrics["grad_norm"] = sum(norms) / len(norms)
     return metrics
 
 

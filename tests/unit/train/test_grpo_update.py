@@ -122,3 +122,32 @@ def test_completion_log_probs_sit_one_position_before_each_token(tiny_model, fam
         for j, token in enumerate(t.completion_ids):
             expected = torch.log_softmax(logits[b, p + j - 1].float(), -1)[token]
             assert got[b, j] == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_num_iterations_takes_clipped_updates_against_the_sampling_policy(setup):
+    once, m1 = updated(setup)
+    twice, m2 = updated(setup, grpo={"num_iterations": 2})
+    assert any(not torch.allclose(once[n], twice[n], atol=1e-6) for n in once)  # a second step was taken
+    # the first pass is the sampling policy (ratio 1, nothing clipped); lr 1 SGD moves the second far enough
+    # that the clip removes the gradient of some tokens, and the step reports it under TRL's names
+    assert m1["clip_ratio/region_mean"] == 0.0 and m1["ratio"] == pytest.approx(1.0)
+    assert m2["clip_ratio/region_mean"] > 0 and m2["ratio"] != pytest.approx(1.0)
+    assert m2["clip_ratio/region_mean"] == pytest.approx(m2["clip_ratio/low_mean"] + m2["clip_ratio/high_mean"])
+    # two plain updates differ from two clipped ones: the second pass reads the first pass's log-probs
+    plain, _ = updated(setup, updates=2)
+    assert any(not torch.allclose(plain[n], twice[n], atol=1e-6) for n in plain)
+
+
+def test_num_iterations_scales_the_schedule_to_optimizer_steps():
+    from mmreason.train.grpo import make_optimizer
+
+    recipe = load_recipe_dict({"grpo": {"num_iterations": 3, "max_steps": 4, "warmup": 1, "scheduler": "linear"}})
+    layer = torch.nn.Linear(2, 2)
+    optimizer, scheduler = make_optimizer(layer, recipe)
+    lrs = []
+    for _ in range(12):
+        lrs.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == 0.0 and lrs[3] == pytest.approx(recipe.grpo.lr)  # warmup: one step = 3 optimizer steps
+    assert lrs[-1] > 0 and scheduler.get_last_lr()[0] == 0.0  # decays to 0 over the 12 optimizer steps
