@@ -16,8 +16,8 @@ The kept text is stored with its boxes in original pixels. Rows with no verified
 rejection reason are builder counters in the dataset card.
 
 Teachers: any OpenAI-compatible ``/v1/chat/completions`` server (``base_url``, e.g. vLLM; the picture
-goes as a data URL), through the judge's HTTP client (`mmreason.rewards.judge`), or a local Hugging
-Face checkpoint (``hf_model``), run through the project's collator and ``model.generate``.
+goes as a data URL), through the `openai` client as the judge speaks it (`mmreason.rewards.judge`), or a
+local Hugging Face checkpoint (``hf_model``), run through the project's collator and ``model.generate``.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _data_url(path: Path) -> str:
 
 
 class HTTPTeacher:
-    """An OpenAI-compatible chat endpoint, spoken through the judge's client (retries, timeouts)."""
+    """An OpenAI-compatible chat endpoint, spoken through the judge's `openai` client (retries, timeouts)."""
 
     def __init__(self, opts: dict):
         from mmreason.rewards.judge import JudgeConfig

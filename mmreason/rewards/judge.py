@@ -1,9 +1,10 @@
 """LLM-as-judge: grade a predicted answer against a reference with a chat model.
 
 Two backends behind one config: any OpenAI-compatible ``/v1/chat/completions`` endpoint (vLLM, SGLang,
-TGI, llama.cpp, OpenAI itself) spoken over plain HTTP with the standard library, or a local Hugging Face
-checkpoint. Requests are batched over a thread pool and cached on disk (sqlite) by the sha256 of
-(template, question, prediction, reference, model), so a re-run of the same rollouts costs nothing.
+TGI, llama.cpp, OpenAI itself) spoken through the `openai` client (its timeouts, retries with backoff and
+async requests: a batch goes out at once, ``max_workers`` in flight), or a local Hugging Face checkpoint.
+Replies are cached on disk (sqlite) by the sha256 of (template, question, prediction, reference, model),
+so a re-run of the same rollouts costs nothing.
 
 The judge never raises on model output or on a failing server: every item gets a :class:`Verdict`
 whose ``status`` says what happened. The rule for a score is
@@ -23,6 +24,7 @@ the methods' released code does when their judge call fails.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -30,9 +32,6 @@ import os
 import re
 import sqlite3
 import threading
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
@@ -231,8 +230,9 @@ class JudgeConfig:
     """Where and how to ask. Exactly one of ``base_url`` (an OpenAI-compatible server, e.g.
     ``http://127.0.0.1:8000/v1``) and ``hf_model`` (a local checkpoint directory) is set.
 
-    ``api_key_env`` names an environment variable holding the key (keys never go in recipes).
-    ``cache_path=None`` uses ``$MMREASON_CACHE_DIR/judge.sqlite`` (default ``~/.cache/mmreason``);
+    ``api_key_env`` names an environment variable holding the key (keys never go in recipes). ``timeout``
+    (seconds) and ``retries`` go to the `openai` client, which owns the backoff between tries;
+    ``max_workers`` requests of a batch are in flight at once. ``cache_path=None`` uses ``$MMREASON_CACHE_DIR/judge.sqlite`` (default ``~/.cache/mmreason``);
     ``cache_path=""`` disables the cache. ``max_answer_chars`` (None: no guard) scores a longer prediction 0
     without asking; a method that has such a guard sets it in its reward, not here.
     """
@@ -246,7 +246,6 @@ class JudgeConfig:
     seed: int | None = 0
     timeout: float = 30.0
     retries: int = 2
-    backoff: float = 0.5
     max_workers: int = 8
     cache_path: str | None = None
     max_answer_chars: int | None = None
@@ -357,51 +356,77 @@ class JudgeFailure(Exception):
     """A request that did not produce a reply (`judge` turns it into a ``failed`` verdict)."""
 
 
-def chat_completion(config: JudgeConfig, messages: list[dict]) -> str:
-    """The reply text of one request to the OpenAI-compatible endpoint ``config.base_url``.
+def _openai():
+    try:
+        import openai
+    except ImportError:
+        raise RecipeError("judge: an OpenAI-compatible endpoint (base_url) is spoken through the `openai` "
+                          "client: pip install 'mmreason[judge]'") from None
+    return openai
 
-    POSTs ``{model, messages, temperature, max_tokens[, seed]}`` from `config` to
-    ``<base_url>/chat/completions`` (messages may hold ``image_url`` parts if the server takes them), with
-    a bearer key from the environment variable ``config.api_key_env`` when it is set. Timeouts, network
-    errors, HTTP 429 and 5xx are retried ``config.retries`` times with exponential backoff from
-    ``config.backoff`` seconds; other HTTP errors, a body that is not a chat completion, and retries run
-    out raise :class:`JudgeFailure`. Used by `judge` and by data builders that ask a teacher model.
-    """
+
+def _client_options(config: JudgeConfig) -> dict[str, Any]:
+    # A server without keys ignores the header; the client insists on some key, so "EMPTY" (vLLM's usage).
+    key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
+    return {"base_url": config.base_url, "api_key": key or "EMPTY", "timeout": config.timeout,
+            "max_retries": config.retries}
+
+
+def _request(config: JudgeConfig, messages: list[dict]) -> dict[str, Any]:
     body: dict[str, Any] = {"model": config.model, "messages": messages, "temperature": config.temperature,
                             "max_tokens": config.max_tokens}
     if config.seed is not None:
         body["seed"] = config.seed
-    headers = {"Content-Type": "application/json"}
-    key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    url = config.base_url.rstrip("/") + "/chat/completions"
-    last = "no attempt"
-    for attempt in range(config.retries + 1):
-        if attempt:
-            time.sleep(config.backoff * 2 ** (attempt - 1))
-        request = urllib.request.Request(url, data=json.dumps(body).encode("utf-8"), headers=headers,
-                                         method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=config.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            last = f"HTTP {exc.code}"
-            if exc.code == 429 or exc.code >= 500:
-                continue  # overloaded or crashed server: worth another try
-            raise JudgeFailure(last) from None
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            last = f"{type(exc).__name__}: {exc}"
-            continue
-        try:
-            content = json.loads(raw)["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            # A body that is not a chat completion will not improve on retry.
-            raise JudgeFailure(f"malformed response: {raw[:200]!r}") from None
-        if not isinstance(content, str):
-            raise JudgeFailure(f"malformed response: content is {type(content).__name__}")
-        return content
-    raise JudgeFailure(last)
+    return body
+
+
+def _failure(exc: Exception) -> JudgeFailure:
+    """What went wrong, worded for `train.preflight`'s hints (``HTTP 404``, ``malformed response``)."""
+    openai = _openai()
+    if isinstance(exc, openai.APIStatusError):
+        return JudgeFailure(f"HTTP {exc.status_code}")
+    if isinstance(exc, ValueError):  # a 200 whose body is not JSON
+        return JudgeFailure(f"malformed response: {exc}")
+    return JudgeFailure(f"{type(exc).__name__}: {exc}")
+
+
+def _reply_text(completion: Any) -> str:
+    # the client does not validate bodies: a JSON object that is not a chat completion arrives with None fields
+    try:
+        content = completion.choices[0].message.content
+    except (AttributeError, IndexError, TypeError):
+        raise JudgeFailure(f"malformed response: {str(completion)[:200]}") from None
+    if not isinstance(content, str):
+        raise JudgeFailure(f"malformed response: content is {type(content).__name__}")
+    return content
+
+
+def chat_completion(config: JudgeConfig, messages: list[dict]) -> str:
+    """The reply text of one request to the OpenAI-compatible endpoint ``config.base_url``.
+
+    Sends ``{model, messages, temperature, max_tokens[, seed]}`` from `config` through the `openai` client
+    (messages may hold ``image_url`` parts if the server takes them), with the key from the environment
+    variable ``config.api_key_env`` when it is set. The client retries timeouts, connection errors, HTTP
+    408/409/429 and 5xx ``config.retries`` times with exponential backoff; other HTTP errors, a body that is
+    not a chat completion, and retries run out raise :class:`JudgeFailure`. Used by `judge` (one request at a
+    time for a check; `judge` itself batches) and by data builders that ask a teacher model.
+    """
+    openai = _openai()
+    try:
+        with openai.OpenAI(**_client_options(config)) as client:
+            completion = client.chat.completions.create(**_request(config, messages))
+    except (openai.APIError, ValueError) as exc:
+        raise _failure(exc) from None
+    return _reply_text(completion)
+
+
+async def _chat_async(client: Any, config: JudgeConfig, messages: list[dict]) -> str:
+    openai = _openai()
+    try:
+        completion = await client.chat.completions.create(**_request(config, messages))
+    except (openai.APIError, ValueError) as exc:
+        raise _failure(exc) from None
+    return _reply_text(completion)
 
 
 def ask_once(config: JudgeConfig) -> str:
@@ -487,41 +512,82 @@ def judge(items: Sequence[JudgeItem], config: JudgeConfig, template: str | Templ
         else:
             todo.setdefault(key, []).append(i)
 
-    chat = chat_completion if config.base_url is not None else _hf_chat
-
-    def ask(key: str, attempt: int) -> tuple[str, str | None, str]:
-        moved = replace(config, seed=config.seed + attempt) if attempt and config.seed is not None else config
-        try:
-            return key, chat(moved, render_messages(tpl, items[todo[key][0]])), ""
-        except JudgeFailure as exc:
-            return key, None, str(exc)
-        except Exception as exc:  # a backend bug must not stop training
-            return key, None, f"{type(exc).__name__}: {exc}"
-
     fresh = []
     pending = list(todo)
-    workers = min(config.max_workers, max(1, len(todo)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for attempt in range(attempts):
-            again = []
-            for key, reply, error in pool.map(lambda k: ask(k, attempt), pending):
-                if reply is None:  # transport failures were retried by the backend already
-                    log.warning("judge request failed: %s", error)
-                    verdict = Verdict(None, "failed", error)
-                else:
-                    verdict = _verdict(reply, tpl, cached=False)
-                    if verdict.status == "ok":
-                        fresh.append((key, reply))
-                    elif attempt + 1 < attempts:
-                        again.append(key)
-                        continue
-                for i in todo[key]:
-                    verdicts[i] = verdict
-            pending = again
-            if not pending:
-                break
+    for attempt in range(attempts):
+        again = []
+        asks = [(key, render_messages(tpl, items[todo[key][0]])) for key in pending]
+        for key, reply, error in _ask_all(config, asks, attempt):
+            if reply is None:  # transport failures were retried by the client already
+                log.warning("judge request failed: %s", error)
+                verdict = Verdict(None, "failed", error)
+            else:
+                verdict = _verdict(reply, tpl, cached=False)
+                if verdict.status == "ok":
+                    fresh.append((key, reply))
+                elif attempt + 1 < attempts:
+                    again.append(key)
+                    continue
+            for i in todo[key]:
+                verdicts[i] = verdict
+        pending = again
+        if not pending:
+            break
     _cache_put(path, fresh)
     return [v if v is not None else Verdict(None, "failed") for v in verdicts]
+
+
+Asked = tuple[str, str | None, str]  # (cache key, reply or None, what failed)
+
+
+def _ask_all(config: JudgeConfig, asks: Sequence[tuple[str, list[dict]]], attempt: int) -> list[Asked]:
+    """One reply per (key, messages), in order; a failure is (key, None, error), never an exception. Re-asks
+    (``attempt`` > 0) move a seeded judge's seed on by ``attempt``, so it can sample another reply."""
+    if attempt and config.seed is not None:
+        config = replace(config, seed=config.seed + attempt)
+    if not asks:
+        return []
+    if config.base_url is None:  # the local model answers one at a time anyway (see `_hf_chat`)
+        return [_guarded(key, lambda m=messages: _hf_chat(config, m)) for key, messages in asks]
+    return _run(_ask_server(config, asks))
+
+
+def _guarded(key: str, ask: Any) -> Asked:
+    try:
+        return key, ask(), ""
+    except JudgeFailure as exc:
+        return key, None, str(exc)
+    except Exception as exc:  # a backend bug must not stop training
+        return key, None, f"{type(exc).__name__}: {exc}"
+
+
+async def _ask_server(config: JudgeConfig, asks: Sequence[tuple[str, list[dict]]]) -> list[Asked]:
+    """Every request at once through one async client, at most ``config.max_workers`` in flight."""
+    openai = _openai()
+    slots = asyncio.Semaphore(config.max_workers)
+    async with openai.AsyncOpenAI(**_client_options(config)) as client:
+
+        async def one(key: str, messages: list[dict]) -> Asked:
+            async with slots:
+                try:
+                    return key, await _chat_async(client, config, messages), ""
+                except JudgeFailure as exc:
+                    return key, None, str(exc)
+                except Exception as exc:  # a client bug must not stop training
+                    return key, None, f"{type(exc).__name__}: {exc}"
+
+        return list(await asyncio.gather(*(one(key, messages) for key, messages in asks)))
+
+
+def _run(coro: Any) -> Any:
+    """`asyncio.run`, also when the caller already runs an event loop (a notebook, an async trainer): the
+    batch then runs on a thread of its own, since a running loop cannot be re-entered."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _verdict(reply: str, tpl: Template, *, cached: bool) -> Verdict:

@@ -6,11 +6,10 @@ import os
 import socket
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from chat_server import ChatServer
 
 from mmreason.config import load_recipe_dict
 from mmreason.errors import RecipeError
@@ -20,38 +19,10 @@ from mmreason.train.preflight import check_services
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Chat(BaseHTTPRequestHandler):
-    """Answers POST /v1/chat/completions like vLLM or OpenAI; anything else is a 404."""
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.seen.append((self.path, body))
-        if self.path != "/v1/chat/completions":
-            return self._send(404, b'{"detail": "Not Found"}')
-        reply = {"id": "c1", "object": "chat.completion", "model": body["model"],
-                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "OK"},
-                              "finish_reason": "stop"}]}
-        self._send(200, json.dumps(reply).encode())
-
-    def _send(self, code, data):
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
 @pytest.fixture(scope="module")
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Chat)
-    srv.daemon_threads, srv.seen = True, []
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with ChatServer(lambda body: "OK") as srv:  # any other path than /v1/chat/completions is a 404
+        yield srv
 
 
 def dead_port() -> int:
@@ -85,7 +56,7 @@ def test_a_live_judge_passes_and_was_really_asked(server, tmp_path):
     url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     before = len(server.seen)
     check_services(build_rewards(load_recipe_dict({"rewards": judged(url, tmp_path)})))
-    path, body = server.seen[before]
+    path, body, _ = server.seen[before]
     assert path == "/v1/chat/completions" and body["model"] == "judge-7b" and body["messages"]
 
 

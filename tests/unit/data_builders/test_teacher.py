@@ -2,12 +2,10 @@
 
 import base64
 import io
-import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from chat_server import ChatServer
 from PIL import Image
 
 from mmreason import schema, traces
@@ -37,26 +35,8 @@ class Teacher:
         self.calls: list[dict] = []
         self.tries: dict[str, int] = {}
         self.frame = frame
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                reply = outer.reply(body)
-                message = {"role": "assistant", "content": reply}
-                choice = {"index": 0, "message": message, "finish_reason": "stop"}
-                data = json.dumps({"id": "x", "object": "chat.completion", "choices": [choice]})
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(data.encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.server = ChatServer(self.reply)
+        self.url = self.server.url
 
     def policy(self, template: str) -> int:
         """By the order rows are first seen (the build asks row by row): 0 right at once, 1 right after a
@@ -89,8 +69,7 @@ class Teacher:
         return f"<think>{think}</think>\n{rethink}\n<answer>{answer}</answer>"
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.close()
 
 
 def test_only_verified_rewrites_are_kept(source, tmp_path):

@@ -1,36 +1,61 @@
 """The LLM judge against a real HTTP server on 127.0.0.1 speaking /v1/chat/completions."""
 
+import asyncio
 import json
 import re
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from chat_server import ChatServer, Raw
 
 from mmreason.errors import RecipeError
 from mmreason.rewards import accuracy, deepeyes, grit, infigui
 from mmreason.rewards.judge import JudgeConfig, JudgeItem, as_judge_config, judge, parse_reply
 
 
-class ChatServer(ThreadingHTTPServer):
-    daemon_threads = True
+class JudgeServer(ChatServer):
+    """Judges named by their model: each answers (or fails) its own way; requests counted per model and
+    per (model, prompt)."""
 
     def __init__(self):
-        super().__init__(("127.0.0.1", 0), Handler)
+        super().__init__()
         self.requests = Counter()
         self.per_prompt = Counter()
-        self.bodies = []
-        self.headers_seen = []
-        self.lock = threading.Lock()
-
-    def handle_error(self, request, client_address):
-        pass  # a client that timed out closes the socket under the sleeping handler; that is the point
 
     @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+    def headers_seen(self):
+        return [headers for _, _, headers in self.seen]
+
+    def answer(self, body):
+        model, prompt = body["model"], body["messages"][-1]["content"]
+        with self.lock:
+            self.requests[model] += 1
+            count = self.requests[model]
+            self.per_prompt[model, prompt] += 1
+            asked = self.per_prompt[model, prompt]
+        if model == "sleepy":
+            time.sleep(1.5)
+        if model == "malformed":
+            return Raw(200, b"<html>not a completion</html>")
+        if model == "flaky" and count == 1:
+            return Raw(500, b"overloaded")
+        garbage = {"garbage_once": 1, "garbage_7": 7}.get(model)
+        if garbage is not None:  # a judge that rambles the first times it sees a question, then answers
+            if "Model's answer:" in prompt:  # GRIT's template wants a score
+                return "hmm" if asked <= garbage else "{score: 1}"
+            valid = "## Equivalence Judgement\n" + ("TRUE" if _grade(prompt) == "1" else "FALSE")
+            return "let me think about it" if asked <= garbage else valid
+        replies = {
+            "judgement": "Judgement: " + _grade(prompt),
+            "flaky": "Judgement: " + _grade(prompt),
+            "sleepy": "Judgement: 1",
+            "equivalence": "## Equivalence Judgement\n" + ("TRUE" if _grade(prompt) == "1" else "FALSE"),
+            "grader": "{score: 0.3}",
+            "subgoal": "The sub-goal is to open settings. Score: 7",
+            "rambling": "Hard to say, it depends.",
+        }
+        return replies[model]
 
 
 def _grade(prompt: str) -> str:
@@ -42,69 +67,10 @@ def _grade(prompt: str) -> str:
     return "1" if same else "0"
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):  # keep test output clean
-        pass
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        model = body["model"]
-        server = self.server
-        with server.lock:
-            server.requests[model] += 1
-            server.bodies.append(body)
-            server.headers_seen.append(dict(self.headers))
-            count = server.requests[model]
-            server.per_prompt[model, body["messages"][-1]["content"]] += 1
-            asked = server.per_prompt[model, body["messages"][-1]["content"]]
-        prompt = body["messages"][-1]["content"]
-        if self.path != "/v1/chat/completions":
-            return self._send(404, b"no such path")
-        if model == "sleepy":
-            time.sleep(1.5)
-        if model == "malformed":
-            return self._send(200, b"<html>not a completion</html>")
-        if model == "flaky" and count == 1:
-            return self._send(500, b"overloaded")
-        garbage = {"garbage_once": 1, "garbage_7": 7}.get(model)
-        if garbage is not None:  # a judge that rambles the first times it sees a question, then answers
-            valid = "## Equivalence Judgement\n" + ("TRUE" if _grade(prompt) == "1" else "FALSE")
-            content = "let me think about it" if asked <= garbage else valid
-            if "Model's answer:" in prompt:  # GRIT's template wants a score
-                content = "hmm" if asked <= garbage else "{score: 1}"
-            payload = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
-            return self._send(200, json.dumps(payload).encode())
-        replies = {
-            "judgement": "Judgement: " + _grade(prompt),
-            "flaky": "Judgement: " + _grade(prompt),
-            "sleepy": "Judgement: 1",
-            "equivalence": "## Equivalence Judgement\n" + ("TRUE" if _grade(prompt) == "1" else "FALSE"),
-            "grader": "{score: 0.3}",
-            "subgoal": "The sub-goal is to open settings. Score: 7",
-            "rambling": "Hard to say, it depends.",
-        }
-        content = replies[model]
-        payload = {"id": "x", "object": "chat.completion", "model": model,
-                   "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                "finish_reason": "stop"}]}
-        self._send(200, json.dumps(payload).encode())
-
-    def _send(self, code, data):
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
 @pytest.fixture(scope="module")
 def server():
-    srv = ChatServer()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with JudgeServer() as srv:
+        yield srv
 
 
 def cfg(server, model, tmp_path, **kw):
@@ -136,12 +102,12 @@ def test_request_shape_and_api_key(server, tmp_path, monkeypatch):
     body, headers = server.bodies[-1], server.headers_seen[-1]
     assert body["temperature"] == 0.3 and body["seed"] == 7 and body["messages"][0]["role"] == "system"
     assert "[Model Answer]: a" in body["messages"][1]["content"]
-    assert headers["Authorization"] == "Bearer sk-test"
+    assert headers["authorization"] == "Bearer sk-test"
 
 
 def test_timeout_is_a_failure_after_retries(server, tmp_path):
     before = server.requests["sleepy"]
-    slow = cfg(server, "sleepy", tmp_path, timeout=0.3, retries=1, backoff=0.01)
+    slow = cfg(server, "sleepy", tmp_path, timeout=0.3, retries=1)
     [v] = judge([JudgeItem("q", "a", "a")], slow)
     assert v.status == "failed" and v.score is None
     assert server.requests["sleepy"] - before == 2  # first try + one retry
@@ -150,15 +116,28 @@ def test_timeout_is_a_failure_after_retries(server, tmp_path):
     assert server.requests["sleepy"] - before == 3
 
 
+def test_a_batch_is_asked_at_once_even_from_a_running_event_loop(server, tmp_path):
+    # four answers that take 1.5 s each come back together: the requests were in flight at once
+    items = [JudgeItem("q", f"a{i}", "a") for i in range(4)]
+    config = JudgeConfig(base_url=server.url, model="sleepy", max_workers=4, cache_path="")
+
+    async def from_a_notebook():  # a caller that already runs a loop (Jupyter, an async trainer)
+        return judge(items, config, "deepeyes")
+
+    start = time.monotonic()
+    verdicts = asyncio.run(from_a_notebook())
+    assert [v.status for v in verdicts] == ["ok"] * 4 and time.monotonic() - start < 4
+
+
 def test_malformed_response_is_a_failure_without_retry(server, tmp_path):
     before = server.requests["malformed"]
-    [v] = judge([JudgeItem("q", "a", "a")], cfg(server, "malformed", tmp_path, retries=3, backoff=0.01))
+    [v] = judge([JudgeItem("q", "a", "a")], cfg(server, "malformed", tmp_path, retries=3))
     assert v.status == "failed" and "malformed" in v.reply
     assert server.requests["malformed"] - before == 1
 
 
 def test_server_error_is_retried(server, tmp_path):
-    flaky = cfg(server, "flaky", tmp_path, retries=2, backoff=0.01)
+    flaky = cfg(server, "flaky", tmp_path, retries=2)
     [v] = judge([JudgeItem("q", "yes", "yes")], flaky, "deepeyes")
     assert v.status == "ok" and v.score == 1.0 and server.requests["flaky"] == 2
 
