@@ -9,7 +9,8 @@ every one of its points; objects keep 10 cm apart and off the walls, so no other
 
 `path_cameras` pans a camera around a standing point inside the room (a video-like walk-through) and
 `render_path` splats the cloud into each view, with per-object visibility (how many of its points win the
-depth test), which is what "when does X first appear" is computed from.
+depth test), which is what "when does X first appear" is computed from, and the view's depth map (a posed
+RGB-D frame, with the camera).
 """
 
 from __future__ import annotations
@@ -283,8 +284,10 @@ def path_cameras(room: Room, rng: np.random.Generator, *, k: int, width: int, he
 
 
 def render_path(room: Room, cameras, *, point_size: int = 2, min_visible: int = 30):
-    """Each camera's image (PIL) and the objects seen in it: {object index: visible points}, those with at
-    least `min_visible` points winning the depth test."""
+    """Each camera's (image (PIL), objects seen, depth): the objects as {object index: visible points},
+    those with at least `min_visible` points winning the depth test; depth (H, W) metres along the
+    optical axis, inf where no point was drawn (the splatter's z-buffer, so a pixel's depth is that of the
+    point whose colour it shows)."""
     # the splatter and depth test are the point-cloud adapter's; a path of cameras is all that is new here
     from mmreason.modalities.point_render import render_camera, visible_points
 
@@ -295,5 +298,5 @@ def render_path(room: Room, cameras, *, point_size: int = 2, min_visible: int = 
         vis = visible_points(xyz, cam, depth)
         counts = np.bincount(room.instance[vis & (room.instance >= 0)], minlength=len(room.objects))
         seen = {i: int(c) for i, c in enumerate(counts) if c >= min_visible}
-        out.append((image, seen))
+        out.append((image, seen, depth))
     return out

@@ -16,6 +16,12 @@ llava/submodules/lmms_eval/tasks/vsibench/vsibench_cot.yaml in github.com/WU-CVG
 is also rendered along a camera path (a pan from a standing point) into an H.264 video part; every camera
 (intrinsics, world-to-camera extrinsics, time) is in ``meta["cameras"]``. ``boxes_3d`` holds the boxes
 the question is about; every object is in ``meta["objects"]``.
+
+With ``rgbd`` the views are posed RGB-D frames instead, GS-Reasoner's input (arXiv 2510.13800 §3.1):
+each view is an image part (PNG) with a 16-bit depth PNG in millimetres beside it (0 = no point drawn,
+ScanNet's convention), listed with its camera in ``meta["rgbd"]``; the row then has no video and no
+point-cloud part (the cloud is still saved, under ``meta["cloud"]``), so its images are exactly the
+frames. `mmreason.models.spatial` back-projects them to per-patch world points.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, atomic_target, build_dataset, \
-    check_options, phase
+    check_options, phase, save_image
 from mmreason.data_builders.gcot import text_turn
 from mmreason.data_builders.rooms_3d import Room, make_room, path_cameras, render_path
 from mmreason import schema
@@ -37,7 +43,8 @@ QTYPES = {"object_count": "counting", "abs_distance": "spatial_qa", "object_size
           "room_size": "spatial_qa", "rel_direction": "spatial_qa", "appearance_order": "spatial_qa",
           "grounding_3d": "grounding_3d"}
 DEFAULTS = {"qtypes": sorted(QTYPES), "num_points": 40000, "objects": [5, 9], "format": "ply", "views": 8,
-            "view_size": [320, 240], "fps": 2, "trace": "gcot"}
+            "view_size": [320, 240], "fps": 2, "trace": "gcot", "rgbd": False}
+DEPTH_SCALE = 1000  # depth PNG units per metre (millimetres)
 DECIMALS = 4
 
 
@@ -245,6 +252,24 @@ def save_cloud(room: Room, fmt: str, ctx: SampleContext) -> tuple[str, str | Non
         return rel, irel
 
 
+def save_rgbd(rendered, cams, ctx: SampleContext) -> tuple[list[dict], list[dict]]:
+    """Each view as an image part (PNG) and a 16-bit depth PNG (millimetres, 0 = nothing drawn); returns
+    the image parts and the ``meta["rgbd"]["frames"]`` records (paths relative to the dataset root)."""
+    from PIL import Image
+
+    parts, frames = [], []
+    for i, ((image, _, depth), cam) in enumerate(zip(rendered, cams)):
+        mm = np.where(np.isfinite(depth), np.round(depth * DEPTH_SCALE), 0)
+        if mm.max(initial=0) > np.iinfo(np.uint16).max:
+            raise ValueError(f"{ctx.id}: depth beyond {np.iinfo(np.uint16).max / DEPTH_SCALE} m does not fit a "
+                             "16-bit PNG")
+        irel = save_image(image, ctx.media(f"frame-{i}", "png"))
+        drel = save_image(Image.fromarray(mm.astype(np.uint16)), ctx.media(f"depth-{i}", "png"))
+        parts.append({"type": "image", "image": irel})
+        frames.append({"image": irel, "depth": drel, **cam.as_dict()})
+    return parts, frames
+
+
 def make_sample(ctx: SampleContext) -> dict | None:
     opts, rng = ctx.options, ctx.rng
     qtypes = list(opts["qtypes"])
@@ -258,7 +283,7 @@ def make_sample(ctx: SampleContext) -> dict | None:
                 w, h = opts["view_size"]
                 cams = path_cameras(room, rng, k=views, width=w, height=h)
                 rendered = render_path(room, cams)
-            qa = question(rng, qtype, room, [seen for _, seen in rendered] if rendered else None)
+            qa = question(rng, qtype, room, [seen for _, seen, _ in rendered] if rendered else None)
         if qa is not None:
             break
         ctx.count(f"rebuilt_room_{qtype}")
@@ -268,15 +293,21 @@ def make_sample(ctx: SampleContext) -> dict | None:
     cloud, instances = save_cloud(room, opts["format"], ctx)
     content = [{"type": "point_cloud", "point_cloud": cloud}]
     meta_views = {}
-    if views:
+    if opts["rgbd"]:
+        content, frames = save_rgbd(rendered, cams, ctx)
+        meta_views = {"rgbd": {"depth_scale": DEPTH_SCALE, "frames": frames}, "cloud": cloud,
+                      "cameras": [c.as_dict() for c in cams],
+                      "visible": [{f"{room.objects[i].label}#{i}": n for i, n in seen.items()}
+                                  for _, seen, _ in rendered]}
+    elif views:
         from mmreason.data_builders.video_clips import encode_mp4
 
         fps = int(opts["fps"])
-        video = encode_mp4([im for im, _ in rendered], fps, ctx.media("views", "mp4"))
+        video = encode_mp4([im for im, _, _ in rendered], fps, ctx.media("views", "mp4"))
         content.append({"type": "video", "video": video, "fps": float(fps)})
         meta_views = {"cameras": [{**c.as_dict(), "t": i / fps} for i, c in enumerate(cams)],
                       "visible": [{f"{room.objects[i].label}#{i}": n for i, n in seen.items()}
-                                  for _, seen in rendered]}
+                                  for _, seen, _ in rendered]}
     content.append({"type": "text", "text": qa["q"]})
     trace = gcot(qa, room)
     return {
@@ -301,7 +332,8 @@ def preview(row: dict, root: str | Path):
     from mmreason.data_builders.card import TILE
     from mmreason.modalities.point_cloud import load_point_cloud
 
-    path = next(p for kind, p in schema.media_parts(row) if kind == "point_cloud")
+    path = next((p for kind, p in schema.media_parts(row) if kind == "point_cloud"), None) \
+        or (row.get("meta") or {}).get("cloud")  # rgbd rows keep their cloud out of the prompt
     cloud = load_point_cloud(path, root=root)
     # 60k points are plenty for a tile
     keep = np.linspace(0, cloud.num_points - 1, min(cloud.num_points, 60000)).astype(int)
@@ -338,6 +370,8 @@ def build(out_dir: str | Path, *, n: int, seed: int = 0, shard: tuple[int, int] 
         raise ValueError("scenes_3d: appearance_order needs rendered views (views > 0)")
     if opts["format"] not in ("ply", "npz") or opts["trace"] not in ("gcot", "none"):
         raise ValueError("scenes_3d: format must be ply or npz, trace gcot or none")
+    if opts["rgbd"] and not int(opts["views"]):
+        raise ValueError("scenes_3d: rgbd needs rendered views (views > 0)")
     if any(int(v) % 2 for v in opts["view_size"]):
         raise ValueError("scenes_3d: view_size must be even (H.264 yuv420p)")
     return build_dataset(out_dir, name=NAME, make_sample=make_sample, n=n, seed=seed, shard=shard,

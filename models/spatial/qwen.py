@@ -1,0 +1,113 @@
+"""Qwen2.5-VL with the spatial adapter: a subclass that adds point features onto its image patch tokens.
+
+Nothing in transformers is edited. `SpatialQwen2_5_VL` is ``Qwen2_5_VLForConditionalGeneration`` plus a
+``spatial`` submodule (`SpatialAdapter`) and a forward hook on the vision tower: ``forward`` (and so
+``generate``) takes the spatial collator's extra tensors, and the hook adds the adapter's output to the
+merged patch tokens the tower returns, before they replace the image placeholders. The token count and
+positions are untouched.
+
+The checkpoint stays a Qwen2.5-VL one (``model_type`` unchanged, so every tool reads its family) with
+``spatial`` (the `SpatialConfig`) in config.json and the adapter's weights in the same safetensors;
+``SpatialQwen2_5_VL.from_pretrained(folder)`` and `mmreason.models.load(folder)` both restore it.
+`init_checkpoint` makes one from a plain Qwen2.5-VL checkpoint (the adapter freshly initialised).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoConfig, AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+from mmreason.models.spatial.pooling import SPATIAL_INPUTS, SpatialAdapter, SpatialConfig
+
+log = logging.getLogger("mmreason.models")
+
+# the names peft keeps fully trainable next to LoRA (`LoraConfig.modules_to_save`)
+TRAINABLE_MODULES = ("spatial",)
+
+
+class SpatialQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
+    """A Qwen2.5-VL model whose ``config.spatial`` describes the adapter it carries."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        spatial = getattr(config, "spatial", None)
+        if not isinstance(spatial, dict):
+            raise ValueError("SpatialQwen2_5_VL needs config.spatial (a dict of SpatialConfig fields); make a "
+                             "checkpoint with `python -m mmreason.models.spatial init BASE OUT`")
+        self.spatial = SpatialAdapter(SpatialConfig.from_dict(spatial), hidden_size=config.vision_config.out_hidden_size)
+        self._pending: dict | None = None
+        self._warned = False
+        self.model.visual.register_forward_hook(self._add_spatial)
+
+    def _add_spatial(self, module, args, output):
+        pending, self._pending = self._pending, None
+        if pending is None:
+            if not self._warned:
+                log.warning("spatial model: images without spatial inputs; their tokens pass through unchanged "
+                            "(feed batches through mmreason.models.spatial.SpatialCollator)")
+                self._warned = True
+            return output
+        output.pooler_output = self.spatial(output.pooler_output, **pending)
+        return output
+
+    def forward(self, *args, spatial_points=None, spatial_point_mask=None, spatial_centers=None,
+                spatial_center_mask=None, spatial_token_scene=None, spatial_scene=None, spatial_scene_mask=None,
+                **kwargs):
+        values = (spatial_points, spatial_point_mask, spatial_centers, spatial_center_mask, spatial_token_scene,
+                  spatial_scene, spatial_scene_mask)
+        given = [v is not None for v in values]
+        if any(given) and not all(given):
+            missing = [name for name, g in zip(SPATIAL_INPUTS, given) if not g]
+            raise ValueError(f"spatial model: incomplete spatial inputs, missing {missing}")
+        # the vision tower runs only when pixels are given (the prefill step of generate)
+        self._pending = dict(zip(SPATIAL_INPUTS, values)) if all(given) and kwargs.get("pixel_values") \
+            is not None else None
+        try:
+            return super().forward(*args, **kwargs)
+        finally:
+            self._pending = None
+
+
+def _register_weight_names() -> None:
+    """Read and write weights under the names a Qwen2.5-VL checkpoint uses. transformers renames a
+    checkpoint's legacy keys (``model.layers`` -> ``model.language_model.layers``) for its own classes only;
+    a subclass defined outside it must register the same renaming under its class name."""
+    from transformers.conversion_mapping import get_checkpoint_conversion_mapping, \
+        register_checkpoint_conversion_mapping
+
+    mapping = get_checkpoint_conversion_mapping(Qwen2_5_VLForConditionalGeneration.__name__)
+    if mapping is not None and get_checkpoint_conversion_mapping(SpatialQwen2_5_VL.__name__) is None:
+        register_checkpoint_conversion_mapping(SpatialQwen2_5_VL.__name__, mapping)
+
+
+_register_weight_names()
+
+
+def is_spatial_checkpoint(path: str | Path) -> bool:
+    """Whether a checkpoint folder's config.json carries a spatial adapter."""
+    try:
+        return isinstance(json.loads((Path(path) / "config.json").read_text()).get("spatial"), dict)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def init_checkpoint(base: str | Path, out: str | Path, *, seed: int = 0, **options: Any) -> Path:
+    """Write a spatial checkpoint to `out`: the Qwen2.5-VL checkpoint `base` (weights and processor) plus a
+    freshly initialised adapter shaped by `options` (`SpatialConfig` fields). Returns `out`."""
+    import torch
+
+    config = AutoConfig.from_pretrained(base)
+    if config.model_type != "qwen2_5_vl":
+        raise ValueError(f"{base}: the spatial adapter attaches to Qwen2.5-VL checkpoints, not "
+                         f"model_type {config.model_type!r}")
+    config.spatial = SpatialConfig(**options).as_dict()
+    torch.manual_seed(seed)
+    model = SpatialQwen2_5_VL.from_pretrained(base, config=config, dtype=torch.float32)
+    out = Path(out)
+    model.save_pretrained(out)
+    AutoProcessor.from_pretrained(base).save_pretrained(out)
+    return out
