@@ -1,11 +1,15 @@
-"""`mmreason pretrain-tiny`: both stages run as the user types them, the bind stage continues its checkpoint,
-the card lists every stage's command, and wrong options stop before any work."""
+"""`mmreason pretrain-tiny`: every stage runs as the user types it, a later stage continues its checkpoint,
+the card lists every stage's command, the contrast stage asks about every shape of a scene, and wrong options
+stop before any work."""
 
 import json
 import subprocess
 import sys
 
+import numpy as np
 from safetensors.torch import load_file
+
+from mmreason.train.pretrain_tiny import contrast_rows
 
 
 def _run(*args, cwd):
@@ -13,7 +17,7 @@ def _run(*args, cwd):
                           capture_output=True, text=True, timeout=600, env=None)
 
 
-def test_base_then_bind_stage(tmp_path):
+def test_base_then_bind_then_contrast_stage(tmp_path):
     first = _run("--out", "base", "--steps", "2", "--batch-size", "2", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     start = load_file(tmp_path / "base" / "model.safetensors")
@@ -30,10 +34,38 @@ def test_base_then_bind_stage(tmp_path):
     assert "1. `mmreason pretrain-tiny --out base --steps 2 --batch-size 2" in card
     assert "2. `mmreason pretrain-tiny --out bound --stage bind --init-from base --steps 2" in card
     assert "--vision-lr-scale 10`" in card
+    third = _run("--out", "contrast", "--stage", "contrast", "--init-from", "bound", "--steps", "2",
+                 "--batch-size", "3", cwd=tmp_path)
+    assert third.returncode == 0, third.stderr[-2000:]
+    record = json.loads((tmp_path / "contrast" / "pretrain.json").read_text())
+    assert record["stage"] == "contrast" and [h["stage"] for h in record["history"]] == ["base", "bind"]
+    card = (tmp_path / "contrast" / "README.md").read_text()
+    assert "3. `mmreason pretrain-tiny --out contrast --stage contrast --init-from bound --steps 2" in card
+
+
+def _label(row):
+    return row["messages"][0]["content"][0]["text"].removeprefix("Locate the ").split(" and give")[0]
+
+
+def test_contrast_rows_ask_about_every_shape_of_one_scene():
+    rng = np.random.default_rng(0)
+    for frac, most in ((0.1, 2), (0.5, 3), (0.9, 4)):
+        for _ in range(20):
+            rows = contrast_rows(rng, frac)
+            assert 2 <= len(rows) <= most
+            images = [r["messages"][0]["content"][1]["image"] for r in rows]
+            assert all(im is images[0] for im in images)  # one picture, asked once per shape
+            labels = [_label(r) for r in rows]
+            assert len(set(labels)) == len(rows)  # a different name in every row ...
+            assert len({r["messages"][1]["content"][0]["text"] for r in rows}) == len(rows)  # ... and box
+            if frac < 0.4:  # first phase: two shapes of different colours
+                assert len({label.split()[0] for label in labels}) == 2
 
 
 def test_bind_without_a_checkpoint_is_refused(tmp_path):
     for args, message in ((["--stage", "bind"], "give --init-from"),
+                          (["--stage", "contrast"], "give --init-from"),
+                          (["--init-from", "nowhere"], "--init-from goes with a later stage"),
                           (["--stage", "bind", "--init-from", "nowhere"], "no checkpoint there"),
                           (["--vision-lr-scale", "0"], "--vision-lr-scale must be > 0")):
         run = _run("--out", "x", "--steps", "2", *args, cwd=tmp_path)
