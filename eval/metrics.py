@@ -11,6 +11,8 @@ stays the one home of IoU, MRA and point-in-box. What lives here:
   questions of its kind (`rewards.gs_reasoner.vsi_kind` tells the kind, `vsi_score` scores it);
 - AndroidControl's grounding accuracy: step success on the steps whose GT action has a coordinate;
 - tool calls per trajectory (DeepEyes' training-dynamics signal);
+- POPE's yes/no reading (`yes_no`: accuracy, precision, recall, yes-ratio; F1 is derived from the
+  precision and recall means by `derive`);
 - the format rate every task reports (`output_format`): the share of outputs laid out as the task's
   prompt asks, read by the same parsers the metrics use, so a score of 0 tells "unreadable" from "wrong";
 - the wrong-object rate of referring tasks (`wrong_object`), with `rewards.grounding.object_overlap`
@@ -32,6 +34,7 @@ from mmreason.errors import RecipeError
 from mmreason.rewards._common import (
     Metrics, answer_of, completion_text, decode_json, reward_function, rows_of, safe_float, score_rows,
 )
+from mmreason.rewards.accuracy import choice_letter
 from mmreason.rewards.format import tags_full_match
 from mmreason.rewards.grounding import first_point, in_scope, score_overlaps
 from mmreason.rewards.gs_reasoner import gcot_format_ok, vsi_kind, vsi_score
@@ -173,6 +176,54 @@ def tool_calls(completions, **columns):
     return [safe_float(r.get("num_tool_calls")) for r in rows_of(len(completions), columns)]
 
 
+# -------------------------------------------------------------------------------------------- POPE
+_YES_NO_STATS = ("accuracy", "precision", "recall", "yes_ratio")
+
+
+def read_yes_no(text: str) -> str | None:
+    """POPE's reading of a reply (its evaluate script): "no" when the answer's words hold "no" or "not",
+    else "yes"; None for an empty answer.
+
+    >>> read_yes_no("<answer>No, there is not.</answer>"), read_yes_no("Yes."), read_yes_no("")
+    ('no', 'yes', None)
+    """
+    from mmreason.rewards.accuracy import normalize_answer
+
+    answer = traces.extract_answer(text)
+    words = normalize_answer((answer if answer is not None else text)[:MAX_SPAN_TEXT]).split()
+    if not words:
+        return None
+    return "no" if {"no", "not"} & set(words) else "yes"
+
+
+@reward_function
+def yes_no(completions, *, stat: str = "accuracy", **columns):
+    """POPE's per-sample statistics of a yes/no answer against the GT ``answer``: ``accuracy`` (every
+    sample), ``precision`` (correct among samples answered yes), ``recall`` (answered yes among GT yes),
+    ``yes_ratio`` (answered yes, every sample). An empty reply counts as wrong and not yes.
+
+    >>> outs = ["yes", "no", "yes", ""]
+    >>> [yes_no(outs, stat=s, answer=["yes", "yes", "no", "no"]) for s in ("accuracy", "precision")]
+    [[1.0, 0.0, 0.0, 0.0], [1.0, None, 0.0, None]]
+    """
+    if stat not in _YES_NO_STATS:
+        raise RecipeError(f"yes_no: stat must be one of {_YES_NO_STATS}, got {stat!r}")
+    out: list[float | None] = []
+    for c, row in zip(completions, rows_of(len(completions), columns)):
+        gt, pred = str(row.get("answer") or "").strip().lower(), read_yes_no(completion_text(c))
+        if gt not in ("yes", "no"):
+            out.append(None)
+        elif stat == "accuracy":
+            out.append(float(pred == gt))
+        elif stat == "yes_ratio":
+            out.append(float(pred == "yes"))
+        elif stat == "precision":
+            out.append(None if pred != "yes" else float(gt == "yes"))
+        else:
+            out.append(None if gt != "yes" else float(pred == "yes"))
+    return out
+
+
 # ------------------------------------------------------------------------------- format and objects
 # Video-CoM's release ends an answer with a `FINAL_ANSWER: <letter>. <option>` line; something must follow.
 _FINAL_LINE = re.compile(r"FINAL_ANSWER\s*:[ \t]*\S")
@@ -190,6 +241,8 @@ FORMATS = {
                                       blocks=t.blocks),
     "span": lambda t: predicted_span(t.text) is not None,  # what temporal_iou reads
     "final_answer": lambda t: _FINAL_LINE.search(t.text) is not None,
+    "yes_no": lambda t: read_yes_no(t.text) is not None,  # a non-empty reply POPE can read
+    "letter": lambda t: choice_letter(t.answer if t.answer is not None else t.text) is not None,
 }
 
 
@@ -238,5 +291,51 @@ def summarize(scores: Sequence[Mapping[str, float | None]], names: Sequence[str]
     return out
 
 
+def derive(summary: Mapping[str, Mapping[str, Any]], derived: Mapping[str, Sequence[str]]) -> dict[str, dict]:
+    """Numbers computed from metric means, not averaged per sample: ``name: ("f1", precision, recall)``
+    is their harmonic mean (None when either is missing), ``n`` the precision's.
+
+    >>> derive({"p": {"mean": 0.5, "n": 4}, "r": {"mean": 1.0, "n": 2}}, {"f1": ("f1", "p", "r")})
+    {'f1': {'mean': 0.6666666666666666, 'n': 4}}
+    """
+    out = {}
+    for name, (kind, *args) in derived.items():
+        if kind != "f1":
+            raise RecipeError(f"derived metric {name!r}: unknown kind {kind!r} (known: f1)")
+        p, r = (summary.get(a, {}).get("mean") for a in args)
+        value = None if p is None or r is None else (0.0 if p + r == 0 else 2 * p * r / (p + r))
+        out[name] = {"mean": value, "n": summary.get(args[0], {}).get("n", 0)}
+    return out
+
+
+def group_key(meta: Mapping[str, Any], key: str) -> str | None:
+    """The group a row falls in for a breakdown key: a ``meta`` value, or ``a+b`` values joined by "/".
+
+    >>> group_key({"device": "web", "element": "icon"}, "device+element"), group_key({}, "x")
+    ('web/icon', None)
+    """
+    values = [meta.get(k) for k in key.split("+")]
+    return None if any(v is None for v in values) else "/".join(map(str, values))
+
+
+def breakdown(scores: Sequence[Mapping[str, float | None]], metas: Sequence[Mapping[str, Any]],
+              keys: Sequence[str], names: Sequence[str],
+              derived: Mapping[str, Sequence[str]] | None = None) -> dict[str, dict[str, dict]]:
+    """Per breakdown key and group value, `summarize` of the samples in that group (plus `derive`)."""
+    out: dict[str, dict[str, dict]] = {}
+    for key in keys:
+        groups: dict[str, list] = {}
+        for s, meta in zip(scores, metas):
+            value = group_key(meta or {}, key)
+            if value is not None:
+                groups.setdefault(value, []).append(s)
+        out[key] = {}
+        for value in sorted(groups):
+            summary = summarize(groups[value], names)
+            out[key][value] = {**summary, **derive(summary, derived or {})}
+    return out
+
+
 __all__ = ["temporal_iou", "temporal_hit", "vsi_mc", "vsi_mra", "gui_grounding_match", "tool_calls",
-           "output_format", "wrong_object", "FORMATS", "predicted_span", "span_iou", "summarize"]
+           "output_format", "wrong_object", "FORMATS", "predicted_span", "span_iou", "summarize", "yes_no",
+           "read_yes_no", "derive", "breakdown", "group_key"]

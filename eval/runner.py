@@ -3,8 +3,11 @@
     mmreason eval --model ckpt/ --data data/refcoco --task grounding --limit 500 --out outputs/eval/refcoco
     mmreason eval --model tiny:qwen2_5_vl --data data/scenes --task vstar --batch-size 4
     mmreason eval --task grounding --data data/refcoco --predictions outputs/eval/refcoco/samples.jsonl
+    mmreason eval --model ckpt/ --data downloads/vstar_bench --tasks vstar_bench,vstar --out outputs/eval/ckpt
+    mmreason eval compare outputs/eval/base outputs/eval/grpo --out compare.png
 
-1. select the dataset's rows of the task (`tasks.TASKS`: row ``task`` values, needed media);
+1. read the rows: a benchmark task (`benchmarks.BENCHMARKS`) reads ``--data`` as the benchmark's release
+   (`layouts`), the others read a canonical dataset; select the task's rows (row ``task`` values, media);
 2. rebuild each prompt with the task's pinned template (the question and media come from the row);
 3. generate greedily through `mmreason.rollout` (the collator, the family's chat template; for tool tasks
    the same multi-turn loop as training, tools executed);
@@ -13,10 +16,12 @@
 5. write ``results.json`` (scores, prompt, pixel budget, generation settings, model, dataset fingerprint),
    ``samples.jsonl`` (output, parsed answer, scores per sample) and print a table.
 
-Before any work the run claims ``--out`` (`claim_out`): a folder holding a run with other settings is
-refused unless ``--overwrite``; earlier results are removed and ``settings.json`` names this run. The two
-result files are written whole at the end, ``results.json`` last, so a folder without it is never a
-finished result (an interrupted run leaves none).
+Before any work the run claims ``--out`` (`records.claim_out`): a folder holding a run with other
+settings is refused unless ``--overwrite``. Every batch's scored samples are appended to
+``records.jsonl``; a killed run, started again with the same command, continues from them (nothing
+generated or scored twice). The two result files are written whole at the end, ``results.json`` last, so
+a folder without it is never a finished result. ``--tasks a,b,c`` runs several tasks on one loaded model,
+each into ``<out>/<task>/``; ``--task X`` writes into ``<out>`` itself.
 
 ``--predictions samples.jsonl`` re-scores saved outputs (``{"id", "output"}`` per line, ours or anyone's)
 against the dataset without a model: change a metric, not the generations.
@@ -32,13 +37,15 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from mmreason import __version__, traces
 from mmreason.errors import RecipeError, SchemaError
 from mmreason.families import get_family
-from mmreason.eval.metrics import summarize
-from mmreason.eval.tasks import Task, get_task, prompt_messages, rendered_prompt
+from mmreason.eval.benchmarks import ALL_TASKS, find_task
+from mmreason.eval.metrics import breakdown, derive, summarize
+from mmreason.eval.records import append_records, claim_out, read_records, write_outputs
+from mmreason.eval.tasks import Task, prompt_messages, rendered_prompt
 
 AUTO_OPTIONS = ("family", "min_pixels", "max_pixels", "judge")
 
@@ -97,10 +104,12 @@ def load_dataset_rows(data: str | Path) -> list[dict]:
     return [resolve_media(r, root) for r in load_rows(data)]
 
 
-def fingerprint(data: str | Path, ids: Sequence[str]) -> dict:
-    """SHA-256 of the dataset's row files (names and bytes, media excluded) and of the selected ids."""
+def fingerprint(data: str | Path, ids: Sequence[str], files: Sequence[Path] | None = None) -> dict:
+    """SHA-256 of the dataset's row files (names and bytes, media excluded; a benchmark's annotation
+    `files` when given) and of the selected ids."""
     path = Path(data)
-    files = sorted(path.glob("*.parquet")) or sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    if files is None:
+        files = sorted(path.glob("*.parquet")) or sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
     digest = hashlib.sha256()
     for f in files:
         digest.update(f.name.encode() + b"\0")
@@ -109,6 +118,17 @@ def fingerprint(data: str | Path, ids: Sequence[str]) -> dict:
                 digest.update(block)
     return {"path": str(path.resolve()), "files": [f.name for f in files], "sha256": digest.hexdigest(),
             "ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest()}
+
+
+def task_rows(task: Task, data: str | Path, cache: Path) -> tuple[list[dict], list[Path] | None]:
+    """A task's candidate rows: a benchmark release read through its layout (pictures a release embeds
+    are decoded into `cache`), else a canonical dataset; with the files a benchmark's rows came from."""
+    if task.layout is None:
+        return load_dataset_rows(data), None
+    from mmreason.eval.layouts import load_layout
+
+    loaded = load_layout(task.layout, data, cache)
+    return loaded.rows, loaded.files
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -129,8 +149,11 @@ def model_record(path: str, family: str) -> dict:
 
 
 def generate(model: Any, processor: Any, prompts: Sequence[Mapping[str, Any]], task: Task, setup: Setup,
-             *, progress: bool = True) -> list[dict]:
-    """Greedy rollouts in batches; per prompt its output, stop reason, tool calls and image frames."""
+             *, progress: bool = True, on_batch: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """Greedy rollouts in batches; per prompt its output, stop reason, tool calls and image frames.
+    `on_batch` gets each batch's outputs as soon as they exist (the runner scores and records them)."""
+    from tqdm.auto import tqdm
+
     from mmreason.modalities.collate import frame_columns
     from mmreason.rollout import RolloutConfig, rollout
     from mmreason.tools import ToolSettings
@@ -144,15 +167,19 @@ def generate(model: Any, processor: Any, prompts: Sequence[Mapping[str, Any]], t
                            do_sample=g.do_sample, seed=g.seed, call_syntax=task.call_syntax)
     settings = ToolSettings(coord_frame=task.tool_frame, segment_seconds=setup.segment_seconds)
     out: list[dict] = []
+    bar = tqdm(total=len(prompts), desc=setup.task, unit="sample", disable=not progress, file=sys.stderr)
     for start in range(0, len(prompts), g.batch_size):
         batch = prompts[start:start + g.batch_size]
         trajs = rollout(model, processor, batch, setup.family, config=config, media_options=setup.media,
                         tool_settings=settings)
-        for t, frames in zip(trajs, frame_columns([t.frames for t in trajs])):
-            out.append({"id": t.sample_id, "output": t.completion, "stop_reason": t.stop_reason,
-                        "num_tool_calls": t.num_tool_calls, "image_frames": frames})
-        if progress:
-            print(f"  generated {len(out)}/{len(prompts)}", file=sys.stderr, flush=True)
+        done = [{"id": t.sample_id, "output": t.completion, "stop_reason": t.stop_reason,
+                 "num_tool_calls": t.num_tool_calls, "image_frames": frames}
+                for t, frames in zip(trajs, frame_columns([t.frames for t in trajs]))]
+        if on_batch is not None:
+            on_batch(done)
+        out += done
+        bar.update(len(batch))
+    bar.close()
     return out
 
 
@@ -213,8 +240,6 @@ def prompt_texts(prompts: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------- writing
-SETTINGS_FILE = "settings.json"  # the command line of the run that owns the folder, written first
-OUTPUTS = ("results.json", "samples.jsonl")  # results.json, written last, marks a finished run
 _NOT_SETTINGS = ("out", "quiet", "overwrite")
 
 
@@ -229,75 +254,70 @@ def run_settings(args: argparse.Namespace) -> dict:
     return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)  # a reader sees the old file or the whole new one, never a part
-
-
-def claim_out(out: Path, settings: Mapping[str, Any], *, overwrite: bool = False) -> None:
-    """Make `out` this run's before any work: a folder holding a run with other settings is refused (or,
-    with `overwrite`, replaced); the previous results are removed, so an interrupted run leaves no
-    results.json, and `settings.json` records what this run is."""
-    record = out / SETTINGS_FILE
-    held = [name for name in OUTPUTS if (out / name).exists()]
-    try:
-        old = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
-    except ValueError:
-        old = {}
-    if not overwrite and (held or old is not None) and old != dict(settings):
-        if not isinstance(old, dict) or not old:
-            what = f"{', '.join(held)} of a run whose settings it does not record"
-        else:
-            diffs = [f"--{k.replace('_', '-')} {old.get(k)!r} (now {settings.get(k)!r})"
-                     for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
-            what = "a run with other settings: " + ", ".join(diffs)
-        raise RecipeError(f"--out {out} holds {what}. Pass another --out, or --overwrite to replace it")
-    if held and old == dict(settings):
-        print(f"mmreason eval: replacing the results of the same run in {out}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in OUTPUTS:
-        (out / name).unlink(missing_ok=True)
-    _atomic_write(record, json.dumps(dict(settings), indent=2, ensure_ascii=False) + "\n")
-
-
-def write_outputs(out: Path, results: dict, records: Sequence[Mapping[str, Any]]) -> None:
-    """samples.jsonl, then results.json: each written whole (atomic rename), the finished mark last."""
-    out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "samples.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    _atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-
-
 def print_table(results: Mapping[str, Any]) -> None:
+    """The scores, the method papers' reported numbers beside them, then each breakdown."""
     from rich.console import Console
     from rich.table import Table
 
     model = results["model"].get("spec") or results["model"]["family"]
+    paper = results.get("paper") or {}
     table = Table(title=results["task"], title_justify="left")
-    for col in ("metric", "score", "n"):
+    for col in ("metric", "score", "n", *paper):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for name, m in results["metrics"].items():
-        table.add_row(name, "-" if m["mean"] is None else f"{m['mean']:.4f}", str(m["n"]))
+        reported = [paper[src].get(name) for src in paper]
+        table.add_row(name, _cell(m["mean"]), str(m["n"]), *(_cell(v) for v in reported))
     console = Console()
     header = f"{results['samples']} samples of {results['dataset']['path']}, model {model}"
+    if results.get("resumed"):
+        header += f" ({results['resumed']} read back from an interrupted run)"
     console.print(header, markup=False, highlight=False)
     console.print(table)
+    headline = results.get("headline")
+    for key, groups in (results.get("breakdown") or {}).items():
+        cells = ", ".join(f"{g} {_cell(v.get(headline, {}).get('mean'))} (n={v.get(headline, {}).get('n', 0)})"
+                          for g, v in groups.items())
+        console.print(f"  {headline} by {key}: {cells}", markup=False, highlight=False)
 
 
-def results_record(task_name: str, setup: Setup, model: dict | None, data: dict, metrics: dict, n: int,
-                   counts: dict, seconds: float) -> dict:
-    task = get_task(task_name)
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def summary_of(task: Task, records: Sequence[Mapping[str, Any]], metas: Sequence[Mapping[str, Any]]) -> dict:
+    """Metric means (and derived numbers) over the records, and the same by each breakdown key."""
+    scores = [r["scores"] for r in records]
+    metrics = summarize(scores, list(task.metrics))
+    metrics.update(derive(metrics, task.derived))
+    return {"metrics": metrics,
+            "breakdown": breakdown(scores, metas, task.breakdown, list(task.metrics), task.derived)}
+
+
+def results_record(task_name: str, setup: Setup, model: dict | None, data: dict, summary: dict, n: int,
+                   counts: dict, seconds: float, resumed: int = 0) -> dict:
+    task = find_task(task_name)
+    metrics = summary["metrics"]
     return {
         "task": task_name, "description": task.description, "reference": task.reference,
         "metrics": metrics, "headline": next(iter(metrics)), "samples": n,
+        "breakdown": summary["breakdown"], "paper": {k: dict(v) for k, v in task.paper.items()},
+        "layout": None if task.layout is None else {"loader": task.layout.loader,
+                                                     "options": _plain(task.layout.options)},
         "prompt": rendered_prompt(task), "media": {k: dict(v) for k, v in setup.media.items()},
         "image_budget": {"min_pixels": setup.image_budget[0], "max_pixels": setup.image_budget[1]},
         "generation": asdict(setup.generation), "judge": _public_judge(setup.judge),
         "segment_seconds": setup.segment_seconds,
         "metric_specs": {k: {"fn": m.fn, "options": dict(m.options)} for k, m in task.metrics.items()},
         "model": model, "dataset": {**data, **counts}, "mmreason_version": __version__,
-        "seconds": round(seconds, 1), **dict(setup.extra),
+        "seconds": round(seconds, 1), "resumed": resumed, **dict(setup.extra),
     }
+
+
+def _plain(value: Any) -> Any:
+    """Mappings and tuples of a layout's options as JSON values."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def _public_judge(judge: Mapping[str, Any] | None) -> dict | None:
@@ -321,14 +341,16 @@ def segment_seconds(rows: Sequence[Mapping[str, Any]], given: float | None) -> f
     return lengths.pop() if lengths else None
 
 
-def checkpoint_image_budget(path: str | Path) -> dict[str, int]:
-    """The image pixel budget saved with a checkpoint's processor, as far as it records one ({} if none).
+def checkpoint_image_budget(path: str | Path, kind: str = "image") -> dict[str, int]:
+    """The pixel budget saved with a checkpoint's processor for `kind` ("image", or "video": per frame), as
+    far as it records one ({} if none).
 
     Transformers writes it as ``min_pixels``/``max_pixels`` or as ``size: {shortest_edge, longest_edge}``
-    (pixel counts for the Qwen-VL processors), in ``preprocessor_config.json`` or under ``image_processor``
-    in ``processor_config.json``.
+    (pixel counts for the Qwen-VL processors), in ``preprocessor_config.json`` (``video_preprocessor_
+    config.json``) or under ``image_processor`` (``video_processor``) in ``processor_config.json``.
     """
-    for name, section in (("preprocessor_config.json", None), ("processor_config.json", "image_processor")):
+    own = "preprocessor_config.json" if kind == "image" else f"{kind}_preprocessor_config.json"
+    for name, section in ((own, None), ("processor_config.json", f"{kind}_processor")):
         try:
             config = json.loads((Path(path) / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -347,23 +369,40 @@ def checkpoint_image_budget(path: str | Path) -> dict[str, int]:
     return {}
 
 
+def checkpoint_budgets(path: str | Path) -> dict[str, dict[str, int]]:
+    """The image and video budgets a checkpoint's processor was saved with (`checkpoint_image_budget`)."""
+    return {kind: checkpoint_image_budget(path, kind) for kind in ("image", "video")}
+
+
+def _fill_saved(media: dict, kind: str, saved: Mapping[str, int]) -> None:
+    """Add the saved budget keys `media[kind]` does not pin; a saved bound that would cross a given one is
+    left out (the given bound wins)."""
+    extra = {k: v for k, v in saved.items() if k not in media.get(kind, {})}
+    if extra:
+        part = media.setdefault(kind, {})
+        part.update(extra)
+        if part.get("min_pixels", 0) > part.get("max_pixels", float("inf")):
+            del part[next(iter(extra))]
+
+
 def make_setup(task: Task, task_name: str, family: str, args: argparse.Namespace,
-               rows: Sequence[Mapping[str, Any]] = (), checkpoint: Mapping[str, int] | None = None) -> Setup:
+               rows: Sequence[Mapping[str, Any]] = (),
+               checkpoint: Mapping[str, Mapping[str, int]] | None = None) -> Setup:
     """The run's settings. Image budget, per key: the user's flag, else the task's pin, else `checkpoint`
     (the budget the model's processor was saved with: a tiny model's is 256 tokens, where the family's
-    released default would feed it 16k), else the family's."""
+    released default would feed it 16k), else the family's. Video frames (when the rows hold videos): the
+    task's pin, else the checkpoint's saved video budget, else the family's."""
     from mmreason.modalities.image import image_budget
+    from mmreason.schema import media_parts
 
     media = {k: dict(v) for k, v in task.media.items()}
     for key in ("min_pixels", "max_pixels"):
         if getattr(args, key) is not None:
             media.setdefault("image", {})[key] = getattr(args, key)
-    saved = {k: v for k, v in (checkpoint or {}).items() if k not in media.get("image", {})}
-    if saved:
-        image = media.setdefault("image", {})
-        image.update(saved)
-        if image.get("min_pixels", 0) > image.get("max_pixels", float("inf")):  # the given bound wins
-            del image[next(iter(saved))]
+    saved = checkpoint or {}
+    _fill_saved(media, "image", saved.get("image") or {})
+    if any(kind == "video" for row in rows for kind, _ in media_parts(row)):
+        _fill_saved(media, "video", saved.get("video") or {})
     if args.fps is not None:
         media.setdefault("video", {}).pop("nframes", None)
         media["video"]["fps"] = args.fps
@@ -378,28 +417,76 @@ def make_setup(task: Task, task_name: str, family: str, args: argparse.Namespace
                  segment_seconds(rows, args.segment_seconds) if task.call_syntax == "video_com" else None)
 
 
-def evaluate(args: argparse.Namespace) -> dict:
-    """Generate and score (the CLI without printing); returns the results record."""
-    from mmreason.models import detect_family, load
+class LoadedModel:
+    """The checkpoint of a run: its path and family at once, the weights on first use (a resumed run with
+    nothing left to generate never loads them), shared by every task of the run."""
 
+    def __init__(self, args: argparse.Namespace):
+        from mmreason.models import detect_family
+
+        self.spec, self.dtype, self.device = args.model, args.dtype, args.device
+        self.path = model_dir(args.model)
+        self.family = detect_family(self.path)
+        self.budgets = checkpoint_budgets(self.path)
+        self._loaded: tuple[Any, Any] | None = None
+
+    def get(self) -> tuple[Any, Any]:
+        if self._loaded is None:
+            from mmreason.models import load
+
+            model, processor = load({"path": self.path, "dtype": self.dtype, "device": self.device})
+            model.eval()
+            self._loaded = (model, processor)
+        return self._loaded
+
+    def record(self) -> dict:
+        return {**model_record(self.path, self.family), "spec": self.spec}
+
+
+def evaluate(args: argparse.Namespace, model: LoadedModel | None = None) -> dict:
+    """Generate and score ``args.task`` into ``args.out`` (the CLI without printing), continuing an
+    interrupted run of the same settings there; returns the results record."""
     start = time.perf_counter()
-    task = get_task(args.task)
-    rows, counts = select_rows(load_dataset_rows(args.data), task, args.limit)
-    path = model_dir(args.model)
-    family = detect_family(path)
-    setup = make_setup(task, args.task, family, args, rows, checkpoint_image_budget(path))
-    prompts = [{"id": r["id"], "messages": prompt_messages(r, task, family, setup.media)} for r in rows]
-    claim_out(Path(args.out), run_settings(args), overwrite=getattr(args, "overwrite", False))
-    model, processor = load({"path": path, "dtype": args.dtype, "device": args.device})
-    model.eval()
-    outputs = generate(model, processor, prompts, task, setup, progress=not args.quiet)
-    records = score(task, setup, rows, outputs, prompt_texts(prompts))
-    metrics = summarize([r["scores"] for r in records], list(task.metrics))
-    data = fingerprint(args.data, [r["id"] for r in rows])
-    model_info = {**model_record(path, family), "spec": args.model}
-    results = results_record(args.task, setup, model_info, data, metrics, len(records), counts,
-                             time.perf_counter() - start)
-    write_outputs(Path(args.out), results, records)
+    name, out = args.task, Path(args.out)
+    task = find_task(name)
+    model = model or LoadedModel(args)
+    candidates, files = task_rows(task, args.data, out)
+    rows, counts = select_rows(candidates, task, args.limit)
+    setup = make_setup(task, name, model.family, args, rows, model.budgets)
+    prompts = [{"id": r["id"], "messages": prompt_messages(r, task, model.family, setup.media)} for r in rows]
+    resume = claim_out(out, run_settings(args), overwrite=getattr(args, "overwrite", False))
+    done = read_records(out, [r["id"] for r in rows]) if resume else {}
+    resumed = len(done)
+    if resumed and not args.quiet:
+        print(f"mmreason eval: {name}: continuing from {resumed} scored samples in {out}", file=sys.stderr)
+    by_id, texts = {r["id"]: r for r in rows}, prompt_texts(prompts)
+
+    def record(outputs: list[dict]) -> None:  # score each batch as it comes, and keep it on disk
+        batch = score(task, setup, [by_id[o["id"]] for o in outputs], outputs, texts)
+        append_records(out, batch)
+        done.update((r["id"], r) for r in batch)
+
+    pending = [p for p in prompts if p["id"] not in done]
+    if pending:
+        generate(*model.get(), pending, task, setup, progress=not args.quiet, on_batch=record)
+    records = [done[r["id"]] for r in rows]
+    summary = summary_of(task, records, [r.get("meta") or {} for r in rows])
+    data = fingerprint(args.data, [r["id"] for r in rows], files)
+    results = results_record(name, setup, model.record(), data, summary, len(records), counts,
+                             time.perf_counter() - start, resumed)
+    write_outputs(out, results, records)
+    return results
+
+
+def evaluate_tasks(args: argparse.Namespace, names: Sequence[str]) -> list[dict]:
+    """`evaluate` for each task on one loaded model, task X into ``<out>/X`` with the settings a ``--task X``
+    run would record (so either command continues the other's interrupted run)."""
+    model = LoadedModel(args)
+    results = []
+    for name in names:
+        one = argparse.Namespace(**{**vars(args), "task": name, "tasks": None,
+                                    "out": str(Path(args.out) / name)})
+        results.append(evaluate(one, model))
     return results
 
 
@@ -440,10 +527,11 @@ def _prediction_family(args: argparse.Namespace, predictions: Path) -> str:
 def rescore(args: argparse.Namespace) -> dict:
     """Score saved outputs against the dataset: no model, same metrics; writes to --out as `evaluate` does."""
     start = time.perf_counter()
-    task = get_task(args.task)
+    task = find_task(args.task)
     predictions = Path(args.predictions)
     preds = read_predictions(predictions)
-    rows, counts = select_rows(load_dataset_rows(args.data), task, None)
+    candidates, files = task_rows(task, args.data, Path(args.out))
+    rows, counts = select_rows(candidates, task, None)
     by_id = {r["id"]: r for r in rows}
     missing = [p["id"] for p in preds if p["id"] not in by_id]
     if missing:
@@ -452,19 +540,19 @@ def rescore(args: argparse.Namespace) -> dict:
     if args.limit:
         preds = preds[:args.limit]
     family = _prediction_family(args, predictions)
-    setup = make_setup(task, args.task, family, args,
-                       checkpoint=checkpoint_image_budget(model_dir(args.model)) if args.model else None)
+    chosen = [by_id[p["id"]] for p in preds]
+    setup = make_setup(task, args.task, family, args, chosen,
+                       checkpoint=checkpoint_budgets(model_dir(args.model)) if args.model else None)
     setup = replace(setup, extra={"rescored_from": str(predictions.resolve())})
     claim_out(Path(args.out), run_settings(args), overwrite=getattr(args, "overwrite", False))
-    chosen = [by_id[p["id"]] for p in preds]
     for p, row in zip(preds, chosen):
         if not p.get("image_frames"):
             p["image_frames"] = _image_frames(row, setup)
     prompts = [{"id": r["id"], "messages": prompt_messages(r, task, family, setup.media)} for r in chosen]
     records = score(task, setup, chosen, preds, prompt_texts(prompts))
-    metrics = summarize([r["scores"] for r in records], list(task.metrics))
-    data = fingerprint(args.data, [p["id"] for p in preds])
-    results = results_record(args.task, setup, {"family": family, "spec": args.model}, data, metrics,
+    summary = summary_of(task, records, [r.get("meta") or {} for r in chosen])
+    data = fingerprint(args.data, [p["id"] for p in preds], files)
+    results = results_record(args.task, setup, {"family": family, "spec": args.model}, data, summary,
                              len(records), counts, time.perf_counter() - start)
     write_outputs(Path(args.out), results, records)
     return results
@@ -492,23 +580,27 @@ def _image_frames(row: Mapping[str, Any], setup: Setup) -> list[dict]:
 
 
 def parser() -> argparse.ArgumentParser:
-    from mmreason.eval.tasks import TASKS
-
-    p = argparse.ArgumentParser(prog="mmreason eval", description=__doc__.split("\n\n")[0])
-    p.add_argument("--task", required=True, choices=sorted(TASKS), help="benchmark task (tasks.TASKS)")
-    p.add_argument("--data", required=True, help="canonical dataset folder or file")
+    p = argparse.ArgumentParser(prog="mmreason eval", description=__doc__.split("\n\n")[0],
+                                epilog="mmreason eval compare RUN_A RUN_B: their scores side by side (table "
+                                       "and bar chart); `mmreason ls tasks` lists the tasks")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", choices=sorted(ALL_TASKS), metavar="TASK",
+                       help="one task, written into --out (`mmreason ls tasks`)")
+    which.add_argument("--tasks", help="several tasks, comma-separated, each written into --out/<task>")
+    p.add_argument("--data", required=True,
+                   help="canonical dataset folder or file; for a benchmark task, the benchmark's release folder")
     p.add_argument("--model", help="checkpoint directory, or tiny:<family>")
     p.add_argument("--predictions", help="re-score this samples.jsonl instead of generating")
     p.add_argument("--family", help="with --predictions: the family whose coordinate frame the outputs use")
     p.add_argument("--limit", type=int, help="score the first N rows of the task")
-    p.add_argument("--out", help="output folder (default outputs/eval/<task>)")
+    p.add_argument("--out", help="output folder (default outputs/eval/<task>, with --tasks outputs/eval)")
     p.add_argument("--batch-size", type=int, default=4, help="prompts generated together (default 4)")
     p.add_argument("--max-new-tokens", type=int, help="tokens per turn (default: the task's)")
     p.add_argument("--max-turns", type=int, help="turns for tool tasks (default: the task's)")
-    p.add_argument("--min-pixels", type=int, help="image pixel floor (default: the task's, else the checkpoint processor's, else "
-                   "the family's)")
-    p.add_argument("--max-pixels", type=int, help="image pixel ceiling (default: the task's, else the checkpoint processor's, "
-                   "else the family's)")
+    p.add_argument("--min-pixels", type=int, help="image pixel floor (default: the task's, else the checkpoint "
+                   "processor's, else the family's)")
+    p.add_argument("--max-pixels", type=int, help="image pixel ceiling (default: the task's, else the checkpoint "
+                   "processor's, else the family's)")
     p.add_argument("--fps", type=float, help="video sampling rate (default: the task's)")
     p.add_argument("--segment-seconds", type=float,
                    help="video_com: length of the numbered segments (default: from the rows' meta.segments)")
@@ -516,36 +608,64 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
     p.add_argument("--device", help="e.g. cuda, cpu, auto (default: where loading puts it)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true",
                    help="replace what --out holds even when it is a run with other settings")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def task_names(value: str) -> list[str]:
+    """The names of ``--tasks a,b,c``, each checked (`find_task`), duplicates dropped."""
+    names = list(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    if not names:
+        raise RecipeError("--tasks: give task names separated by commas (`mmreason ls tasks`)")
+    for name in names:
+        find_task(name)
+    return names
+
+
+def _usage_error(args: argparse.Namespace) -> str | None:
     if not args.model and not args.predictions:
-        print("mmreason eval: give --model to generate, or --predictions to re-score", file=sys.stderr)
-        return 2
+        return "give --model to generate, or --predictions to re-score"
+    if args.tasks and args.predictions:
+        return "--predictions re-scores one task: use --task, not --tasks"
     for name in ("limit", "batch_size", "max_new_tokens", "max_turns", "min_pixels", "max_pixels"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            print(f"mmreason eval: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
-            return 2
+            return f"--{name.replace('_', '-')} must be >= 1"
     if args.judge:
         try:
             json.loads(args.judge)
         except ValueError as exc:
-            print(f"mmreason eval: --judge is not JSON: {exc}", file=sys.stderr)
-            return 2
-    args.out = args.out or str(Path("outputs") / "eval" / args.task)
+            return f"--judge is not JSON: {exc}"
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compare"]:
+        from mmreason.eval.compare import main as compare_main
+
+        return compare_main(argv[1:])
+    args = parser().parse_args(argv)
+    problem = _usage_error(args)
+    if problem:
+        print(f"mmreason eval: {problem}", file=sys.stderr)
+        return 2
+    names = task_names(args.tasks) if args.tasks else [args.task]
+    args.out = args.out or str(Path("outputs") / "eval" / (args.task or ""))
     try:
-        results = rescore(args) if args.predictions else evaluate(args)
+        if args.predictions:
+            results = [rescore(args)]
+        else:
+            results = [evaluate(args)] if args.task else evaluate_tasks(args, names)
     except FileNotFoundError as exc:  # no dataset or predictions there: a usage error, not a crash
         print(f"mmreason eval: {exc}", file=sys.stderr)
         return 2
-    print_table(results)
-    print(f"wrote {Path(args.out) / 'results.json'} and {Path(args.out) / 'samples.jsonl'}")
+    for one, name in zip(results, names):
+        print_table(one)
+        folder = Path(args.out) / (name if args.tasks else "")
+        print(f"wrote {folder / 'results.json'} and {folder / 'samples.jsonl'}")
     return 0
 
 

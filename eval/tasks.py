@@ -47,6 +47,15 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """A benchmark's official release layout: the loader that reads it (`layouts.LOADERS`) and its options
+    (which files, where the pictures are). A task with a layout reads ``--data`` as that release."""
+
+    loader: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Task:
     description: str
     row_tasks: tuple[str, ...]  # canonical ``task`` values this benchmark scores
@@ -65,6 +74,12 @@ class Task:
     max_turns: int = 1
     max_new_tokens: int = 512
     media: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # pinned media options per part type
+    layout: Layout | None = None  # the benchmark's release layout; None: canonical rows
+    # row meta keys the scores are also reported by ("a+b": by the pair), e.g. ("category",)
+    breakdown: tuple[str, ...] = ()
+    # summary-level numbers from the metric means: name -> ("f1", precision metric, recall metric)
+    derived: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    paper: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # reported numbers by source
 
 
 # Pinned prompts. `{{`/`}}` are literal braces (str.format).
@@ -348,4 +363,4 @@ def rendered_prompt(task: Task) -> dict:
             "tool_frame": task.tool_frame, "call_syntax": task.call_syntax}
 
 
-__all__ = ["TASKS", "Task", "Metric", "get_task", "prompt_messages", "image_extent", "rendered_prompt"]
+__all__ = ["TASKS", "Task", "Layout", "Metric", "get_task", "prompt_messages", "image_extent", "rendered_prompt"]

@@ -25,7 +25,7 @@ from mmreason.recipes import find_recipe, recipe_parser, shipped_recipes
 from mmreason.registry import resolve_object
 
 VERBS: dict[str, str | tuple[str, str]] = {
-    "ls": ("mmreason.cli:ls_main", "list rewards, tools, modalities, families, recipes or builders"),
+    "ls": ("mmreason.cli:ls_main", "list rewards, tools, modalities, families, recipes, builders or eval tasks"),
     "validate": ("mmreason.cli:validate_main",
                  "check a recipe (+ key=value overrides), its model and data paths, and print it resolved"),
     "print-recipe": ("mmreason.cli:print_recipe_main", "print a resolved recipe as YAML, or save it with -o"),
@@ -37,7 +37,8 @@ VERBS: dict[str, str | tuple[str, str]] = {
     "train": ("mmreason.train.dispatch:main", "SFT or GRPO from a recipe: RECIPE [key=value ...] [--resume]"),
     "eval": ("mmreason.eval.runner:main", "score a model on a benchmark task (pinned prompts, pixel budgets)"),
     "plot": ("mmreason.train.plots:main", "draw training curves (runs overlaid) and eval scores to a PNG"),
-    "demo": ("mmreason.demos:main", "serve a Gradio demo on 127.0.0.1: grounded_chat, scene_3d"),
+    "demo": ("mmreason.cli:demo_main", "serve a Gradio demo on 127.0.0.1: grounded_chat, dataset_explorer, "
+             "runs, gui_agent, spatial_3d, audio_reasoning"),
 }
 
 # kind -> (module, attribute) of the literal registry `mmreason ls KIND` prints.
@@ -115,6 +116,13 @@ def _describe(kind: str, name: str, value: Any, failed: list[str]) -> str:
 
 
 def _rows(kind: str, failed: list[str]) -> tuple[list[str], list[list[str]], str | None]:
+    if kind == "tasks":  # eval tasks: what each reads (a benchmark's release layout, or canonical rows)
+        from mmreason.eval.benchmarks import ALL_TASKS
+
+        rows = [[n, f"{t.layout.options.get('format', t.layout.loader)} release" if t.layout
+                 else "canonical rows", ", ".join([*t.metrics, *t.derived]), t.description]
+                for n, t in ALL_TASKS.items()]
+        return ["task", "reads", "metrics", "description"], rows, None
     if kind == "recipes":
         recipes = shipped_recipes()
         return ["recipe", "description"], [[n, _recipe_summary(p)] for n, p in recipes.items()], None
@@ -135,7 +143,7 @@ def _rows(kind: str, failed: list[str]) -> tuple[list[str], list[list[str]], str
 
 def ls_main(argv: list[str]) -> int:
     """`mmreason ls KIND`: a table of a registry's names with the first line of each docstring."""
-    kinds = [*REGISTRIES, "recipes"]
+    kinds = [*REGISTRIES, "recipes", "tasks"]
     parser = argparse.ArgumentParser(prog="mmreason ls", description="List what a registry holds.")
     parser.add_argument("kind", choices=kinds, help="what to list")
     args = parser.parse_args(argv)
@@ -217,6 +225,22 @@ def print_recipe_main(argv: list[str]) -> int:
     else:
         print(format_recipe(recipe), end="")
     return 0
+
+
+def demo_main(argv: list[str]) -> int:
+    """`mmreason demo NAME`: the demos' dispatcher. The runs dashboard reads training logs with the training
+    code's readers; demos never import the training layer, so they are handed in from here."""
+    from mmreason.demos import main as demos_main
+
+    if argv[:1] != ["runs"]:
+        return demos_main(argv)
+    from mmreason.demos.runs import LogReaders
+    from mmreason.train import logging as train_logging
+    from mmreason.train import plots
+
+    readers = LogReaders(plots.load_run, plots.run_labels, plots.select_metrics, plots.draw,
+                         train_logging.read_jsonl, train_logging.COMPLETIONS_FILE)
+    return demos_main(argv, readers=readers)
 
 
 # --------------------------------------------------------------------------------------------- main
