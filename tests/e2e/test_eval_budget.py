@@ -1,6 +1,6 @@
-"""`mmreason eval`'s image budget: a checkpoint is evaluated at the budget its processor was saved with
-(not the family's released default, which gave a tiny model 16k vision tokens per picture), the user's
-flag still wins, and a row over the budget is an error naming its file and sample."""
+"""`mmreason eval`'s pixel budgets: a checkpoint is evaluated at the image and video budgets its processor
+was saved with (not the family's released default, which gave a tiny model 16k vision tokens per picture),
+the user's flag still wins, and a row over the budget is an error naming its file and sample."""
 
 from __future__ import annotations
 
@@ -85,3 +85,29 @@ def test_a_row_over_the_budget_is_an_error_naming_file_and_sample(tiny_model_dir
     assert _eval(*argv, "--data", data, "--out", tmp_path / "out") == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "sample 'big-0'" in err and str(tmp_path / "big.png") in err and "max_pixels 50000000" in err
+
+
+def test_eval_feeds_video_frames_at_the_checkpoint_processors_video_budget(tiny_model_dir, tmp_path):
+    from mmreason.eval.runner import checkpoint_image_budget
+    from mmreason.modalities.video import write_video
+
+    model = tiny_model_dir("qwen2_5_vl")
+    video = AutoProcessor.from_pretrained(model).video_processor  # as transformers reads it back
+    saved = {"min_pixels": video.size["shortest_edge"], "max_pixels": video.size["longest_edge"]}
+    assert checkpoint_image_budget(model, "video") == saved
+    assert saved["max_pixels"] < get_family("qwen2_5_vl").max_pixels  # not the family's default
+    frames = [np.full((224, 224, 3), 20 * k, np.uint8) for k in range(8)]
+    write_video(tmp_path / "clip.mp4", frames, 4)
+    row = {"id": "v-0", "task": "temporal_grounding", "source": "t", "answer": "0.5 to 1.0",
+           "messages": [{"role": "user", "content": [{"type": "video", "video": "clip.mp4"},
+                                                     {"type": "text", "text": "When does it brighten?"}]}],
+           "time_spans": [{"start": 0.5, "end": 1.0}]}
+    write_jsonl([row], tmp_path / "rows.jsonl")
+    assert _eval("--model", model, "--data", tmp_path / "rows.jsonl", "--task", "temporal_grounding",
+                 "--out", tmp_path / "v") == 0
+    results = json.loads((tmp_path / "v" / "results.json").read_text())
+    assert results["media"]["video"] == {"fps": 2.0, **saved}  # the task's fps pin, the checkpoint's frames
+    # an image task never gains a video budget
+    image_rows = _rows(tmp_path)
+    assert _eval("--model", model, "--data", image_rows, "--task", "grounding", "--out", tmp_path / "i") == 0
+    assert "video" not in json.loads((tmp_path / "i" / "results.json").read_text())["media"]
