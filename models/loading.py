@@ -1,7 +1,8 @@
 """Load any local checkpoint of a known family: `load(spec) -> (model, processor)`.
 
 The family comes from `config.model_type` (never from the directory name), and the model is built with
-the family's auto class, so a tiny test model and a released checkpoint load the same way.
+the family's auto class, so a tiny test model and a released checkpoint load the same way; a Qwen2.5-VL
+checkpoint whose config.json carries ``spatial`` loads as `mmreason.models.spatial.qwen.SpatialQwen2_5_VL`.
 
     model, processor = load("outputs/quickstart/tiny-qwen2_5_vl")
     model, processor = load({"path": "ckpt/", "dtype": "bfloat16", "device": "cuda"})
@@ -171,7 +172,13 @@ def load(spec: Any):
         kwargs["attn_implementation"] = s.attn_implementation
     if s.device == "auto":
         kwargs["device_map"] = "auto"
-    model = getattr(tf, family.auto_class).from_pretrained(s.path, **kwargs)
+    model_class = getattr(tf, family.auto_class)
+    if family.name == "qwen2_5_vl":
+        from mmreason.models.spatial.qwen import SpatialQwen2_5_VL, is_spatial_checkpoint
+
+        if is_spatial_checkpoint(s.path):  # config.json's `spatial`: the adapter lives in the same weights
+            model_class = SpatialQwen2_5_VL
+    model = model_class.from_pretrained(s.path, **kwargs)
     if s.device not in (None, "auto"):
         model = model.to(s.device)
     processor = tf.AutoProcessor.from_pretrained(s.path)

@@ -69,8 +69,10 @@ def load_policy(recipe: Recipe, path: str, *, device: Any = None) -> tuple[Any, 
         for p in model.parameters():
             p.requires_grad_(False)
         targets = lora_targets(model, m.lora.target_modules or (), include_vision=not m.freeze_vision)
+        # parts a checkpoint adds to its backbone (the spatial adapter) train fully next to the LoRA weights
+        extra = list(getattr(model, "fully_trained_modules", ())) or None
         config = LoraConfig(r=m.lora.r, lora_alpha=m.lora.alpha, lora_dropout=m.lora.dropout, bias="none",
-                            target_modules=targets)
+                            target_modules=targets, modules_to_save=extra)
         model = get_peft_model(model, config)
     if m.gradient_checkpointing:
         # Non-reentrant checkpointing needs no input grads, so frozen embeddings under LoRA are fine.

@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 
 from mmreason.config import Recipe, format_recipe, load_recipe
 from mmreason.errors import RecipeError
+from mmreason.models.spatial import with_spatial_inputs
 from mmreason.recipes import find_recipe, for_training, recipe_parser
 from mmreason.train.checkpoint import COMPLETE, write_marker
 from mmreason.train.data import load_data, media_options
@@ -199,6 +200,7 @@ def run(recipe: Recipe, *, resume: str | None = None, source: str = "recipe") ->
     collator = Collator(processor, recipe.model.family, mode="train", max_length=recipe.sft.max_length,
                         on_error=recipe.data.on_error, media_options=media_options(recipe), return_meta=False)
     check_sft(recipe, rows, collator)
+    collator = with_spatial_inputs(model, collator)  # a spatial checkpoint's batches carry 3D points too
     trainable, total = count_parameters(model)
     log.info("SFT on %d rows; %s of %s parameters train", len(rows), f"{trainable:,}", f"{total:,}")
     args = sft_arguments(recipe)
