@@ -32,6 +32,8 @@ TRAINABLE_MODULES = ("spatial",)
 class SpatialQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
     """A Qwen2.5-VL model whose ``config.spatial`` describes the adapter it carries."""
 
+    fully_trained_modules = TRAINABLE_MODULES  # read by the training setup: no LoRA here, every weight trains
+
     def __init__(self, config):
         super().__init__(config)
         spatial = getattr(config, "spatial", None)
