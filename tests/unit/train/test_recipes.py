@@ -27,13 +27,39 @@ PAPER = {
     "infigui_r1/qwen2_5_vl_sft": {"sft.lr": 2e-6, "sft.warmup": 0.1},
     "infigui_r1/qwen2_5_vl_rloo": {"grpo.advantage": "rloo", "grpo.num_generations": 16, "grpo.lr": 1e-6,
                                    "model.path": "outputs/infigui_r1-sft/final"},
+    "video_com/qwen2_5_vl_sft": {"sft.lr": 1e-5, "sft.scheduler": "cosine", "sft.warmup": 0.03, "sft.epochs": 1.0,
+                                 "model.max_pixels": 128 * 28 * 28, "data.video.fps": 1.0,
+                                 "data.video.max_pixels": 360 * 420},
+    "video_com/qwen2_5_vl_grpo": {"grpo.num_generations": 8, "grpo.beta": 0.04, "grpo.lr": 1e-6,
+                                  "grpo.scheduler": "cosine", "grpo.max_completion_length": 512,
+                                  "tools.call_syntax": "video_com", "tools.segment_frames": 16,
+                                  "rewards.funcs.0.name": "video_com"},
+    "ui_ins/qwen2_5_vl_sft": {"sft.lr": 5e-6, "sft.epochs": 2.0, "sft.warmup": 0.1, "sft.scheduler": "cosine"},
+    "ui_ins/qwen2_5_vl_grpo": {"grpo.num_generations": 2, "grpo.lr": 1e-5, "grpo.batch_size": 256, "grpo.beta": 0.0,
+                               "grpo.max_completion_length": 256, "rewards.funcs.0.name": "ui_ins"},
+    "ton/qwen2_5_vl_sft": {"data.prompt": "think_answer", "model.max_pixels": 501760},
+    "ton/qwen2_5_vl_grpo": {"grpo.num_generations": 8, "grpo.lr": 1e-6, "grpo.scheduler": "constant",
+                            "grpo.temperature": 1.0, "grpo.max_completion_length": 2048, "model.max_pixels": 501760,
+                            "data.prompt": "think_answer"},
+}
+
+# method -> its stages in order, each (full-size recipe, debug-size recipe that tests/e2e runs)
+STAGES = {
+    "grit": [("grit/qwen2_5_vl_grpo", "grit/tiny_grpo_20")],
+    "deepeyes": [("deepeyes/qwen2_5_vl_grpo", "debug/tiny_deepeyes_grpo")],
+    "virl": [("virl/qwen2_5_vl_grpo", "debug/tiny_virl_grpo")],
+    "infigui_r1": [("infigui_r1/qwen2_5_vl_sft", "infigui_r1/tiny_sft"),
+                   ("infigui_r1/qwen2_5_vl_rloo", "infigui_r1/tiny_rloo")],
+    "video_com": [("video_com/qwen2_5_vl_sft", "video_com/tiny_sft"), ("video_com/qwen2_5_vl_grpo", "video_com/tiny_grpo")],
+    "ui_ins": [("ui_ins/qwen2_5_vl_sft", "ui_ins/tiny_sft"), ("ui_ins/qwen2_5_vl_grpo", "ui_ins/tiny_grpo")],
+    "ton": [("ton/qwen2_5_vl_sft", "ton/tiny_sft"), ("ton/qwen2_5_vl_grpo", "ton/tiny_grpo")],
 }
 
 
 def value(recipe, dotted):
     out = recipe
     for part in dotted.split("."):
-        out = getattr(out, part)
+        out = out[int(part)] if part.isdigit() else getattr(out, part)
     return out
 
 
@@ -45,10 +71,23 @@ def test_method_recipes_carry_the_papers_settings(name):
         assert value(recipe, key) == expected, key
 
 
-def test_infigui_r1_rl_starts_from_its_sft_output():
-    sft = load_recipe(RECIPES / "infigui_r1" / "qwen2_5_vl_sft.yaml")
-    rl = load_recipe(RECIPES / "infigui_r1" / "qwen2_5_vl_rloo.yaml")
-    assert rl.model.path == f"{sft.output_dir}/final"
+@pytest.mark.parametrize("method", sorted(m for m, stages in STAGES.items() if len(stages) > 1))
+def test_each_rl_stage_starts_from_its_sft_output(method):
+    (sft, _), (rl, _) = STAGES[method]
+    assert load_recipe(RECIPES / f"{rl}.yaml").model.path == f"{load_recipe(RECIPES / f'{sft}.yaml').output_dir}/final"
+
+
+@pytest.mark.parametrize("method", sorted(STAGES))
+def test_every_method_stage_has_a_shipped_recipe_and_a_debug_size_one(method):
+    shipped = shipped_recipes()
+    for full, debug in STAGES[method]:
+        assert full in shipped and debug in shipped
+        big, small = load_recipe(shipped[full]), load_recipe(shipped[debug])
+        assert (big.sft is None) == (small.sft is None)  # the same stage: SFT beside SFT, RL beside RL
+        assert small.model.path.startswith("tiny:") and (small.sft or small.grpo).max_steps <= 200
+        if big.grpo is not None:  # the debug run scores with the method's own rewards
+            assert {f.name for f in big.rewards.funcs} == {f.name for f in small.rewards.funcs}
+            assert big.grpo.advantage == small.grpo.advantage and big.tools.call_syntax == small.tools.call_syntax
 
 
 GRPO_RECIPES = sorted(n for n, p in shipped_recipes().items() if load_recipe(p).grpo is not None)
