@@ -5,6 +5,7 @@
     mmreason eval --task grounding --data data/refcoco --predictions outputs/eval/refcoco/samples.jsonl
     mmreason eval --model ckpt/ --data downloads/vstar_bench --tasks vstar_bench,vstar --out outputs/eval/ckpt
     mmreason eval compare outputs/eval/base outputs/eval/grpo --out compare.png
+    mmreason eval --endpoint http://127.0.0.1:8000/v1 --model served-name --family qwen2_5_vl --data ... --task pope
 
 1. read the rows: a benchmark task (`benchmarks.BENCHMARKS`) reads ``--data`` as the benchmark's release
    (`layouts`), the others read a canonical dataset; select the task's rows (row ``task`` values, media);
@@ -442,6 +443,23 @@ class LoadedModel:
     def record(self) -> dict:
         return {**model_record(self.path, self.family), "spec": self.spec}
 
+    def check_task(self, task: Task, name: str) -> None:
+        """A checkpoint runs every task (tool tasks with their tools)."""
+
+    def generate(self, prompts: Sequence[Mapping[str, Any]], task: Task, setup: Setup, *, progress: bool = True,
+                 on_batch: Callable[[list[dict]], None] | None = None) -> list[dict]:
+        return generate(*self.get(), prompts, task, setup, progress=progress, on_batch=on_batch)
+
+
+def open_model(args: argparse.Namespace) -> Any:
+    """The run's model: an OpenAI-compatible ``--endpoint`` serving ``--model`` (`endpoint.EndpointModel`),
+    else the checkpoint ``--model`` (`LoadedModel`)."""
+    if getattr(args, "endpoint", None):
+        from mmreason.eval.endpoint import EndpointModel
+
+        return EndpointModel(args.endpoint, args.model, args.family, api_key_env=args.api_key_env)
+    return LoadedModel(args)
+
 
 def evaluate(args: argparse.Namespace, model: LoadedModel | None = None) -> dict:
     """Generate and score ``args.task`` into ``args.out`` (the CLI without printing), continuing an
@@ -449,7 +467,8 @@ def evaluate(args: argparse.Namespace, model: LoadedModel | None = None) -> dict
     start = time.perf_counter()
     name, out = args.task, Path(args.out)
     task = find_task(name)
-    model = model or LoadedModel(args)
+    model = model or open_model(args)
+    model.check_task(task, name)
     candidates, files = task_rows(task, args.data, out)
     rows, counts = select_rows(candidates, task, args.limit)
     setup = make_setup(task, name, model.family, args, rows, model.budgets)
@@ -468,7 +487,7 @@ def evaluate(args: argparse.Namespace, model: LoadedModel | None = None) -> dict
 
     pending = [p for p in prompts if p["id"] not in done]
     if pending:
-        generate(*model.get(), pending, task, setup, progress=not args.quiet, on_batch=record)
+        model.generate(pending, task, setup, progress=not args.quiet, on_batch=record)
     records = [done[r["id"]] for r in rows]
     summary = summary_of(task, records, [r.get("meta") or {} for r in rows])
     data = fingerprint(args.data, [r["id"] for r in rows], files)
@@ -481,7 +500,7 @@ def evaluate(args: argparse.Namespace, model: LoadedModel | None = None) -> dict
 def evaluate_tasks(args: argparse.Namespace, names: Sequence[str]) -> list[dict]:
     """`evaluate` for each task on one loaded model, task X into ``<out>/X`` with the settings a ``--task X``
     run would record (so either command continues the other's interrupted run)."""
-    model = LoadedModel(args)
+    model = open_model(args)
     results = []
     for name in names:
         one = argparse.Namespace(**{**vars(args), "task": name, "tasks": None,
@@ -589,9 +608,13 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--tasks", help="several tasks, comma-separated, each written into --out/<task>")
     p.add_argument("--data", required=True,
                    help="canonical dataset folder or file; for a benchmark task, the benchmark's release folder")
-    p.add_argument("--model", help="checkpoint directory, or tiny:<family>")
+    p.add_argument("--model", help="checkpoint directory, or tiny:<family>; with --endpoint, the served model name")
+    p.add_argument("--endpoint", help="an OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1) serving "
+                   "--model; give --family, the frame its coordinates are in")
+    p.add_argument("--api-key-env", help="with --endpoint: the environment variable holding its API key")
     p.add_argument("--predictions", help="re-score this samples.jsonl instead of generating")
-    p.add_argument("--family", help="with --predictions: the family whose coordinate frame the outputs use")
+    p.add_argument("--family", help="with --predictions or --endpoint: the family whose coordinate frame the "
+                   "outputs use")
     p.add_argument("--limit", type=int, help="score the first N rows of the task")
     p.add_argument("--out", help="output folder (default outputs/eval/<task>, with --tasks outputs/eval)")
     p.add_argument("--batch-size", type=int, default=4, help="prompts generated together (default 4)")
@@ -627,6 +650,10 @@ def task_names(value: str) -> list[str]:
 def _usage_error(args: argparse.Namespace) -> str | None:
     if not args.model and not args.predictions:
         return "give --model to generate, or --predictions to re-score"
+    if args.endpoint and not (args.model and args.family):
+        return "--endpoint needs --model (the served model's name) and --family (its coordinate frame)"
+    if args.endpoint and args.predictions:
+        return "give --endpoint to generate, or --predictions to re-score, not both"
     if args.tasks and args.predictions:
         return "--predictions re-scores one task: use --task, not --tasks"
     for name in ("limit", "batch_size", "max_new_tokens", "max_turns", "min_pixels", "max_pixels"):
