@@ -154,6 +154,12 @@ class SFTConfig:
     logging_steps: int = bounded(10, ge=1)
     save_steps: int = bounded(500, ge=1)
     save_total_limit: int | None = bounded(None, ge=1)  # None: keep every checkpoint
+    # Validation on data.eval (TRL's names): the loss on its rows, logged as eval_loss every eval_steps steps
+    # (None: save_steps) and at the last step, or at each epoch's end; "no" skips it.
+    eval_strategy: Literal["no", "steps", "epoch"] = "steps"
+    eval_steps: int | None = bounded(None, ge=1)
+    eval_on_start: bool = False  # also before the first step (logged as step 0)
+    max_eval_samples: int | None = bounded(None, ge=1)  # the first rows of data.eval; None: all of them
     resume: str | None = None  # a checkpoint dir, or "auto" for the newest one under output_dir
 
 

@@ -1,4 +1,4 @@
-"""A real OpenAI-compatible chat server on 127.0.0.1 for the tests of the judge, its preflight and the teacher.
+"""A real OpenAI-compatible chat server on 127.0.0.1, for the tests of the judge, its preflight, the teacher.
 
     with ChatServer(lambda body: "OK") as server:   # server.url ends in /v1, as a client's base_url does
         ...

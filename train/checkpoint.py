@@ -1,4 +1,4 @@
-"""Atomic checkpoints and exact resume for the GRPO loop.
+"""Atomic checkpoints and exact resume for the GRPO loop (SFT writes the same layout: `mmreason.train.sft`).
 
 A checkpoint ``<output_dir>/checkpoints/step-000040/`` holds
 
@@ -9,6 +9,9 @@ A checkpoint ``<output_dir>/checkpoints/step-000040/`` holds
 - ``trainer_state.json``: the step and the data position (prompts consumed), plus ``recipe.yaml``, the
   resolved recipe the run used;
 - ``COMPLETE``: written last.
+
+An SFT checkpoint has the same files; its ``state/`` is the Hugging Face Trainer's own checkpoint folder
+(weights, optimizer, scheduler, RNG and its ``trainer_state.json``), which the Trainer resumes from.
 
 Writing is atomic: everything goes to ``.tmp-step-000040/``, is fsynced, and the folder is renamed;
 only then is ``COMPLETE`` written. A run killed while saving leaves a ``.tmp-*`` folder or a folder
@@ -68,9 +71,11 @@ def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return found[-1] if found else None
 
 
-def resolve_resume(resume: str | None, output_dir: str | os.PathLike) -> Path | None:
+def resolve_resume(resume: str | None, output_dir: str | os.PathLike, *,
+                   section: str = "grpo") -> Path | None:
     """``None`` -> start fresh; ``"auto"`` -> the newest complete checkpoint (fresh if there is none);
-    a path -> that checkpoint, which must be complete (a checkpoint folder or a run's output_dir)."""
+    a path -> that checkpoint, which must be complete (a checkpoint folder or a run's output_dir). Errors
+    name the recipe key ``<section>.resume``."""
     if not resume:
         return None
     if resume == "auto":
@@ -82,10 +87,13 @@ def resolve_resume(resume: str | None, output_dir: str | os.PathLike) -> Path | 
     if newest is not None:
         return newest
     if path.is_dir() and _NAME.fullmatch(path.name):
-        raise RecipeError(f"grpo.resume: {path} is an incomplete checkpoint (no {COMPLETE} marker: the run "
-                          "was killed while saving); pick an earlier one or use grpo.resume=auto")
-    raise RecipeError(f"grpo.resume: {path} is not a checkpoint (expected .../{CHECKPOINTS}/step-NNNNNN with "
-                      f"a {COMPLETE} marker, or an output_dir holding some); resume=auto takes the newest")
+        newest = latest_checkpoint(path.parent.parent)
+        pick = f"the newest complete one is {newest}" if newest else "pick an earlier one"
+        raise RecipeError(f"{section}.resume: {path} is an incomplete checkpoint (no {COMPLETE} marker: the "
+                          f"run was killed while saving); {pick}, or use {section}.resume=auto")
+    raise RecipeError(f"{section}.resume: {path} is not a checkpoint (expected .../{CHECKPOINTS}/step-NNNNNN "
+                      f"with a {COMPLETE} marker, or an output_dir holding some); {section}.resume=auto "
+                      "takes the newest")
 
 
 # ------------------------------------------------------------------------------------------ saving
@@ -121,12 +129,36 @@ def _trainable_only(models: list, weights: list, _output_dir: str) -> None:
         weights[i] = {k: v for k, v in state.items() if k in trainable}
 
 
+def checkpoint_paths(output_dir: str | os.PathLike, step: int) -> tuple[Path, Path]:
+    """(temporary, final) folder of the checkpoint of `step`: it is written in the first, then renamed."""
+    root = Path(output_dir) / CHECKPOINTS
+    name = checkpoint_name(step)
+    return root / f".tmp-{name}", root / name
+
+
+def write_state(folder: Path, state: TrainState) -> None:
+    (folder / STATE_FILE).write_text(json.dumps(asdict(state), indent=2) + "\n", encoding="utf-8")
+
+
+def publish(tmp: Path, final: Path, output_dir: str | os.PathLike, *, keep: int | None = None) -> Path:
+    """Make the fully written `tmp` the checkpoint `final` (main process only): flush it to disk, rename it,
+    write ``COMPLETE`` last, then delete all but the newest `keep` complete checkpoints."""
+    fsync_tree(tmp)
+    if final.exists():  # a folder left by a kill between rename and marker
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    _fsync(final.parent)
+    write_marker(final)
+    if keep:
+        for old in list_checkpoints(output_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
 def save_checkpoint(accelerator: Any, output_dir: str | os.PathLike, state: TrainState, *, model: Any,
                     processor: Any = None, recipe_text: str | None = None, keep: int | None = None) -> Path:
     """Write a checkpoint atomically (module docstring); every process must call it. Returns its path."""
-    root = Path(output_dir) / CHECKPOINTS
-    name = checkpoint_name(state.step)
-    tmp, final = root / f".tmp-{name}", root / name
+    tmp, final = checkpoint_paths(output_dir, state.step)
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -142,18 +174,10 @@ def save_checkpoint(accelerator: Any, output_dir: str | os.PathLike, state: Trai
         unwrapped.save_pretrained(tmp / "model", state_dict=full_state)
         if processor is not None:
             processor.save_pretrained(tmp / "model")
-        (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=2) + "\n", encoding="utf-8")
+        write_state(tmp, state)
         if recipe_text is not None:
             (tmp / "recipe.yaml").write_text(recipe_text, encoding="utf-8")
-        fsync_tree(tmp)
-        if final.exists():  # a folder left by a kill between rename and marker
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        _fsync(root)
-        write_marker(final)
-        if keep:
-            for old in list_checkpoints(output_dir)[:-keep]:
-                shutil.rmtree(old, ignore_errors=True)
+        publish(tmp, final, output_dir, keep=keep)
     accelerator.wait_for_everyone()
     return final
 

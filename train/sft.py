@@ -9,15 +9,26 @@ assistant-only labels, and a ``max_length`` that never cuts inside a media span 
 lose media tokens fails before the first step, naming it). TRL's own assistant mask and dataset
 preparation are therefore switched off. LoRA (peft) or full fine-tuning come from the recipe.
 
-Outputs under ``output_dir``: ``checkpoint-N/`` (the HF Trainer's, with the resolved ``recipe.yaml`` and,
-written last, the ``COMPLETE`` marker GRPO checkpoints carry too: ``--resume`` takes the newest complete one),
-``metrics.jsonl`` and ``tensorboard/``, and ``final/``: a loadable model (LoRA merged) plus processor,
-which the next stage's ``model.path`` can name; LoRA runs also keep the bare adapter in ``adapter/``.
+Validation: with ``data.eval`` set, the loss on its rows (the first ``sft.max_eval_samples``) is logged as
+``eval_loss`` every ``sft.eval_steps`` steps (None: ``sft.save_steps``) and at the last step, with TRL's
+``eval_strategy`` names (``steps``, ``epoch``, ``no``).
+
+Outputs under ``output_dir``, laid out as a GRPO run's (`mmreason.train.checkpoint`):
+``checkpoints/step-NNNNNN/`` with ``model/`` (loadable: the weights, or the LoRA adapter, and the processor,
+with a model card), ``state/`` (the HF Trainer's checkpoint, which resuming reads), ``trainer_state.json``,
+the resolved ``recipe.yaml`` and, written last, ``COMPLETE``: ``--resume`` takes the newest complete one.
+Then ``metrics.jsonl`` and ``tensorboard/``, and ``final/``: a loadable model (LoRA merged) plus processor and
+model card, which the next stage's ``model.path`` can name; LoRA runs also keep the bare adapter in
+``adapter/``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -26,8 +37,10 @@ from mmreason.config import Recipe, format_recipe, load_recipe
 from mmreason.errors import RecipeError
 from mmreason.models.spatial import with_spatial_inputs
 from mmreason.recipes import find_recipe, for_training, recipe_parser
-from mmreason.train.checkpoint import COMPLETE, write_marker
-from mmreason.train.data import load_data, media_options
+from mmreason.train.card import write_card
+from mmreason.train.checkpoint import (CHECKPOINTS, COMPLETE, TrainState, checkpoint_paths, publish,
+                                       resolve_resume, write_state)
+from mmreason.train.data import Rows, load_data, media_options
 from mmreason.train.model_setup import count_parameters, load_policy, model_path, parameter_groups
 from mmreason.train.preflight import check_sft
 
@@ -46,10 +59,14 @@ class IndexCollator:
         return self.collator([self.rows[e["row"]] for e in examples])
 
 
-def index_dataset(n: int) -> Any:
+def index_dataset(start: int, stop: int) -> Any:
     import datasets
 
-    return datasets.Dataset.from_dict({"row": list(range(n))})
+    return datasets.Dataset.from_dict({"row": list(range(start, stop))})
+
+
+def has_eval(recipe: Recipe) -> bool:
+    return bool(recipe.data.eval) and recipe.sft.eval_strategy != "no"
 
 
 def sft_arguments(recipe: Recipe) -> Any:
@@ -60,12 +77,19 @@ def sft_arguments(recipe: Recipe) -> Any:
     s = recipe.sft
     bf16 = recipe.model.dtype == "bfloat16" or (recipe.model.dtype == "auto" and torch.cuda.is_available()
                                                  and torch.cuda.is_bf16_supported())
+    evaluate = has_eval(recipe)
     return SFTConfig(
-        output_dir=recipe.output_dir, run_name=recipe.run_name, seed=recipe.seed, data_seed=recipe.data.seed,
-        num_train_epochs=s.epochs, max_steps=s.max_steps or -1, learning_rate=s.lr,
+        # The Trainer saves into checkpoints/checkpoint-N, which `_callbacks` moves at once into the step-N
+        # layout; the pruning (save_total_limit) is ours then, over complete checkpoints only.
+        output_dir=str(Path(recipe.output_dir) / CHECKPOINTS), run_name=recipe.run_name, seed=recipe.seed,
+        data_seed=recipe.data.seed, num_train_epochs=s.epochs, max_steps=s.max_steps or -1,
+        learning_rate=s.lr,
         per_device_train_batch_size=s.batch_size, gradient_accumulation_steps=s.grad_accum,
         lr_scheduler_type=s.scheduler, warmup_steps=s.warmup,
-        logging_steps=s.logging_steps, save_steps=s.save_steps, save_total_limit=s.save_total_limit,
+        logging_steps=s.logging_steps, save_steps=s.save_steps, save_total_limit=None,
+        eval_strategy=s.eval_strategy if evaluate else "no",
+        eval_steps=(s.eval_steps or s.save_steps) if evaluate else None,
+        eval_on_start=s.eval_on_start and evaluate, per_device_eval_batch_size=s.batch_size,
         # metrics.jsonl and tensorboard/ come from our callback (the same files a GRPO run writes)
         report_to=["wandb"] if "wandb" in recipe.report_to and _has("wandb") else "none",
         # Our collator cuts (safely) and labels; TRL must neither prepare, truncate nor mask the rows again.
@@ -97,19 +121,65 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _callbacks(recipe: Recipe) -> list:
-    """Save the resolved recipe into every checkpoint, and mirror the Trainer's logs to metrics.jsonl."""
+# What only resuming reads in the HF Trainer's checkpoint; the rest (weights or adapter, config, processor)
+# is the loadable model.
+_RESUME_ONLY = re.compile(r"optimizer.*|scheduler\.pt|scaler\.pt|rng_state.*\.pth|trainer_state\.json|"
+                          r"training_args\.bin")
+
+
+def _link_model(state: Path, model: Path) -> None:
+    """``model/``: hard links to the loadable files of ``state/`` (one copy on disk; a copy where the
+    filesystem has no hard links)."""
+    model.mkdir()
+    for f in state.iterdir():
+        if f.is_file() and not _RESUME_ONLY.fullmatch(f.name):
+            try:
+                os.link(f, model / f.name)
+            except OSError:
+                shutil.copy2(f, model / f.name)
+
+
+def save_checkpoint(trainer_dir: Path, recipe: Recipe, state: Any, args: Any, *, source: str,
+                    rows: Mapping[str, Mapping[str, int]]) -> Path:
+    """Turn the Trainer's ``checkpoint-N`` folder into ``checkpoints/step-N`` (module docstring), atomically:
+    assembled in ``.tmp-step-N``, renamed, ``COMPLETE`` last (`mmreason.train.checkpoint.publish`)."""
+    step = state.global_step
+    tmp, final = checkpoint_paths(recipe.output_dir, step)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    os.rename(trainer_dir, tmp / "state")
+    _link_model(tmp / "state", tmp / "model")
+    samples = step * args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    write_state(tmp, TrainState(step, samples, {"epoch": state.epoch}))
+    (tmp / "recipe.yaml").write_text(format_recipe(recipe), encoding="utf-8")
+    write_card(tmp / "model", recipe, source=source, step=step, rows=rows, merged=False,
+               recipe_file="../recipe.yaml")
+    return publish(tmp, final, recipe.output_dir, keep=recipe.sft.save_total_limit)
+
+
+def _leftovers(recipe: Recipe) -> list[Path]:
+    """What a run killed while saving leaves: the Trainer's folder not yet moved, a half-assembled one."""
+    root = Path(recipe.output_dir) / CHECKPOINTS
+    return sorted(root.glob("checkpoint-*")) + sorted(root.glob(".tmp-step-*")) if root.is_dir() else []
+
+
+def _callbacks(recipe: Recipe, *, source: str, rows: Mapping[str, Mapping[str, int]]) -> list:
+    """Lay out every checkpoint as GRPO does, mirror the Trainer's logs to metrics.jsonl, and validate at the
+    last step too."""
+    from accelerate import PartialState
     from transformers import TrainerCallback
 
     from mmreason.train.logging import RunLogger
 
-    text = format_recipe(recipe)
+    evaluate_last = has_eval(recipe) and recipe.sft.eval_strategy == "steps"
 
     class MMReasonCallback(TrainerCallback):
         logger: RunLogger | None = None
 
         def on_train_begin(self, args, state, control, **kwargs):
             if state.is_world_process_zero:
+                for path in _leftovers(recipe):  # never complete: the marker is the last thing written
+                    shutil.rmtree(path, ignore_errors=True)
                 self.logger = RunLogger(recipe.output_dir, report_to=(),
                                         resume_step=state.global_step or None)
 
@@ -118,18 +188,15 @@ def _callbacks(recipe: Recipe) -> list:
                 self.logger.log(state.global_step, logs)
 
         def on_step_end(self, args, state, control, **kwargs):
-            # the Trainer saves over a folder of the same step (after a resume from an earlier one):
-            # its old marker must not vouch for the half-written files
-            if control.should_save and state.is_world_process_zero:
-                (Path(args.output_dir) / f"checkpoint-{state.global_step}" / COMPLETE).unlink(missing_ok=True)
+            if evaluate_last and state.global_step >= state.max_steps:
+                control.should_evaluate = True  # the last step's loss, whatever eval_steps divides
 
         def on_save(self, args, state, control, **kwargs):
-            # called once the Trainer has written the whole checkpoint: the marker goes last
-            if state.is_world_process_zero:
-                ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-                if ckpt.is_dir():
-                    (ckpt / "recipe.yaml").write_text(text, encoding="utf-8")
-                    write_marker(ckpt)
+            # called once the Trainer has written the whole checkpoint (every process its own RNG file)
+            PartialState().wait_for_everyone()
+            trainer_dir = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and trainer_dir.is_dir():
+                save_checkpoint(trainer_dir, recipe, state, args, source=source, rows=rows)
 
         def on_train_end(self, args, state, control, **kwargs):
             if self.logger is not None:
@@ -138,38 +205,39 @@ def _callbacks(recipe: Recipe) -> list:
     return [MMReasonCallback()]
 
 
-def complete_checkpoints(output_dir: str | Path) -> list[Path]:
-    """The Trainer's ``checkpoint-N`` folders under `output_dir` that carry the ``COMPLETE`` marker, oldest
-    first (a run killed while saving leaves one without it)."""
-    root = Path(output_dir)
-    found = [p for p in root.glob("checkpoint-*") if p.is_dir() and p.name[len("checkpoint-"):].isdigit()
-             and (p / COMPLETE).is_file()] if root.is_dir() else []
-    return sorted(found, key=lambda p: int(p.name[len("checkpoint-"):]))
-
-
-def _resume_arg(recipe: Recipe) -> str | None:
+def _resume_arg(recipe: Recipe) -> Path | None:
     """The checkpoint to resume from: ``auto`` takes the newest complete one (None: start fresh); a path
-    must be a complete checkpoint."""
+    must be a complete checkpoint (or an output_dir holding some) that SFT wrote."""
     resume = recipe.sft.resume
     if not resume:
         return None
-    done = complete_checkpoints(recipe.output_dir if resume == "auto" else Path(resume).parent)
     if resume == "auto":
-        partial = sorted(p.name for p in Path(recipe.output_dir).glob("checkpoint-*")
-                         if p.is_dir() and p not in done)
+        root = Path(recipe.output_dir) / CHECKPOINTS
+        partial = sorted(p.name for p in root.glob("step-*") if p.is_dir() and not (p / COMPLETE).is_file())
         if partial:
             log.warning("skipping %s under %s: no %s marker (the run was killed while saving)",
-                        ", ".join(partial), recipe.output_dir, COMPLETE)
-        return str(done[-1]) if done else None
-    if Path(resume) in done:
-        return resume
-    newest = f"; the newest complete one is {done[-1]}" if done else ""
-    raise RecipeError(f"sft.resume: {resume} is not a complete checkpoint (no {COMPLETE} marker: missing, or "
-                      f"the run was killed while saving it){newest}; sft.resume=auto picks it")
+                        ", ".join(partial), root, COMPLETE)
+    found = resolve_resume(resume, recipe.output_dir, section="sft")
+    if found is not None and not (found / "state" / "trainer_state.json").is_file():
+        raise RecipeError(f"sft.resume: {found} holds no Trainer state (state/trainer_state.json): SFT did "
+                          "not write it (a GRPO checkpoint resumes with `mmreason train` of its GRPO recipe)")
+    return found
 
 
-def save_final(trainer: Any, processor: Any, recipe: Recipe) -> Path:
-    """``final/``: a model `mmreason.models.load` opens (LoRA merged in), and ``adapter/`` for LoRA runs."""
+def _trainer_class() -> type:
+    from trl import SFTTrainer
+
+    class Trainer(SFTTrainer):
+        def create_model_card(self, *args: Any, **kwargs: Any) -> None:
+            """TRL's draft names no base model: `write_card` writes ours into final/ and every checkpoint."""
+
+    return Trainer
+
+
+def save_final(trainer: Any, processor: Any, recipe: Recipe, *, source: str = "recipe",
+               rows: Mapping[str, Mapping[str, int]] | None = None) -> Path:
+    """``final/``: a model `mmreason.models.load` opens (LoRA merged in) with its card, and ``adapter/`` for
+    LoRA runs."""
     out = Path(recipe.output_dir)
     model = trainer.accelerator.unwrap_model(trainer.model)
     if not trainer.accelerator.is_main_process:
@@ -180,6 +248,7 @@ def save_final(trainer: Any, processor: Any, recipe: Recipe) -> Path:
     model.save_pretrained(out / "final")
     processor.save_pretrained(out / "final")
     (out / "final" / "recipe.yaml").write_text(format_recipe(recipe), encoding="utf-8")
+    write_card(out / "final", recipe, source=source, step=trainer.state.global_step, rows=rows)
     return out / "final"
 
 
@@ -187,7 +256,6 @@ def run(recipe: Recipe, *, resume: str | None = None, source: str = "recipe") ->
     """Fine-tune as the recipe's `sft` section says; `resume` (``auto`` or a checkpoint) replaces
     ``sft.resume``. Returns the exit status."""
     from transformers import set_seed
-    from trl import SFTTrainer
 
     from mmreason.modalities.collate import Collator
 
@@ -197,20 +265,30 @@ def run(recipe: Recipe, *, resume: str | None = None, source: str = "recipe") ->
     set_seed(recipe.seed)
     model, processor = load_policy(recipe, model_path(recipe))
     rows = load_data(recipe)
+    held_out = load_data(recipe, split="eval") if has_eval(recipe) else Rows((), ())
+    limit = recipe.sft.max_eval_samples
+    held_out = Rows(held_out.rows[:limit], held_out.sources[:limit])
     collator = Collator(processor, recipe.model.family, mode="train", max_length=recipe.sft.max_length,
                         on_error=recipe.data.on_error, media_options=media_options(recipe), return_meta=False)
     check_sft(recipe, rows, collator)
+    check_sft(recipe, held_out, collator)
     collator = with_spatial_inputs(model, collator)  # a spatial checkpoint's batches carry 3D points too
     trainable, total = count_parameters(model)
-    log.info("SFT on %d rows; %s of %s parameters train", len(rows), f"{trainable:,}", f"{total:,}")
+    log.info("SFT on %d rows (%d to validate on); %s of %s parameters train", len(rows), len(held_out),
+             f"{trainable:,}", f"{total:,}")
+    counts = {"train": dict(Counter(rows.sources)), "eval": dict(Counter(held_out.sources))}
     args = sft_arguments(recipe)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=index_dataset(len(rows)),
-                         processing_class=processor, data_collator=IndexCollator(rows.rows, collator),
-                         callbacks=_callbacks(recipe), optimizers=(module_optimizer(model, recipe, args), None))
+    everything = rows.rows + held_out.rows  # one index space: the training rows, then the validation rows
+    trainer = _trainer_class()(
+        model=model, args=args, train_dataset=index_dataset(0, len(rows)),
+        eval_dataset=index_dataset(len(rows), len(everything)) if len(held_out) else None,
+        processing_class=processor, data_collator=IndexCollator(everything, collator),
+        callbacks=_callbacks(recipe, source=source, rows=counts),
+        optimizers=(module_optimizer(model, recipe, args), None))
     if resume_from is not None:
         print(f"resuming from {resume_from}", flush=True)
-    trainer.train(resume_from_checkpoint=resume_from)
-    final = save_final(trainer, processor, recipe)
+    trainer.train(resume_from_checkpoint=None if resume_from is None else str(resume_from / "state"))
+    final = save_final(trainer, processor, recipe, source=source, rows=counts)
     print(f"saved {final}")
     return 0
 

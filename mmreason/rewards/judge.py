@@ -232,7 +232,8 @@ class JudgeConfig:
 
     ``api_key_env`` names an environment variable holding the key (keys never go in recipes). ``timeout``
     (seconds) and ``retries`` go to the `openai` client, which owns the backoff between tries;
-    ``max_workers`` requests of a batch are in flight at once. ``cache_path=None`` uses ``$MMREASON_CACHE_DIR/judge.sqlite`` (default ``~/.cache/mmreason``);
+    ``max_workers`` requests of a batch are in flight at once.
+    ``cache_path=None`` uses ``$MMREASON_CACHE_DIR/judge.sqlite`` (default ``~/.cache/mmreason``);
     ``cache_path=""`` disables the cache. ``max_answer_chars`` (None: no guard) scores a longer prediction 0
     without asking; a method that has such a guard sets it in its reward, not here.
     """
@@ -391,7 +392,7 @@ def _failure(exc: Exception) -> JudgeFailure:
 
 
 def _reply_text(completion: Any) -> str:
-    # the client does not validate bodies: a JSON object that is not a chat completion arrives with None fields
+    # the client does not validate bodies: a JSON object that is no chat completion comes with None fields
     try:
         content = completion.choices[0].message.content
     except (AttributeError, IndexError, TypeError):
