@@ -333,7 +333,10 @@ def build_demo(model: Any, processor: Any, family: str, *, config: ChatConfig = 
     """The Gradio Blocks (not launched): picture + question -> streamed trace, annotated picture, zooms."""
     import gradio as gr
 
+    from mmreason.demos import app_temp_dir
     from mmreason.errors import MMReasonError
+
+    app_temp_dir()  # before any component is made: Gradio stores (and later serves) files only there
 
     def respond(image, question, prefill, allow_zoom, max_new_tokens):
         if image is None:
@@ -371,10 +374,10 @@ def build_demo(model: Any, processor: Any, family: str, *, config: ChatConfig = 
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
-    from mmreason.demos import add_serve_args, load_model, serve
+    from mmreason.demos import add_model_args, add_serve_args, load_model, serve
 
     parser = argparse.ArgumentParser(prog="mmreason demo grounded_chat", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="tiny:qwen2_5_vl", help="checkpoint directory, or tiny:<family>")
+    add_model_args(parser)
     parser.add_argument("--coord-frame", choices=("pixel", "resized", "norm1000", "norm1"),
                         help="frame the model writes coordinates in (default: its family's)")
     parser.add_argument("--max-pixels", type=int, help="image pixel budget (default: the family's)")

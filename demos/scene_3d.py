@@ -133,7 +133,10 @@ def build_demo(model: Any, processor: Any, family: str, *, config: SceneConfig =
     boxes."""
     import gradio as gr
 
+    from mmreason.demos import app_temp_dir
     from mmreason.errors import MMReasonError
+
+    app_temp_dir()  # before any component is made: Gradio stores (and later serves) files only there
 
     def respond(upload, question, prefill, hint):
         source = upload if upload else example_cloud()
@@ -167,10 +170,10 @@ def build_demo(model: Any, processor: Any, family: str, *, config: SceneConfig =
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
-    from mmreason.demos import add_serve_args, load_model, serve
+    from mmreason.demos import add_model_args, add_serve_args, load_model, serve
 
     parser = argparse.ArgumentParser(prog="mmreason demo scene_3d", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="tiny:qwen2_5_vl", help="checkpoint directory, or tiny:<family>")
+    add_model_args(parser)
     parser.add_argument("--views", type=int, default=4)
     parser.add_argument("--view-size", type=int, default=336)
     parser.add_argument("--max-new-tokens", type=int, default=256)

@@ -37,8 +37,7 @@ VERBS: dict[str, str | tuple[str, str]] = {
     "train": ("mmreason.train.dispatch:main", "SFT or GRPO from a recipe: RECIPE [key=value ...] [--resume]"),
     "eval": ("mmreason.eval.runner:main", "score a model on a benchmark task (pinned prompts, pixel budgets)"),
     "plot": ("mmreason.train.plots:main", "draw training curves (runs overlaid) and eval scores to a PNG"),
-    "demo": ("mmreason.cli:demo_main", "serve a Gradio demo on 127.0.0.1: grounded_chat, dataset_explorer, "
-             "runs, gui_agent, spatial_3d, audio_reasoning"),
+    "demo": ("mmreason.cli:demo_main", "serve a Gradio demo on 127.0.0.1 (`mmreason demo` lists them)"),
 }
 
 # kind -> (module, attribute) of the literal registry `mmreason ls KIND` prints.
