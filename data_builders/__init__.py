@@ -21,6 +21,7 @@ BUILDERS: dict[str, str] = {
     "video_clips": "mmreason.data_builders.video_clips:build",
     "audio_speech": "mmreason.data_builders.audio_speech:build",
     "gui_pages": "mmreason.data_builders.gui_pages:build",
+    "gui_distill": "mmreason.data_builders.gui_distill:build",
     "scenes_3d": "mmreason.data_builders.scenes_3d:build",
     "convert_coco": "mmreason.data_builders.converters:build_coco",
     "convert_refcoco": "mmreason.data_builders.converters:build_refcoco",
