@@ -92,19 +92,27 @@ def _raw_rows(path: Path) -> list[dict]:
 
 
 def with_prompt(recipe: Recipe, rows: list[dict]) -> list[dict]:
-    """Rows wrapped in the recipe's method prompt (`mmreason.prompts`), tools declared in the system turn."""
+    """Rows wrapped in the recipe's method prompt (`mmreason.prompts`), tools declared in the system turn:
+    each row's own tool set where ``tools.column`` picks one (`mmreason.train.tool_sets`)."""
     from mmreason.prompts import apply_prompt, prompt_style
+    from mmreason.train.tool_sets import row_tools
 
     d = recipe.data
     style = prompt_style(d.prompt, system=d.system_prompt, prefix=d.prompt_prefix, suffix=d.prompt_suffix)
     if style == prompt_style("none"):
         return rows
-    tools_text = ""
-    if style.system and "{tools}" in style.system and recipe.tools.names:
-        from mmreason.tools import tools_prompt
+    declares = bool(style.system and "{tools}" in style.system)
+    texts: dict[tuple[str, ...], str] = {(): ""}
 
-        tools_text = tools_prompt(list(recipe.tools.names))
-    return [apply_prompt(r, style, tools_text=tools_text) for r in rows]
+    def declared(names: tuple[str, ...]) -> str:
+        if names not in texts:
+            from mmreason.tools import tools_prompt
+
+            texts[names] = tools_prompt(list(names))
+        return texts[names]
+
+    return [apply_prompt(r, style, tools_text=declared(row_tools(recipe.tools, r)) if declares else "")
+            for r in rows]
 
 
 def load_data(recipe: Recipe, *, split: str = "train", accelerator: Any = None) -> Rows:

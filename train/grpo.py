@@ -6,8 +6,9 @@
 `run` reads top to bottom: recipe -> accelerator -> rewards -> checks (judges and listeners asked too) ->
 data -> `setup` (policy, checks against the data, reference, optimizer) -> `start` (resume or seed) ->
 `train`, the loop of `grpo_step` (roll out, score, advantages, update), logging every `grpo.logging_steps`
-(metrics.jsonl, and `grpo.log_completions` decoded completions to completions.jsonl) and checkpointing
-every `grpo.save_steps`.
+(metrics.jsonl, and `grpo.log_completions` decoded completions to completions.jsonl), validating on
+`data.eval` at `grpo.eval_steps` (`mmreason.train.grpo_eval`: eval/* metrics in the same records) and
+checkpointing every `grpo.save_steps`.
 Steps on which every group's rewards are equal teach nothing; a run of them is warned about once
 (`FlatRewards`).
 Why our own loop rather than TRL's GRPOTrainer: video inputs, token-level advantages from step rewards
@@ -30,12 +31,14 @@ from mmreason.recipes import find_recipe, for_training, recipe_parser
 from mmreason.rewards import build_rewards
 from mmreason.train.checkpoint import TrainState, load_checkpoint, resolve_resume, save_checkpoint
 from mmreason.train.data import load_data, media_options
+from mmreason.train.grpo_eval import eval_rows, evaluate, is_eval_step
 from mmreason.train.grpo_step import StepContext, grpo_step, reduce_metrics
 from mmreason.train.logging import Progress, RunLogger
 from mmreason.train.model_setup import (count_parameters, load_policy, load_reference, model_path,
                                         parameter_groups)
 from mmreason.train.preflight import check_data, check_recipe, check_services
 from mmreason.train.rollout_backend import check_vllm, make_backend, push_weights
+from mmreason.train.tool_sets import check_rows
 
 log = logging.getLogger("mmreason.train")
 
@@ -169,11 +172,14 @@ def is_logging_step(step: int, g: Any) -> bool:
     return step % g.logging_steps == 0 or step == g.max_steps
 
 
-def train(ctx: StepContext, rows: Sequence[dict], state: TrainState, logger: RunLogger) -> TrainState:
+def train(ctx: StepContext, rows: Sequence[dict], state: TrainState, logger: RunLogger,
+          eval_set: Sequence[dict] = ()) -> TrainState:
     acc, g = ctx.accelerator, ctx.recipe.grpo
     # the main process logs its own completions: enough to see what the policy writes, no gathering
     keep_samples = acc.is_main_process and g.log_completions > 0
     flat = FlatRewards(completions_logged=keep_samples)
+    if eval_set and g.eval_on_start and state.step == 0:
+        logger.log(0, evaluate(ctx, eval_set))
     with Progress(g.max_steps, start=state.step, enabled=acc.is_main_process, description="grpo") as bar:
         while state.step < g.max_steps:
             picked = batch_indices(state.data_position, len(rows), g.batch_size, seed=ctx.recipe.data.seed,
@@ -183,7 +189,10 @@ def train(ctx: StepContext, rows: Sequence[dict], state: TrainState, logger: Run
             metrics = reduce_metrics(acc, grpo_step(ctx, [rows[i] for i in picked], samples=samples))
             state = TrainState(state.step + 1, state.data_position + g.batch_size)
             metrics["epoch"] = state.data_position / len(rows)
-            if is_logging_step(state.step, g):
+            validated = bool(eval_set) and is_eval_step(state.step, g)
+            if validated:
+                metrics.update(evaluate(ctx, eval_set))
+            if is_logging_step(state.step, g) or validated:
                 logger.log(state.step, metrics)
                 if samples:
                     logger.log_samples(state.step, samples)
@@ -195,8 +204,10 @@ def train(ctx: StepContext, rows: Sequence[dict], state: TrainState, logger: Run
     return state
 
 
-def setup(recipe: Recipe, accelerator: Any, rows: Sequence[dict], rewards: Any) -> StepContext:
-    """Policy (+ reference), the checks that need the processor, optimizer and schedule, rollout settings."""
+def setup(recipe: Recipe, accelerator: Any, rows: Sequence[dict], rewards: Any,
+          eval_set: Sequence[dict] = ()) -> StepContext:
+    """Policy (+ reference), the checks that need the processor (on the eval rows too), optimizer and
+    schedule, rollout settings."""
     from accelerate.utils import set_seed
 
     set_seed(recipe.grpo.seed)  # LoRA initialisation, identical on every process
@@ -204,6 +215,8 @@ def setup(recipe: Recipe, accelerator: Any, rows: Sequence[dict], rewards: Any) 
     model, processor = load_policy(recipe, path)
     options = media_options(recipe)
     check_data(recipe, rows, processor, rewards, model=model, media_options=options)
+    if eval_set:
+        check_data(recipe, eval_set, processor, rewards, model=model, media_options=options)
     reference = load_reference(recipe, path) if recipe.grpo.beta and not recipe.model.lora.enabled else None
     optimizer, scheduler = make_optimizer(model, recipe)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -248,12 +261,14 @@ def run(recipe: Recipe, *, resume: str | None = None, source: str = "recipe") ->
     check_vllm(recipe)
     check_services(rewards)  # a real request to every judge and listener, before the data is built
     rows = load_data(recipe, accelerator=accelerator).rows
-    ctx = setup(recipe, accelerator, rows, rewards)
+    check_rows(recipe.tools, rows)
+    eval_set = eval_rows(recipe, accelerator)  # read and checked now: a bad eval set fails before step 1
+    ctx = setup(recipe, accelerator, rows, rewards, eval_set)
     state, resumed = start(ctx)
     with RunLogger(recipe.output_dir, report_to=recipe.report_to, run_name=recipe.run_name,
                    config={"recipe": format_recipe(recipe)}, enabled=accelerator.is_main_process,
                    resume_step=state.step if resumed else None) as logger:
-        train(ctx, rows, state, logger)
+        train(ctx, rows, state, logger, eval_set)
     export_final(ctx)
     accelerator.end_training()
     return 0

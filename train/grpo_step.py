@@ -43,16 +43,33 @@ class StepContext:
 
 
 # --------------------------------------------------------------------------------------- rollouts
-def generate(ctx: StepContext, rows: Sequence[Mapping[str, Any]]) -> list:
-    """`group_size` trajectories per row, grouped contiguously, sampled from the current policy."""
-    from mmreason.rollout import rollout
+def generate(ctx: StepContext, rows: Sequence[Mapping[str, Any]], *, group_size: int | None = None,
+             **config: Any) -> list:
+    """`group_size` (default ``grpo.num_generations``) trajectories per row, grouped contiguously, from the
+    current policy; ``config`` overrides the rollout settings (``do_sample=False`` for validation). Rows
+    whose tool sets differ (``tools.column``, `mmreason.train.tool_sets`) roll out as separate batches."""
+    from dataclasses import replace
 
+    from mmreason.rollout import rollout
+    from mmreason.train.tool_sets import split_by_tools
+
+    size = ctx.recipe.grpo.num_generations if group_size is None else group_size
     policy = ctx.accelerator.unwrap_model(ctx.model)
     policy.eval()  # no dropout while sampling
+    out: list = [None] * (len(rows) * size)
     try:
-        return rollout(policy, ctx.processor, rows, ctx.recipe.model.family, config=ctx.rollout_config,
-                       group_size=ctx.recipe.grpo.num_generations, media_options=ctx.media_options,
-                       tool_settings=ctx.tool_settings, backend=ctx.backend)
+        for names, picked in split_by_tools(ctx.recipe.tools, rows):
+            # a row without tools ends at its first call, as a sample without an environment does
+            settings = replace(ctx.rollout_config, tools=names, **config,
+                               **({} if names else {"max_tool_calls": 0}))
+            trajs = rollout(policy, ctx.processor, [rows[i] for i in picked], ctx.recipe.model.family,
+                            config=settings, group_size=size, media_options=ctx.media_options,
+                            tool_settings=ctx.tool_settings, backend=ctx.backend)
+            for t in trajs:
+                row = picked[t.group]
+                at = row * size + t.index % size
+                out[at] = replace(t, index=at, group=row)
+        return out
     finally:
         policy.train()
 
