@@ -14,6 +14,7 @@ from mmreason.train.logging import read_jsonl
 SFT = ["ton/tiny_sft", "video_com/tiny_sft", "ui_ins/tiny_sft", "infigui_r1/tiny_sft"]
 GRPO = {
     "ton/tiny_grpo": "rewards/ton_format/skip_think",
+    "ton/tiny_gui_grpo": "rewards/ton_gui_value",
     "video_com/tiny_grpo": "rewards/video_com/manipulation",
     "ui_ins/tiny_grpo": "rewards/ui_ins",
     "infigui_r1/tiny_rloo": "rewards/infigui",

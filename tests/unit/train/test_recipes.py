@@ -41,6 +41,8 @@ PAPER = {
     "ton/qwen2_5_vl_grpo": {"grpo.num_generations": 8, "grpo.lr": 1e-6, "grpo.scheduler": "constant",
                             "grpo.temperature": 1.0, "grpo.max_completion_length": 2048, "model.max_pixels": 501760,
                             "data.prompt": "think_answer"},
+    "ton/qwen2_5_vl_gui_grpo": {"grpo.num_generations": 8, "grpo.lr": 1e-6, "model.max_pixels": 501760,
+                                "rewards.funcs.1.kwargs": {"radius": 0.14, "coord_frame": "norm1"}},
 }
 
 # method -> its stages in order, each (full-size recipe, debug-size recipe that tests/e2e runs)
@@ -53,6 +55,7 @@ STAGES = {
     "video_com": [("video_com/qwen2_5_vl_sft", "video_com/tiny_sft"), ("video_com/qwen2_5_vl_grpo", "video_com/tiny_grpo")],
     "ui_ins": [("ui_ins/qwen2_5_vl_sft", "ui_ins/tiny_sft"), ("ui_ins/qwen2_5_vl_grpo", "ui_ins/tiny_grpo")],
     "ton": [("ton/qwen2_5_vl_sft", "ton/tiny_sft"), ("ton/qwen2_5_vl_grpo", "ton/tiny_grpo")],
+    "ton_gui": [("ton/qwen2_5_vl_sft", "ton/tiny_sft"), ("ton/qwen2_5_vl_gui_grpo", "ton/tiny_gui_grpo")],
 }
 
 
