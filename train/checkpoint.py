@@ -156,8 +156,11 @@ def publish(tmp: Path, final: Path, output_dir: str | os.PathLike, *, keep: int 
 
 
 def save_checkpoint(accelerator: Any, output_dir: str | os.PathLike, state: TrainState, *, model: Any,
-                    processor: Any = None, recipe_text: str | None = None, keep: int | None = None) -> Path:
-    """Write a checkpoint atomically (module docstring); every process must call it. Returns its path."""
+                    processor: Any = None, recipe_text: str | None = None, keep: int | None = None,
+                    card: str | None = None) -> Path:
+    """Write a checkpoint atomically (module docstring); every process must call it. Returns its path.
+    `card`: the text of ``model/README.md`` (`mmreason.train.card.model_card`), replacing any a library
+    wrote there."""
     tmp, final = checkpoint_paths(output_dir, state.step)
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -177,6 +180,8 @@ def save_checkpoint(accelerator: Any, output_dir: str | os.PathLike, state: Trai
         write_state(tmp, state)
         if recipe_text is not None:
             (tmp / "recipe.yaml").write_text(recipe_text, encoding="utf-8")
+        if card is not None:
+            (tmp / "model" / "README.md").write_text(card, encoding="utf-8")
         publish(tmp, final, output_dir, keep=keep)
     accelerator.wait_for_everyone()
     return final

@@ -71,12 +71,21 @@ def test_restore_is_exact_weights_optimizer_scheduler_rng(tmp_path):
 def test_a_checkpoint_stores_trainable_tensors_and_a_loadable_adapter(tmp_path):
     from safetensors.torch import load_file
 
+    from mmreason.config import load_recipe_dict
+    from mmreason.train.card import model_card
+
     acc, model, opt, sched = prepared(tiny())
-    path = save_checkpoint(acc, tmp_path, TrainState(2, 8), model=model)
+    recipe = load_recipe_dict({"model": {"path": "tiny:qwen2_5_vl", "lora": {"enabled": True}},
+                               "grpo": {"max_steps": 2}, "output_dir": str(tmp_path)}, stem="card")
+    card = model_card(recipe, step=2, merged=False, recipe_file="../recipe.yaml")
+    path = save_checkpoint(acc, tmp_path, TrainState(2, 8), model=model, card=card)
     stored = load_file(path / "state" / "model.safetensors")
     assert stored and all("lora_" in k for k in stored)
     assert (path / "model" / "adapter_config.json").is_file() and (path / ckpt.COMPLETE).is_file()
     assert json.loads((path / ckpt.STATE_FILE).read_text())["data_position"] == 8
+    # the card replaces the one peft writes beside an adapter, which names no recipe
+    text = (path / "model" / "README.md").read_text()
+    assert text == card and "GRPO of `tiny:qwen2_5_vl` (qwen2_5_vl, LoRA r=16" in text and "2 steps" in text
 
 
 def test_newest_complete_checkpoint_wins_and_keep_prunes(tmp_path):
@@ -92,8 +101,10 @@ def test_newest_complete_checkpoint_wins_and_keep_prunes(tmp_path):
     assert resolve_resume(str(tmp_path), tmp_path).name == "step-000006"
     assert resolve_resume(None, tmp_path) is None
     assert resolve_resume("auto", tmp_path / "elsewhere") is None  # nothing yet: start fresh
-    with pytest.raises(RecipeError, match="incomplete checkpoint"):
+    with pytest.raises(RecipeError, match="incomplete checkpoint.*the newest complete one is .*step-000006"):
         resolve_resume(str(tmp_path / "checkpoints" / "step-000008"), tmp_path)
+    with pytest.raises(RecipeError, match=r"^sft\.resume: .* is an incomplete checkpoint"):  # SFT's key
+        resolve_resume(str(tmp_path / "checkpoints" / "step-000008"), tmp_path, section="sft")
     with pytest.raises(RecipeError, match="not a checkpoint"):
         resolve_resume(str(tmp_path / "nowhere"), tmp_path)
 
