@@ -84,16 +84,17 @@ def spatial_inputs(rows: Sequence[Mapping], grids: Sequence[Sequence[int]], conf
     k, n_scene = config.points_per_patch, config.scene_points
     images = [(r, path) for r in rows for path in images_of(r)]
     if len(images) != len(grids):
-        raise ValueError(f"spatial collator: the batch's rows have {len(images)} image parts but the processor "
-                         f"made {len(grids)} images (a point-cloud part renders extra views; rows for the "
-                         "spatial path carry their frames as image parts only)")
+        raise ValueError(f"spatial collator: the batch's rows have {len(images)} image parts but the "
+                         f"processor made {len(grids)} images (a point-cloud part renders extra views; rows "
+                         "for the spatial path carry their frames as image parts only)")
     pts, pmask, centers, cmask, token_scene = [], [], [], [], []
     scenes = []
     records = {id(r): frame_records(r) for r in rows}
     scene_of = {id(r): i for i, r in enumerate(rows)}
     for (row, path), (t, h, w) in zip(images, grids):
         if t != 1:
-            raise ValueError(f"sample {row.get('id')!r}: image grid t={t}; the spatial collator reads still images")
+            raise ValueError(f"sample {row.get('id')!r}: image grid t={t}; the spatial collator reads still "
+                             "images")
         tokens = (h // MERGE) * (w // MERGE)
         frame = records[id(row)].get(path)
         if frame is None:

@@ -59,7 +59,7 @@ class LocalPointNet(nn.Module):
         feats = self.lift(torch.cat([xyz, rgb], -1))
         idx = knn(xyz, mask, self.neighbours)  # (B, N, k)
         b = torch.arange(xyz.shape[0], device=xyz.device)[:, None, None]
-        offsets = xyz[b, idx] - xyz[:, :, None, :]  # (B, N, k, 3): where each neighbour is, seen from the point
+        offsets = xyz[b, idx] - xyz[:, :, None, :]  # (B, N, k, 3): each neighbour as seen from the point
         for layer, norm in zip(self.layers, self.norms):
             grouped = torch.cat([feats[b, idx], offsets], -1)
             feats = norm(feats + layer(grouped).max(dim=-2).values)  # residual: deeper stacks stay trainable

@@ -56,7 +56,8 @@ class SpatialConfig:
 
     def __post_init__(self):
         if self.encoder not in ENCODERS:
-            raise ValueError(f"spatial.encoder: unknown encoder {self.encoder!r}; known: {', '.join(ENCODERS)}")
+            raise ValueError(f"spatial.encoder: unknown encoder {self.encoder!r}; known: "
+                             f"{', '.join(ENCODERS)}")
         if self.width % self.heads:
             raise ValueError(f"spatial: width {self.width} must be a multiple of heads {self.heads}")
 
@@ -75,7 +76,8 @@ class SpatialConfig:
 def fourier(xyz: torch.Tensor, frequencies: int, min_wavelength: float) -> torch.Tensor:
     """(..., 3) metres -> (..., 3 + 6 * frequencies): the coordinates and their sin/cos at wavelengths
     `min_wavelength` * 2^i (the NeRF positional encoding, arXiv 2003.08934 §5.1)."""
-    scales = 2 * math.pi / (min_wavelength * 2.0 ** torch.arange(frequencies, device=xyz.device, dtype=xyz.dtype))
+    octaves = torch.arange(frequencies, device=xyz.device, dtype=xyz.dtype)
+    scales = 2 * math.pi / (min_wavelength * 2.0 ** octaves)
     angles = xyz[..., None] * scales  # (..., 3, F)
     return torch.cat([xyz, angles.sin().flatten(-2), angles.cos().flatten(-2)], -1)
 
@@ -147,9 +149,12 @@ def example_inputs(*, tokens: int, points_per_patch: int, scene_points: int, sce
     """Random spatial inputs of the collator's shapes (for doctests and shape checks): every token in
     scene 0, points in a 4 m cube."""
     g = torch.Generator().manual_seed(seed)
-    pts = torch.rand(tokens, points_per_patch, 6, generator=g) * torch.tensor([4, 4, 4, 1, 1, 1.0])
-    return {"spatial_points": pts, "spatial_point_mask": torch.ones(tokens, points_per_patch, dtype=torch.bool),
-            "spatial_centers": pts[:, 0, :3].clone(), "spatial_center_mask": torch.ones(tokens, dtype=torch.bool),
+    room = torch.tensor([4, 4, 4, 1, 1, 1.0])  # metres for xyz, 0-1 for rgb
+    pts = torch.rand(tokens, points_per_patch, 6, generator=g) * room
+    return {"spatial_points": pts,
+            "spatial_point_mask": torch.ones(tokens, points_per_patch, dtype=torch.bool),
+            "spatial_centers": pts[:, 0, :3].clone(),
+            "spatial_center_mask": torch.ones(tokens, dtype=torch.bool),
             "spatial_token_scene": torch.zeros(tokens, dtype=torch.long),
-            "spatial_scene": torch.rand(scenes, scene_points, 6, generator=g) * torch.tensor([4, 4, 4, 1, 1, 1.0]),
+            "spatial_scene": torch.rand(scenes, scene_points, 6, generator=g) * room,
             "spatial_scene_mask": torch.ones(scenes, scene_points, dtype=torch.bool)}

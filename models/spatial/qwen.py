@@ -1,10 +1,10 @@
 """Qwen2.5-VL with the spatial adapter: a subclass that adds point features onto its image patch tokens.
 
 Nothing in transformers is edited. `SpatialQwen2_5_VL` is ``Qwen2_5_VLForConditionalGeneration`` plus a
-``spatial`` submodule (`SpatialAdapter`) and a forward hook on the vision tower: ``forward`` (and so
-``generate``) takes the spatial collator's extra tensors, and the hook adds the adapter's output to the
-merged patch tokens the tower returns, before they replace the image placeholders. The token count and
-positions are untouched.
+``spatial`` submodule (`SpatialAdapter`) and hooks: ``forward`` (and so ``generate``) takes the spatial
+collator's extra tensors, a pre-hook on the inner model takes them from its kwargs, and a hook on the vision
+tower adds the adapter's output to the merged patch tokens the tower returns, before they replace the image
+placeholders. The token count and positions are untouched.
 
 The checkpoint stays a Qwen2.5-VL one (``model_type`` unchanged, so every tool reads its family) with
 ``spatial`` (the `SpatialConfig`) in config.json and the adapter's weights in the same safetensors;
@@ -14,6 +14,7 @@ The checkpoint stays a Qwen2.5-VL one (``model_type`` unchanged, so every tool r
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from pathlib import Path
@@ -38,40 +39,62 @@ class SpatialQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
         super().__init__(config)
         spatial = getattr(config, "spatial", None)
         if not isinstance(spatial, dict):
-            raise ValueError("SpatialQwen2_5_VL needs config.spatial (a dict of SpatialConfig fields); make a "
-                             "checkpoint with `python -m mmreason.models.spatial init BASE OUT`")
-        self.spatial = SpatialAdapter(SpatialConfig.from_dict(spatial), hidden_size=config.vision_config.out_hidden_size)
+            raise ValueError("SpatialQwen2_5_VL needs config.spatial (a dict of SpatialConfig fields); make "
+                             "a checkpoint with `python -m mmreason.models.spatial init BASE OUT`")
+        # the merger's width: the patch tokens the adapter adds to are the vision tower's merged output
+        width = config.vision_config.out_hidden_size
+        self.spatial = SpatialAdapter(SpatialConfig.from_dict(spatial), hidden_size=width)
         self._pending: dict | None = None
         self._warned = False
+        # The inner model is where every path meets: this class's forward, generate, and trainers that call
+        # the backbone directly to fuse the LM head (TRL's SFTTrainer). The spatial tensors ride in its
+        # kwargs; a pre-hook takes them out before the backbone sees them, the vision tower's hook uses them.
+        self.model.register_forward_pre_hook(self._take_spatial, with_kwargs=True)
+        self.model.register_forward_hook(self._drop_spatial, always_call=True)
         self.model.visual.register_forward_hook(self._add_spatial)
+
+    def _take_spatial(self, module, args, kwargs):
+        given = {name: kwargs.pop(name) for name in SPATIAL_INPUTS if kwargs.get(name) is not None}
+        for name in SPATIAL_INPUTS:
+            kwargs.pop(name, None)
+        if given and len(given) != len(SPATIAL_INPUTS):
+            missing = [name for name in SPATIAL_INPUTS if name not in given]
+            raise ValueError(f"spatial model: incomplete spatial inputs, missing {missing}")
+        # the vision tower runs only when pixels are given (the prefill step of generate)
+        self._pending = given if given and kwargs.get("pixel_values") is not None else None
+        return args, kwargs
+
+    def _drop_spatial(self, module, args, output):
+        self._pending = None  # never carried over to a later call, whatever happened in this one
 
     def _add_spatial(self, module, args, output):
         pending, self._pending = self._pending, None
         if pending is None:
             if not self._warned:
-                log.warning("spatial model: images without spatial inputs; their tokens pass through unchanged "
-                            "(feed batches through mmreason.models.spatial.SpatialCollator)")
+                log.warning("spatial model: images without spatial inputs; their tokens pass through "
+                            "unchanged (feed batches through mmreason.models.spatial.SpatialCollator)")
                 self._warned = True
             return output
         output.pooler_output = self.spatial(output.pooler_output, **pending)
         return output
 
-    def forward(self, *args, spatial_points=None, spatial_point_mask=None, spatial_centers=None,
-                spatial_center_mask=None, spatial_token_scene=None, spatial_scene=None, spatial_scene_mask=None,
-                **kwargs):
-        values = (spatial_points, spatial_point_mask, spatial_centers, spatial_center_mask, spatial_token_scene,
-                  spatial_scene, spatial_scene_mask)
-        given = [v is not None for v in values]
-        if any(given) and not all(given):
-            missing = [name for name, g in zip(SPATIAL_INPUTS, given) if not g]
-            raise ValueError(f"spatial model: incomplete spatial inputs, missing {missing}")
-        # the vision tower runs only when pixels are given (the prefill step of generate)
-        self._pending = dict(zip(SPATIAL_INPUTS, values)) if all(given) and kwargs.get("pixel_values") \
-            is not None else None
-        try:
-            return super().forward(*args, **kwargs)
-        finally:
-            self._pending = None
+    def forward(self, *args, **kwargs):
+        # the spatial tensors pass through the backbone's **kwargs to the inner model's pre-hook
+        return super().forward(*args, **kwargs)
+
+
+def _spatial_signature() -> inspect.Signature:
+    """The backbone's forward signature plus the spatial inputs as keyword arguments: `generate` checks its
+    kwargs against the signature, and would refuse both the spatial tensors and (with a bare ``**kwargs``)
+    the pixels."""
+    sig = inspect.signature(Qwen2_5_VLForConditionalGeneration.forward)
+    params = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    rest = [p for p in sig.parameters.values() if p.kind is p.VAR_KEYWORD]
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in SPATIAL_INPUTS]
+    return sig.replace(parameters=params + extra + rest)
+
+
+SpatialQwen2_5_VL.forward.__signature__ = _spatial_signature()
 
 
 def _register_weight_names() -> None:

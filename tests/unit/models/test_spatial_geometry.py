@@ -109,7 +109,8 @@ def test_builder_frames_through_the_spatial_collator(tmp_path, processor):
     per_image = (batch["image_grid_thw"].prod(-1) // 4).tolist()
     start = 0
     for cam, n in zip(cams, per_image):
-        pts = batch["spatial_points"][start:start + n, :, :3][batch["spatial_point_mask"][start:start + n]].numpy()
+        mask = batch["spatial_point_mask"][start:start + n]
+        pts = batch["spatial_points"][start:start + n, :, :3][mask].numpy()
         assert len(pts) > 0
         assert (_nearest(pts, cloud).values.numpy() <= _tolerance(pts, cam)).all()
         start += n
