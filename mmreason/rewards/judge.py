@@ -259,6 +259,8 @@ class JudgeConfig:
             raise RecipeError("judge: timeout must be > 0, retries >= 0, max_workers >= 1")
         if self.max_answer_chars is not None and self.max_answer_chars < 1:
             raise RecipeError("judge: max_answer_chars must be >= 1 or None (no guard)")
+        if self.base_url is not None:
+            _openai_installed()  # when the recipe is read, not at the first judged step
 
     @property
     def model_id(self) -> str:
@@ -357,12 +359,18 @@ class JudgeFailure(Exception):
     """A request that did not produce a reply (`judge` turns it into a ``failed`` verdict)."""
 
 
-def _openai():
-    try:
-        import openai
-    except ImportError:
+def _openai_installed() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("openai") is None:
         raise RecipeError("judge: an OpenAI-compatible endpoint (base_url) is spoken through the `openai` "
-                          "client: pip install 'mmreason[judge]'") from None
+                          "client, which is not installed: pip install 'mmreason[judge]'")
+
+
+def _openai():
+    _openai_installed()
+    import openai
+
     return openai
 
 
