@@ -4,6 +4,7 @@ Modules, each depending only on the ones before it:
 
 - `tokens`: token bookkeeping (observation turns, trajectories, loss masks, steps, batches);
 - `video_com`: Video-CoM's text protocol (where a turn ends, how a manipulation line runs);
+- `cache`: the key/value cache HF generation keeps across a trajectory's turns;
 - `backends`: generation, HF ``model.generate`` (default) or vLLM;
 - `loop`: `rollout` itself and its `RolloutConfig`.
 

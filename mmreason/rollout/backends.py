@@ -1,7 +1,8 @@
 """Generation backends of rollouts: continue a batch of token sequences, vision tensors included.
 
 Backends implement `RolloutBackend.generate(inputs, params) -> token ids`: `HFBackend` (``model.generate``,
-the default, CPU-capable, tested) and `VLLMBackend` (optional extra ``mmreason[vllm]``; a colocated
+the default, CPU-capable, tested; it keeps each trajectory's key/value cache across turns unless
+``cache=False``) and `VLLMBackend` (optional extra ``mmreason[vllm]``; a colocated
 ``vllm.LLM`` or an OpenAI-compatible server; untested here, as no GPU is available to the test suite).
 A backend may run past a stop; `mmreason.rollout.loop` cuts each turn at its first stop or end-of-turn.
 """
@@ -11,9 +12,10 @@ from __future__ import annotations
 import json
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Hashable, Mapping, Protocol, Sequence
 
 from mmreason.families import Family, as_family
+from mmreason.rollout.cache import TurnCache, cache_unsupported
 from mmreason.rollout.tokens import TOKEN_TYPES, concat_vision
 from mmreason.rollout.video_com import line_stopper
 
@@ -32,6 +34,7 @@ class TurnInput:
     images: tuple[Any, ...] = ()
     videos: tuple[Any, ...] = ()
     token_types: tuple[int, ...] | None = None  # `mm_token_type_ids`, for the families that need them
+    key: Hashable | None = None  # the trajectory it continues: backends that keep a cache across turns use it
 
 
 @dataclass(frozen=True)
@@ -51,16 +54,33 @@ class GenerationParams:
 
 
 class RolloutBackend(Protocol):
+    """Continues a batch of sequences. A backend may also define ``release()``, which `rollout` calls when
+    it starts and when it ends, to drop state kept across turns (a cache is stale once weights change)."""
+
     def generate(self, inputs: Sequence[TurnInput], params: GenerationParams) -> list[list[int]]:
         """New token ids per input; may run past a stop (the rollout cuts at the first stop or eos)."""
 
 
 class HFBackend:
-    """``model.generate`` on one left-padded batch, vision tensors concatenated in sequence order."""
+    """``model.generate`` on one left-padded batch, vision tensors concatenated in sequence order.
 
-    def __init__(self, model: Any, processor: Any, family: str | Family):
+    With ``cache=True`` (the default) the keys and values of each trajectory are kept across turns
+    (`mmreason.rollout.cache`): a turn encodes only what is new since the trajectory's last one. Greedy
+    decoding picks the same tokens either way; ``cache=False`` re-encodes every turn's whole sequence (for
+    comparison, or for a model the cache cannot serve, which falls back to it by itself: `cache_reason`).
+    `release` frees the kept cache; `rollout` calls it when it starts and when it ends.
+    """
+
+    def __init__(self, model: Any, processor: Any, family: str | Family, *, cache: bool = True):
         self.model, self.processor = model, processor
         self.family = as_family(family)
+        self.cache_reason = cache_unsupported(model) if cache else "cache=False"
+        self.turn_cache = TurnCache(model) if self.cache_reason is None else None
+
+    def release(self) -> None:
+        """Free the keys and values kept across turns (the next call starts afresh)."""
+        if self.turn_cache is not None:
+            self.turn_cache.reset()
 
     def generate(self, inputs: Sequence[TurnInput], params: GenerationParams) -> list[list[int]]:
         import torch
@@ -70,20 +90,13 @@ class HFBackend:
 
         tok = self.processor.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else params.eos_ids[0]
-        length = max(len(x.ids) for x in inputs)
-        ids = torch.full((len(inputs), length), pad, dtype=torch.long)
-        attention = torch.zeros_like(ids)
-        types = torch.zeros_like(ids) if all(x.token_types is not None for x in inputs) else None
-        for b, x in enumerate(inputs):  # left padding: every sequence continues at the same column
-            ids[b, length - len(x.ids):] = torch.tensor(x.ids, dtype=torch.long)
-            attention[b, length - len(x.ids):] = 1
-            if types is not None:
-                types[b, length - len(x.ids):] = torch.tensor(x.token_types, dtype=torch.long)
-        vision = concat_vision([v for x in inputs for v in x.vision])
-        if types is not None:
-            vision[TOKEN_TYPES] = types
         device = self.model.device
-        vision = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vision.items()}
+        kwargs = self.turn_cache.prepare(inputs, pad) if self.turn_cache is not None else None
+        cached = kwargs is not None
+        if not cached:
+            kwargs = {k: v.to(device) if isinstance(v, torch.Tensor) else v
+                      for k, v in _left_padded(inputs, pad).items()}
+        length = kwargs["input_ids"].shape[1]
         config = GenerationConfig(
             max_new_tokens=params.max_new_tokens, do_sample=params.do_sample, pad_token_id=pad,
             eos_token_id=list(params.eos_ids), stop_strings=list(params.stop_strings) or None,
@@ -94,11 +107,37 @@ class HFBackend:
         processors = forbid_placeholder_tokens(self.processor, self.family, device=device) if params.forbidden_ids \
             else LogitsProcessorList()
         stopping = [line_stopper(tok, params.stop_lines, length)] if params.stop_lines else []
-        with torch.inference_mode():
-            out = self.model.generate(input_ids=ids.to(device), attention_mask=attention.to(device), **vision,
-                                      generation_config=config, logits_processor=processors, tokenizer=tok,
-                                      stopping_criteria=stopping or None)
-        return [row.tolist() for row in out[:, length:].cpu()]
+        try:
+            with torch.inference_mode():
+                out = self.model.generate(**kwargs, generation_config=config, logits_processor=processors,
+                                          tokenizer=tok, stopping_criteria=stopping or None)
+        except BaseException:
+            self.release()  # a half-written cache is never continued
+            raise
+        new = out[:, length:]
+        if cached:
+            self.turn_cache.record(new)
+        return [row.tolist() for row in new.cpu()]
+
+
+def _left_padded(inputs: Sequence[TurnInput], pad: int) -> dict[str, Any]:
+    """Whole sequences in one left-padded batch (every sequence continues at the same column), with the
+    vision tensors of every segment concatenated in order: what an uncached turn feeds ``generate``."""
+    import torch
+
+    length = max(len(x.ids) for x in inputs)
+    ids = torch.full((len(inputs), length), pad, dtype=torch.long)
+    attention = torch.zeros_like(ids)
+    types = torch.zeros_like(ids) if all(x.token_types is not None for x in inputs) else None
+    for b, x in enumerate(inputs):
+        ids[b, length - len(x.ids):] = torch.tensor(x.ids, dtype=torch.long)
+        attention[b, length - len(x.ids):] = 1
+        if types is not None:
+            types[b, length - len(x.ids):] = torch.tensor(x.token_types, dtype=torch.long)
+    out = {"input_ids": ids, "attention_mask": attention, **concat_vision([v for x in inputs for v in x.vision])}
+    if types is not None:
+        out[TOKEN_TYPES] = types
+    return out
 
 
 def collapse_placeholders(ids: Sequence[int], placeholder_ids: Sequence[int]) -> list[int]:

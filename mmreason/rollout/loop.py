@@ -25,6 +25,9 @@ turn with no manipulation gets the release's "choose the final answer" turn and 
 the release, which runs up to 5 rounds); an unreadable manipulation gets an ``Error: ...`` turn.
 
 Generation runs through a backend (`mmreason.rollout.backends`): HF ``model.generate`` by default, or vLLM.
+Each turn hands the backend every live trajectory's whole sequence, keyed by trajectory; the HF backend
+keeps each trajectory's key/value cache across turns and encodes only what is new (`mmreason.rollout.cache`;
+``backend=HFBackend(model, processor, family, cache=False)`` re-encodes every turn instead).
 """
 
 from __future__ import annotations
@@ -211,7 +214,6 @@ def rollout(
         tools = resolve_tools(config.tools or tuple(VIDEO_COM_TOOLS.values()))
     else:
         tools = resolve_tools(config.tools) if config.tools else {}
-    stops, lines = config.stops, config.stop_lines
     eos = tuple(_eos_ids(model, tok))
     forbidden = tuple(placeholder_token_ids(processor, fam))
     if config.seed is not None:
@@ -224,6 +226,20 @@ def rollout(
         for _ in range(group_size):
             builders.append(TrajectoryBuilder(len(builders), r, str(row.get("id")), prompt, frames=frames))
             envs.append(env.fork())
+    release = getattr(backend, "release", None) or (lambda: None)
+    release()  # a cache from an earlier rollout was made with other weights
+    try:
+        done = _turns(builders, envs, backend, config, tools, processor, fam, tok, eos, forbidden, forced)
+    finally:
+        release()
+    return [done[i] for i in range(len(builders))]
+
+
+def _turns(builders: list[TrajectoryBuilder], envs: list[ToolEnv], backend: RolloutBackend, config: RolloutConfig,
+           tools: Mapping[str, Any], processor: Any, fam: Family, tok: Any, eos: tuple[int, ...],
+           forbidden: tuple[int, ...], forced: Mapping[int, str] | None) -> dict[int, Trajectory]:
+    """Every turn of every trajectory (module doc): the finished trajectories by index."""
+    stops, lines = config.stops, config.stop_lines
     done: dict[int, Trajectory] = {}
     active = list(range(len(builders)))
     for turn in range(config.max_turns):
@@ -262,12 +278,13 @@ def rollout(
         active = still
     for i in active:
         done[i] = builders[i].finish("max_turns")
-    return [done[i] for i in range(len(builders))]
+    return done
 
 
 def _turn_input(b: TrajectoryBuilder, prefix: list[int]) -> TurnInput:
     types = None if b.types is None else tuple(b.types) + (0,) * len(prefix)
-    return TurnInput(tuple(b.input_ids + prefix), tuple(b.vision), tuple(b.images), tuple(b.videos), types)
+    return TurnInput(tuple(b.input_ids + prefix), tuple(b.vision), tuple(b.images), tuple(b.videos), types,
+                     key=b.index)
 
 
 def _step(b: TrajectoryBuilder, env: ToolEnv, ids: list[int], finish: str, turn: int, config: RolloutConfig,
