@@ -45,6 +45,7 @@ class SpatialQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
         width = config.vision_config.out_hidden_size
         self.spatial = SpatialAdapter(SpatialConfig.from_dict(spatial), hidden_size=width)
         self._pending: dict | None = None
+        self._generating: dict | None = None  # the spatial inputs of the generate() call under way
         self._warned = False
         # The inner model is where every path meets: this class's forward, generate, and trainers that call
         # the backbone directly to fuse the LM head (TRL's SFTTrainer). The spatial tensors ride in its
@@ -53,14 +54,19 @@ class SpatialQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
         self.model.register_forward_hook(self._drop_spatial, always_call=True)
         self.model.visual.register_forward_hook(self._add_spatial)
 
-    def _take_spatial(self, module, args, kwargs):
+    @staticmethod
+    def _pop_spatial(kwargs: dict) -> dict | None:
         given = {name: kwargs.pop(name) for name in SPATIAL_INPUTS if kwargs.get(name) is not None}
         for name in SPATIAL_INPUTS:
             kwargs.pop(name, None)
         if given and len(given) != len(SPATIAL_INPUTS):
             missing = [name for name in SPATIAL_INPUTS if name not in given]
             raise ValueError(f"spatial model: incomplete spatial inputs, missing {missing}")
-        # the vision tower runs only when pixels are given (the prefill step of generate)
+        return given or None
+
+    def _take_spatial(self, module, args, kwargs):
+        given = self._pop_spatial(kwargs)
+        # the vision tower runs only when pixels are given
         self._pending = given if given and kwargs.get("pixel_values") is not None else None
         return args, kwargs
 
@@ -69,6 +75,8 @@ class SpatialQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
 
     def _add_spatial(self, module, args, output):
         pending, self._pending = self._pending, None
+        if pending is None and self._generating is not None:
+            pending, self._generating = self._generating, None  # generate() encodes the images once, up front
         if pending is None:
             if not self._warned:
                 log.warning("spatial model: images without spatial inputs; their tokens pass through "
@@ -81,6 +89,15 @@ class SpatialQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
     def forward(self, *args, **kwargs):
         # the spatial tensors pass through the backbone's **kwargs to the inner model's pre-hook
         return super().forward(*args, **kwargs)
+
+    def generate(self, *args, **kwargs):
+        # generate() runs the vision tower itself before the first forward (its multimodal encoder step), so
+        # the spatial tensors wait here for that call instead of riding along with every decoding step
+        self._generating = self._pop_spatial(kwargs)
+        try:
+            return super().generate(*args, **kwargs)
+        finally:
+            self._generating = None
 
 
 def _spatial_signature() -> inspect.Signature:

@@ -45,7 +45,7 @@ def test_both_sft_stages_train_the_adapter_and_save_it(stages):
     assert any(not torch.equal(p, s2.spatial.get_parameter(n)) for n, p in s1.spatial.named_parameters())
 
 
-def test_the_stage2_model_writes_a_trace_that_parses(stages, tmp_path):
+def test_the_stage2_model_writes_a_trace_that_parses(stages, tmp_path, caplog):
     from mmreason.data_builders.scenes_3d import build
     from mmreason.modalities.collate import Collator
     from mmreason.models import load
@@ -67,6 +67,7 @@ def test_the_stage2_model_writes_a_trace_that_parses(stages, tmp_path):
     text = processor.batch_decode(ids[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)[0]
     trace = parse(text)  # a tiny model writes little GCoT yet; its text must read without a parser error
     assert not [i for i in trace.issues if i.startswith("parser error")]
+    assert "without spatial inputs" not in caplog.text  # the points reached the image tokens
 
 
 def test_grpo_stage_runs_with_the_gs_reasoner_reward(stages):

@@ -107,6 +107,23 @@ def test_save_load_gives_identical_logits_and_the_adapter_matters(spatial_dir, r
             torch.testing.assert_close(reloaded(**batch).logits, logits, rtol=0, atol=0)
 
 
+def test_generate_feeds_the_points_to_the_image_tokens(spatial_dir, rows, caplog):
+    from mmreason.models import load
+    from mmreason.modalities.collate import Collator
+
+    model, processor = load(spatial_dir)
+    model.eval()
+    calls = []
+    model.spatial.register_forward_hook(lambda module, args, out: calls.append(out.shape))
+    collate = SpatialCollator(Collator(processor, "qwen2_5_vl", mode="generate", return_meta=False),
+                              SpatialConfig(**SMALL))
+    batch = collate(rows[:1])
+    with torch.no_grad():
+        model.generate(**batch, max_new_tokens=3, do_sample=False)
+    assert calls == [batch["spatial_points"].shape[:1] + (model.config.vision_config.out_hidden_size,)]
+    assert "without spatial inputs" not in caplog.text
+
+
 def test_lora_trains_the_adapter_fully_at_its_own_rate(spatial_dir, rows, tmp_path):
     from mmreason.config import load_recipe_dict
     from mmreason.models import load
