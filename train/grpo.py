@@ -29,6 +29,7 @@ import numpy as np
 from mmreason.config import Recipe, format_recipe, load_recipe
 from mmreason.recipes import find_recipe, for_training, recipe_parser
 from mmreason.rewards import build_rewards
+from mmreason.train.card import model_card, write_card
 from mmreason.train.checkpoint import TrainState, load_checkpoint, resolve_resume, save_checkpoint
 from mmreason.train.data import load_data, media_options
 from mmreason.train.grpo_eval import eval_rows, evaluate, is_eval_step
@@ -147,12 +148,14 @@ def save(ctx: StepContext, state: TrainState) -> None:
     g = ctx.recipe.grpo
     path = save_checkpoint(ctx.accelerator, ctx.recipe.output_dir, state, model=ctx.model,
                            processor=ctx.processor, recipe_text=format_recipe(ctx.recipe),
-                           keep=g.save_total_limit)
+                           keep=g.save_total_limit,
+                           card=model_card(ctx.recipe, step=state.step, merged=False, recipe_file="../recipe.yaml"))
     log.info("saved %s", path)
 
 
-def export_final(ctx: StepContext) -> None:
-    """``output_dir/final``: a model `mmreason.models.load` opens (LoRA merged), for a next stage or eval."""
+def export_final(ctx: StepContext, source: str | None = None) -> None:
+    """``output_dir/final``: a model `mmreason.models.load` opens (LoRA merged), for a next stage or eval, with
+    its card (`source`: the recipe file the run started from)."""
     from pathlib import Path
 
     acc = ctx.accelerator
@@ -165,6 +168,7 @@ def export_final(ctx: StepContext) -> None:
         model.save_pretrained(out, state_dict=state_dict)
         ctx.processor.save_pretrained(out)
         (out / "recipe.yaml").write_text(format_recipe(ctx.recipe), encoding="utf-8")
+        write_card(out, ctx.recipe, source=source)
     acc.wait_for_everyone()
 
 
@@ -269,7 +273,7 @@ def run(recipe: Recipe, *, resume: str | None = None, source: str = "recipe") ->
                    config={"recipe": format_recipe(recipe)}, enabled=accelerator.is_main_process,
                    resume_step=state.step if resumed else None) as logger:
         train(ctx, rows, state, logger, eval_set)
-    export_final(ctx)
+    export_final(ctx, source=source)
     accelerator.end_training()
     return 0
 

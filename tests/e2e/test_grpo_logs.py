@@ -1,5 +1,6 @@
 """What a GRPO run tells its user, through `mmreason train` on the shipped tiny recipe: a few decoded
-completions per logging step in completions.jsonl, and one warning when the rewards give nothing to learn.
+completions per logging step in completions.jsonl, one warning when the rewards give nothing to learn, and
+a model card in final/ and every checkpoint saying what was trained on what with which recipe.
 
 The tiny model is random: it never writes the think/answer format nor the right answer, so every group's
 rewards are equal (all 0), the case the warning exists for.
@@ -30,3 +31,7 @@ def test_grpo_logs_decoded_completions_and_warns_once_on_flat_rewards(tmp_path, 
     assert [r["zero_variance_frac"] for r in metrics] == [1.0, 1.0]
     warned = [r.getMessage() for r in caplog.records if "equal rewards" in r.getMessage()]
     assert len(warned) == 1 and "steps 1-3" in warned[0] and "grpo.temperature" in warned[0]
+    card = (out / "final" / "README.md").read_text()
+    assert "GRPO of `tiny:" in card and "recipe: `debug/tiny_grpo`" in card and "grpo.max_steps=3" in card
+    checkpoint_cards = list((out / "checkpoints").glob("step-*/model/README.md"))
+    assert checkpoint_cards and all("GRPO of" in c.read_text() for c in checkpoint_cards)
