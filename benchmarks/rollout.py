@@ -9,7 +9,7 @@ every trajectory still going; *sequential* calls `rollout` once per trajectory. 
 of each and the ratio.
 
 *cache vs no cache*: 3-turn zoom-tool trajectories that the model writes itself, every token: the tiny
-model is first taught (a few dozen SFT steps on two forced trajectories, until greedy decoding
+model is first taught (SFT steps on forced trajectories of the same prompts, until greedy decoding
 reproduces them) to answer each turn with a short thought and the zoom call. Then R prompts x G
 generations run `rollout` with `HFBackend(cache=True)` (each trajectory encoded once, observations
 appended to its cache) and `cache=False` (every turn re-encodes prompt, earlier turns and every earlier
@@ -188,7 +188,8 @@ def cache_report(c: dict, command: str, note: str) -> str:
         machine(command, note),
         "",
         f"{c['rows']} prompts x {c['group']} generations of 3-turn zoom-tool trajectories that the model writes "
-        f"itself, every token (greedy; taught first, in {c['taught']} SFT steps on two forced trajectories, to "
+        f"itself, every token (greedy; taught first, in {c['taught']} SFT steps on forced trajectories of the "
+        "same prompts, to "
         "answer each turn with a short thought and the zoom call): turns 1 and 2 zoom and the crop comes back as "
         "a picture, turn 3's call is not run (max_turns). Prompt: one "
         f"{CACHE_IMAGE[0]}x{CACHE_IMAGE[1]} picture ({c['prompt']} tokens); whole trajectories up to "
@@ -245,9 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         root = tmp / "cache-media"
         root.mkdir()
         rows_n, group = (2, 2) if args.quick else (8, 4)
-        rows = make_rows(root, max(rows_n, 2), CACHE_IMAGE)
-        taught = teach_calls(model, proc, rows[:2], root)
-        cache = {**measure_cache(model, proc, rows[:rows_n], root, group, args.repeats), "taught": taught}
+        rows = make_rows(root, rows_n, CACHE_IMAGE)
+        taught = teach_calls(model, proc, rows, root)  # taught on two prompts, it did not zoom on all eight
+        cache = {**measure_cache(model, proc, rows, root, group, args.repeats), "taught": taught}
         print(cache, flush=True)
     command = ("python benchmarks/rollout.py" + (" --quick" if args.quick else "")
                + (" --skip-batching" if args.skip_batching else "") + f" --repeats {args.repeats} --threads {args.threads}")
