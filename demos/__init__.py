@@ -20,13 +20,17 @@ from typing import Any, Sequence
 
 DEMOS: dict[str, tuple[str, str]] = {
     "grounded_chat": ("mmreason.demos.grounded_chat:main",
-                      "picture + question -> streamed trace, boxes and points drawn, zooms executed"),
+                      "picture or video + question -> streamed trace, boxes, zooms and cited moments drawn"),
     "dataset_explorer": ("mmreason.demos.dataset_explorer:main",
                          "a dataset built by `mmreason build`: filter, ground truth drawn, trace parsed"),
     "runs": ("mmreason.demos.runs:main",
              "training run folders -> reward, KL, length, tool-call and eval curves overlaid; completions"),
-    "scene_3d": ("mmreason.demos.scene_3d:main",
-                 "point cloud + question -> rendered views with the named 3D boxes"),
+    "gui_agent": ("mmreason.demos.gui_agent:main",
+                  "screenshot or loopback page + instruction -> the action drawn; steps in headless Chromium"),
+    "spatial_3d": ("mmreason.demos.spatial_3d:main",
+                   "point cloud + question -> 3D view with predicted and ground-truth boxes, rendered views"),
+    "audio_reasoning": ("mmreason.demos.audio_reasoning:main",
+                        "audio + question -> waveform and spectrogram with the cited spans highlighted"),
 }
 
 # What `mmreason quickstart` trains (its report opens the demo on it); used when no --model is given.

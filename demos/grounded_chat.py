@@ -1,6 +1,8 @@
-"""Grounded chat: a picture (photo or screenshot) and a question in, the model's reasoning out, streamed,
-with every box and point it writes drawn on the picture in original pixels and every zoom it asks for
-executed and shown.
+"""Grounded chat: a picture (photo or screenshot) or a video and a question in, the model's reasoning out,
+streamed, with every box and point it writes drawn on the picture in original pixels, every zoom it asks for
+executed and shown, and on a video the moments it cites marked on a timeline with their frames
+(`demos/video_moments.py`). The prompt, tools, pixel budget and token budget default to what the
+checkpoint's saved recipe used (`demos/trained_with.py`), and each can be overridden.
 
 It runs the training code, not a copy: the picture goes through the image adapter (`modalities.image`),
 the turns through `mmreason.rollout` (the collator, the family's chat template, the tool loop, the zoom
@@ -17,8 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Sequence
 
@@ -26,12 +26,12 @@ from PIL import Image, ImageDraw, ImageFont
 
 from mmreason import traces
 from mmreason.families import get_family
+from mmreason.demos.streaming import chat_row, stream_rollout  # noqa: F401  (chat_row: part of this API)
 from mmreason.geometry import ImageFrame, clip_box, convert_box, convert_point, model_frame
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine
 
 COLOURS = {"answer": (0, 190, 60), "tool_call": (255, 140, 0), "reasoning": (40, 110, 255)}
-END_TOKENS = ("<|im_end|>", "<|endoftext|>")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ class ChatConfig:
     do_sample: bool = False
     temperature: float = 1.0
     question_first: bool = False  # the question before the picture, as a model trained that way expects
+    prompt: str = "none"  # the method prompt (mmreason.prompts.PROMPTS) wrapped around the question
+    style: Any = None  # its PromptStyle with a recipe's overrides (None: PROMPTS[prompt])
+    video_frames: int = 8  # frames sampled from an uploaded video
 
 
 @dataclass(frozen=True)
@@ -131,140 +134,7 @@ def annotate(image: Image.Image, marks: Sequence[Mark]) -> Image.Image:
     return out
 
 
-# ------------------------------------------------------------------------------------ streaming
-class _Streamer:
-    """A `generate` streamer: skips the prompt, sends the decoded text of each new token to `events`."""
-
-    def __init__(self, tokenizer: Any, events: queue.Queue):
-        self.tokenizer, self.events = tokenizer, events
-        self.prompt_seen, self.ids, self.sent = False, [], ""
-
-    def put(self, value: Any) -> None:
-        if not self.prompt_seen:
-            self.prompt_seen = True
-            return
-        self.ids += [int(t) for t in value.reshape(-1).tolist()]
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=False)
-        if not text.endswith("\ufffd") and len(text) > len(self.sent):  # wait for a whole UTF-8 character
-            self.events.put(("text", text[len(self.sent):]))
-            self.sent = text
-
-    def end(self) -> None:
-        self.events.put(("turn_end", None))
-
-
-class _StreamingModel:
-    """The model, with a fresh streamer handed to each `generate` call; everything else passes through."""
-
-    def __init__(self, model: Any, tokenizer: Any, events: queue.Queue):
-        self._model, self._tokenizer, self._events = model, tokenizer, events
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._model, name)
-
-    def generate(self, *args: Any, **kwargs: Any) -> Any:
-        return self._model.generate(*args, streamer=_Streamer(self._tokenizer, self._events), **kwargs)
-
-
-class StreamingBackend:
-    """`rollout.HFBackend` on the streaming model; before each turn it reports the pictures tools returned."""
-
-    def __init__(self, model: Any, processor: Any, family: str, events: queue.Queue, *,
-                 prompt_pictures: int = 1, max_new_tokens: int | None = None):
-        from mmreason.rollout import HFBackend
-
-        self.hf = HFBackend(_StreamingModel(model, processor.tokenizer, events), processor, family)
-        self.events, self.seen, self.max_new_tokens = events, prompt_pictures, max_new_tokens
-
-    def generate(self, inputs: Sequence[Any], params: Any) -> list[list[int]]:
-        pictures = list(inputs[0].images)
-        for picture in pictures[self.seen:]:
-            self.events.put(("picture", picture))
-        self.seen = len(pictures)
-        if self.max_new_tokens is not None and params.max_new_tokens > self.max_new_tokens:
-            params = replace(params, max_new_tokens=self.max_new_tokens)  # the user's budget, generated only
-        return self.hf.generate(inputs, params)
-
-
 # ----------------------------------------------------------------------------------------- chat
-def chat_row(picture: Any, question: str, tools: Sequence[str], *, kind: str = "image",
-             question_first: bool = False) -> dict:
-    """The rollout row: the tools' system text when tools are allowed, then the picture and the question."""
-    messages = []
-    if tools:
-        from mmreason.tools import tools_prompt
-
-        messages.append({"role": "system", "content": [{"type": "text", "text": tools_prompt(list(tools))}]})
-    parts = [{"type": kind, kind: picture}, {"type": "text", "text": question}]
-    if question_first:
-        parts.reverse()
-    messages.append({"role": "user", "content": parts})
-    return {"id": "demo", "messages": messages}
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A moment of a streamed rollout: the text so far (end-of-turn tokens removed), the pictures tools
-    returned so far, and the finished trajectory once there is one."""
-
-    text: str
-    pictures: tuple[Any, ...] = ()
-    trajectory: Any = None
-
-
-def stream_rollout(model: Any, processor: Any, family: str, row: dict, config: Any, *, prefill: str = "",
-                   tool_settings: Any = None, prompt_pictures: int | None = None,
-                   media_options: Any = None) -> Iterator[Progress]:
-    """`mmreason.rollout.rollout` of one row in a worker thread, reported token by token; the last
-    `Progress` carries the trajectory. ``config.max_new_tokens`` counts generated tokens only, never the
-    `prefill`. A failure in the run is raised here, in the caller's thread.
-    `prompt_pictures` is how many pictures the prompt holds (default: its image and screenshot parts), so
-    that only those tools return are reported."""
-    from mmreason.rollout import rollout
-
-    if prompt_pictures is None:
-        parts = [p for m in row["messages"] for p in m["content"]]
-        prompt_pictures = sum(p.get("type") in ("image", "screenshot") for p in parts)
-    events: queue.Queue = queue.Queue()
-    backend = StreamingBackend(model, processor, family, events, prompt_pictures=prompt_pictures,
-                               max_new_tokens=config.max_new_tokens)
-    if prefill:
-        # The rollout counts forced text as generated (right for training); here the user's token budget is
-        # for the model's own tokens, so the prefill rides on top and the backend caps what is generated.
-        n = len(processor.tokenizer(prefill, add_special_tokens=False).input_ids)
-        config = replace(config, max_new_tokens=config.max_new_tokens + n,
-                         max_completion_tokens=config.max_completion_tokens + n)
-
-    def work() -> None:
-        try:
-            trajs = rollout(model, processor, [row], family, config=config, backend=backend,
-                            media_options=media_options, tool_settings=tool_settings,
-                            forced={0: prefill} if prefill else None)
-            events.put(("done", trajs[0]))
-        except Exception as exc:  # shown to the user; the interface must outlive a failed run
-            events.put(("error", exc))
-
-    threading.Thread(target=work, daemon=True).start()
-    text, pictures = prefill, []  # forced text is part of the prompt the streamer skips
-    while True:
-        kind, value = events.get()
-        if kind == "error":
-            raise RuntimeError(f"generation failed: {type(value).__name__}: {value}") from value
-        if kind == "done":
-            yield Progress(text, tuple(pictures), value)
-            return
-        if kind == "text":
-            text += value
-        elif kind == "turn_end":
-            text += "\n"
-        elif kind == "picture":
-            pictures.append(value)
-            text += "[tool result: picture]\n"
-        for token in END_TOKENS:
-            text = text.replace(token, "")
-        yield Progress(text, tuple(pictures))
-
-
 def chat_stream(model: Any, processor: Any, family: str, image: Image.Image | str, question: str, *,
                 config: ChatConfig = ChatConfig(), prefill: str = "", kind: str = "image",
                 ) -> Iterator[Update]:
@@ -286,7 +156,8 @@ def chat_stream(model: Any, processor: Any, family: str, image: Image.Image | st
         tools=tuple(config.tools), max_turns=turns, max_new_tokens=config.max_new_tokens,
         max_completion_tokens=(config.max_new_tokens + picture_tokens) * turns, do_sample=config.do_sample,
         temperature=config.temperature, seed=0)
-    row = chat_row(loaded, question.strip(), config.tools, kind=kind, question_first=config.question_first)
+    row = chat_row(loaded, question.strip(), config.tools, kind=kind, question_first=config.question_first,
+                   style=prompt_of(config))
     for step in stream_rollout(model, processor, family, row, rollout_config, prefill=prefill,
                                tool_settings=ToolSettings(coord_frame=config.coord_frame)):
         if step.trajectory is not None:
@@ -318,6 +189,16 @@ def final_update(traj: Any, original: Image.Image, frame: ImageFrame, src: str) 
                   trace.answer, trace.issues)
 
 
+def prompt_of(config: ChatConfig) -> Any:
+    """The method prompt to wrap questions in: the config's style (a recipe's, overrides included) when it
+    is for the chosen prompt name, else that name's shipped style; None for no prompt."""
+    from mmreason.prompts import PROMPTS
+
+    if config.style is not None:
+        return config.style
+    return None if config.prompt == "none" else PROMPTS[config.prompt]
+
+
 # -------------------------------------------------------------------------------------- the app
 def example_picture() -> Image.Image:
     """A picture to try without uploading one: a red square and a blue disc on grey."""
@@ -329,66 +210,114 @@ def example_picture() -> Image.Image:
 
 
 def build_demo(model: Any, processor: Any, family: str, *, config: ChatConfig = ChatConfig(),
-               title: str = "mmreason grounded chat") -> Any:
-    """The Gradio Blocks (not launched): picture + question -> streamed trace, annotated picture, zooms."""
+               title: str = "mmreason grounded chat", max_upload_bytes: int | None = None,
+               trained_note: str = "") -> Any:
+    """The Gradio Blocks (not launched): a picture, or a video, + question -> streamed trace; on a picture
+    the marks drawn and the zooms shown, on a video the cited moments on a timeline with their frames."""
     import gradio as gr
 
-    from mmreason.demos import app_temp_dir
+    from mmreason.demos import app_temp_dir, upload_limit
+    from mmreason.demos.uploads import check_upload
+    from mmreason.demos.video_moments import video_stream
     from mmreason.errors import MMReasonError
+    from mmreason.prompts import PROMPTS
 
     app_temp_dir()  # before any component is made: Gradio stores (and later serves) files only there
+    limit = max_upload_bytes or upload_limit()
 
-    def respond(image, question, prefill, allow_zoom, max_new_tokens):
-        if image is None:
-            raise gr.Error("upload a picture first")
-        cfg = replace(config, max_new_tokens=int(max_new_tokens), tools=config.tools if allow_zoom else ())
+    def settings(prompt, allow_zoom, max_new_tokens) -> ChatConfig:
+        style = config.style if prompt == config.prompt else None  # a recipe's overrides go with its prompt
+        return replace(config, max_new_tokens=int(max_new_tokens), tools=config.tools if allow_zoom else (),
+                       prompt=prompt, style=style)
+
+    def respond(image, video, question, prefill, prompt, allow_zoom, max_new_tokens):
+        cfg = settings(prompt, allow_zoom, max_new_tokens)
         try:
+            if video:  # a video takes the turn; the picture stays for the next question
+                path = check_upload(video, "video", max_bytes=limit)
+                for u in video_stream(model, processor, family, path, question, max_new_tokens=cfg.max_new_tokens,
+                                      frames=cfg.video_frames, max_pixels=cfg.max_pixels, prefill=prefill or "",
+                                      style=prompt_of(cfg)):
+                    yield None, u.trace, json.dumps(u.summary(), indent=1), [], list(u.pictures)
+                return
+            if image is None:
+                raise gr.Error("upload a picture or a video first")
             for update in chat_stream(model, processor, family, image, question, config=cfg,
                                       prefill=prefill or ""):
-                yield update.image, update.trace, json.dumps(update.summary(), indent=1), list(update.crops)
+                yield (update.image, update.trace, json.dumps(update.summary(), indent=1), list(update.crops),
+                       [])
         except (ValueError, RuntimeError, MMReasonError) as exc:  # bad input or a failed run: say why
             raise gr.Error(str(exc)) from exc
 
     with gr.Blocks(title=title) as demo:
         frame = config.coord_frame or get_family(family).box_frame
         gr.Markdown(f"## {title}\nModel family **{family}**: coordinates are read in its **{frame}** frame "
-                    "and drawn in original pixels (green: answer, orange: tool call, blue: reasoning).")
+                    "and drawn in original pixels (green: answer, orange: tool call, blue: reasoning); on a "
+                    f"video, the moments the answer cites are shaded on its timeline.{trained_note}")
         with gr.Row():
             with gr.Column():
-                image = gr.Image(value=example_picture(), type="pil", label="picture or screenshot")
+                image = gr.Image(type="pil", label="picture or screenshot", elem_id="picture")
+                example = app_temp_dir() / "example_shapes.png"
+                example_picture().save(example)
+                gr.Examples([[str(example)]], [image], label="or try this picture")
+                video = gr.Video(label="or a video (takes the turn when given)", sources=["upload"],
+                                 elem_id="video")
                 question = gr.Textbox(label="question", value="Where is the red square? Give its bbox_2d.")
                 prefill = gr.Textbox(label="start the answer with (optional)", value="")
+                prompt = gr.Dropdown(list(PROMPTS), value=config.prompt, label="method prompt (default: what "
+                                     "the checkpoint was trained with)")
                 with gr.Row():
                     allow_zoom = gr.Checkbox(value=bool(config.tools), label="allow zooming in")
                     max_new = gr.Slider(8, 2048, value=config.max_new_tokens, step=8, label="tokens per turn")
                 ask = gr.Button("Ask", variant="primary")
             with gr.Column():
-                shown = gr.Image(type="pil", label="grounding (original pixels)", elem_id="annotated")
+                shown = gr.Image(type="pil", format="png", label="grounding (original pixels)",
+                                 elem_id="annotated")
                 trace = gr.Textbox(label="reasoning trace", lines=12, elem_id="trace")
                 parsed = gr.Code(label="parsed", language="json", elem_id="parsed")
-                zooms = gr.Gallery(label="zoomed views", columns=4, height=200)
-        ask.click(respond, [image, question, prefill, allow_zoom, max_new], [shown, trace, parsed, zooms])
+                zooms = gr.Gallery(label="zoomed views", columns=4, height=200, format="png")
+                moments = gr.Gallery(label="cited moments (video)", columns=3, height=260, format="png",
+                                     elem_id="moments")
+        ask.click(respond, [image, video, question, prefill, prompt, allow_zoom, max_new],
+                  [shown, trace, parsed, zooms, moments], api_name="ask")
     return demo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
-    from mmreason.demos import add_model_args, add_serve_args, load_model, serve
+    from mmreason.demos import add_model_args, add_serve_args, default_model, load_model, serve, upload_limit
+    from mmreason.demos.trained_with import trained_with
+    from mmreason.models import resolve_checkpoint
+    from mmreason.prompts import PROMPTS
 
     parser = argparse.ArgumentParser(prog="mmreason demo grounded_chat", description=__doc__.split("\n\n")[0])
     add_model_args(parser)
     parser.add_argument("--coord-frame", choices=("pixel", "resized", "norm1000", "norm1"),
-                        help="frame the model writes coordinates in (default: its family's)")
-    parser.add_argument("--max-pixels", type=int, help="image pixel budget (default: the family's)")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
+                        help="frame the model writes coordinates in (default: the saved recipe's tools', else "
+                        "its family's)")
+    parser.add_argument("--max-pixels", type=int, help="image pixel budget (default: the saved recipe's, else "
+                        "the family's)")
+    parser.add_argument("--max-new-tokens", type=int, help="tokens per turn (default: the saved recipe's "
+                        "completion length, else 256)")
+    parser.add_argument("--prompt", choices=list(PROMPTS), help="method prompt around the question (default: "
+                        "the saved recipe's data.prompt, else none)")
     parser.add_argument("--question-first", action="store_true",
                         help="put the question before the picture (as the quickstart's model is trained)")
-    parser.add_argument("--no-tools", action="store_true", help="offer the model no zoom tool")
+    parser.add_argument("--no-tools", action="store_true", help="offer the model no tools")
     add_serve_args(parser)
     args = parser.parse_args(argv)
     model, processor, family = load_model(args.model, device=args.device)
-    config = ChatConfig(max_new_tokens=args.max_new_tokens, coord_frame=args.coord_frame,
-                        max_pixels=args.max_pixels, question_first=args.question_first,
-                        tools=() if args.no_tools else ChatConfig.tools)
-    return serve(build_demo(model, processor, family, config=config), args)
+    saved = trained_with(resolve_checkpoint(args.model or default_model()))
+    tools = saved.tools if saved is not None and saved.tools else ChatConfig.tools
+    config = ChatConfig(
+        max_new_tokens=args.max_new_tokens or (saved and saved.max_new_tokens) or ChatConfig.max_new_tokens,
+        coord_frame=args.coord_frame or (saved and saved.coord_frame) or None,
+        max_pixels=args.max_pixels or (saved and saved.max_pixels) or None, question_first=args.question_first,
+        tools=() if args.no_tools else tools,
+        prompt=args.prompt or (saved.prompt if saved else "none"),
+        style=saved.style() if saved is not None and args.prompt in (None, saved.prompt) else None)
+    note = (f"\n\nDefaults from the checkpoint's saved recipe ({saved.source.name}): prompt "
+            f"**{saved.prompt}**, tools {', '.join(saved.tools) or 'none'}." if saved is not None else "")
+    return serve(build_demo(model, processor, family, config=config, max_upload_bytes=upload_limit(args),
+                            trained_note=note), args)

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from mmreason.demos import DEMOS
+from mmreason.demos import app_temp_dir as demo_temp_dir
 from mmreason.demos import main as demo_main
 from mmreason.demos.grounded_chat import (
     COLOURS, ChatConfig, Mark, annotate, build_demo, chat_stream, example_picture, marks_of,
@@ -109,6 +110,10 @@ def test_demo_serves_on_localhost_and_answers_in_a_browser(tiny_model):
             try:
                 page = browser.new_page()
                 page.goto(url, timeout=60_000)
+                picture = Path(demo_temp_dir()) / "upload.png"
+                example_picture().save(picture)
+                page.locator("#picture input[type=file]").set_input_files(str(picture))
+                page.wait_for_selector("#picture img", timeout=60_000)
                 page.get_by_role("button", name="Ask").click()
                 # the last update names how the run ended; streamed ones say "stop_reason": null
                 done = """document.querySelector('#parsed')?.innerText.includes('"stop_reason": "')"""
@@ -124,7 +129,7 @@ def test_demo_serves_on_localhost_and_answers_in_a_browser(tiny_model):
 def test_scene_demo_draws_the_named_boxes_on_the_views(tiny_model):
     import gradio as gr
 
-    from mmreason.demos import scene_3d
+    from mmreason.demos import spatial_3d as scene_3d
     from mmreason.modalities.point_render import project_box
 
     model, processor = tiny_model(FAMILY)

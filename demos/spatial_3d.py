@@ -1,5 +1,6 @@
-"""3D scene demo: a point cloud and a question in; rendered views, the model's GS-Reasoner-style trace
-(streamed), and every 3D box it names drawn back onto the views.
+"""Spatial 3D demo: a point cloud and a question in; an interactive 3D view (Plotly) of the cloud with the
+3D boxes the model names and the ground-truth boxes given, the rendered views the model saw with its boxes
+drawn back, and its GS-Reasoner-style trace (streamed).
 
 The cloud goes through the point-cloud adapter (`modalities.point_cloud`: reading, sampling, the rendered
 views a 2D VLM sees, exactly as in training), the turns through `mmreason.rollout` (via the grounded
@@ -7,7 +8,10 @@ chat's streaming backend), the ``name count <bbox>(x1, y1, z1, x2, y2, z2)</bbox
 `mmreason.traces`; the boxes are in scene metres, the frame the views' cameras are in, so
 `point_render.render_views` projects and draws them (numbered in trace order) without conversion.
 
-    mmreason demo scene_3d --model tiny:qwen2_5_vl --port 7861
+    mmreason demo spatial_3d --model tiny:qwen2_5_vl --port 7861
+
+Ground truth is typed (or kept from the example room) as canonical ``boxes_3d`` JSON,
+``[{"label": "table", "box": [x1, y1, z1, x2, y2, z2]}]`` in scene metres.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from mmreason import traces
-from mmreason.demos.grounded_chat import stream_rollout
+from mmreason.demos.streaming import stream_rollout
 
+PREDICTED_COLOUR, GT_COLOUR = "rgb(230,0,120)", "rgb(0,200,0)"
+EXAMPLE_GT = ({"label": "table", "box": [0.5, 0.5, 0.0, 1.5, 1.1, 0.75]},
+              {"label": "cabinet", "box": [2.8, 2.0, 0.0, 3.6, 2.6, 1.2]})  # the example room's furniture
 GCOT_HINT = ("Think inside <think> </think>, naming each object you use as `name count <bbox>(x1, y1, z1, "
              "x2, y2, z2)</bbox>` in metres, then answer inside <answer> </answer>.")
 
@@ -127,24 +134,90 @@ def scene_stream(model: Any, processor: Any, family: str, cloud: Any, question: 
                           traces.parse(final).answer, step.trajectory.stop_reason)
 
 
+def box_edges(box: Sequence[float]) -> tuple[list, list, list]:
+    """x, y, z lists tracing a 3D box's 12 edges as line segments (None between segments, as Plotly breaks
+    a line there).
+
+    >>> xs, ys, zs = box_edges([0, 0, 0, 1, 2, 3])
+    >>> len(xs), max(v for v in ys if v is not None), max(v for v in zs if v is not None)
+    (36, 2, 3)
+    """
+    x1, y1, z1, x2, y2, z2 = box
+    corners = [(x, y, z) for x in (x1, x2) for y in (y1, y2) for z in (z1, z2)]
+    xs: list = []
+    ys: list = []
+    zs: list = []
+    for i, a in enumerate(corners):
+        for b in corners[i + 1:]:
+            if sum(p != q for p, q in zip(a, b)) == 1:  # corners differing in one axis share an edge
+                xs += [a[0], b[0], None]
+                ys += [a[1], b[1], None]
+                zs += [a[2], b[2], None]
+    return xs, ys, zs
+
+
+def parse_gt(text: str | None) -> tuple[dict, ...]:
+    """Ground-truth boxes from the page's JSON (canonical ``boxes_3d``); a `ValueError` saying what is wrong."""
+    if not text or not text.strip():
+        return ()
+    try:
+        boxes = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"ground-truth boxes: not JSON ({exc})") from None
+    if not isinstance(boxes, list) or not all(isinstance(b, dict) and isinstance(b.get("box"), list)
+                                              and len(b["box"]) == 6 for b in boxes):
+        raise ValueError('ground-truth boxes: expected [{"label": ..., "box": [x1, y1, z1, x2, y2, z2]}, ...]')
+    return tuple({"label": str(b.get("label", "")), "box": [float(v) for v in b["box"]]} for b in boxes)
+
+
+def scene_figure(cloud: Any, predicted: Sequence[dict] = (), truth: Sequence[dict] = (), *,
+                 max_points: int = 6000) -> Any:
+    """A Plotly 3D figure: the cloud (subsampled, its own colours), predicted boxes in magenta and
+    ground-truth boxes in green, each named in the legend."""
+    import plotly.graph_objects as go
+
+    xyz = cloud.scene_xyz()
+    keep = np.linspace(0, len(xyz) - 1, min(len(xyz), max_points)).astype(int)
+    rgb = cloud.rgb[keep] if cloud.rgb is not None else None
+    colours = [f"rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})" for r, g, b in rgb] if rgb is not None \
+        else xyz[keep, 2]
+    fig = go.Figure(go.Scatter3d(x=xyz[keep, 0], y=xyz[keep, 1], z=xyz[keep, 2], mode="markers",
+                                 marker={"size": 1.5, "color": colours}, name="points", hoverinfo="skip"))
+    for boxes, colour, kind in ((truth, GT_COLOUR, "GT"), (predicted, PREDICTED_COLOUR, "predicted")):
+        for b in boxes:
+            xs, ys, zs = box_edges(b["box"])
+            fig.add_trace(go.Scatter3d(x=xs, y=ys, z=zs, mode="lines", line={"color": colour, "width": 5},
+                                       name=f"{kind}: {b.get('name') or b.get('label') or ''}"))
+    fig.update_layout(scene={"aspectmode": "data"}, margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=420)
+    return fig
+
+
 def build_demo(model: Any, processor: Any, family: str, *, config: SceneConfig = SceneConfig(),
-               title: str = "mmreason 3D scene") -> Any:
-    """The Gradio Blocks (not launched): a point-cloud file (or the example room) + question -> views with
-    boxes."""
+               title: str = "mmreason spatial 3D", max_upload_bytes: int | None = None) -> Any:
+    """The Gradio Blocks (not launched): a point-cloud file (or the example room) + question -> a 3D view
+    with predicted and ground-truth boxes, and the rendered views with the predicted boxes."""
     import gradio as gr
 
     from mmreason.demos import app_temp_dir
     from mmreason.errors import MMReasonError
 
-    app_temp_dir()  # before any component is made: Gradio stores (and later serves) files only there
+    from mmreason.demos import upload_limit
+    from mmreason.demos.uploads import check_upload
 
-    def respond(upload, question, prefill, hint):
-        source = upload if upload else example_cloud()
+    app_temp_dir()  # before any component is made: Gradio stores (and later serves) files only there
+    limit = max_upload_bytes or upload_limit()
+
+    def respond(upload, question, prefill, hint, gt_text):
         try:
+            truth = parse_gt(gt_text)
+            source = check_upload(upload, "point_cloud", max_bytes=limit) if upload else example_cloud()
             cloud = load_scene(source, family, config)
+            figure = None
             for u in scene_stream(model, processor, family, cloud, question, config=config,
                                   prefill=prefill or "", hint=bool(hint)):
-                yield list(u.views), u.trace, json.dumps(u.summary(), indent=1)
+                if u.done or figure is None:  # the 3D view is drawn once at the start and once at the end
+                    figure = scene_figure(cloud, u.boxes if u.done else (), truth)
+                yield figure, list(u.views), u.trace, json.dumps(u.summary(), indent=1)
         except (ValueError, RuntimeError, MMReasonError) as exc:  # bad input or a failed run: say why
             raise gr.Error(str(exc)) from exc
 
@@ -158,21 +231,24 @@ def build_demo(model: Any, processor: Any, family: str, *, config: SceneConfig =
                 question = gr.Textbox(label="question", value="Where is the table?")
                 prefill = gr.Textbox(label="start the answer with (optional)", value="")
                 hint = gr.Checkbox(value=True, label="ask for GS-Reasoner's grounded format")
+                gt = gr.Code(json.dumps(list(EXAMPLE_GT)), language="json", elem_id="gt",
+                             label="ground-truth 3D boxes, scene metres (the example room's; clear for none)")
                 ask = gr.Button("Ask", variant="primary")
             with gr.Column():
-                views = gr.Gallery(label="views", columns=2, elem_id="views")
+                figure = gr.Plot(label="3D view: predicted (magenta) and ground truth (green)", elem_id="scene")
+                views = gr.Gallery(label="views the model saw", columns=2, format="png", elem_id="views")
                 trace = gr.Textbox(label="reasoning trace", lines=10, elem_id="trace")
                 parsed = gr.Code(label="parsed", language="json", elem_id="parsed")
-        ask.click(respond, [upload, question, prefill, hint], [views, trace, parsed])
+        ask.click(respond, [upload, question, prefill, hint, gt], [figure, views, trace, parsed], api_name="ask")
     return demo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
-    from mmreason.demos import add_model_args, add_serve_args, load_model, serve
+    from mmreason.demos import add_model_args, add_serve_args, load_model, serve, upload_limit
 
-    parser = argparse.ArgumentParser(prog="mmreason demo scene_3d", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="mmreason demo spatial_3d", description=__doc__.split("\n\n")[0])
     add_model_args(parser)
     parser.add_argument("--views", type=int, default=4)
     parser.add_argument("--view-size", type=int, default=336)
@@ -181,4 +257,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model, processor, family = load_model(args.model, device=args.device)
     config = SceneConfig(views=args.views, view_size=args.view_size, max_new_tokens=args.max_new_tokens)
-    return serve(build_demo(model, processor, family, config=config), args)
+    return serve(build_demo(model, processor, family, config=config, max_upload_bytes=upload_limit(args)), args)
