@@ -68,6 +68,8 @@ def describe(path: str) -> str:
     full = ROOT / path
     if path.startswith("models/tiny_base/") and full.name in CHECKPOINT_FILES:
         return CHECKPOINT_FILES[full.name]
+    if path.startswith("docs/screenshots/") and full.suffix == ".png":  # taken by tests/e2e/test_demo_browser.py
+        return f"`mmreason demo {full.stem}` in headless Chromium, after a run (shown in the tour)"
     if path.startswith("tests/") and full.name.startswith("test_"):
         return _docline(full) or "tests: " + full.stem.removeprefix("test_").replace("_", " ")
     if path.endswith(".py"):
