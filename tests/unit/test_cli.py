@@ -264,6 +264,6 @@ def test_a_missing_model_or_unknown_tiny_family_is_a_one_line_error(tmp_path):
         {"role": "user", "content": [{"type": "text", "text": "Colour?"}]}]}], tmp_path / "d.jsonl")
     _one_line_error(run_cli("demo", "grounded_chat", "--model", str(tmp_path / "ckpt"), "--port", "1"),
                     "mmreason demo: error:", f"{str(tmp_path / 'ckpt')!r} is not a checkpoint directory")
-    _one_line_error(run_cli("demo", "scene_3d", "--model", "tiny:qwen9"), "unknown tiny family 'qwen9'")
+    _one_line_error(run_cli("demo", "spatial_3d", "--model", "tiny:qwen9"), "unknown tiny family 'qwen9'")
     _one_line_error(run_cli("eval", "--model", "tiny:qwen9", "--data", str(tmp_path), "--task", "vqa",
                             "--out", str(tmp_path / "ev")), "mmreason eval: error:", "unknown tiny family")
