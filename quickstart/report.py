@@ -26,13 +26,20 @@ def markdown_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def base_card(out: Path) -> str:
+    """One line on the base the quickstart started from: its size and every pretraining stage, with CPU time."""
     from mmreason.models import resolve_checkpoint
 
     path = resolve_checkpoint(BASE)
     meta = json.loads((path / "pretrain.json").read_text()) if (path / "pretrain.json").exists() else {}
-    return (f"`{BASE}` ({meta.get('parameters', '?'):,} parameters; pretrained by `mmreason pretrain-tiny` for "
-            f"{meta.get('steps', '?')} steps, {meta.get('cpu_seconds', '?')} s of CPU; its card: "
-            f"`models/tiny_base/qwen2_5_vl/README.md`)") if meta else f"`{BASE}`"
+    if not meta:
+        return f"`{BASE}`"
+    runs = [*meta.get("history", []), meta]
+    stages = ", ".join(f"{r.get('stage', 'base')} {r.get('stopped_after', r.get('steps', '?'))} steps of "
+                       f"{r.get('batch_size', '?')}" for r in runs)
+    cpu = sum(r.get("cpu_seconds") or 0 for r in runs)
+    return (f"`{BASE}` ({meta.get('parameters', '?'):,} parameters; pretrained by `mmreason pretrain-tiny` in "
+            f"{len(runs)} stage(s): {stages}; {cpu:,} s of CPU in all; its card: "
+            f"`models/tiny_base/qwen2_5_vl/README.md`)")
 
 
 def write_report(out: Path, record: Mapping[str, Any]) -> Path:

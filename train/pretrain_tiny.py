@@ -1,28 +1,33 @@
 """`mmreason pretrain-tiny`: pretrain the project's tiny base model on its own scenes, so fine-tuning
 examples start from a model that can already look, as users' fine-tuning starts from a pretrained VLM.
 
-    mmreason pretrain-tiny --out models/tiny_base/qwen2_5_vl --steps 9000 --batch-size 8 --lr 1e-3
+    mmreason pretrain-tiny --out base --steps 9000 --batch-size 8 --lr 1e-3
+    mmreason pretrain-tiny --out bind --stage bind --init-from base --steps 7000 --batch-size 16 --vision-lr-scale 5
+    mmreason pretrain-tiny --out models/tiny_base/qwen2_5_vl --stage contrast --init-from bind --steps 6500 \
+        --batch-size 16 --lr 2e-3
 
 A base-size tiny Qwen2.5-VL (`models.tiny_configs.SIZES["base"]`, random init, seed 0) is trained on
 shape scenes streamed from the `image_scenes` builder's generator (`scene_questions.q_refer`, fresh scenes
-every step, nothing written to disk), in two phases (`_questions`):
+every step, nothing written to disk), in three stages, each continuing the last:
 
-- first, a lone shape boxed: "Locate the red circle and give its bounding box." -> ``[x1, y1, x2, y2]``
-  (original pixels; the family's frame for 112-px canvases), until the model reads positions;
-- then scenes of 1-2, then 1-4 shapes, each one conversation: naming turns about one shape (its colour, its
-  shape, the part of the picture it is in, sometimes the count), then every shape boxed. Asking about every
-  shape of the same picture is what makes the words matter: a model that boxes the most salient shape is
-  wrong on all other turns.
+- "base" (`_questions`): first a lone shape boxed ("Locate the red circle and give its bounding box." ->
+  ``[x1, y1, x2, y2]``, original pixels = the family's frame for 112-px canvases) until the model reads
+  positions; then scenes of 1-2, then 1-4 shapes, each one conversation: naming turns about one shape, then
+  every shape boxed;
+- "bind" (`bind_row`): a lone shape's colour or shape named, then 2-4 shapes boxed by name, with the vision
+  tower at a higher learning rate: the first stage leaves a tower that hardly carries colour;
+- "contrast" (`contrast_rows`): every shape of one scene boxed by its name in the same batch, in varied
+  phrasings, answered in the family's grounding JSON; this is the stage where the words start to pick the
+  shape (measurements in each function's docstring and in benchmarks/LEARNING.md).
 
-The phrasing and the answer format differ from the quickstart's task ("Where is the red circle?" ->
-``{"bbox_2d": [...]}``), and the scene stream uses its own seeds, so the base has never seen the
-quickstart's held-out scenes. The first question comes before the image, so each vision token can attend
-to the words naming its object.
+No phrasing of any stage is the quickstart's ("Where is the red circle?"), and the scene stream uses its own
+seeds, so the base has never seen the quickstart's held-out scenes. The question comes before the image, so
+each vision token can attend to the words naming its object.
 
 The loop is plain AdamW on the toolkit's `Collator` batches (assistant tokens only), with the output
 layer applied to the labelled positions alone: with a 4k vocabulary and 70-200-token samples, projecting
 every position would cost more than the rest of the model. The result is a normal checkpoint folder
-(safetensors + processor) with a ``README.md`` card saying how it was made.
+(safetensors + processor) with a ``README.md`` card listing every stage's command, data, cost and loss.
 """
 
 from __future__ import annotations
@@ -76,8 +81,23 @@ def region_of(box, side: int) -> str:
     return " ".join(w for w in (("top", "", "bottom")[row], ("left", "", "right")[col]) if w)
 
 
-def _box(item) -> tuple[str, str]:
-    return (f"Locate the {item.label} and give its bounding box.", "[" + ", ".join(str(v) for v in item.box) + "]")
+BOX_PHRASINGS = (  # the "contrast" stage's requests; never the quickstart's "Where is the ...?"
+    "Locate the {} and give its bounding box.", "Find the {}.", "Give the bounding box of the {}.",
+    "Box the {}.", "Draw a box around the {}.", "Point out the {} with a bounding box.",
+    "The {}: its bounding box?", "Output the box of the {} in the picture.",
+    "Which region holds the {}? Reply with a box.", "There is one {} in the image. Give its box.",
+)
+
+
+def _box(item, native: bool = False, rng: np.random.Generator | None = None) -> tuple[str, str]:
+    """A box request and its answer: a plain ``[x1, y1, x2, y2]``, or with `native` the family's own
+    grounding JSON, ``{"bbox_2d": [x1, y1, x2, y2]}``, as released Qwen2.5-VL checkpoints answer (its
+    report, arXiv 2502.13923, grounding with absolute coordinates), so a fine-tune starts from a model that
+    already speaks its family's box format. With `rng`, the request is one of `BOX_PHRASINGS`: the name sits
+    at a different place in each, so reading it must go by what the words are, not where they stand."""
+    box = "[" + ", ".join(str(v) for v in item.box) + "]"
+    phrasing = BOX_PHRASINGS[int(rng.integers(len(BOX_PHRASINGS)))] if rng is not None else BOX_PHRASINGS[0]
+    return phrasing.format(item.label), '{"bbox_2d": ' + box + "}" if native else box
 
 
 def _questions(rng: np.random.Generator, items, target, frac: float, side: int) -> list[tuple[str, str]]:
@@ -129,7 +149,7 @@ def bind_row(rng: np.random.Generator, frac: float, side: int = 112) -> dict:
 
 def contrast_rows(rng: np.random.Generator, frac: float, side: int = 112) -> list[dict]:
     """Rows of the "contrast" stage: one fresh scene, and every shape in it boxed by its name, one single-turn
-    row each, all in the same batch. The picture is the same and only the words differ, so the one way to
+    row each, all in the same batch, answered in the family's grounding JSON (`_box`). The picture is the same and only the words differ, so the one way to
     lower the loss on all of them is to read the words; a model that boxes the most salient shape is wrong on
     the others. Two shapes of different colours for the first 40% of the schedule, then 2-3, then 2-4 shapes
     (`CONTRAST_PHASES`), where a colour or a shape may repeat and both words are needed.
@@ -142,7 +162,7 @@ def contrast_rows(rng: np.random.Generator, frac: float, side: int = 112) -> lis
         qa = _scene(rng, count, side)
         if count != (2, 2) or len({it.color for it in qa.items}) == 2:
             break
-    return [_row(rng, [_box(it)], qa.image) for it in qa.items]
+    return [_row(rng, [_box(it, native=True, rng=rng)], qa.image) for it in qa.items]
 
 
 def _scene(rng: np.random.Generator, count: tuple[int, int], side: int):
@@ -290,8 +310,10 @@ STAGE_DATA = {
     "bind": f"""single-turn rows: a lone shape's colour or shape named ("What colour is the shape?") for the
      first {NAMING_FIRST:.0%} of the schedule, then for {NAMING_SHARE:.0%} of the rows; the rest box one of 2-4
      shapes by its name ("Locate the red circle and give its bounding box.")""",
-    "contrast": """single-turn rows, every shape of one scene boxed by its name in the same batch: 2 shapes of
-     different colours for the first 40% of the schedule, then 2-3, then 2-4 shapes""",
+    "contrast": f"""single-turn rows, every shape of one scene boxed by its name in the same batch, asked in one
+     of {len(BOX_PHRASINGS)} phrasings ("Find the red circle.", "Box the red circle.", ...) and answered in the
+     family's grounding JSON (`{{"bbox_2d": [x1, y1, x2, y2]}}`): 2 shapes of different colours for the first
+     40% of the schedule, then 2-3, then 2-4 shapes""",
 }
 
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 from safetensors.torch import load_file
 
-from mmreason.train.pretrain_tiny import contrast_rows
+from mmreason.train.pretrain_tiny import BOX_PHRASINGS, contrast_rows
 
 
 def _run(*args, cwd):
@@ -44,7 +44,12 @@ def test_base_then_bind_then_contrast_stage(tmp_path):
 
 
 def _label(row):
-    return row["messages"][0]["content"][0]["text"].removeprefix("Locate the ").split(" and give")[0]
+    text = row["messages"][0]["content"][0]["text"]
+    for phrasing in BOX_PHRASINGS:
+        head, tail = phrasing.split("{}")
+        if text.startswith(head) and text.endswith(tail):
+            return text[len(head):len(text) - len(tail)]
+    raise AssertionError(f"not one of the stage's phrasings: {text!r}")
 
 
 def test_contrast_rows_ask_about_every_shape_of_one_scene():
@@ -57,7 +62,9 @@ def test_contrast_rows_ask_about_every_shape_of_one_scene():
             assert all(im is images[0] for im in images)  # one picture, asked once per shape
             labels = [_label(r) for r in rows]
             assert len(set(labels)) == len(rows)  # a different name in every row ...
-            assert len({r["messages"][1]["content"][0]["text"] for r in rows}) == len(rows)  # ... and box
+            answers = [r["messages"][1]["content"][0]["text"] for r in rows]
+            assert len(set(answers)) == len(rows)  # ... and box, in the family's grounding JSON
+            assert all(a.startswith('{"bbox_2d": [') and a.endswith("]}") for a in answers)
             if frac < 0.4:  # first phase: two shapes of different colours
                 assert len({label.split()[0] for label in labels}) == 2
 
