@@ -342,6 +342,9 @@ def write_card(out: Path, records: list[dict], notes: str = "") -> None:
      {r['torch_threads']} thread(s) ({r['machine']})
    - loss (assistant tokens): {r['loss_first_100']} over the first 100 steps -> {r['loss_last_100']} over the last 100""")
     body = "\n".join(stages)
+    native = ("; boxes come out in the family's grounding JSON, as released Qwen2.5-VL writes them and as the "
+              "quickstart asks" if any(r.get("stage") == "contrast" for r in records) else
+              ", nor its answer format")
     text = f"""# mmreason tiny base: {last['family']}, size "base"
 
 A {last['parameters']:,}-parameter Qwen2.5-VL-architecture model (rope_theta {last['rope_theta']}) pretrained
@@ -353,7 +356,8 @@ Made by, in order:
 
 {body}
 
-- never seen: the quickstart's phrasing and answer format, and its scenes (seeds 0 and 1 of the builder)
+- never seen: the quickstart's phrasing ("Where is the red circle?") and its scenes (seeds 0 and 1 of the
+  builder){native}
 - files: `model.safetensors` + config, the processor and tokenizer (locally trained), `pretrain.json`
   (the settings of every stage and the last stage's per-step loss)
 {notes}"""
