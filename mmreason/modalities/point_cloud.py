@@ -8,7 +8,7 @@ both steps, so a 3D box predicted in the normalised frame maps back to metres wi
 :meth:`Normalization.to_scene` (only a shift and one uniform scale, so axis-aligned boxes stay so).
 
 Two representations for models: rendered views (:mod:`mmreason.modalities.point_render`, any 2D VLM)
-and point patches (:func:`point_patches`, for the point encoder in ``mmreason.models.point_encoder``).
+and point patches (:func:`point_patches`: groups of nearby points, for point-patch models).
 """
 
 from __future__ import annotations
