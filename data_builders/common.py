@@ -229,6 +229,22 @@ def _claim_settings(root: Path, settings: dict) -> None:
     _write_json(path, settings)
 
 
+def merge_options(builder: str, defaults: dict, options: dict) -> dict:
+    """`defaults` updated by `options`; a ValueError naming `builder` and every known option when an option
+    name is not one of the defaults (a misspelled ``--set`` is an error, never silently ignored).
+
+    >>> merge_options("demo", {"n": 1, "src": None}, {"src": "x"})
+    {'n': 1, 'src': 'x'}
+    >>> merge_options("demo", {"n": 1}, {"nn": 2})
+    Traceback (most recent call last):
+    ValueError: demo: unknown option(s) ['nn']; known: n
+    """
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise ValueError(f"{builder}: unknown option(s) {unknown}; known: {', '.join(sorted(defaults))}")
+    return {**defaults, **options}
+
+
 def check_options(builder: str, opts: dict, qtypes: Any, traces: Any = None) -> None:
     """ValueError naming `builder` unless ``opts["qtypes"]`` is a non-empty selection of `qtypes` and (when
     `traces` is given) ``opts["trace"]`` is one of `traces`.

@@ -36,7 +36,8 @@ from PIL import Image
 
 from mmreason import schema, traces
 from mmreason.data_builders import teacher as teachers
-from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, build_dataset, phase
+from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, build_dataset, merge_options, \
+    phase
 from mmreason.data_builders.converters_base import Skip
 from mmreason.data_builders.converters_base import media as link_media
 from mmreason.data_builders.gcot import text_turn
@@ -171,10 +172,7 @@ def make_sample(ctx: SampleContext) -> dict | None:
 def build(out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: tuple[int, int] = (0, 1), workers: int = 1,
           chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True, **options) -> Path:
     """Teacher GUI reasoning + action for each step of ``src``, kept when the action matches (n <= 0: all)."""
-    opts = {**DEFAULTS, **options}
-    unknown = sorted(set(opts) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"{NAME}: unknown option(s) {unknown}; known: {', '.join(sorted(DEFAULTS))}")
+    opts = merge_options(NAME, DEFAULTS, options)
     if not opts["src"]:
         raise ValueError(f"{NAME}: give the GUI steps to distil with --set src=DIR (rows with a gui column)")
     if bool(opts["base_url"]) == bool(opts["hf_model"]):

@@ -32,7 +32,8 @@ from typing import Any
 from PIL import Image
 
 from mmreason import schema, traces
-from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, build_dataset, phase
+from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, build_dataset, merge_options, \
+    phase
 from mmreason.data_builders.converters_base import Skip
 from mmreason.data_builders.converters_base import media as link_media
 from mmreason.data_builders.sharding import sample_rng
@@ -265,11 +266,7 @@ def make_sample(ctx: SampleContext) -> dict | None:
 def build(out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: tuple[int, int] = (0, 1),
           workers: int = 1, chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True, **options) -> Path:
     """Teacher rewrites of ``src``'s rationales, kept when their boxes and answer verify (n <= 0: all)."""
-    opts = {**DEFAULTS, **options}
-    unknown = sorted(set(opts) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"teacher_rationales: unknown option(s) {unknown}; known: "
-                         f"{', '.join(sorted(DEFAULTS))}")
+    opts = merge_options("teacher_rationales", DEFAULTS, options)
     if not opts["src"]:
         raise ValueError("teacher_rationales: give the dataset to rewrite with --set src=DIR")
     if bool(opts["base_url"]) == bool(opts["hf_model"]):

@@ -29,7 +29,8 @@ import numpy as np
 
 from mmreason import schema
 from mmreason.data_builders import image_scenes
-from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, build_dataset, check_options
+from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, build_dataset, check_options, \
+    merge_options
 from mmreason.data_builders.converters_base import Skip
 from mmreason.data_builders.converters_base import media as link_media
 from mmreason.data_builders.gcot import text_turn, ton_trace
@@ -104,10 +105,7 @@ def make_sample(ctx: SampleContext) -> dict | None:
 def build(out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: tuple[int, int] = (0, 1), workers: int = 1,
           chunk_size: int = DEFAULT_CHUNK_SIZE, progress: bool = True, **options) -> Path:
     """TON's thought-dropout SFT data: ``src`` (or procedural scenes) with round(p*n) empty thoughts."""
-    opts = {**DEFAULTS, **options}
-    unknown = sorted(set(opts) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"{NAME}: unknown option(s) {unknown}; known: {', '.join(sorted(DEFAULTS))}")
+    opts = merge_options(NAME, DEFAULTS, options)
     try:
         p = float(opts["p"])
     except (TypeError, ValueError):
