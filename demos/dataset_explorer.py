@@ -243,7 +243,8 @@ def build_demo(folders: Sequence[str | Path], *, title: str = "mmreason dataset 
                 sample = gr.Dropdown([], allow_custom_value=True, label="sample", elem_id="sample")
                 show_btn = gr.Button("Show", variant="primary")
             with gr.Column(scale=2):
-                pictures = gr.Gallery(label="ground truth", columns=2, height=480, format="png", elem_id="pictures")
+                pictures = gr.Gallery(label="ground truth", columns=2, height="auto", object_fit="contain", fit_columns=False,
+                                      format="png", elem_id="pictures")
                 about = gr.Markdown(elem_id="about")
                 trace = gr.Textbox(label="trace (assistant turns)", lines=8, elem_id="trace")
                 parsed = gr.Code(label="parsed trace", language="json", elem_id="parsed")
