@@ -6,13 +6,10 @@ exists."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,38 +17,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from demo_server import free_port, serve_demo, wait_up
 from mmreason.schema import images_of
-from mmreason.demos import DEMOS, add_serve_args, default_model, serve
+from mmreason.demos import DEMOS, default_model
 
 REPO = Path(__file__).resolve().parents[2]
 GREEN = (0, 200, 0)  # the dataset card's GT colour
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(demo) -> str:
-    parser = argparse.ArgumentParser()
-    add_serve_args(parser)
-    args = parser.parse_args(["--port", str(_free_port())])
-    serve(demo, args, block=False)
-    return f"http://127.0.0.1:{args.port}/"
-
-
-def _wait_up(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the demo exited: {proc.stderr.read()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError("the demo did not come up")
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +41,7 @@ def test_explorer_draws_ground_truth_and_parses_the_trace(scenes, tmp_path):
     dataset = open_dataset(scenes)
     row = next(r for r in dataset.rows if r["boxes"])
     demo = build_demo([str(scenes)])
-    url = _serve(demo)
+    url = serve_demo(demo)
     try:
         client = Client(url, verbose=False, download_files=str(tmp_path))
         pictures, about, trace, parsed = client.predict(str(scenes), row["id"], api_name="/show")
@@ -108,14 +79,14 @@ def test_runs_dashboard_from_the_command_overlays_runs_and_lists_completions(tmp
     from gradio_client import Client
 
     a, b = _write_run(tmp_path / "runs" / "a", 0.1), _write_run(tmp_path / "runs" / "b", 0.2)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
     proc = subprocess.Popen([sys.executable, "-m", "mmreason", "demo", "runs", "--under", str(tmp_path / "runs"),
                              "--port", str(port)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}/"
-        _wait_up(url, proc)
+        wait_up(url, proc, 120)
         client = Client(url, verbose=False, download_files=str(tmp_path / "got"))
         figure, drawn = client.predict([str(a), str(b)], "reward, rewards/*, kl", 1, api_name="/plot")
         assert drawn == "3 metrics: reward, rewards/iou, kl"

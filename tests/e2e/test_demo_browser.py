@@ -6,31 +6,19 @@ model's noise. Slow tier: six apps in one browser; `test_demos.py` drives one in
 
 from __future__ import annotations
 
-import argparse
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from mmreason.demos import add_serve_args, serve
+from demo_server import serve_demo
 
 pytestmark = pytest.mark.slow
 FAMILY = "qwen2_5_vl"
 BUDGET = 64 * 28 * 28
 DONE = """(sel) => (document.querySelector(sel)?.innerText || '').includes('"stop_reason": "')"""
-
-
-def _serve(demo) -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    parser = argparse.ArgumentParser()
-    add_serve_args(parser)
-    serve(demo, parser.parse_args(["--port", str(port)]), block=False)
-    return f"http://127.0.0.1:{port}/"
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +36,7 @@ def browser():
 
 def _drive(browser, demo, name: str, out: Path, act) -> None:
     """Serve `demo`, load it, let `act(page)` upload and click, then save the page as NAME.png."""
-    url = _serve(demo)
+    url = serve_demo(demo)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     try:
         page.goto(url, timeout=120_000)

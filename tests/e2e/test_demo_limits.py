@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -16,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from demo_server import free_port, wait_up
 from mmreason.demos import add_serve_args, serve
 from mmreason.demos.grounded_chat import ChatConfig, build_demo, chat_row, chat_stream, example_picture, \
     stream_rollout
@@ -23,12 +22,6 @@ from mmreason.demos.grounded_chat import ChatConfig, build_demo, chat_row, chat_
 FAMILY = "qwen2_5_vl"
 BUDGET = 64 * 28 * 28
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _upload(url: str, size: int) -> tuple[int, str]:
@@ -46,28 +39,15 @@ def _upload(url: str, size: int) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def _wait_up(url: str, proc: subprocess.Popen, seconds: float = 240) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the demo exited: {proc.stderr.read()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError("the demo did not come up")
-
-
 def test_the_demo_command_refuses_an_upload_over_its_limit(tiny_model_dir, tmp_path):
-    port, uploads = _free_port(), tmp_path / "gradio"
+    port, uploads = free_port(), tmp_path / "gradio"
     env = {**os.environ, "GRADIO_TEMP_DIR": str(uploads), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "mmreason", "demo", "grounded_chat", "--model",
                              str(tiny_model_dir(FAMILY)), "--port", str(port), "--max-upload-mb", "1"],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}/"
-        _wait_up(url, proc)
+        wait_up(url, proc, 240)
         status, text = _upload(url, 3 * 1024 * 1024)
         assert status == 413 and "maximum allowed size of 1048576 bytes" in text, (status, text)
         stored = [f.stat().st_size for f in uploads.rglob("*") if f.is_file()]
@@ -87,7 +67,7 @@ def test_a_demo_served_without_the_option_still_has_a_limit(tiny_model):
 
     parser = argparse.ArgumentParser()
     add_serve_args(parser)
-    args = parser.parse_args(["--port", str(_free_port())])
+    args = parser.parse_args(["--port", str(free_port())])
     model, processor = tiny_model(FAMILY)
     demo = build_demo(model, processor, FAMILY, config=ChatConfig(max_new_tokens=8, max_pixels=BUDGET))
     serve(demo, args, block=False)

@@ -7,9 +7,7 @@ prompt and tools."""
 
 from __future__ import annotations
 
-import argparse
 import http.server
-import socket
 import threading
 from pathlib import Path
 
@@ -17,20 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmreason.demos import add_serve_args, serve
+from demo_server import serve_demo
 
 FAMILY = "qwen2_5_vl"
 BUDGET = 64 * 28 * 28
-
-
-def _serve(demo) -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    parser = argparse.ArgumentParser()
-    add_serve_args(parser)
-    serve(demo, parser.parse_args(["--port", str(port)]), block=False)
-    return f"http://127.0.0.1:{port}/"
 
 
 def _client(url: str, tmp_path: Path):
@@ -51,7 +39,7 @@ def test_grounded_chat_marks_the_cited_moments_of_a_video(tiny_model, tmp_path):
     video = write_video(tmp_path / "ramp.mp4", frames, fps=10)
     demo = build_demo(model, processor, FAMILY, config=ChatConfig(max_new_tokens=8, max_pixels=BUDGET,
                                                                   video_frames=4))
-    url = _serve(demo)
+    url = serve_demo(demo)
     try:
         client = _client(url, tmp_path)
         cited = "FIND_SEGMENT(the red is brightest) = [1.5, 2.0] <answer>1.5 to 2.0</answer>"
@@ -97,7 +85,7 @@ def test_spatial_3d_shows_predicted_and_ground_truth_boxes(tiny_model, tmp_path)
     np.save(tmp_path / "room.npy", example_cloud())
     config = SceneConfig(views=2, view_size=128, num_points=2000, max_new_tokens=8, max_pixels=BUDGET)
     demo = build_demo(model, processor, FAMILY, config=config)
-    url = _serve(demo)
+    url = serve_demo(demo)
     try:
         client = _client(url, tmp_path)
         answer = "<think>table 1 <bbox>(0.5, 0.5, 0.0, 1.5, 1.1, 0.75)</bbox></think><answer>table</answer>"
@@ -150,7 +138,7 @@ def test_gui_agent_draws_the_click_and_applies_it_in_chromium(tiny_model, tmp_pa
     click = ('<think>The Submit button is in the middle. I press it.</think><tool_call>{"name": "mobile_use", '
              f'"arguments": {{"action": "click", "coordinate": [{x}, {y}]}}}}</tool_call>')
     demo = build_demo(model, processor, FAMILY)
-    url = _serve(demo)
+    url = serve_demo(demo)
     try:
         client = _client(url, tmp_path)
         shown, trace, parsed, episode = client.predict(None, page_url, "Press Submit", click, 2, 16,
@@ -183,7 +171,7 @@ def test_audio_reasoning_highlights_the_cited_span(tiny_model, tmp_path):
     clip = tmp_path / "tone.wav"  # 3 s: silence, a 440 Hz tone from 1 to 2 s, silence
     soundfile.write(clip, np.where((t >= 1) & (t < 2), 0.5 * np.sin(2 * np.pi * 440 * t), 0.0), 16000)
     demo = build_demo(model, processor, FAMILY)
-    url = _serve(demo)
+    url = serve_demo(demo)
     try:
         client = _client(url, tmp_path)
         cited = "<think>a word at 1.0-2.0 s</think><answer>lemon</answer>"
