@@ -229,6 +229,18 @@ def _claim_settings(root: Path, settings: dict) -> None:
     _write_json(path, settings)
 
 
+_SOURCE: dict[str, Any] = {}
+
+
+def source_rows(src: str) -> list:
+    """The rows of the canonical dataset `src` that a builder rewrites, loaded once per process however many
+    chunks that process builds (the last path asked for is kept)."""
+    if _SOURCE.get("path") != src:
+        _SOURCE.clear()
+        _SOURCE.update(path=src, rows=schema.load_rows(src))
+    return _SOURCE["rows"]
+
+
 def merge_options(builder: str, defaults: dict, options: dict) -> dict:
     """`defaults` updated by `options`; a ValueError naming `builder` and every known option when an option
     name is not one of the defaults (a misspelled ``--set`` is an error, never silently ignored).

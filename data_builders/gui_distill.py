@@ -37,7 +37,7 @@ from PIL import Image
 from mmreason import schema, traces
 from mmreason.data_builders import teacher as teachers
 from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, build_dataset, merge_options, \
-    phase
+    phase, source_rows
 from mmreason.data_builders.converters_base import Skip
 from mmreason.data_builders.converters_base import media as link_media
 from mmreason.data_builders.gcot import text_turn
@@ -109,20 +109,10 @@ def _linked(ctx: SampleContext, row: dict, root: Path) -> list[dict]:
             for m in row["messages"]]
 
 
-_SOURCE: dict[str, Any] = {}
-
-
-def _source_rows(src: str) -> list:
-    if _SOURCE.get("path") != src:  # one load per process, however many chunks it builds
-        _SOURCE.clear()
-        _SOURCE.update(path=src, rows=schema.load_rows(src))
-    return _SOURCE["rows"]
-
-
 def make_sample(ctx: SampleContext) -> dict | None:
     opts = ctx.options
     root = schema.dataset_root(opts["src"])
-    row = dict(_source_rows(opts["src"])[ctx.index])
+    row = dict(source_rows(opts["src"])[ctx.index])
     gui = row.get("gui") or {}
     users = [m for m in row["messages"] if m["role"] == "user"]
     if not isinstance(gui.get("action"), Mapping) or not gui.get("elements") or len(users) != 1 \
@@ -184,7 +174,7 @@ def build(out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: tuple[int, i
         raise ValueError(f"{NAME}: src {opts['src']} does not exist (a canonical dataset folder or file)")
     if opts["hf_model"]:
         opts["hf_model"] = str(Path(opts["hf_model"]).expanduser().absolute())
-    total = len(_source_rows(opts["src"]))
+    total = len(source_rows(opts["src"]))
     count = total if n <= 0 else min(int(n), total)
     return build_dataset(out_dir, name=NAME, make_sample=make_sample, n=count, seed=seed, shard=shard,
                          options=opts, workers=workers, chunk_size=chunk_size, progress=progress)

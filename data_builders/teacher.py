@@ -33,7 +33,7 @@ from PIL import Image
 
 from mmreason import schema, traces
 from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, build_dataset, merge_options, \
-    phase
+    phase, source_rows
 from mmreason.data_builders.converters_base import Skip
 from mmreason.data_builders.converters_base import media as link_media
 from mmreason.data_builders.sharding import sample_rng
@@ -195,20 +195,11 @@ def to_pixels(text: str, boxes: list) -> str:
 
 
 # ------------------------------------------------------------------------------------------- builder
-def _source(src: str):
-    if _SOURCE.get("path") != src:
-        _SOURCE.clear()
-        _SOURCE.update(path=src, rows=schema.load_rows(src))
-    return _SOURCE["rows"]
-
-
-_SOURCE: dict[str, Any] = {}
-
 
 def make_sample(ctx: SampleContext) -> dict | None:
     opts = ctx.options
     root = schema.dataset_root(opts["src"])
-    row = dict(_source(opts["src"])[ctx.index])
+    row = dict(source_rows(opts["src"])[ctx.index])
     turns = [m for m in row["messages"] if m["role"] == "assistant"]
     if len(turns) != 1 or not schema.images_of(row) or row.get("answer") is None:
         ctx.count("skipped_not_single_turn_image_qa")
@@ -281,7 +272,7 @@ def build(out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: tuple[int, i
     opts["src"] = str(Path(opts["src"]).expanduser().absolute())
     if opts["hf_model"]:
         opts["hf_model"] = str(Path(opts["hf_model"]).expanduser().absolute())
-    total = len(_source(opts["src"]))
+    total = len(source_rows(opts["src"]))
     count = total if n <= 0 else min(int(n), total)
     return build_dataset(out_dir, name=NAME, make_sample=make_sample, n=count, seed=seed, shard=shard,
                          options=opts, workers=workers, chunk_size=chunk_size, progress=progress)

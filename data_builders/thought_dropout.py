@@ -23,14 +23,13 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from mmreason import schema
 from mmreason.data_builders import image_scenes
 from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, build_dataset, check_options, \
-    merge_options
+    merge_options, source_rows
 from mmreason.data_builders.converters_base import Skip
 from mmreason.data_builders.converters_base import media as link_media
 from mmreason.data_builders.gcot import text_turn, ton_trace
@@ -47,21 +46,11 @@ def dropped_indices(n: int, p: float, seed: int) -> frozenset[int]:
     return frozenset(int(i) for i in order[:int(round(float(p) * n))])
 
 
-_SOURCE: dict[str, Any] = {}
-
-
-def _source_rows(src: str) -> list:
-    if _SOURCE.get("path") != src:  # one load per process, however many chunks it builds
-        _SOURCE.clear()
-        _SOURCE.update(path=src, rows=schema.load_rows(src))
-    return _SOURCE["rows"]
-
-
 def _from_source(ctx: SampleContext) -> dict:
     """Row `ctx.index` of ``src`` with its media linked into this dataset."""
     src = ctx.options["src"]
     root = schema.dataset_root(src)
-    row = dict(_source_rows(src)[ctx.index])
+    row = dict(source_rows(src)[ctx.index])
     where = f"{src} row {ctx.index}"
     row["messages"] = [{**m, "content": [{**p, p["type"]: link_media(ctx, root / p[p["type"]], where)}
                                          if p["type"] in schema.MEDIA_TYPES else p for p in m["content"]]}
@@ -118,7 +107,7 @@ def build(out_dir: str | Path, *, n: int = 0, seed: int = 0, shard: tuple[int, i
         opts["src"] = str(Path(opts["src"]).expanduser().absolute())
         if not Path(opts["src"]).exists():
             raise ValueError(f"{NAME}: src {opts['src']} does not exist (a canonical dataset folder or file)")
-        total = len(_source_rows(opts["src"]))
+        total = len(source_rows(opts["src"]))
         n = total if n <= 0 else min(int(n), total)
     else:
         if opts["scenes"].get("trace") not in (None, "grit"):
