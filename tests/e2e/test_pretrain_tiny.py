@@ -9,7 +9,7 @@ import sys
 import numpy as np
 from safetensors.torch import load_file
 
-from mmreason.train.pretrain_tiny import BOX_PHRASINGS, contrast_rows
+from mmreason.train.pretrain_tiny import BOX_PHRASINGS, contrast_rows, pairs_rows
 
 
 def _run(*args, cwd):
@@ -41,6 +41,13 @@ def test_base_then_bind_then_contrast_stage(tmp_path):
     assert record["stage"] == "contrast" and [h["stage"] for h in record["history"]] == ["base", "bind"]
     card = (tmp_path / "contrast" / "README.md").read_text()
     assert "3. `mmreason pretrain-tiny --out contrast --stage contrast --init-from bound --steps 2" in card
+    fourth = _run("--out", "pairs", "--stage", "pairs", "--init-from", "contrast", "--steps", "2",
+                  "--batch-size", "3", cwd=tmp_path)
+    assert fourth.returncode == 0, fourth.stderr[-2000:]
+    record = json.loads((tmp_path / "pairs" / "pretrain.json").read_text())
+    assert record["stage"] == "pairs" and [h["stage"] for h in record["history"]] == ["base", "bind", "contrast"]
+    assert "4. `mmreason pretrain-tiny --out pairs --stage pairs --init-from contrast --steps 2" in \
+        (tmp_path / "pairs" / "README.md").read_text()
 
 
 def _label(row):
@@ -69,9 +76,30 @@ def test_contrast_rows_ask_about_every_shape_of_one_scene():
                 assert len({label.split()[0] for label in labels}) == 2
 
 
+def test_pairs_rows_include_scenes_one_word_alone_tells_apart():
+    rng = np.random.default_rng(1)
+    kinds = {"colour": 0, "shape": 0, "both": 0}
+    for frac, most in ((0.1, 2), (0.5, 3), (0.9, 4)):
+        for _ in range(60):
+            rows = pairs_rows(rng, frac)
+            assert 2 <= len(rows) <= most
+            labels = [_label(r).split() for r in rows]
+            assert len({tuple(label) for label in labels}) == len(rows)  # every shape named differently
+            colours, shapes = {c for c, _ in labels}, {s for _, s in labels}
+            if len(shapes) == 1:
+                kinds["colour"] += 1  # only the colour word tells them apart
+            elif len(colours) == 1:
+                kinds["shape"] += 1
+            else:
+                kinds["both"] += 1
+    # 40% / 30% / 30% by design (a "both" scene may fall into one of the others by chance)
+    assert kinds["colour"] >= 50 and kinds["shape"] >= 35 and kinds["both"] >= 25, kinds
+
+
 def test_bind_without_a_checkpoint_is_refused(tmp_path):
     for args, message in ((["--stage", "bind"], "give --init-from"),
                           (["--stage", "contrast"], "give --init-from"),
+                          (["--stage", "pairs"], "give --init-from"),
                           (["--init-from", "nowhere"], "--init-from goes with a later stage"),
                           (["--stage", "bind", "--init-from", "nowhere"], "no checkpoint there"),
                           (["--vision-lr-scale", "0"], "--vision-lr-scale must be > 0")):
