@@ -28,16 +28,23 @@ Generation runs through a backend (`mmreason.rollout.backends`): HF ``model.gene
 Each turn hands the backend every live trajectory's whole sequence, keyed by trajectory; the HF backend
 keeps each trajectory's key/value cache across turns and encodes only what is new (`mmreason.rollout.cache`;
 ``backend=HFBackend(model, processor, family, cache=False)`` re-encodes every turn instead).
+
+Inputs beside the processor's: a model that needs more per picture than pixels (GS-Reasoner's spatial
+model, `mmreason.models.spatial`: each image token's 3D points and the scene's point cloud) has a
+``vision_extras(row, vision)`` method, or the caller passes one as ``vision_extras``. It is called on the
+prompt (the prompt's row, with its ``meta``) and on every observation that shows pictures (row None) with
+that segment's processor tensors, and what it returns joins them: the generation of every turn and the
+trainer's forward over the whole trajectory (`collate_trajectories`) then carry it, as they carry pixels.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Sequence
 
 from mmreason import traces
 from mmreason.families import Family, as_family
-from mmreason.rollout.backends import GenerationParams, HFBackend, RolloutBackend, TurnInput
+from mmreason.rollout.backends import GenerationParams, HFBackend, RolloutBackend, TurnInput, VLLMBackend
 from mmreason.rollout.tokens import (
     OBSERVATION_ROLES, Segment, Trajectory, TrajectoryBuilder, decode_with_offsets, encode_observation,
 )
@@ -53,6 +60,8 @@ CALL_SYNTAXES = ("tool_call", "video_com")
 # Per syntax: (stop strings, stop-line patterns, observation turn role).
 _SYNTAX_DEFAULTS = {"tool_call": (("</tool_call>", "</answer>"), (), "tool"),
                     "video_com": ((), STOP_LINES, "user")}
+# (the prompt's row, or None for an observation; the segment's processor tensors) -> more model inputs
+VisionExtras = Callable[[Mapping[str, Any] | None, Mapping[str, Any]], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -120,9 +129,11 @@ class RolloutConfig:
 # ------------------------------------------------------------------------------------------- prompts
 def prepare_prompt(row: Mapping[str, Any], processor: Any, family: str | Family, *, root: Any = None,
                    media_options: Mapping[str, Mapping[str, Any]] | None = None,
-                   tool_settings: ToolSettings | None = None) -> tuple[ToolEnv, Segment, Any]:
+                   tool_settings: ToolSettings | None = None,
+                   vision_extras: VisionExtras | None = None) -> tuple[ToolEnv, Segment, Any]:
     """A row's prompt (its messages before the first assistant turn), tokenised by the collator, and the
-    tool env over the same loaded media (loaded once): (env, prompt segment, the prompt's SampleFrames)."""
+    tool env over the same loaded media (loaded once): (env, prompt segment, the prompt's SampleFrames).
+    `vision_extras` adds its inputs for the prompt to the segment's (module doc)."""
     from mmreason.modalities import load_sample_media, part_kind, row_messages
     from mmreason.modalities.collate import collate
 
@@ -139,7 +150,19 @@ def prepare_prompt(row: Mapping[str, Any], processor: Any, family: str | Family,
                     media_options=media_options)
     images, videos = _pictures(media, fam, media_options)
     env = ToolEnv.from_media(media, fam, settings=tool_settings, media_options=media_options)
-    return env, Segment.from_processor(batch, "", images, videos), batch["frames"][0]
+    segment = Segment.from_processor(batch, "", images, videos)
+    if vision_extras is not None:
+        from mmreason.schema import resolve_media
+
+        # the untouched prompt (the messages above now hold loaded media), paths made absolute
+        asked = {"id": row.get("id"), "meta": row.get("meta") or {}, "messages": row_messages(row)[:first]}
+        segment = _with_extras(segment, vision_extras(asked if root is None else resolve_media(asked, root),
+                                                      segment.vision))
+    return env, segment, batch["frames"][0]
+
+
+def _with_extras(segment: Segment, extras: Mapping[str, Any]) -> Segment:
+    return replace(segment, vision={**segment.vision, **extras}) if extras else segment
 
 
 def _pictures(media: Any, fam: Family, media_options: Any) -> tuple[tuple, tuple]:
@@ -193,12 +216,13 @@ def rollout(
     config: RolloutConfig | None = None, group_size: int = 1, root: Any = None,
     media_options: Mapping[str, Mapping[str, Any]] | None = None, tool_settings: ToolSettings | None = None,
     backend: RolloutBackend | None = None, forced: Mapping[int, str] | None = None,
+    vision_extras: VisionExtras | None = None,
 ) -> list[Trajectory]:
     """Roll out `group_size` trajectories per row (rows x group, grouped contiguously); see the module doc.
 
     `forced` maps a turn index to text every trajectory's turn starts with (forced decoding: its tokens
     count as generated, loss mask 1). It is for tests and warm starts, e.g. a first turn that must call a
-    tool on a model that does not yet do so.
+    tool on a model that does not yet do so. `vision_extras` defaults to the model's own method of that name.
     """
     import torch
 
@@ -209,6 +233,10 @@ def rollout(
     if group_size < 1:
         raise ValueError(f"group_size must be >= 1, got {group_size}")
     backend = backend or HFBackend(model, processor, fam)
+    extras = vision_extras if vision_extras is not None else getattr(model, "vision_extras", None)
+    if extras is not None and isinstance(backend, VLLMBackend):
+        raise ValueError(f"{type(model).__name__} takes inputs beside the pictures (vision_extras) that a vLLM "
+                         "engine cannot be given; roll it out with the HF backend (grpo.rollout_backend=hf)")
     tok = processor.tokenizer
     if config.call_syntax == "video_com":
         tools = resolve_tools(config.tools or tuple(VIDEO_COM_TOOLS.values()))
@@ -222,9 +250,10 @@ def rollout(
     envs: list[ToolEnv] = []
     for r, row in enumerate(rows):
         env, prompt, frames = prepare_prompt(row, processor, fam, root=root, media_options=media_options,
-                                             tool_settings=tool_settings)
+                                             tool_settings=tool_settings, vision_extras=extras)
         for _ in range(group_size):
-            builders.append(TrajectoryBuilder(len(builders), r, str(row.get("id")), prompt, frames=frames))
+            builders.append(TrajectoryBuilder(len(builders), r, str(row.get("id")), prompt, frames=frames,
+                                              vision_extras=extras))
             envs.append(env.fork())
     release = getattr(backend, "release", None) or (lambda: None)
     release()  # a cache from an earlier rollout was made with other weights
@@ -310,6 +339,8 @@ def _show(b: TrajectoryBuilder, call: Any, observation: Observation, config: Rol
           fam: Family) -> str | None:
     """Close the turn with `observation` as the next turn, unless it breaks a limit (then the stop reason)."""
     segment = encode_observation(observation, processor, fam, role=config.role)
+    if b.vision_extras is not None and (segment.images or segment.videos):
+        segment = _with_extras(segment, b.vision_extras(None, segment.vision))
     if b.media_count + len(segment.images) + len(segment.videos) > config.max_images:
         b.close_turn(call, observation)
         return "max_images"

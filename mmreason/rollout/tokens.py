@@ -200,8 +200,21 @@ class Trajectory:
         return (hits[0], hits[-1] + 1) if hits else None
 
 
+# Inputs whose values are row numbers of another input of the same segment: the spatial model's map from
+# each image token to its scene (`mmreason.models.spatial`). Joining segments shifts them past the rows of
+# the segments before, so every token still points at its own scene.
+ROW_INDEX_KEYS = {"spatial_token_scene": "spatial_scene"}
+
+
 def concat_vision(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Concatenate processor vision outputs along their first axis, in order (tensors or lists)."""
+    """Concatenate processor vision outputs along their first axis, in order (tensors or lists); a
+    `ROW_INDEX_KEYS` input is shifted by the rows its target has in the parts before it.
+
+    >>> import torch
+    >>> one = {"spatial_scene": torch.zeros(1, 4, 6), "spatial_token_scene": torch.tensor([0, 0])}
+    >>> concat_vision([one, one])["spatial_token_scene"].tolist()
+    [0, 0, 1, 1]
+    """
     import torch
 
     out: dict[str, Any] = {}
@@ -209,6 +222,8 @@ def concat_vision(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         values = [p[key] for p in parts if p.get(key) is not None]
         if not values:
             continue
+        if key in ROW_INDEX_KEYS:
+            values = _shifted(parts, key, ROW_INDEX_KEYS[key])
         if all(isinstance(v, torch.Tensor) for v in values):
             out[key] = torch.cat(values, dim=0)
         else:
@@ -216,11 +231,26 @@ def concat_vision(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _shifted(parts: Sequence[Mapping[str, Any]], key: str, target: str) -> list[Any]:
+    """Each part's `key` values plus the rows of `target` in the parts before it."""
+    values, rows = [], 0
+    for part in parts:
+        if part.get(key) is not None:
+            if part.get(target) is None:
+                raise ValueError(f"vision inputs: {key!r} indexes {target!r}, which a segment lacks")
+            values.append(part[key] + rows)
+        if part.get(target) is not None:
+            rows += len(part[target])
+    return values
+
+
 class TrajectoryBuilder:
     """Grows one trajectory turn by turn; the rollout loop drives it, the tests drive it directly."""
 
-    def __init__(self, index: int, group: int, sample_id: str, prompt: Segment, *, frames: Any = None):
+    def __init__(self, index: int, group: int, sample_id: str, prompt: Segment, *, frames: Any = None,
+                 vision_extras: Any = None):
         self.index, self.group, self.sample_id, self.prompt, self.frames = index, group, sample_id, prompt, frames
+        self.vision_extras = vision_extras  # what the rollout adds to an observation's pictures (rollout.loop)
         self.ids: list[int] = []
         self.mask: list[int] = []
         self.text: list[str] = []

@@ -76,42 +76,68 @@ def frame_records(row: Mapping) -> dict[str, dict]:
     return out
 
 
+@dataclass(frozen=True)
+class Frame:
+    """One posed RGB-D frame in memory: `depth` (H, W) metres (0 or non-finite: nothing seen), `rgb` (H, W,
+    3) uint8 (None: grey), `intrinsics` 3x3 and `extrinsics` 4x4 world -> camera (OpenCV axes)."""
+
+    depth: np.ndarray
+    rgb: np.ndarray | None
+    intrinsics: np.ndarray
+    extrinsics: np.ndarray
+
+
 def spatial_inputs(rows: Sequence[Mapping], grids: Sequence[Sequence[int]], config: SpatialConfig) -> dict:
     """The adapter's tensors for `rows`, whose image parts (in order) were given the token grids `grids`
-    (``image_grid_thw`` rows: t, h, w in 14-px patches)."""
-    import torch
-
-    k, n_scene = config.points_per_patch, config.scene_points
+    (``image_grid_thw`` rows: t, h, w in 14-px patches); each row is one scene."""
     images = [(r, path) for r in rows for path in images_of(r)]
     if len(images) != len(grids):
         raise ValueError(f"spatial collator: the batch's rows have {len(images)} image parts but the "
                          f"processor made {len(grids)} images (a point-cloud part renders extra views; rows "
                          "for the spatial path carry their frames as image parts only)")
-    pts, pmask, centers, cmask, token_scene = [], [], [], [], []
-    scenes = []
     records = {id(r): frame_records(r) for r in rows}
     scene_of = {id(r): i for i, r in enumerate(rows)}
-    for (row, path), (t, h, w) in zip(images, grids):
+    listed = []
+    for (row, path), (t, _, _) in zip(images, grids):
         if t != 1:
             raise ValueError(f"sample {row.get('id')!r}: image grid t={t}; the spatial collator reads still "
                              "images")
+        rec = records[id(row)].get(path)
+        frame = None if rec is None else Frame(
+            read_depth(rec["depth_path"], rec["scale"]), read_rgb(rec["image_path"]),
+            np.asarray(rec["intrinsics"]), np.asarray(rec["extrinsics"]))
+        listed.append((scene_of[id(row)], frame, f"{row.get('id')}|{rec['image'] if rec else path}"))
+    return frames_inputs(listed, grids, [f"{r.get('id')}|scene" for r in rows], config)
+
+
+def frames_inputs(images: Sequence[tuple[int, Frame | None, str]], grids: Sequence[Sequence[int]],
+                  scene_keys: Sequence[str], config: SpatialConfig) -> dict:
+    """The adapter's tensors for images given as (scene number, frame or None, sampling key), in the order
+    of their token grids `grids`; scene i is the union of its frames' points, `scene_keys[i]` seeding its
+    sample. Keys make the sampling reproducible: the same frame gives the same points every epoch."""
+    import torch
+
+    k, n_scene = config.points_per_patch, config.scene_points
+    pts, pmask, centers, cmask, token_scene = [], [], [], [], []
+    for (scene, frame, key), (t, h, w) in zip(images, grids):
+        if t != 1:
+            raise ValueError(f"spatial inputs: image grid t={t}; the spatial path reads still images")
         tokens = (h // MERGE) * (w // MERGE)
-        frame = records[id(row)].get(path)
         if frame is None:
             pts.append(np.zeros((tokens, k, 6), np.float32)), pmask.append(np.zeros((tokens, k), bool))
             centers.append(np.zeros((tokens, 3), np.float32)), cmask.append(np.zeros(tokens, bool))
         else:
-            rng = np.random.default_rng(zlib.crc32(f"{row.get('id')}|{frame['image']}".encode()))
-            pp = patch_points(read_depth(frame["depth_path"], frame["scale"]), read_rgb(frame["image_path"]),
-                              np.asarray(frame["intrinsics"]), np.asarray(frame["extrinsics"]),
+            rng = np.random.default_rng(zlib.crc32(key.encode()))
+            pp = patch_points(frame.depth, frame.rgb, np.asarray(frame.intrinsics), np.asarray(frame.extrinsics),
                               (h // MERGE, w // MERGE), token_px=config.token_px, k=k, rng=rng)
             pts.append(np.concatenate([pp.xyz, pp.rgb], -1)), pmask.append(pp.valid)
             centers.append(pp.center), cmask.append(pp.center_valid)
-        token_scene.append(np.full(tokens, scene_of[id(row)]))
-    for i, row in enumerate(rows):
-        mine = [j for j, (r, _) in enumerate(images) if r is row]
+        token_scene.append(np.full(tokens, scene))
+    scenes = []
+    for i, key in enumerate(scene_keys):
+        mine = [j for j, (s, _, _) in enumerate(images) if s == i]
         cloud = np.concatenate([pts[j][pmask[j]] for j in mine]) if mine else np.zeros((0, 6), np.float32)
-        rng = np.random.default_rng(zlib.crc32(f"{row.get('id')}|scene".encode()))
+        rng = np.random.default_rng(zlib.crc32(key.encode()))
         keep = rng.choice(len(cloud), size=min(n_scene, len(cloud)), replace=False) if len(cloud) else []
         scene = np.zeros((n_scene, 6), np.float32)
         scene[:len(keep)] = cloud[keep]
@@ -124,6 +150,33 @@ def spatial_inputs(rows: Sequence[Mapping], grids: Sequence[Sequence[int]], conf
             "spatial_token_scene": cat(token_scene).long(),
             "spatial_scene": torch.from_numpy(np.stack([s for s, _ in scenes])).float(),
             "spatial_scene_mask": torch.from_numpy(np.stack([m for _, m in scenes]))}
+
+
+def empty_inputs(grids: Sequence[Sequence[int]], config: SpatialConfig) -> dict:
+    """The adapter's tensors for images that have no frame (a tool's crop shown during a rollout): no points
+    under any token, and one scene with no points, so the tokens pass through unchanged."""
+    import torch
+
+    tokens = sum(int(t) * (int(h) // MERGE) * (int(w) // MERGE) for t, h, w in grids)
+    k, n_scene = config.points_per_patch, config.scene_points
+    return {"spatial_points": torch.zeros(tokens, k, 6),
+            "spatial_point_mask": torch.zeros(tokens, k, dtype=torch.bool),
+            "spatial_centers": torch.zeros(tokens, 3),
+            "spatial_center_mask": torch.zeros(tokens, dtype=torch.bool),
+            "spatial_token_scene": torch.zeros(tokens, dtype=torch.long),
+            "spatial_scene": torch.zeros(1, n_scene, 6),
+            "spatial_scene_mask": torch.zeros(1, n_scene, dtype=torch.bool)}
+
+
+def rollout_inputs(row: Mapping | None, vision: Mapping[str, Any], config: SpatialConfig) -> dict:
+    """The adapter's tensors for one rollout segment (`mmreason.rollout`'s ``vision_extras`` contract): the
+    prompt's (`row` its prompt, with the posed frames in ``meta``) or an observation's (`row` None), whose
+    processor tensors `vision` give the token grid of each image; nothing for a segment without images."""
+    grids = vision.get("image_grid_thw")
+    if grids is None or len(grids) == 0:
+        return {}
+    grids = grids.tolist() if hasattr(grids, "tolist") else [list(g) for g in grids]
+    return spatial_inputs([row], grids, config) if row is not None else empty_inputs(grids, config)
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,13 @@ class SpatialQwen2_5_VL(Qwen2_5_VLForConditionalGeneration):
         # the spatial tensors pass through the backbone's **kwargs to the inner model's pre-hook
         return super().forward(*args, **kwargs)
 
+    def vision_extras(self, row: dict | None, vision: dict) -> dict:
+        """The spatial inputs of one rollout segment (`mmreason.rollout` calls this on the prompt and on
+        each observation with pictures, so generation and the trainer's forward carry the points)."""
+        from mmreason.models.spatial.collate import rollout_inputs
+
+        return rollout_inputs(row, vision, self.spatial.config)
+
     def generate(self, *args, **kwargs):
         # generate() runs the vision tower itself before the first forward (its multimodal encoder step), so
         # the spatial tensors wait here for that call instead of riding along with every decoding step
