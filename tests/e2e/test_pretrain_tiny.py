@@ -9,7 +9,7 @@ import sys
 import numpy as np
 from safetensors.torch import load_file
 
-from mmreason.train.pretrain_tiny import BOX_PHRASINGS, contrast_rows, pairs_rows
+from mmreason.train.pretrain_tiny import BOX_PHRASINGS, NAME_LAST_PHRASINGS, contrast_rows, pairs_rows
 
 
 def _run(*args, cwd):
@@ -50,9 +50,9 @@ def test_base_then_bind_then_contrast_stage(tmp_path):
         (tmp_path / "pairs" / "README.md").read_text()
 
 
-def _label(row):
+def _label(row, phrasings=BOX_PHRASINGS):
     text = row["messages"][0]["content"][0]["text"]
-    for phrasing in BOX_PHRASINGS:
+    for phrasing in phrasings:
         head, tail = phrasing.split("{}")
         if text.startswith(head) and text.endswith(tail):
             return text[len(head):len(text) - len(tail)]
@@ -83,7 +83,9 @@ def test_pairs_rows_include_scenes_one_word_alone_tells_apart():
         for _ in range(60):
             rows = pairs_rows(rng, frac)
             assert 2 <= len(rows) <= most
-            labels = [_label(r).split() for r in rows]
+            labels = [_label(r, NAME_LAST_PHRASINGS).split() for r in rows]
+            assert all(r["messages"][0]["content"][0]["text"].split()[-1].rstrip(".?") == label[-1]
+                       for r, label in zip(rows, labels))  # the name comes last
             assert len({tuple(label) for label in labels}) == len(rows)  # every shape named differently
             colours, shapes = {c for c, _ in labels}, {s for _, s in labels}
             if len(shapes) == 1:
