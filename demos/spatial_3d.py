@@ -8,6 +8,11 @@ chat's streaming backend), the ``name count <bbox>(x1, y1, z1, x2, y2, z2)</bbox
 `mmreason.traces`; the boxes are in scene metres, the frame the views' cameras are in, so
 `point_render.render_views` projects and draws them (numbered in trace order) without conversion.
 
+A GS-Reasoner spatial checkpoint (`mmreason.models.spatial`, arXiv 2510.13800 §3.1) sees the same views
+and also their 3D points: each rendered view keeps its depth map and camera, so its pixels back-project to
+the scene exactly as the builder's posed RGB-D frames do in training (`spatial_extras`), and the boxes drawn
+are the ones the spatial model writes after reading them.
+
     mmreason demo spatial_3d --model tiny:qwen2_5_vl --port 7861
 
 Ground truth is typed (or kept from the example room) as canonical ``boxes_3d`` JSON,
@@ -107,6 +112,36 @@ def draw_boxes(cloud: Any, boxes: Sequence[dict], config: SceneConfig) -> tuple[
     return tuple(v.image for v in views)
 
 
+def is_spatial(model: Any) -> bool:
+    """Whether `model` carries GS-Reasoner's spatial adapter (its config names it)."""
+    return isinstance(getattr(getattr(model, "config", None), "spatial", None), dict)
+
+
+def spatial_extras(model: Any, cloud: Any) -> Any:
+    """The rollout's ``vision_extras`` for a spatial model asked about `cloud`: the prompt's pictures are the
+    cloud's rendered views, one scene, each view a posed RGB-D frame (depth where a point was drawn, its
+    camera); pictures a tool returns get no points."""
+    from mmreason.models.spatial.collate import Frame, empty_inputs, frames_inputs
+
+    config = model.spatial.config
+    views = cloud.views
+
+    def extras(row: Any, vision: Any) -> dict:
+        grids = vision.get("image_grid_thw")
+        if grids is None or len(grids) == 0:
+            return {}
+        grids = grids.tolist()
+        if row is None:
+            return empty_inputs(grids, config)
+        if len(grids) != len(views):
+            raise ValueError(f"the prompt holds {len(grids)} pictures, the point cloud {len(views)} views")
+        frames = [(0, Frame(v.depth, np.asarray(v.image.convert("RGB")), v.camera.intrinsics,
+                            v.camera.extrinsics), f"demo|view-{i}") for i, v in enumerate(views)]
+        return frames_inputs(frames, grids, ["demo|scene"], config)
+
+    return extras
+
+
 def scene_stream(model: Any, processor: Any, family: str, cloud: Any, question: str, *,
                  config: SceneConfig = SceneConfig(), prefill: str = "", hint: bool = True,
                  ) -> Iterator[SceneUpdate]:
@@ -123,8 +158,9 @@ def scene_stream(model: Any, processor: Any, family: str, cloud: Any, question: 
     rollout_config = RolloutConfig(max_turns=1, max_new_tokens=config.max_new_tokens,
                                    max_completion_tokens=config.max_new_tokens, do_sample=False, seed=0)
     media = {"image": {"max_pixels": config.max_pixels}} if config.max_pixels else None
+    extras = spatial_extras(model, cloud) if is_spatial(model) else None
     for step in stream_rollout(model, processor, family, row, rollout_config, prefill=prefill,
-                               prompt_pictures=len(plain), media_options=media):
+                               prompt_pictures=len(plain), media_options=media, vision_extras=extras):
         if step.trajectory is None:
             yield SceneUpdate(plain, step.text, named_boxes(step.text))
             continue
@@ -221,9 +257,11 @@ def build_demo(model: Any, processor: Any, family: str, *, config: SceneConfig =
         except (ValueError, RuntimeError, MMReasonError) as exc:  # bad input or a failed run: say why
             raise gr.Error(str(exc)) from exc
 
+    sees = (f"sees {config.views} rendered views and, through its spatial adapter, their 3D points (each "
+            "view's depth and camera)" if is_spatial(model) else f"sees {config.views} rendered views")
     with gr.Blocks(title=title) as demo:
-        gr.Markdown(f"## {title}\nModel family **{family}** sees {config.views} rendered views; the 3D boxes "
-                    "its answer names (scene metres) are projected back onto them as numbered red marks.")
+        gr.Markdown(f"## {title}\nModel family **{family}** {sees}; the 3D boxes its answer names (scene "
+                    "metres) are drawn in the 3D view and projected back onto the views as numbered red marks.")
         with gr.Row():
             with gr.Column():
                 upload = gr.File(label="point cloud (.ply, .pcd, .npy, .npz); empty: the example room",

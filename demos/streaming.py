@@ -106,12 +106,13 @@ class Progress:
 
 def stream_rollout(model: Any, processor: Any, family: str, row: dict, config: Any, *, prefill: str = "",
                    tool_settings: Any = None, prompt_pictures: int | None = None,
-                   media_options: Any = None) -> Iterator[Progress]:
+                   media_options: Any = None, vision_extras: Any = None) -> Iterator[Progress]:
     """`mmreason.rollout.rollout` of one row in a worker thread, reported token by token; the last
     `Progress` carries the trajectory. ``config.max_new_tokens`` counts generated tokens only, never the
     `prefill`. A failure in the run is raised here, in the caller's thread.
     `prompt_pictures` is how many pictures the prompt holds (default: its image and screenshot parts), so
-    that only those tools return are reported."""
+    that only those tools return are reported. `vision_extras` is the rollout's (inputs beside the pictures:
+    the spatial model's 3D points)."""
     from mmreason.rollout import rollout
 
     if prompt_pictures is None:
@@ -131,7 +132,7 @@ def stream_rollout(model: Any, processor: Any, family: str, row: dict, config: A
         try:
             trajs = rollout(model, processor, [row], family, config=config, backend=backend,
                             media_options=media_options, tool_settings=tool_settings,
-                            forced={0: prefill} if prefill else None)
+                            forced={0: prefill} if prefill else None, vision_extras=vision_extras)
             events.put(("done", trajs[0]))
         except Exception as exc:  # shown to the user; the interface must outlive a failed run
             events.put(("error", exc))
