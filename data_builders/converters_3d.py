@@ -10,6 +10,10 @@ class, object_id]``. The cloud of each scene is ``clouds`` with ``{scene_id}`` f
 ``scans/{scene_id}/{scene_id}_vh_clean_2.ply``); when the cloud is in the raw scanner frame, ``axis_align``
 (ScanNet's ``{scene_id}.txt`` with its ``axisAlignment`` line) puts the 4x4 matrix in ``meta["axis_align"]``.
 
+With ``frames`` (a ``{scene_id}`` template of ScanNet SensReader export folders: ``color/``, ``depth/``,
+``pose/``, ``intrinsic/``) a row shows the scene as ``num_frames`` posed RGB-D frames instead of the cloud:
+image parts plus ``meta["rgbd"]``, what GS-Reasoner's spatial path reads (`data_builders.scannet_frames`).
+
 ScanRefer rows answer in GS-Reasoner's grounding form ``name 1 <bbox>(x1, y1, z1, x2, y2, z2)</bbox>``;
 ScanQA rows answer with the first reference answer (all of them in ``meta["answers"]``).
 """
@@ -83,9 +87,32 @@ def _axis_align(template: str | None, scene: str) -> list[list[float]] | None:
     return [values[i:i + 4] for i in range(0, 16, 4)]
 
 
-def _cloud_part(ctx: SampleContext, opts: dict, scene: str, where: str) -> dict:
-    path = Path(opts["clouds"].format(scene_id=scene))
-    return {"type": "point_cloud", "point_cloud": media(ctx, path, where)}
+def _scene_parts(ctx: SampleContext, opts: dict, scene: str, where: str) -> tuple[list[dict], dict]:
+    """The prompt's parts showing `scene` (its cloud, or its posed RGB-D frames) and what they add to meta."""
+    if not opts.get("frames"):
+        path = Path(opts["clouds"].format(scene_id=scene))
+        return [{"type": "point_cloud", "point_cloud": media(ctx, path, where)}], {}
+    from mmreason.data_builders.scannet_frames import export_frames
+
+    folder = Path(opts["frames"].format(scene_id=scene))
+    if not folder.is_dir():
+        if ctx.options.get("on_missing") == "skip":
+            raise Skip("missing_frames")
+        raise MediaError(folder, f"ScanNet frame export not found (source {where})", sample_id=ctx.id)
+    parts, rgbd = export_frames(folder, scene, ctx.root, num_frames=int(opts["num_frames"]),
+                                axis_align=_axis_align(opts.get("axis_align"), scene))
+    return parts, {"rgbd": rgbd}
+
+
+def _preview(row: dict, root: str | Path):
+    """Card tile: the cloud from above with its boxes (`scenes_3d.preview`); a row shown as RGB-D frames
+    only, its first frame."""
+    from mmreason.data_builders.card import default_preview
+    from mmreason.schema import media_parts
+
+    if any(kind == "point_cloud" for kind, _ in media_parts(row)) or (row.get("meta") or {}).get("cloud"):
+        return preview(row, root)
+    return default_preview(row, root)
 
 
 def _token(name: str) -> str:
@@ -98,9 +125,13 @@ def read_list(src: Path, opts: dict) -> list:
     if not opts.get("boxes"):
         raise ValueError("give the per-scene box table: --set boxes=PATH (a JSON table or a folder of "
                          "*_bbox.npy)")
-    if not opts.get("clouds") or "{scene_id}" not in opts["clouds"]:
+    if opts.get("frames"):
+        if "{scene_id}" not in opts["frames"]:
+            raise ValueError("give the ScanNet frame exports as a path template: "
+                             "--set frames=scans/{scene_id}/frames")
+    elif not opts.get("clouds") or "{scene_id}" not in opts["clouds"]:
         raise ValueError("give the scene clouds as a path template: "
-                         "--set clouds=scans/{scene_id}/{scene_id}.ply")
+                         "--set clouds=scans/{scene_id}/{scene_id}.ply (or frames= for posed RGB-D frames)")
     return data
 
 
@@ -117,13 +148,14 @@ def row_scanrefer(rec: dict, ctx: SampleContext, opts: dict) -> dict:
     box = [round(v, 4) for v in table[oid][1]]
     text = str(need(rec, "description", where)).strip()
     q = f"Locate the object in the scene that matches this description: {text}"
-    return {"messages": [user_message(q, _cloud_part(ctx, opts, scene, where))],
+    parts, shown = _scene_parts(ctx, opts, scene, where)
+    return {"messages": [user_message(q, *parts)],
             "answer": render_gcot_objects([(_token(name), [box])]), "task": "grounding_3d",
             "source": "scanrefer",
             "boxes_3d": [{"label": name, "box": box}],
             "meta": {"scene_id": scene, "object_id": oid, "ann_id": rec.get("ann_id"),
                      "coord_frame": "scene_metres",
-                     "axis_align": _axis_align(opts.get("axis_align"), scene)}}
+                     "axis_align": _axis_align(opts.get("axis_align"), scene), **shown}}
 
 
 def row_scanqa(rec: dict, ctx: SampleContext, opts: dict) -> dict:
@@ -141,19 +173,23 @@ def row_scanqa(rec: dict, ctx: SampleContext, opts: dict) -> dict:
             ctx.count("missing_box")
     answers = [str(a) for a in rec.get("answers") or []]
     q = str(need(rec, "question", where))
-    return {"messages": [user_message(q, _cloud_part(ctx, opts, scene, where))],
+    parts, shown = _scene_parts(ctx, opts, scene, where)
+    return {"messages": [user_message(q, *parts)],
             "answer": answers[0] if answers else None, "task": "3d_qa", "source": "scanqa", "boxes_3d": boxes,
             "meta": {"scene_id": scene, "question_id": rec.get("question_id"), "answers": answers,
                      "object_ids": ids, "coord_frame": "scene_metres",
-                     "axis_align": _axis_align(opts.get("axis_align"), scene)}}
+                     "axis_align": _axis_align(opts.get("axis_align"), scene), **shown}}
 
 
-_OPTS = {"boxes": None, "clouds": None, "axis_align": None}
+# GS-Reasoner's release feeds 32 frames per scene at fine-tuning (48 in pre-training)
+_OPTS = {"boxes": None, "clouds": None, "axis_align": None, "frames": None, "num_frames": 32}
 FORMATS = {
     "scanrefer": Format(read_list, row_scanrefer, dict(_OPTS),
-                        "ScanRefer JSON; boxes= the per-scene box table, clouds= a {scene_id} path template",
-                        preview=preview),
+                        "ScanRefer JSON; boxes= the per-scene box table, clouds= (or frames=, ScanNet RGB-D "
+                        "exports) a {scene_id} path template",
+                        preview=_preview),
     "scanqa": Format(read_list, row_scanqa, dict(_OPTS),
-                     "ScanQA JSON; boxes= the per-scene box table, clouds= a {scene_id} path template",
-                     preview=preview),
+                     "ScanQA JSON; boxes= the per-scene box table, clouds= (or frames=, ScanNet RGB-D "
+                     "exports) a {scene_id} path template",
+                     preview=_preview),
 }
