@@ -13,6 +13,10 @@ frame is matched to the row's image part whose path ends with its ``image``; ima
 crop, a screenshot) get no points, and their tokens pass through the adapter unchanged. A scene is the
 union of the row's frames' points, of which the encoder sees `SpatialConfig.scene_points`, drawn with a
 generator seeded by the row id, so a row gives the same tensors every epoch.
+
+Beside the collator: `rollout_inputs` gives one rollout segment its tensors (the model's ``vision_extras``,
+which `mmreason.rollout` calls on a prompt and on each tool observation), and `frames_inputs` takes frames
+already in memory (`Frame`: the 3D demo's rendered views, with their depth and cameras).
 """
 
 from __future__ import annotations
