@@ -5,8 +5,9 @@ answer masked and says how likely the right answer is.
 with ``em_weight = listener_weight = 0.5`` (Eq. 3 as the reviewers quote it). ``format`` is the
 ``<think>…</think><answer>…</answer>`` full match; EM is the normalised match of the answer with the truth.
 
-The listener is any local causal LM or VLM checkpoint (text path only: the trace and question are text).
-Its probability is a softmax over the candidate answers of the summed log-probabilities of each
+The listener is a local VLM checkpoint that sees the row's pictures with the masked reasoning, as the
+paper's listener does (``sees_images``, the default; `mmreason.rewards.listener_vision`), or any causal LM or
+VLM reading the text alone (``sees_images: false``, and for rows without pictures). Its probability is a softmax over the candidate answers of the summed log-probabilities of each
 candidate's tokens after the prompt. Candidates come from the ``choices`` column, ``meta.choices`` /
 ``meta.options``, ``ListenerConfig.choices``, or, for a letter answer, the letters A to that letter (at
 least A, B). The reasoning is the completion with every ``<answer>`` block's content replaced by
@@ -25,6 +26,7 @@ from mmreason.rewards._common import (Metrics, answer_of, mapping, question_of, 
                                       samples)
 from mmreason.rewards.accuracy import choice_letter, gt_letter, normalize_answer
 from mmreason.rewards.format import tags_full_match
+from mmreason.rewards.listener_vision import row_images
 from mmreason.traces import Block, parse_blocks
 
 DEFAULT_PROMPT = ("Here is a question and someone's reasoning about it, with their final answer hidden.\n\n"
@@ -41,12 +43,17 @@ class ListenerConfig:
     dtype: str = "float32"
     batch_size: int = 8
     max_reasoning_chars: int = 4000
+    sees_images: bool = True  # the paper's listener is a VLM shown the images (false: text only)
+    image_root: str | None = None  # where relative image paths of the rows are (the trainer's are absolute)
+    max_pixels: int | None = None  # the listener's image budget (None: its family's default)
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model:
             raise RecipeError("listener: `model` must be a checkpoint directory")
         if self.batch_size < 1:
             raise RecipeError("listener: batch_size must be >= 1")
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise RecipeError("listener: max_pixels must be >= 1 (or left out)")
 
 
 def as_listener_config(value: object) -> ListenerConfig:
@@ -98,20 +105,46 @@ def correct_index(options: Sequence[str], gt: str) -> int | None:
     return None
 
 
-_MODELS: dict[tuple, tuple[Any, Any]] = {}
+_MODELS: dict[tuple, tuple[Any, ...]] = {}
 _LOCK = threading.Lock()
+
+
+def _dtype(config: ListenerConfig):
+    import torch
+
+    dtype = getattr(torch, config.dtype, None)
+    if not isinstance(dtype, torch.dtype):
+        raise RecipeError(f"listener: unknown dtype {config.dtype!r}")
+    return dtype
+
+
+def _load_vision(config: ListenerConfig):
+    """(processor, model, family) of a VLM listener, loaded once."""
+    from mmreason.rewards.listener_vision import family_of
+
+    key = ("vision", config.model, config.device, config.dtype)
+    with _LOCK:
+        if key not in _MODELS:
+            import transformers
+
+            family = family_of(config.model)
+            try:
+                processor = transformers.AutoProcessor.from_pretrained(config.model)
+                model = transformers.AutoModelForImageTextToText.from_pretrained(config.model, dtype=_dtype(config))
+            except (OSError, ValueError) as exc:
+                raise RecipeError(f"listener: cannot load {config.model!r} as a VLM: {exc}") from exc
+            model.to(config.device).eval().requires_grad_(False)
+            _MODELS[key] = (processor, model, family)
+        return _MODELS[key]
 
 
 def _load(config: ListenerConfig):
     key = (config.model, config.device, config.dtype)
     with _LOCK:
         if key not in _MODELS:
-            import torch
             import transformers
 
-            dtype = getattr(torch, config.dtype, None)
-            if not isinstance(dtype, torch.dtype):
-                raise RecipeError(f"listener: unknown dtype {config.dtype!r}")
+            dtype = _dtype(config)
             try:
                 tokenizer = transformers.AutoTokenizer.from_pretrained(config.model)
                 try:
@@ -127,17 +160,45 @@ def _load(config: ListenerConfig):
 
 
 def choice_probabilities(reasonings: Sequence[str], questions: Sequence[str],
-                         options: Sequence[Sequence[str]], config: ListenerConfig) -> list[list[float]]:
-    """For each sample, the listener's softmax over its options (sums to 1)."""
+                         options: Sequence[Sequence[str]], config: ListenerConfig,
+                         images: Sequence[Sequence[Any]] | None = None) -> list[list[float]]:
+    """For each sample, the listener's softmax over its options (sums to 1). ``images``: each sample's
+    pictures (PIL images or paths); a sample with pictures is scored by the listener seeing them."""
+    users = [config.prompt.format(question=q, reasoning=r[-config.max_reasoning_chars:])
+             for r, q in zip(reasonings, questions)]
+    pictures = list(images) if images is not None else [[] for _ in users]
+    seen = [i for i, p in enumerate(pictures) if p]
+    raw: list[list[float]] = [[] for _ in users]
+    if seen:
+        from mmreason.rewards.listener_vision import vision_scores
+
+        processor, model, family = _load_vision(config)
+        for i, s in zip(seen, vision_scores([(list(pictures[i]), users[i], options[i]) for i in seen], config,
+                                            processor, model, family)):
+            raw[i] = s
+    blind = [i for i, p in enumerate(pictures) if not p]
+    if blind:
+        for i, s in zip(blind, _text_scores([users[i] for i in blind], [options[i] for i in blind], config)):
+            raw[i] = s
+    probs = []
+    for row in raw:
+        top = max(row) if row else 0.0
+        exp = [math.exp(s - top) for s in row]
+        total = sum(exp) or 1.0
+        probs.append([e / total for e in exp])
+    return probs
+
+
+def _text_scores(users: Sequence[str], options: Sequence[Sequence[str]], config: ListenerConfig) -> list[list[float]]:
+    """Each option's summed log-probability after the text-only prompt."""
     import torch
 
     tokenizer, model = _load(config)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     sequences: list[tuple[int, list[int], int]] = []  # (sample, ids, number of option tokens)
-    for i, (reasoning, question, opts) in enumerate(zip(reasonings, questions, options)):
+    for i, (text, opts) in enumerate(zip(users, options)):
         # the tokenizer rejects a lone surrogate (half a pair, as decoding can leave): read it as U+FFFD
-        user = readable_text(config.prompt.format(question=question,
-                                                  reasoning=reasoning[-config.max_reasoning_chars:]))
+        user = readable_text(text)
         prompt_ids = tokenizer.apply_chat_template([{"role": "user", "content": user}],
                                                    add_generation_prompt=True, tokenize=True,
                                                    return_dict=True)["input_ids"]
@@ -161,16 +222,10 @@ def choice_probabilities(reasonings: Sequence[str], questions: Sequence[str],
                 n = len(ids)
                 targets = torch.tensor(ids[n - k:])
                 scores.append(float(logp[r, n - k - 1:n - 1].gather(1, targets[:, None]).sum()))
-    out: list[list[float]] = [[] for _ in reasonings]
+    out: list[list[float]] = [[] for _ in users]
     for (i, _, _), s in zip(sequences, scores):
         out[i].append(s)
-    probs = []
-    for row in out:
-        top = max(row) if row else 0.0
-        exp = [math.exp(s - top) for s in row]
-        total = sum(exp) or 1.0
-        probs.append([e / total for e in exp])
-    return probs
+    return out
 
 
 @reward_function
@@ -179,7 +234,7 @@ def listener(completions, *, listener: object, format_weight: float = 1.0, em_we
     """Format + 0.5·exact match + 0.5·listener probability of the right answer (module docstring)."""
     config = as_listener_config(listener)
     metrics = Metrics("listener")
-    todo, reasonings, questions, options, targets = [], [], [], [], []
+    todo, reasonings, questions, options, targets, pictures = [], [], [], [], [], []
     out: list[float | None] = []
     for i, sample in enumerate(samples(completions, columns)):
         row, text = sample.row, sample.text
@@ -203,8 +258,10 @@ def listener(completions, *, listener: object, format_weight: float = 1.0, em_we
             questions.append(question_of(row))
             options.append(opts)
             targets.append(target)
+            pictures.append(row_images(row, config.image_root) if config.sees_images else [])
     if todo:
-        probs = choice_probabilities(reasonings, questions, options, config)
+        metrics.add("saw_images", sum(bool(p) for p in pictures) / len(pictures))
+        probs = choice_probabilities(reasonings, questions, options, config, pictures)
         for i, p, t in zip(todo, probs, targets):
             metrics.add("p_listener", p[t])
             out[i] += listener_weight * p[t]
