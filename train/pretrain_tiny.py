@@ -232,13 +232,15 @@ def make_row(rng: np.random.Generator, frac: float, side: int = 112) -> dict:
     return _row(rng, _questions(rng, qa.items, qa.targets[0], frac, side), qa.image)
 
 
-def _batch_rows(rng: np.random.Generator, stage: str, frac: float, batch_size: int) -> list[dict]:
+def _batch_rows(rng: np.random.Generator, stage: str, frac: float, batch_size: int,
+                naming_share: float = 0.0) -> list[dict]:
     if stage == "base":
         return [make_row(rng, frac) for _ in range(batch_size)]
     if stage == "bind":
         return [bind_row(rng, frac) for _ in range(batch_size)]
     scene_rows = pairs_rows if stage == "pairs" else contrast_rows
-    rows: list[dict] = []
+    # naming rows keep the vision tower seeing colour while the scenes teach which shape a name picks
+    rows = [_naming_row(rng, 112) for _ in range(round(batch_size * naming_share))]
     while len(rows) < batch_size:  # whole scenes; the last one may be cut to fit the batch
         rows += scene_rows(rng, frac)
     return rows[:batch_size]
@@ -269,7 +271,8 @@ def learning_rate(step: int, steps: int, peak: float, warmup: int = 100) -> floa
 
 def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, save_every: int = 1000,
              stop_after: int | None = None, rope_theta: float | None = None, progress: bool = True,
-             stage: str = "base", init_from: Path | None = None, vision_lr_scale: float = 1.0) -> dict:
+             stage: str = "base", init_from: Path | None = None, vision_lr_scale: float = 1.0,
+             naming_share: float = 0.0) -> dict:
     """Train a base-size model and save it in `out` (also every `save_every` steps, so a stopped run keeps
     its progress); returns the run's record. Stage "base" starts from random weights built in `out`;
     stage "bind" continues `init_from` on `bind_row`s, "contrast" on `contrast_rows`. The vision tower
@@ -311,7 +314,7 @@ def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, sa
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = group["scale"] * learning_rate(step, steps, lr)
-        rows = _batch_rows(rng, stage, step / steps, batch_size)
+        rows = _batch_rows(rng, stage, step / steps, batch_size, naming_share)
         batch = collator(rows)
         loss = labelled_loss(model, batch)
         loss.backward()
@@ -330,7 +333,7 @@ def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, sa
     processor.save_pretrained(out)
     record = {"family": FAMILY, "size": "base", "out": Path(out).as_posix(), "stage": stage, "init_from": init_from and Path(init_from).as_posix(),
               "seed": seed, "steps": steps, "stopped_after": run_steps,
-              "batch_size": batch_size, "lr": lr, "vision_lr_scale": vision_lr_scale,
+              "batch_size": batch_size, "lr": lr, "vision_lr_scale": vision_lr_scale, "naming_share": naming_share,
               "rope_theta": model.config.text_config.rope_parameters["rope_theta"],
               "parameters": sum(p.numel() for p in model.parameters()),
               "wall_seconds": round(time.perf_counter() - start), "cpu_seconds": round(time.process_time() - cpu0),
@@ -373,6 +376,8 @@ def _command(out: Path, r: dict) -> str:
     parts.append(f"--batch-size {r['batch_size']} --lr {r['lr']} --seed {r['seed']}")
     if r.get("vision_lr_scale", 1.0) != 1.0:
         parts.append(f"--vision-lr-scale {r['vision_lr_scale']:g}")
+    if r.get("naming_share"):
+        parts.append(f"--naming-share {r['naming_share']:g}")
     return " ".join(parts)
 
 
@@ -426,6 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--init-from", type=Path, help="checkpoint a later stage continues (e.g. the base itself)")
     p.add_argument("--vision-lr-scale", type=float, default=1.0,
                    help="the vision tower's learning rate as a multiple of --lr (default 1)")
+    p.add_argument("--naming-share", type=float, default=0.0,
+                   help="contrast and pairs stages: share of each batch that names a lone shape's colour or shape")
     p.add_argument("--stop-after", type=int, help="stop after N steps of the --steps schedule (learning rate "
                    "not yet decayed to its floor)")
     args = p.parse_args(argv)
@@ -440,12 +447,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--rope-theta builds a fresh model: it does not combine with --init-from")
     if not args.vision_lr_scale > 0:
         p.error("--vision-lr-scale must be > 0")
+    if not 0 <= args.naming_share < 1 or (args.naming_share and args.stage not in ("contrast", "pairs")):
+        p.error("--naming-share must be in [0, 1) and goes with --stage contrast or pairs")
     import torch
 
     torch.set_num_threads(1)  # matrices this small run fastest on one thread
     record = pretrain(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       save_every=args.save_every, stop_after=args.stop_after, rope_theta=args.rope_theta,
-                      stage=args.stage, init_from=args.init_from, vision_lr_scale=args.vision_lr_scale)
+                      stage=args.stage, init_from=args.init_from, vision_lr_scale=args.vision_lr_scale,
+                      naming_share=args.naming_share)
     print(json.dumps(record, indent=2))
     print(f"wrote {args.out}")
     return 0

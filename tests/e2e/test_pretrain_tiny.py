@@ -9,7 +9,7 @@ import sys
 import numpy as np
 from safetensors.torch import load_file
 
-from mmreason.train.pretrain_tiny import BOX_PHRASINGS, NAME_LAST_PHRASINGS, contrast_rows, pairs_rows
+from mmreason.train.pretrain_tiny import BOX_PHRASINGS, NAME_LAST_PHRASINGS, _batch_rows, contrast_rows, pairs_rows
 
 
 def _run(*args, cwd):
@@ -42,12 +42,13 @@ def test_base_then_bind_then_contrast_stage(tmp_path):
     card = (tmp_path / "contrast" / "README.md").read_text()
     assert "3. `mmreason pretrain-tiny --out contrast --stage contrast --init-from bound --steps 2" in card
     fourth = _run("--out", "pairs", "--stage", "pairs", "--init-from", "contrast", "--steps", "2",
-                  "--batch-size", "3", cwd=tmp_path)
+                  "--batch-size", "4", "--naming-share", "0.5", cwd=tmp_path)
     assert fourth.returncode == 0, fourth.stderr[-2000:]
     record = json.loads((tmp_path / "pairs" / "pretrain.json").read_text())
     assert record["stage"] == "pairs" and [h["stage"] for h in record["history"]] == ["base", "bind", "contrast"]
-    assert "4. `mmreason pretrain-tiny --out pairs --stage pairs --init-from contrast --steps 2" in \
-        (tmp_path / "pairs" / "README.md").read_text()
+    card = (tmp_path / "pairs" / "README.md").read_text()
+    assert "4. `mmreason pretrain-tiny --out pairs --stage pairs --init-from contrast --steps 2" in card
+    assert "--naming-share 0.5`" in card and record["naming_share"] == 0.5
 
 
 def _label(row, phrasings=BOX_PHRASINGS):
@@ -96,6 +97,9 @@ def test_pairs_rows_include_scenes_one_word_alone_tells_apart():
                 kinds["both"] += 1
     # 40% / 30% / 30% by design (a "both" scene may fall into one of the others by chance)
     assert kinds["colour"] >= 50 and kinds["shape"] >= 35 and kinds["both"] >= 25, kinds
+    batch = _batch_rows(rng, "pairs", 0.5, 16, naming_share=0.25)
+    questions = [r["messages"][0]["content"][0]["text"] for r in batch]
+    assert len(batch) == 16 and sum(q.startswith("What ") for q in questions) == 4  # a quarter names a lone shape
 
 
 def test_bind_without_a_checkpoint_is_refused(tmp_path):
@@ -104,7 +108,8 @@ def test_bind_without_a_checkpoint_is_refused(tmp_path):
                           (["--stage", "pairs"], "give --init-from"),
                           (["--init-from", "nowhere"], "--init-from goes with a later stage"),
                           (["--stage", "bind", "--init-from", "nowhere"], "no checkpoint there"),
-                          (["--vision-lr-scale", "0"], "--vision-lr-scale must be > 0")):
+                          (["--vision-lr-scale", "0"], "--vision-lr-scale must be > 0"),
+                          (["--naming-share", "0.3"], "goes with --stage contrast or pairs")):
         run = _run("--out", "x", "--steps", "2", *args, cwd=tmp_path)
         assert run.returncode == 2 and message in run.stderr, run.stderr[-1000:]
         assert "Traceback" not in run.stderr
