@@ -22,6 +22,7 @@ BUILDERS: dict[str, str] = {
     "audio_speech": "mmreason.data_builders.audio_speech:build",
     "gui_pages": "mmreason.data_builders.gui_pages:build",
     "gui_distill": "mmreason.data_builders.gui_distill:build",
+    "gui_recovery": "mmreason.data_builders.gui_recovery:build",
     "scenes_3d": "mmreason.data_builders.scenes_3d:build",
     "convert_coco": "mmreason.data_builders.converters:build_coco",
     "convert_refcoco": "mmreason.data_builders.converters:build_refcoco",

@@ -23,9 +23,11 @@ pixel), ``level`` (``high``: goal only, ``low``: with the step instruction, ``mi
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 
 from mmreason.data_builders import browser
@@ -259,7 +261,7 @@ def _meta(site: Site, drv: Driver, obs: browser.Observation, qtype: str, **extra
             "element_keys": list(obs.keys), "element_backgrounds": list(obs.backgrounds), **extra}
 
 
-def _run_until(site: Site, drv: Driver, upto: int) -> list[Move]:
+def run_until(site: Site, drv: Driver, upto: int) -> list[Move]:
     """Perform steps [0, upto) with the scrolls they need; the moves made."""
     return [m for step in site.steps[:upto] for m in drv.run_step(step, site.info[step.key])]
 
@@ -267,7 +269,7 @@ def _run_until(site: Site, drv: Driver, upto: int) -> list[Move]:
 def _ground(ctx, rng, site, drv: Driver, platform, shot) -> dict | None:
     # half the time the screen is a later one of the task, for more varied screens
     if len(site.steps) > 1 and rng.random() < 0.5:
-        _run_until(site, drv, int(rng.integers(1, len(site.steps))))
+        run_until(site, drv, int(rng.integers(1, len(site.steps))))
     obs = browser.observe(drv.page)
     cands = [i for i, k in enumerate(obs.keys) if k in site.info and obs.elements[i]["clickable"]
              and obs.elements[i]["text"]]
@@ -300,7 +302,9 @@ def _ground(ctx, rng, site, drv: Driver, platform, shot) -> dict | None:
     }
 
 
-def _agent_row(site, drv, obs, path, history, move, qtype, level, rng, think=None, **meta) -> dict:
+def agent_row(site, drv, obs, path, history, move, qtype, level, rng, think=None, **meta) -> dict:
+    """One agent-step row: the screen `obs` (saved at `path`) after the actions `history`, `move` as the
+    target (with `think`, else a templated thought), the step instruction shown at ``level`` low."""
     w, h = obs.image.size
     low = level == "low" or (level == "mixed" and rng.random() < 0.5)
     info = site.info.get(move.key) if move.key else None
@@ -322,10 +326,10 @@ def _agent_row(site, drv, obs, path, history, move, qtype, level, rng, think=Non
 
 def _step(ctx, rng, site, drv, platform, shot) -> dict:
     s = int(rng.integers(len(site.steps)))
-    history = _run_until(site, drv, s)
+    history = run_until(site, drv, s)
     move = drv.next_move(site.steps[s], site.info[site.steps[s].key])
     obs = browser.observe(drv.page)
-    return _agent_row(site, drv, obs, shot(obs.image, "screen"), [m.action for m in history], move, "step",
+    return agent_row(site, drv, obs, shot(obs.image, "screen"), [m.action for m in history], move, "step",
                       ctx.options["level"], rng, step_index=len(history))
 
 
@@ -370,7 +374,7 @@ def _trajectory(ctx, rng, site, drv, platform, shot) -> dict:
 def _recovery(ctx, rng, site, drv, platform, shot, qtype) -> dict | None:
     s = sorted(site.wrong)[int(rng.integers(len(site.wrong)))]
     step = site.steps[s]
-    history = _run_until(site, drv, s)
+    history = run_until(site, drv, s)
     while (move := drv.next_move(step, site.info[step.key])).key is None:  # scroll to the step's element
         drv.perform(move, step)
         history.append(move)
@@ -392,29 +396,48 @@ def _recovery(ctx, rng, site, drv, platform, shot, qtype) -> dict | None:
         obs = browser.observe(drv.page)
         think = (f"The last action opened the {info.name}, which does not help to {goal}. "
                  f"<step>{escape.subgoal}</step> I go back.")
-        return _agent_row(site, drv, obs, shot(obs.image, "screen"), acts, escape, qtype,
+        return agent_row(site, drv, obs, shot(obs.image, "screen"), acts, escape, qtype,
                           ctx.options["level"], rng, think=think, wrong_key=key, correct_subgoal=step.subgoal)
     drv.perform(escape)
     move = drv.next_move(step, site.info[step.key])
     obs = browser.observe(drv.page)
-    return _agent_row(site, drv, obs, shot(obs.image, "screen"), acts + [escape.action], move, qtype,
+    return agent_row(site, drv, obs, shot(obs.image, "screen"), acts + [escape.action], move, qtype,
                       ctx.options["level"], rng, wrong_key=key)
 
 
-def make_sample(ctx: SampleContext) -> dict | None:
-    opts, rng = ctx.options, ctx.rng
-    qtype = opts["qtypes"][int(rng.integers(len(opts["qtypes"])))]
+def draw_site(rng, opts: dict) -> tuple[Site, str, int, int]:
+    """A seeded site of one of ``opts["kinds"]`` on one of ``opts["platforms"]``: (site, platform, width,
+    height), the viewport in CSS pixels."""
     kind = opts["kinds"][int(rng.integers(len(opts["kinds"])))]
     platform = opts["platforms"][int(rng.integers(len(opts["platforms"])))]
     mobile = platform == "mobile"
     sizes = MOBILE_VIEWPORTS if mobile else DESKTOP_VIEWPORTS
     width, height = sizes[int(rng.integers(len(sizes)))]
-    site = make_site(rng, kind, mobile)
+    return make_site(rng, kind, mobile), platform, width, height
+
+
+@contextlib.contextmanager
+def driving(ctx: SampleContext, site: Site, platform: str, width: int, height: int) -> Iterator[Driver]:
+    """The site served on the loopback server under the sample's own prefix and opened at its start page in
+    a fresh browser context; its pages are dropped from the server afterwards."""
     session = browser.shared()
     prefix = f"/{ctx.id}/"
     for name, html in site.pages.items():
         session.server.put(prefix + name, html)
+    mobile = platform == "mobile"
+    try:
+        with phase("render"), session.page(width, height, scale=ctx.options["scale"], mobile=mobile) as page:
+            drv = Driver(page, platform=platform, width=width, height=height, scale=float(ctx.options["scale"]))
+            drv.goto(session.server.base + prefix + site.start)
+            yield drv
+    finally:
+        session.server.drop(prefix)
 
+
+def make_sample(ctx: SampleContext) -> dict | None:
+    opts, rng = ctx.options, ctx.rng
+    qtype = opts["qtypes"][int(rng.integers(len(opts["qtypes"])))]
+    site, platform, width, height = draw_site(rng, opts)
     pending = []  # screenshots are encoded after the browser work, so "render" and "encode" time stay apart
 
     def shot(image, what: str) -> str:
@@ -422,20 +445,15 @@ def make_sample(ctx: SampleContext) -> dict | None:
         pending.append((image, target))
         return target[1]
 
-    try:
-        with phase("render"), session.page(width, height, scale=opts["scale"], mobile=mobile) as page:
-            drv = Driver(page, platform=platform, width=width, height=height, scale=float(opts["scale"]))
-            drv.goto(session.server.base + prefix + site.start)
-            if qtype == "ground":
-                row = _ground(ctx, rng, site, drv, platform, shot)
-            elif qtype == "step":
-                row = _step(ctx, rng, site, drv, platform, shot)
-            elif qtype == "trajectory":
-                row = _trajectory(ctx, rng, site, drv, platform, shot)
-            else:
-                row = _recovery(ctx, rng, site, drv, platform, shot, qtype)
-    finally:
-        session.server.drop(prefix)
+    with driving(ctx, site, platform, width, height) as drv:
+        if qtype == "ground":
+            row = _ground(ctx, rng, site, drv, platform, shot)
+        elif qtype == "step":
+            row = _step(ctx, rng, site, drv, platform, shot)
+        elif qtype == "trajectory":
+            row = _trajectory(ctx, rng, site, drv, platform, shot)
+        else:
+            row = _recovery(ctx, rng, site, drv, platform, shot, qtype)
     if row is None:
         ctx.count(f"skipped_{qtype}")
         return None
