@@ -32,7 +32,7 @@ from mmreason.config import Recipe
 from mmreason.errors import RecipeError
 from mmreason.registry import resolve_name
 from mmreason.rewards import (
-    accuracy, deepeyes, format, grit, grounding, gs_reasoner, gui, infigui, listener, penalties, ton,
+    accuracy, audio, deepeyes, format, grit, grounding, gs_reasoner, gui, infigui, listener, penalties, ton,
     video_com, virl,
 )
 from mmreason.rewards._common import StepSpans, keyword_options
@@ -89,6 +89,10 @@ REWARDS: dict[str, Callable[..., list]] = {
     "ton_gui_type": ton.ton_gui_type,
     "ton_gui_value": ton.ton_gui_value,
     "listener": listener.listener,
+    # audio: when things are heard, and whether the model listened there (play_audio)
+    "audio_span_iou": audio.audio_span_iou,
+    "audio_evidence": audio.audio_evidence,
+    "audio_reasoning": audio.audio_reasoning,
 }
 
 # name in `REWARDS` -> its step reward

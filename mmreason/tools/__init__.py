@@ -40,6 +40,7 @@ TOOLS: dict[str, str] = {
     "zoom_frame": "mmreason.tools.video:zoom_frame",
     "render_view": "mmreason.tools.scene:render_view",
     "crop_region": "mmreason.tools.scene:crop_region",
+    "play_audio": "mmreason.tools.audio:play_audio",
     # The names DeepEyes' checkpoints emit (its system prompt calls them so).
     "image_zoom_in_tool": "mmreason.tools.image:image_zoom_in",
     "image_rotate_tool": "mmreason.tools.image:image_rotate",

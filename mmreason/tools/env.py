@@ -1,6 +1,6 @@
 """The per-trajectory tool environment: the sample's media, tool settings, and what the tools remember.
 
-A `ToolEnv` holds one sample's loaded media (images, videos, point clouds, in order of appearance) and
+A `ToolEnv` holds one sample's loaded media (images, videos, point clouds, audio clips, in order of appearance) and
 the settings every tool reads: the coordinate frame the model writes boxes in, DeepEyes' box rules, the
 pixel budget of returned pictures. A tool is ``fn(env, **model_arguments) -> Observation``; ``env`` is
 injected by the caller and never part of the tool's schema. The media are shared read-only between the
@@ -98,13 +98,14 @@ class ToolEnv:
 
     def __init__(
         self, family: str | Family, *, images: Sequence[Any] = (), videos: Sequence[Any] = (),
-        clouds: Sequence[Any] = (), settings: ToolSettings | None = None,
+        clouds: Sequence[Any] = (), audios: Sequence[Any] = (), settings: ToolSettings | None = None,
         media_options: Mapping[str, Mapping[str, Any]] | None = None, sample_id: object = None,
     ):
         self.family = as_family(family)
         self.images = tuple(images)  # LoadedImage, image and screenshot parts in order
         self.videos = tuple(videos)  # LoadedVideo
         self.clouds = tuple(clouds)  # PointCloud
+        self.audios = tuple(audios)  # modalities.audio.Audio, in order
         self.settings = settings or ToolSettings()
         self.media_options = dict(media_options or {})
         self.sample_id = sample_id
@@ -113,6 +114,7 @@ class ToolEnv:
     @classmethod
     def from_media(cls, media: Any, family: str | Family, **kwargs: Any) -> "ToolEnv":
         """From a `modalities.SampleMedia`: its items sorted into images, videos and point clouds."""
+        from mmreason.modalities.audio import Audio
         from mmreason.modalities.image import LoadedImage
         from mmreason.modalities.point_cloud import PointCloud
         from mmreason.modalities.video import LoadedVideo
@@ -121,7 +123,8 @@ class ToolEnv:
         return cls(
             family, images=[x for x in loaded if isinstance(x, LoadedImage)],
             videos=[x for x in loaded if isinstance(x, LoadedVideo)],
-            clouds=[x for x in loaded if isinstance(x, PointCloud)], sample_id=media.sample_id, **kwargs,
+            clouds=[x for x in loaded if isinstance(x, PointCloud)], audios=[x for x in loaded if isinstance(x, Audio)],
+            sample_id=media.sample_id, **kwargs,
         )
 
     @classmethod
@@ -135,7 +138,7 @@ class ToolEnv:
 
     def fork(self) -> "ToolEnv":
         """A fresh env over the same (read-only) media: one per trajectory of a group."""
-        return ToolEnv(self.family, images=self.images, videos=self.videos, clouds=self.clouds,
+        return ToolEnv(self.family, images=self.images, videos=self.videos, clouds=self.clouds, audios=self.audios,
                        settings=self.settings, media_options=self.media_options, sample_id=self.sample_id)
 
     def with_settings(self, **changes: Any) -> "ToolEnv":
