@@ -15,11 +15,13 @@ from __future__ import annotations
 import dataclasses
 
 from mmreason.errors import RecipeError
-from mmreason.eval.tasks import INFIGUI_MAX_PIXELS, TASKS, Layout, Metric, Task
+from mmreason.eval.tasks import ANSWER_PROMPT, INFIGUI_MAX_PIXELS, TASKS, Layout, Metric, Task
 
 M = "mmreason.eval.metrics:"
 DEEPEYES = "DeepEyes-7B (arXiv 2505.14362, Table 1)"
 INFIGUI = "InfiGUI-R1-3B (arXiv 2504.14239)"
+GS_REASONER = "GS-Reasoner (arXiv 2510.13800)"
+GRIT = "GRIT Qwen2.5-VL-3B, GPT-judged (arXiv 2505.15879, Table 1)"
 
 _CHOICE = {"accuracy": Metric("choice_accuracy"),
            "zoom_iou": Metric("box_iou", {"where": "all", "coord_frame": "pixel"}),
@@ -36,6 +38,19 @@ def _screenspot(files: tuple[str, ...], images: str, **more) -> Layout:
 
 def _pope_stat(stat: str) -> Metric:
     return Metric(M + "yes_no", {"stat": stat})
+
+
+def _android_control(level: str, reported: dict) -> Task:
+    """AndroidControl-Low / -High on InfiGUI-R1's test file: its three numbers, grounding over GT clicks."""
+    return dataclasses.replace(
+        TASKS[f"android_control_{level}"],
+        description=f"AndroidControl-{level.capitalize()} test as InfiGUI-R1 evaluates it: action type, "
+                    "grounding (GT clicks) and step success, by GT action.",
+        metrics={"step_success": Metric("gui_action_match"), "type": Metric("gui_action_type"),
+                 "grounding": Metric(M + "gui_grounding_match", {"actions": ("click",)}),
+                 "format": Metric(M + "output_format", {"kind": "action"})},
+        layout=Layout("android_control", {"files": ("android_control_test.json",)}),
+        breakdown=("action",), paper={INFIGUI: reported})
 
 
 BENCHMARKS: dict[str, Task] = {
@@ -100,7 +115,30 @@ BENCHMARKS: dict[str, Task] = {
     "vsi_bench": dataclasses.replace(
         TASKS["vsi"], description="VSI-Bench as released: MCQ accuracy and mean relative accuracy, by type.",
         layout=Layout("vsi_bench", {"files": ("test-*.parquet", "*/test-*.parquet", "test.parquet")}),
-        breakdown=("question_type",)),
+        breakdown=("question_type",), paper={GS_REASONER + " via a paper note": {"overall": 0.647}}),
+    "androidcontrol_low": _android_control("low", {"type": 0.960, "grounding": 0.932, "step_success": 0.921}),
+    "androidcontrol_high": _android_control("high", {"type": 0.827, "grounding": 0.744, "step_success": 0.711}),
+    "scanrefer": dataclasses.replace(
+        TASKS["grounding_3d"],
+        description="ScanRefer val as released over ScanNet scans: Acc@0.25 / Acc@0.5 of the 3D box, by "
+                    "unique / multiple.",
+        layout=Layout("scanrefer", {"files": ("ScanRefer_filtered_val.json",), "scans": "scans"}),
+        breakdown=("subset",),
+        reference="ScanRefer (arXiv 1912.08830): GT boxes from ScanNet's aggregated annotations in the "
+                  "axis-aligned frame; GS-Reasoner's axis-aligned 3D IoU",
+        paper={GS_REASONER + " via a paper note": {"acc@0.25": 0.608, "acc@0.5": 0.422}}),
+    "mathvista": Task(
+        "MathVista testmini as released: answers extracted and normalised as its evaluator does (choice, "
+        "integer, float at the row's precision, list), by question type and task.",
+        row_tasks=("vqa",), prompt="{question}\n" + ANSWER_PROMPT,
+        metrics={"accuracy": Metric("mmreason.eval.mathvista:mathvista_match"),
+                 "format": Metric(M + "output_format", {"kind": "answer"})},
+        breakdown=("question_type", "task"),
+        layout=Layout("mathvista", {"files": ("testmini.json", "annot_testmini.json", "data/testmini-*.parquet")}),
+        reference="MathVista (arXiv 2310.02255) calculate_score.py normalisation; rule-based extraction from "
+                  "<answer> / \\boxed{} in place of its GPT extraction",
+        max_new_tokens=1024,
+        paper={"DeepEyes-7B (arXiv 2505.14362)": {"accuracy": 0.701}, GRIT: {"accuracy": 0.598}}),
 }
 
 ALL_TASKS: dict[str, Task] = {**TASKS, **BENCHMARKS}

@@ -15,7 +15,25 @@ then points at the downloaded folder and the rows are built on the fly, nothing 
 - ``pope``: POPE's question files (``coco_pope_{random,popular,adversarial}.json``, one JSON object per
   line ``{"question_id", "image", "text", "label"}``), pictures in the layout's ``images`` folder;
 - ``vsi_bench``: VSI-Bench's parquet (``id, dataset, scene_name, question_type, question, options,
-  ground_truth``) with videos at ``<dataset>/<scene_name>.mp4``.
+  ground_truth``) with videos at ``<dataset>/<scene_name>.mp4``;
+- ``android_control``: AndroidControl's test episodes as InfiGUI-R1's evaluation reads them
+  (``android_control_test.json``, github.com/Reallm-Labs/InfiGUI-R1 eval/android_control): a JSON list of
+  ``{"episode": {episode_id, goal, step_instructions, screenshot_paths, actions}, "width", "height",
+  "step_pams", "step_check_pams"}``, one step per ``step_check_pams`` entry (``{action, coordinate,
+  candidate_bbox, text, direction, button}`` in original pixels; ``step_pams`` are the actions written in
+  the ``mobile_use`` space, the history of the later steps), screenshot i before action i, its path
+  relative to the release folder. The google-research release (TFRecords of episodes with accessibility
+  trees) is the source this file was converted from: the candidate boxes are its tree elements under the
+  GT point;
+- ``scanrefer``: ScanRefer (arXiv 1912.08830) ``ScanRefer_filtered_val.json`` (``scene_id, object_id,
+  object_name, ann_id, description``) over ScanNet v2 ``scans/<scene_id>/`` folders: the target box from
+  the scene's aggregated annotation (`scannet.object_boxes`); the model is given the mesh's vertices in
+  the same axis-aligned frame (metres), written once per scene into the run's ``media/scanrefer/``;
+- ``mathvista``: MathVista (arXiv 2310.02255) testmini, as the JSON of its GitHub release (``testmini.json``:
+  ``{pid: {question, image, choices, unit, precision, answer, question_type, answer_type, query,
+  metadata}}``, pictures at ``image`` relative to the folder) or the parquet of its Hugging Face release
+  (``data/testmini-*.parquet``, the same columns plus ``decoded_image`` bytes, decoded once into the run's
+  ``media/``). The prompt is the release's ``query`` (hint, question, lettered choices).
 
 Every row is validated (`schema.validate`) and carries the breakdown keys of its benchmark in ``meta``.
 Errors name the file and record.
@@ -27,6 +45,7 @@ import base64
 import binascii
 import csv
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,8 +264,168 @@ def vsi_bench(root: Path, options: Mapping[str, Any], cache: Path) -> Loaded:
     return Loaded(_validated(rows, str(root)), files)
 
 
+# --------------------------------------------------------------------------------- AndroidControl
+def _present(action: Mapping[str, Any]) -> dict:
+    return {k: v for k, v in action.items() if v is not None}
+
+
+def _gt_action(check: Mapping[str, Any], where: str) -> dict:
+    """A ``step_check_pams`` entry as the ``gui.action`` the matcher reads: its candidate boxes named
+    ``candidate_boxes`` (`rewards.gui.candidate_boxes`)."""
+    if not isinstance(check, Mapping) or not isinstance(check.get("action"), str):
+        raise SchemaError("a step_check_pams entry needs an 'action'", row=where)
+    action = _present({k: v for k, v in check.items() if k != "candidate_bbox"})
+    boxes = check.get("candidate_bbox") or []
+    if boxes:
+        action["candidate_boxes"] = [list(map(float, b)) for b in boxes]
+    return action
+
+
+def android_control(root: Path, options: Mapping[str, Any], cache: Path) -> Loaded:
+    from PIL import Image
+
+    hint = "expected AndroidControl's test episodes as InfiGUI-R1 evaluates them (android_control_test.json)"
+    files = _matching(_need_dir(root, hint), options["files"], hint)
+    rows = []
+    for ann in files:
+        data = json.loads(ann.read_text(encoding="utf-8"))
+        for e, rec in enumerate(data if isinstance(data, list) else []):
+            where = f"{ann} episode {e}"
+            try:
+                ep, checks, steps = rec["episode"], rec["step_check_pams"], rec["step_pams"]
+                width, height, goal = int(rec["width"]), int(rec["height"]), str(ep["goal"])
+                shots, instructions, episode = ep["screenshot_paths"], ep["step_instructions"], ep["episode_id"]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise SchemaError(f"not an AndroidControl test episode (missing {exc})", row=where) from None
+            where = f"{ann} episode {episode}"
+            if not len(checks) == len(steps) == len(instructions) <= len(shots) - 1:
+                raise SchemaError(f"{len(checks)} step_check_pams, {len(steps)} step_pams, {len(instructions)} "
+                                  f"step_instructions and {len(shots)} screenshots: expected one of each per step "
+                                  "and a last screenshot", row=where)
+            for i, check in enumerate(checks):
+                step = f"{where} step {i}"
+                shot = root / options.get("images", "") / shots[i]
+                if not shot.is_file():
+                    raise FileNotFoundError(f"{step}: screenshot {shot} not found")
+                with Image.open(shot) as im:
+                    if im.size != (width, height):
+                        raise SchemaError(f"screenshot {shot} is {im.size[0]}x{im.size[1]}, the episode declares "
+                                          f"{width}x{height}", row=step)
+                action = _gt_action(check, step)
+                rows.append({
+                    "id": f"android_control-{episode}-{i}", "task": "gui_action", "source": "android_control",
+                    "answer": json.dumps(_present(steps[i])),
+                    "messages": [{"role": "user", "content": [
+                        {"type": "text", "text": goal}, {"type": "screenshot", "screenshot": str(shot.absolute())}]}],
+                    "gui": {"platform": "mobile", "width": width, "height": height, "goal": goal,
+                            "instruction": str(instructions[i]), "action": action, "elements": [],
+                            "history": [_present(h) for h in steps[:i]]},
+                    "meta": {"episode_id": episode, "step": i, "action": action["action"], "coord_frame": "pixel"}})
+    return Loaded(_validated(rows, str(root)), files)
+
+
+# --------------------------------------------------------------------------------------- ScanRefer
+def scanrefer(root: Path, options: Mapping[str, Any], cache: Path) -> Loaded:
+    from mmreason.eval.scannet import aligned_cloud, object_boxes, scene_files
+    from mmreason.schema import user_message
+    from mmreason.traces import render_gcot_objects
+
+    hint = "expected ScanRefer's ScanRefer_filtered_val.json and ScanNet's scans/<scene_id>/ folders"
+    files = _matching(_need_dir(root, hint), options["files"], hint)
+    scans = root / options.get("scans", "scans")
+    rows, used = [], set()
+    for ann in files:
+        data = json.loads(ann.read_text(encoding="utf-8"))
+        for n, rec in enumerate(data if isinstance(data, list) else []):
+            where = f"{ann} record {n}"
+            try:
+                scene, oid, text = str(rec["scene_id"]), str(rec["object_id"]), str(rec["description"]).strip()
+            except (KeyError, TypeError) as exc:
+                raise SchemaError(f"not a ScanRefer record (missing {exc})", row=where) from None
+            boxes, scene_paths = object_boxes(scans, scene), scene_files(scans, scene)
+            if oid not in boxes:
+                raise SchemaError(f"object {oid} has no vertices in {scene_paths['aggregation']}", row=where)
+            label, box = boxes[oid]
+            name = str(rec.get("object_name") or label).replace("_", " ")
+            same = sum(1 for other, _ in boxes.values() if other == label)
+            used.update(scene_paths[k] for k in ("aggregation", "segs", "meta"))
+            cloud = aligned_cloud(scans, scene, cache / "media" / "scanrefer" / f"{scene}.npy")
+            cloud = {"type": "point_cloud", "point_cloud": str(cloud.absolute())}
+            question = f"Locate the object in the scene that matches this description: {text}"
+            token = re.sub(r"\W+", "_", name).strip("_") or "object"
+            rows.append({"id": f"scanrefer-{scene}-{oid}-{rec.get('ann_id', n)}", "task": "grounding_3d",
+                         "source": "scanrefer", "messages": [user_message(question, cloud)],
+                         "answer": render_gcot_objects([(token, [box])]),
+                         "boxes_3d": [{"label": name, "box": box}],
+                         "meta": {"scene_id": scene, "object_id": oid, "ann_id": rec.get("ann_id"),
+                                  "object_name": name, "coord_frame": "scene_metres",
+                                  # unique: no other object of the scene has its annotated label
+                                  "subset": "unique" if same == 1 else "multiple"}})
+    return Loaded(_validated(rows, str(root)), files + sorted(used))
+
+
+# --------------------------------------------------------------------------------------- MathVista
+_MATHVISTA_META = ("task", "category", "context", "grade", "language", "source")
+
+
+def _mathvista_records(path: Path) -> list[dict]:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return list(data.values()) if isinstance(data, dict) else list(data)
+
+
+def _mathvista_image(root: Path, rec: Mapping[str, Any], media: Path, where: str) -> Path:
+    decoded = rec.get("decoded_image")
+    if isinstance(decoded, Mapping) and decoded.get("bytes"):
+        suffix = Path(str(decoded.get("path") or rec.get("image") or "x.png")).suffix or ".png"
+        picture = media / f"{rec['pid']}{suffix}"
+        if not picture.is_file():
+            media.mkdir(parents=True, exist_ok=True)
+            tmp = picture.with_name(f".{picture.name}.tmp")
+            tmp.write_bytes(decoded["bytes"])
+            tmp.replace(picture)
+        return picture
+    picture = root / str(rec.get("image") or "")
+    if not rec.get("image") or not picture.is_file():
+        raise FileNotFoundError(f"{where}: image {picture} not found (MathVista's pictures are images/*.jpg "
+                                "beside testmini.json)")
+    return picture
+
+
+def mathvista(root: Path, options: Mapping[str, Any], cache: Path) -> Loaded:
+    hint = "expected MathVista's testmini.json (with images/) or data/testmini-*.parquet"
+    files = _matching(_need_dir(root, hint), options["files"], hint)
+    rows = []
+    for table in files:
+        for n, rec in enumerate(_mathvista_records(table)):
+            where = f"{table} record {n}"
+            missing = [k for k in ("pid", "question", "answer", "question_type", "answer_type") if rec.get(k) is None]
+            if missing:
+                raise SchemaError(f"not a MathVista problem (missing {missing})", row=where)
+            where = f"{table} pid {rec['pid']}"
+            choices = [str(c) for c in rec.get("choices") or []] or None
+            if rec["question_type"] == "multi_choice" and not choices:
+                raise SchemaError("a multi_choice problem without choices", row=where)
+            text = rec.get("query") or "\n".join(
+                [f"Question: {rec['question']}"]
+                + (["Choices:"] + [f"({LETTERS[i]}) {c}" for i, c in enumerate(choices)] if choices else []))
+            picture = _mathvista_image(root, rec, cache / "media" / "mathvista", where)
+            metadata = rec.get("metadata") or {}
+            meta = {"pid": str(rec["pid"]), "question_type": rec["question_type"],
+                    "answer_type": rec["answer_type"], "precision": rec.get("precision"), "choices": choices,
+                    "unit": rec.get("unit"),
+                    **{k: metadata[k] for k in _MATHVISTA_META if isinstance(metadata.get(k), str)}}
+            rows.append(_row(f"mathvista-{rec['pid']}", "vqa", "mathvista", str(text),
+                             ("image", str(picture.absolute())), str(rec["answer"]), meta=meta))
+    return Loaded(_validated(rows, str(root)), files)
+
+
 LOADERS: dict[str, Callable[[Path, Mapping[str, Any], Path], Loaded]] = {
     "converter": converter, "vstar": vstar, "tsv_mcq": tsv_mcq, "pope": pope, "vsi_bench": vsi_bench,
+    "android_control": android_control, "scanrefer": scanrefer, "mathvista": mathvista,
 }
 
 

@@ -157,13 +157,27 @@ def vsi_mra(completions, **columns):
 
 @reward_function
 def gui_grounding_match(completions, *, coord_frame: str | None = None, family: str | None = None,
-                        min_pixels: int | None = None, max_pixels: int | None = None, **columns):
+                        min_pixels: int | None = None, max_pixels: int | None = None,
+                        actions: Sequence[str] | None = None, **columns):
     """AndroidControl grounding accuracy: `gui_action_match` on the steps whose GT action has a
-    ``coordinate`` (click, long press...), None on the others."""
+    ``coordinate`` (click, long press...), None on the others; with ``actions`` only on steps whose GT
+    action is one of those (InfiGUI-R1's number counts GT clicks alone: ``actions=["click"]``).
+
+    >>> gt = [{"width": 100, "height": 100, "action": {"action": a, "coordinate": [50, 50]}}
+    ...       for a in ("click", "long_press")]
+    >>> gui_grounding_match(['{"action": "click", "coordinate": [51, 50]}'] * 2, coord_frame="pixel",
+    ...                     actions=["click"], gui=gt)
+    [1.0, None]
+    """
     matched = gui_action_match(completions, coord_frame=coord_frame, family=family, min_pixels=min_pixels,
                                max_pixels=max_pixels, **columns)
     rows = rows_of(len(completions), columns)
-    return [m if (gt_action(r) or {}).get("coordinate") is not None else None for m, r in zip(matched, rows)]
+    out: list[float | None] = []
+    for m, r in zip(matched, rows):
+        gt = gt_action(r) or {}
+        counted = gt.get("coordinate") is not None and (actions is None or gt.get("action") in actions)
+        out.append(m if counted else None)
+    return out
 
 
 @reward_function

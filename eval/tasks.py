@@ -83,7 +83,7 @@ class Task:
 
 
 # Pinned prompts. `{{`/`}}` are literal braces (str.format).
-_ANSWER = "Think step by step inside <think> </think>, then give the final answer inside <answer> </answer>."
+ANSWER_PROMPT = "Think step by step inside <think> </think>, then give the final answer inside <answer> </answer>."
 _BOX = ('Output the bounding box of the target as JSON, {{"bbox_2d": [x1, y1, x2, y2]}}, inside '
         "<answer> </answer>.")
 _COUNT = ("Think step by step inside <think> </think>, giving the box of every object you count as "
@@ -140,7 +140,7 @@ TASKS: dict[str, Task] = {
         builder_options={"text_in_place": True}, max_new_tokens=32),
     "vqa": Task(
         "Short-answer VQA: offline correctness rule (or a judge) and normalised exact match.",
-        row_tasks=("vqa",), prompt="{question}\n" + _ANSWER,
+        row_tasks=("vqa",), prompt="{question}\n" + ANSWER_PROMPT,
         metrics={"accuracy": Metric("accuracy"), "exact_match": Metric("exact_match"),
                  "format": _format("answer")},
         reference="rule-based answer extraction from <answer>"),
