@@ -75,6 +75,8 @@ class Setup:
     limit: int | None = None
     segment_seconds: float | None = None  # numbered video segments the tools cut (Video-CoM)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    coord_frame: str | None = None  # --coord-frame: the reading of the outputs' coordinates, pinned
+    readings: tuple[str, ...] = ()  # other readings scored beside the declared one (`coordinate_readings`)
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -185,14 +187,46 @@ def generate(model: Any, processor: Any, prompts: Sequence[Mapping[str, Any]], t
 
 
 # ---------------------------------------------------------------------------------------- scoring
-def bound_metrics(task: Task, setup: Setup) -> dict[str, Any]:
-    """Each metric bound with its task options plus the options the harness fills in (`AUTO_OPTIONS`)."""
+# The two readings of a Qwen-VL model's coordinates: relative 0-1000 (Qwen2-VL, Qwen3-VL) and absolute
+# pixels of the resized input (Qwen2.5-VL). A checkpoint fine-tuned from one family on data written in the
+# other's frame (UI-TARS-1.5, OS-Atlas...) writes the other, so unless --coord-frame pins the reading, the
+# coordinate metrics are scored in both and results.json says which won (lmms-eval's refcoco_grounding
+# scores both readings too).
+OTHER_READING = {"norm1000": "resized", "resized": "norm1000"}
+
+
+def coordinate_metrics(task: Task) -> list[str]:
+    """The task's metrics that read coordinates in a frame the harness chooses (the function takes
+    ``coord_frame`` and the task does not pin it)."""
+    from mmreason.rewards import resolve_reward, reward_options
+
+    return [name for name, m in task.metrics.items()
+            if "coord_frame" not in m.options and "coord_frame" in reward_options(resolve_reward(m.fn))]
+
+
+def declared_frame(setup: Setup) -> str:
+    """The reading the headline scores use: --coord-frame, else the family's output frame."""
+    return setup.coord_frame or get_family(setup.family).box_frame
+
+
+def coordinate_readings(task: Task, family: str, pinned: str | None) -> tuple[str, ...]:
+    """The readings scored beside the declared one: none when --coord-frame pins it or the task reads no
+    coordinates, else the other Qwen-VL frame."""
+    other = OTHER_READING.get(get_family(family).box_frame)
+    return () if pinned or other is None or not coordinate_metrics(task) else (other,)
+
+
+def bound_metrics(task: Task, setup: Setup, frame: str | None = None) -> dict[str, Any]:
+    """Each metric bound with its task options plus the options the harness fills in (`AUTO_OPTIONS`, and
+    --coord-frame for coordinate metrics). With `frame`, only the coordinate metrics, reading in `frame`."""
     from mmreason.rewards import bind_reward, resolve_reward, reward_options
 
     auto = {"family": setup.family, "min_pixels": setup.image_budget[0], "max_pixels": setup.image_budget[1],
-            "judge": dict(setup.judge) if setup.judge else None}
+            "judge": dict(setup.judge) if setup.judge else None, "coord_frame": frame or setup.coord_frame}
+    wanted = coordinate_metrics(task) if frame else list(task.metrics)
     out = {}
-    for name, metric in task.metrics.items():
+    for name in wanted:
+        metric = task.metrics[name]
         fn = resolve_reward(metric.fn)
         known = reward_options(fn)
         options = {k: v for k, v in auto.items() if k in known and k not in metric.options and v is not None}
@@ -215,6 +249,8 @@ def score(task: Task, setup: Setup, rows: Sequence[Mapping[str, Any]], outputs: 
     parsed = [traces.parse(c) for c in completions]
     columns = {**columns_of(joined), TRACES: parsed}
     values = {name: fn(completions, **columns) for name, fn in bound_metrics(task, setup).items()}
+    readings = {frame: {name: fn(completions, **columns) for name, fn in bound_metrics(task, setup, frame).items()}
+                for frame in setup.readings}
     records = []
     for i, (o, row, trace) in enumerate(zip(outputs, joined, parsed)):
         frames = row.get("image_frames") or []
@@ -229,6 +265,8 @@ def score(task: Task, setup: Setup, rows: Sequence[Mapping[str, Any]], outputs: 
             "scores": {name: values[name][i] for name in values}, "boxes_pixel": boxes,
             "stop_reason": o.get("stop_reason"), "num_tool_calls": o.get("num_tool_calls"),
             "image_frames": frames, "issues": list(trace.issues[:5]),
+            **({"readings": {f: {n: v[i] for n, v in scored.items()} for f, scored in readings.items()}}
+               if readings else {}),
         })
     return records
 
@@ -274,6 +312,14 @@ def print_table(results: Mapping[str, Any]) -> None:
         header += f" ({results['resumed']} read back from an interrupted run)"
     console.print(header, markup=False, highlight=False)
     console.print(table)
+    readings = results.get("coord_readings")
+    if readings:
+        by, declared, won = readings["by"], readings["declared"], readings["won"]
+        cells = "; ".join(f"as {f}{' (declared)' if f == declared else ''}: {by} {_cell(m[by]['mean'])}"
+                          for f, m in readings["scored"].items())
+        advice = "" if won == declared else f" (pass --coord-frame {won} to score in it)"
+        console.print(f"coordinates read {cells} -> {won} won{advice}", markup=False, highlight=False,
+                      soft_wrap=True)
     headline = results.get("headline")
     for key, groups in (results.get("breakdown") or {}).items():
         cells = ", ".join(f"{g} {_cell(v.get(headline, {}).get('mean'))} (n={v.get(headline, {}).get('n', 0)})"
@@ -285,13 +331,32 @@ def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def summary_of(task: Task, records: Sequence[Mapping[str, Any]], metas: Sequence[Mapping[str, Any]]) -> dict:
-    """Metric means (and derived numbers) over the records, and the same by each breakdown key."""
+def summary_of(task: Task, records: Sequence[Mapping[str, Any]], metas: Sequence[Mapping[str, Any]],
+               setup: Setup | None = None) -> dict:
+    """Metric means (and derived numbers) over the records, the same by each breakdown key, and the
+    coordinate readings compared (`readings_summary`)."""
     scores = [r["scores"] for r in records]
     metrics = summarize(scores, list(task.metrics))
     metrics.update(derive(metrics, task.derived))
     return {"metrics": metrics,
-            "breakdown": breakdown(scores, metas, task.breakdown, list(task.metrics), task.derived)}
+            "breakdown": breakdown(scores, metas, task.breakdown, list(task.metrics), task.derived),
+            "coord_readings": readings_summary(task, setup, metrics, records) if setup else None}
+
+
+def readings_summary(task: Task, setup: Setup, metrics: Mapping[str, Mapping[str, Any]],
+                     records: Sequence[Mapping[str, Any]]) -> dict | None:
+    """Each coordinate reading's metric means, and the one that won on the first coordinate metric (a tie
+    keeps the declared reading); None when only one reading was scored."""
+    if not setup.readings:
+        return None
+    names = coordinate_metrics(task)
+    declared = declared_frame(setup)
+    scored = {declared: {n: dict(metrics[n]) for n in names}}
+    for frame in setup.readings:
+        scored[frame] = summarize([(r.get("readings") or {}).get(frame, {}) for r in records], names)
+    by = names[0]
+    won = max(scored, key=lambda f: (scored[f][by]["mean"] or 0.0, f == declared))
+    return {"declared": declared, "scored": scored, "by": by, "won": won}
 
 
 def results_record(task_name: str, setup: Setup, model: dict | None, data: dict, summary: dict, n: int,
@@ -302,6 +367,7 @@ def results_record(task_name: str, setup: Setup, model: dict | None, data: dict,
         "task": task_name, "description": task.description, "reference": task.reference,
         "metrics": metrics, "headline": next(iter(metrics)), "samples": n,
         "breakdown": summary["breakdown"], "paper": {k: dict(v) for k, v in task.paper.items()},
+        "coord_readings": summary.get("coord_readings"),
         "layout": None if task.layout is None else {"loader": task.layout.loader,
                                                      "options": _plain(task.layout.options)},
         "prompt": rendered_prompt(task), "media": {k: dict(v) for k, v in setup.media.items()},
@@ -414,8 +480,10 @@ def make_setup(task: Task, task_name: str, family: str, args: argparse.Namespace
         budget = image_budget(None, family, media.get("image"))
     except ValueError as exc:
         raise RecipeError(f"pixel budget: {exc}") from None
+    pinned = getattr(args, "coord_frame", None)
     return Setup(task_name, family, media, gen, judge, budget, args.limit,
-                 segment_seconds(rows, args.segment_seconds) if task.call_syntax == "video_com" else None)
+                 segment_seconds(rows, args.segment_seconds) if task.call_syntax == "video_com" else None,
+                 coord_frame=pinned, readings=coordinate_readings(task, family, pinned))
 
 
 class LoadedModel:
@@ -489,7 +557,7 @@ def evaluate(args: argparse.Namespace, model: LoadedModel | None = None) -> dict
     if pending:
         model.generate(pending, task, setup, progress=not args.quiet, on_batch=record)
     records = [done[r["id"]] for r in rows]
-    summary = summary_of(task, records, [r.get("meta") or {} for r in rows])
+    summary = summary_of(task, records, [r.get("meta") or {} for r in rows], setup)
     data = fingerprint(args.data, [r["id"] for r in rows], files)
     results = results_record(name, setup, model.record(), data, summary, len(records), counts,
                              time.perf_counter() - start, resumed)
@@ -569,7 +637,7 @@ def rescore(args: argparse.Namespace) -> dict:
             p["image_frames"] = _image_frames(row, setup)
     prompts = [{"id": r["id"], "messages": prompt_messages(r, task, family, setup.media)} for r in chosen]
     records = score(task, setup, chosen, preds, prompt_texts(prompts))
-    summary = summary_of(task, records, [r.get("meta") or {} for r in chosen])
+    summary = summary_of(task, records, [r.get("meta") or {} for r in chosen], setup)
     data = fingerprint(args.data, [p["id"] for p in preds], files)
     results = results_record(args.task, setup, {"family": family, "spec": args.model}, data, summary,
                              len(records), counts, time.perf_counter() - start)
@@ -627,6 +695,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, help="video sampling rate (default: the task's)")
     p.add_argument("--segment-seconds", type=float,
                    help="video_com: length of the numbered segments (default: from the rows' meta.segments)")
+    p.add_argument("--coord-frame", choices=("norm1000", "resized", "pixel"),
+                   help="the frame the outputs' coordinates are read in (default: the family's, with the other "
+                        "Qwen-VL reading scored beside it and the winner named)")
     p.add_argument("--judge", help='LLM judge for accuracy metrics, JSON: {"base_url": ..., "model": ...}')
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
