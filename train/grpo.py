@@ -32,6 +32,7 @@ from mmreason.rewards import build_rewards
 from mmreason.train.card import model_card, write_card
 from mmreason.train.checkpoint import TrainState, load_checkpoint, resolve_resume, save_checkpoint
 from mmreason.train.data import load_data, media_options
+from mmreason.train.distributed import enable_cpu_fsdp, save_sharded_pretrained
 from mmreason.train.grpo_eval import eval_rows, evaluate, is_eval_step
 from mmreason.train.grpo_step import StepContext, grpo_step, reduce_metrics
 from mmreason.train.logging import Progress, RunLogger
@@ -115,8 +116,10 @@ def make_accelerator(recipe: Recipe) -> Any:
     ddp = DistributedDataParallelKwargs(find_unused_parameters=not recipe.model.freeze_vision)
     # The scheduler steps once per optimizer step here, whatever the process count (accelerate's default
     # would step it once per process).
-    return Accelerator(gradient_accumulation_steps=recipe.grpo.grad_accum,
-                       step_scheduler_with_optimizer=False, kwargs_handlers=[ddp], cpu=no_accelerator())
+    accelerator = Accelerator(gradient_accumulation_steps=recipe.grpo.grad_accum,
+                              step_scheduler_with_optimizer=False, kwargs_handlers=[ddp], cpu=no_accelerator())
+    enable_cpu_fsdp(accelerator)  # an FSDP launch on CPU processes (accelerate alone would run it as DDP)
+    return accelerator
 
 
 def make_optimizer(model: Any, recipe: Recipe) -> tuple[Any, Any]:
@@ -159,13 +162,16 @@ def export_final(ctx: StepContext, source: str | None = None) -> None:
     from pathlib import Path
 
     acc = ctx.accelerator
-    state_dict = acc.get_state_dict(ctx.model)  # gathers FSDP / ZeRO-3 shards: every process takes part
+    out = Path(ctx.recipe.output_dir) / "final"
+    lora = ctx.recipe.model.lora.enabled
+    model = acc.unwrap_model(ctx.model)
+    if not save_sharded_pretrained(model, out, main=acc.is_main_process, merge_lora=lora):
+        state_dict = acc.get_state_dict(ctx.model)  # gathers ZeRO-3 shards: every process takes part
+        if acc.is_main_process:
+            if lora:
+                model, state_dict = model.merge_and_unload(), None  # training is over: merge in place
+            model.save_pretrained(out, state_dict=state_dict)
     if acc.is_main_process:
-        out = Path(ctx.recipe.output_dir) / "final"
-        model = acc.unwrap_model(ctx.model)
-        if ctx.recipe.model.lora.enabled:
-            model, state_dict = model.merge_and_unload(), None  # training is over: merge in place
-        model.save_pretrained(out, state_dict=state_dict)
         ctx.processor.save_pretrained(out)
         (out / "recipe.yaml").write_text(format_recipe(ctx.recipe), encoding="utf-8")
         write_card(out, ctx.recipe, source=source)

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 from mmreason import rl
 from mmreason.config import Recipe
 from mmreason.modalities.collate import frame_columns
+from mmreason.train.distributed import gathered_for_rollout
 from mmreason.train.rollout_backend import push_weights
 from mmreason.rewards import STEP_REWARDS, RewardSet
 from mmreason.train.scoring import component_means, score, step_terms
@@ -58,17 +59,19 @@ def generate(ctx: StepContext, rows: Sequence[Mapping[str, Any]], *, group_size:
     policy.eval()  # no dropout while sampling
     out: list = [None] * (len(rows) * size)
     try:
-        for names, picked in split_by_tools(ctx.recipe.tools, rows):
-            # a row without tools ends at its first call, as a sample without an environment does
-            settings = replace(ctx.rollout_config, tools=names, **config,
-                               **({} if names else {"max_tool_calls": 0}))
-            trajs = rollout(policy, ctx.processor, [rows[i] for i in picked], ctx.recipe.model.family,
-                            config=settings, group_size=size, media_options=ctx.media_options,
-                            tool_settings=ctx.tool_settings, backend=ctx.backend)
-            for t in trajs:
-                row = picked[t.group]
-                at = row * size + t.index % size
-                out[at] = replace(t, index=at, group=row)
+        # FSDP: processes sample unequal numbers of forwards, so the rollout runs on gathered parameters
+        with gathered_for_rollout(policy, ctx.accelerator):
+            for names, picked in split_by_tools(ctx.recipe.tools, rows):
+                # a row without tools ends at its first call, as a sample without an environment does
+                settings = replace(ctx.rollout_config, tools=names, **config,
+                                   **({} if names else {"max_tool_calls": 0}))
+                trajs = rollout(policy, ctx.processor, [rows[i] for i in picked], ctx.recipe.model.family,
+                                config=settings, group_size=size, media_options=ctx.media_options,
+                                tool_settings=ctx.tool_settings, backend=ctx.backend)
+                for t in trajs:
+                    row = picked[t.group]
+                    at = row * size + t.index % size
+                    out[at] = replace(t, index=at, group=row)
         return out
     finally:
         policy.train()

@@ -16,7 +16,7 @@ from mmreason.train.logging import read_jsonl
 
 CONFIGS = Path(__file__).resolve().parents[2] / "train" / "accelerate"
 EXPECTED = {"ddp": ("MULTI_GPU", 8), "fsdp": ("FSDP", 8), "zero2": ("DEEPSPEED", 8), "zero3": ("DEEPSPEED", 8),
-            "cpu_gloo_2proc": ("MULTI_GPU", 2)}
+            "cpu_gloo_2proc": ("MULTI_GPU", 2), "fsdp_cpu_gloo_2proc": ("FSDP", 2)}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -27,7 +27,7 @@ def test_shipped_configs_load(name):
     assert (config.distributed_type.value, config.num_processes) == EXPECTED[name]
     if name.startswith("zero"):
         assert config.deepspeed_config["zero_stage"] == int(name[-1])
-    if name == "fsdp":
+    if name.startswith("fsdp"):
         assert config.fsdp_config["fsdp_version"] == 2
 
 
