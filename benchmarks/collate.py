@@ -4,9 +4,11 @@ For each modality (image, screenshot, video, audio as a spectrogram picture, aud
 Omni family, point cloud as rendered views, and a mixed batch) it times the collator on batches of
 `--batch` rows (media decoded from files, resized, templated, processed) and one training step of a
 tiny model on the batch (forward, backward, AdamW update), and reports samples/s of collation and the
-share collation takes of collate + step. Tiny models are built offline into a temporary directory.
+share collation takes of collate + step. Then the same training loop with the collator in DataLoader
+workers that prefetch (as SFT runs, `sft.dataloader_workers`): the share is then what the step still
+waits for its next batch. Tiny models are built offline into a temporary directory.
 
-    python benchmarks/collate.py [--quick] [--batch 4] [--batches 4]
+    python benchmarks/collate.py [--quick] [--batch 4] [--batches 4] [--workers 2]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import platform
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -67,36 +70,56 @@ def rows_for(kind: str, n: int) -> list[dict]:
 OPTIONS = {"image": {"max_pixels": 224 * 224}, "video": {"max_pixels": 112 * 112, "min_pixels": 56 * 56}}
 
 
-def measure(family: str, kind: str, model, proc, root: Path, batch: int, batches: int) -> dict:
-    rows = rows_for(kind, batch * batches)
+def collate_rows(rows: list[dict], proc, family: str, root: Path) -> dict:
+    return collate(rows, proc, family, root=root, media_options=OPTIONS, return_meta=False)
+
+
+def train_loop(family: str, kind: str, model, proc, root: Path, batch: int, batches: int,
+               workers: int) -> dict:
+    """Train on `batches` batches drawn from a DataLoader that collates in the training process (`workers`
+    0) or in `workers` worker processes with 2 batches prefetched each, as SFT does. Times what the step
+    waits for its next batch (the whole collation in process; only what the workers have not finished
+    ahead, with them) and the step itself. One untimed batch first: it pays the workers' start-up, which a
+    training run pays once, and warms imports, caches and the optimizer's state."""
+    from torch.utils.data import DataLoader
+
+    rows = rows_for(kind, batch * (batches + 1))
+    loader = DataLoader(rows, batch_size=batch, shuffle=False, num_workers=workers,
+                        collate_fn=partial(collate_rows, proc=proc, family=family, root=root),
+                        prefetch_factor=2 if workers else None)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     model.train()
-    # One untimed round warms imports, caches and the optimizer's state.
-    warm = collate(rows[:batch], proc, family, root=root, media_options=OPTIONS, return_meta=False)
-    model(**warm).loss.backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-    t_collate = t_step = 0.0
+    t_wait = t_step = 0.0
     tokens = 0
-    for b in range(batches):
+    batches_iter = iter(loader)
+    for b in range(batches + 1):
         start = time.perf_counter()
-        out = collate(rows[b * batch:(b + 1) * batch], proc, family, root=root, media_options=OPTIONS,
-                      return_meta=False)
-        t_collate += time.perf_counter() - start
-        tokens += int(out["attention_mask"].sum())
+        out = next(batches_iter)
+        waited = time.perf_counter() - start
         start = time.perf_counter()
-        loss = model(**out).loss
-        loss.backward()
+        model(**out).loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        t_step += time.perf_counter() - start
-    n = batch * batches
-    return {"family": family, "modality": kind, "samples_s": n / t_collate,
-            "collate_ms": 1000 * t_collate / batches, "step_ms": 1000 * t_step / batches,
-            "share": t_collate / (t_collate + t_step), "tokens": tokens // n}
+        stepped = time.perf_counter() - start
+        if b:  # batch 0 is the warm-up
+            t_wait, t_step = t_wait + waited, t_step + stepped
+            tokens += int(out["attention_mask"].sum())
+    return {"wait_ms": 1000 * t_wait / batches, "step_ms": 1000 * t_step / batches,
+            "share": t_wait / (t_wait + t_step), "tokens": tokens // (batch * batches)}
 
 
-def run(batch: int, batches: int) -> list[dict]:
+def measure(family: str, kind: str, model, proc, root: Path, batch: int, batches: int, workers: int) -> dict:
+    """One modality row: collation in process (its throughput and share of the step) and in workers."""
+    inline = train_loop(family, kind, model, proc, root, batch, batches, 0)
+    ahead = train_loop(family, kind, model, proc, root, batch, batches, workers)
+    return {"family": family, "modality": kind, "tokens": inline["tokens"],
+            "samples_s": 1000 * batch / inline["wait_ms"], "collate_ms": inline["wait_ms"],
+            "step_ms": inline["step_ms"], "share": inline["share"], "workers": workers,
+            "wait_ms_workers": ahead["wait_ms"], "step_ms_workers": ahead["step_ms"],
+            "share_workers": ahead["share"]}
+
+
+def run(batch: int, batches: int, workers: int) -> list[dict]:
     from mmreason.models.loading import load
     from mmreason.models.tiny import build_tiny
 
@@ -105,7 +128,7 @@ def run(batch: int, batches: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "media"
         root.mkdir()
-        make_media(root, batch * batches)
+        make_media(root, batch * (batches + 1))
         plan = [("qwen2_5_vl", k) for k in ("image", "screenshot", "video", "audio", "point_cloud", "mixed")]
         plan += [("qwen2_5_omni", k) for k in ("audio", "mixed")]
         loaded = {}
@@ -116,20 +139,25 @@ def run(batch: int, batches: int) -> list[dict]:
             if family not in loaded:
                 loaded[family] = load(build_tiny(family, Path(tmp) / family, seed=0))
             model, proc = loaded[family]
-            r = measure(family, kind, model, proc, root, batch, batches)
+            r = measure(family, kind, model, proc, root, batch, batches, workers)
             print(f"{family:13s} {kind:12s} {r['samples_s']:7.1f} samples/s  "
                   f"collate {r['collate_ms']:7.1f} ms  step {r['step_ms']:7.1f} ms  "
-                  f"share {100 * r['share']:4.1f}%", flush=True)
+                  f"share {100 * r['share']:4.1f}%  | {workers} workers: wait {r['wait_ms_workers']:7.1f} ms  "
+                  f"step {r['step_ms_workers']:7.1f} ms  share {100 * r['share_workers']:4.1f}%", flush=True)
             results.append(r)
     return results
 
 
 def table(rows: list[dict], batch: int) -> str:
+    workers = rows[0]["workers"] if rows else 0
     lines = [f"| family | modality | tokens/sample | collate (samples/s) | collate / batch of {batch} (ms) | "
-             "train step (ms) | collate share of step |", "|---|---|---|---|---|---|---|"]
+             f"train step (ms) | collate share of step | wait for batch, {workers} workers (ms) | "
+             f"train step, {workers} workers (ms) | collate share, {workers} workers |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['family']} | {r['modality']} | {r['tokens']} | {r['samples_s']:.1f} | "
-                     f"{r['collate_ms']:.0f} | {r['step_ms']:.0f} | {100 * r['share']:.0f}% |")
+                     f"{r['collate_ms']:.0f} | {r['step_ms']:.0f} | {100 * r['share']:.0f}% | "
+                     f"{r['wait_ms_workers']:.1f} | {r['step_ms_workers']:.0f} | {100 * r['share_workers']:.1f}% |")
     return "\n".join(lines)
 
 
@@ -138,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="one batch per modality (a smoke run)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--batches", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=2, help="DataLoader workers for the second measurement")
     args = ap.parse_args(argv)
     batches = 1 if args.quick else args.batches
-    rows = run(args.batch, batches)
+    rows = run(args.batch, batches, args.workers)
     print(f"\nmachine: {platform.processor() or platform.machine()}, "
           f"torch threads {torch.get_num_threads()}, batch {args.batch} x {batches} batches\n")
     print(table(rows, args.batch))

@@ -161,6 +161,11 @@ class SFTConfig:
     eval_on_start: bool = False  # also before the first step (logged as step 0)
     max_eval_samples: int | None = bounded(None, ge=1)  # the first rows of data.eval; None: all of them
     resume: str | None = None  # a checkpoint dir, or "auto" for the newest one under output_dir
+    # Batches are collated (media decoded, processor run) in this many DataLoader worker processes, each
+    # keeping `prefetch_batches` ready ahead of the step; 0 collates in the training process, between steps.
+    # The collator is a pure function of the rows, so the batches are the same either way.
+    dataloader_workers: int = bounded(2, ge=0)
+    prefetch_batches: int = bounded(2, ge=1)
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,12 @@ def sft_arguments(recipe: Recipe) -> Any:
         activation_checkpointing=recipe.model.gradient_checkpointing, gradient_checkpointing=None,
         activation_checkpointing_kwargs={"use_reentrant": False}, bf16=bf16,
         fp16=recipe.model.dtype == "float16",
-        dataloader_num_workers=0, save_only_model=False, disable_tqdm=False,
+        # collation off the critical path: workers collate the next batches while the step runs; they
+        # live for the whole run (forked once, not at every epoch)
+        dataloader_num_workers=s.dataloader_workers,
+        dataloader_prefetch_factor=s.prefetch_batches if s.dataloader_workers else None,
+        dataloader_persistent_workers=s.dataloader_workers > 0,
+        save_only_model=False, disable_tqdm=False,
     )
 
 
@@ -252,16 +257,13 @@ def save_final(trainer: Any, processor: Any, recipe: Recipe, *, source: str = "r
     return out / "final"
 
 
-def run(recipe: Recipe, *, resume: str | None = None, source: str = "recipe") -> int:
-    """Fine-tune as the recipe's `sft` section says; `resume` (``auto`` or a checkpoint) replaces
-    ``sft.resume``. Returns the exit status."""
+def make_trainer(recipe: Recipe, *, source: str = "recipe") -> tuple[Any, Any, dict]:
+    """The Trainer a run trains with (policy, data, checked collator, callbacks), its processor and the row
+    counts per source. `recipe` is the one `for_training` returned."""
     from transformers import set_seed
 
     from mmreason.modalities.collate import Collator
 
-    recipe = for_training(recipe, "sft", resume=resume, source=source)
-    resume_from = _resume_arg(recipe)  # a bad checkpoint fails before the model loads
-    print(format_recipe(recipe), end="", flush=True)
     set_seed(recipe.seed)
     model, processor = load_policy(recipe, model_path(recipe))
     rows = load_data(recipe)
@@ -285,6 +287,16 @@ def run(recipe: Recipe, *, resume: str | None = None, source: str = "recipe") ->
         processing_class=processor, data_collator=IndexCollator(everything, collator),
         callbacks=_callbacks(recipe, source=source, rows=counts),
         optimizers=(module_optimizer(model, recipe, args), None))
+    return trainer, processor, counts
+
+
+def run(recipe: Recipe, *, resume: str | None = None, source: str = "recipe") -> int:
+    """Fine-tune as the recipe's `sft` section says; `resume` (``auto`` or a checkpoint) replaces
+    ``sft.resume``. Returns the exit status."""
+    recipe = for_training(recipe, "sft", resume=resume, source=source)
+    resume_from = _resume_arg(recipe)  # a bad checkpoint fails before the model loads
+    print(format_recipe(recipe), end="", flush=True)
+    trainer, processor, counts = make_trainer(recipe, source=source)
     if resume_from is not None:
         print(f"resuming from {resume_from}", flush=True)
     trainer.train(resume_from_checkpoint=None if resume_from is None else str(resume_from / "state"))
