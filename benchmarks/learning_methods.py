@@ -67,7 +67,7 @@ def _zoom_method(name: str, title: str, claim: str, rl_recipe: str, arms: dict, 
         "quickstart/qwen2_5_vl_sft",
         ("data.prompt=deepeyes", f"model.max_pixels={IMAGE_PIXELS}", "data.max_prompt_length=1024"),
         rl_recipe, ("data.prompt=deepeyes", f"model.max_pixels={IMAGE_PIXELS}"), evaluations,
-        full=Size(300, 32, ("sft.epochs=4", "sft.batch_size=4", "sft.save_steps=1000"), full_rl),
+        full=Size(96, 24, ("sft.epochs=2", "sft.batch_size=4", "sft.save_steps=1000"), full_rl),
         smoke=Size(4, 2, SMOKE_SFT, SMOKE_RL), arms=arms, rl_curves=curves)
 
 
@@ -79,7 +79,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         "accuracy with the zoom tool beats the same checkpoint with tools disabled; tool-call rate and accuracy "
         "rise during RL (arXiv 2505.14362, sections 4.2-4.3)",
         "debug/tiny_deepeyes_grpo", {"rl": ()},
-        ("grpo.max_steps=20", "grpo.num_generations=4", "grpo.batch_size=2", "grpo.save_steps=20",
+        ("grpo.max_steps=10", "grpo.num_generations=4", "grpo.batch_size=2", "grpo.save_steps=10",
          "grpo.logging_steps=1", "grpo.max_completion_length=160"),
         {"tools": Evaluation("vstar", (*_VSTAR, "--max-turns", "3"), "zoom tool, up to 3 turns"),
          "no_tools": Evaluation("vstar", (*_VSTAR, "--max-turns", "1"),
@@ -91,7 +91,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         "beats one sequence-level reward: more correct zooms and higher accuracy (arXiv 2511.23031, abstract)",
         "debug/tiny_virl_grpo",
         {"step_credit": ("grpo.step_rewards=true",), "sequence_credit": ("grpo.step_rewards=false",)},
-        ("grpo.max_steps=20", "grpo.num_generations=4", "grpo.batch_size=2", "grpo.save_steps=20",
+        ("grpo.max_steps=10", "grpo.num_generations=4", "grpo.batch_size=2", "grpo.save_steps=10",
          "grpo.logging_steps=1", "grpo.max_completion_length=160"),
         {"tools": Evaluation("vstar", (*_VSTAR, "--max-turns", "3"), "zoom tool, up to 3 turns")},
         ("reward", "tool_calls_per_trajectory", "advantages/token_nonuniform_frac")),
@@ -103,8 +103,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         "quickstart/qwen2_5_vl_sft", ("data.prompt=grit", f"model.max_pixels={IMAGE_PIXELS}"),
         "grit/tiny_grpo_20", (f"model.max_pixels={IMAGE_PIXELS}",),
         {"grit": Evaluation("grit", ("--max-pixels", str(IMAGE_PIXELS), "--max-new-tokens", "160"))},
-        full=Size(300, 32, ("sft.epochs=4", "sft.batch_size=4", "sft.save_steps=1000"),
-                  ("grpo.max_steps=20", "grpo.save_steps=20", "grpo.logging_steps=1", "grpo.batch_size=2",
+        full=Size(64, 16, ("sft.epochs=2", "sft.batch_size=4", "sft.save_steps=1000"),
+                  ("grpo.max_steps=6", "grpo.save_steps=6", "grpo.logging_steps=1", "grpo.batch_size=2",
                    "grpo.max_completion_length=160", "grpo.lr=2.0e-5")),
         smoke=Size(4, 2, SMOKE_SFT, SMOKE_RL), rl_curves=("reward", "rewards/grit")),
     Method(
@@ -115,8 +115,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         "infigui_r1/tiny_sft", FULL_FT + ("sft.lr=5.0e-4", "sft.scheduler=cosine"),
         "infigui_r1/tiny_rloo", ("data.prompt=infigui_r1", "grpo.lr=2.0e-5"),
         {"android_control_low": Evaluation("android_control_low", ("--max-new-tokens", "96"))},
-        full=Size(96, 24, ("sft.epochs=2", "sft.batch_size=4", "sft.max_steps=null", "sft.save_steps=1000"),
-                  ("grpo.max_steps=10", "grpo.num_generations=4", "grpo.batch_size=2", "grpo.save_steps=10",
+        full=Size(64, 16, ("sft.epochs=2", "sft.batch_size=4", "sft.max_steps=null", "sft.save_steps=1000"),
+                  ("grpo.max_steps=6", "grpo.num_generations=4", "grpo.batch_size=2", "grpo.save_steps=6",
                    "grpo.max_completion_length=96")),
         smoke=Size(4, 2, SMOKE_SFT, SMOKE_RL), rl_curves=("reward", "rewards/infigui")),
     Method(
@@ -126,8 +126,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         "video_com/tiny_sft", FULL_FT + ("sft.lr=5.0e-4", "sft.scheduler=cosine"),
         "video_com/tiny_grpo", ("grpo.lr=2.0e-5",),
         {"video_com": Evaluation("video_com", ("--max-new-tokens", "64", "--max-turns", "3"))},
-        full=Size(96, 24, ("sft.epochs=2", "sft.batch_size=4", "sft.max_steps=null", "sft.save_steps=1000"),
-                  ("grpo.max_steps=10", "grpo.num_generations=4", "grpo.batch_size=2", "grpo.save_steps=10",
+        full=Size(64, 16, ("sft.epochs=2", "sft.batch_size=4", "sft.max_steps=null", "sft.save_steps=1000"),
+                  ("grpo.max_steps=6", "grpo.num_generations=4", "grpo.batch_size=2", "grpo.save_steps=6",
                    "grpo.max_completion_length=64")),
         smoke=Size(4, 2, SMOKE_SFT, SMOKE_RL), rl_curves=("reward", "rewards/video_com")),
     Method(
@@ -138,8 +138,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         "gs_reasoner/tiny_sft", FULL_FT + ("sft.lr=5.0e-4", "sft.lr_by_module={}", "sft.scheduler=cosine"),
         "gs_reasoner/tiny_grpo", ("grpo.lr=2.0e-5", "model.lora.enabled=false"),
         {"grounding_3d": Evaluation("grounding_3d", ("--max-new-tokens", "64"))},
-        full=Size(96, 24, ("sft.epochs=2", "sft.batch_size=4", "sft.max_steps=null", "sft.save_steps=1000"),
-                  ("grpo.max_steps=10", "grpo.num_generations=4", "grpo.batch_size=2", "grpo.save_steps=10",
+        full=Size(64, 16, ("sft.epochs=2", "sft.batch_size=4", "sft.max_steps=null", "sft.save_steps=1000"),
+                  ("grpo.max_steps=6", "grpo.num_generations=4", "grpo.batch_size=2", "grpo.save_steps=6",
                    "grpo.max_completion_length=64")),
         smoke=Size(4, 2, SMOKE_SFT, SMOKE_RL), rl_curves=("reward", "rewards/gs_reasoner")),
 )}

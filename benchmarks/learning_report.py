@@ -94,7 +94,7 @@ def compare(label: str, metric: str, a: Mapping, b: Mapping) -> str:
     """
     va, vb = a.get(metric), b.get(metric)
     if va is None or vb is None:
-        return f"{label}, {metric}: not measured (no sample scored)"
+        return f"{label}, {metric}: no value (no sample had one, e.g. no zoom was made)"
     se = math.sqrt(_se(va, a["n"]) ** 2 + _se(vb, b["n"]) ** 2)
     beyond = "yes" if abs(va - vb) > 2 * se else "no"
     return f"{label}, {metric}: {va:.3f} vs {vb:.3f} ({va - vb:+.3f}, beyond two standard errors: {beyond})"
@@ -145,11 +145,30 @@ def training_lines(out: Path, method: Method) -> list[str]:
     for arm in method.arms:
         path = out / arm / "metrics.jsonl"
         series = load_series(path) if path.exists() else {}
-        parts = [f"{key} {a:.3f} -> {b:.3f}" for key in method.rl_curves if series.get(key)
-                 for a, b in [thirds(series[key])]]
+        # zero_variance_frac: groups whose completions all scored the same carry no GRPO/RLOO gradient
+        parts = [f"{key} {a:.3f} -> {b:.3f}" for key in (*method.rl_curves, "zero_variance_frac")
+                 if series.get(key) for a, b in [thirds(series[key])]]
         if parts:
             steps = max(p[0] for v in series.values() for p in v)
             lines.append(f"RL `{arm}` ({steps} steps), mean of the first third -> the last third: " + ", ".join(parts))
+    return lines
+
+
+def example_outputs(out: Path, method: Method, models: Sequence[str], width: int = 160) -> list[str]:
+    """The first held-out output of each model under the first evaluation, cut to `width` characters: what
+    the numbers are made of."""
+    import json
+
+    name = next(iter(method.evaluations))
+    lines = []
+    for model in models:
+        path = out / "eval" / model / name / "samples.jsonl"
+        if path.exists():
+            first = read_jsonl(path)[:1]
+            if first:
+                text = (first[0].get("output") or "").replace("\n", " ")
+                lines.append(f"{model} ({name}, gold `{first[0].get('gt')}`): "
+                             f"{json.dumps(text[:width] + ('...' if len(text) > width else ''))}")
     return lines
 
 
@@ -222,6 +241,8 @@ def section(out: Path, method: Method, seed: int, command: str, settings: Mappin
              f"{peak} MB.", "",
              "Held-out, greedy; every figure recomputed from the saved eval samples:", "",
              markdown_table(table), "", *[f"- {line}" for line in training_lines(out, method)], "",
+             "The first held-out output of each model, as written:", "",
+             *[f"- {line}" for line in example_outputs(out, method, list(table))], "",
              "Readings (difference, and whether it exceeds two standard errors):", ""]
     lines += [f"- {line}" for line in readings(method, table)]
     lines += ["", f"![{method.name} seed {seed} curves]({os.path.relpath(figure, markdown.parent)})", "",
