@@ -70,6 +70,8 @@ def describe(path: str) -> str:
         return CHECKPOINT_FILES[full.name]
     if path.startswith("docs/screenshots/") and full.suffix == ".png":  # taken by tests/e2e/test_demo_browser.py
         return f"`mmreason demo {full.stem}` in headless Chromium, after a run (shown in the tour)"
+    if path.startswith("benchmarks/learning/") and full.suffix == ".png":  # written by benchmarks/learning.py
+        return f"curves of `benchmarks/learning.py --method {full.stem.rsplit('-seed', 1)[0]}` (LEARNING.md)"
     if path.startswith("tests/") and full.name.startswith("test_"):
         return _docline(full) or "tests: " + full.stem.removeprefix("test_").replace("_", " ")
     if path.endswith(".py"):
