@@ -78,12 +78,17 @@ def _axis_align(template: str | None, scene: str) -> list[list[float]] | None:
     if not template:
         return None
     path = Path(template.format(scene_id=scene))
-    if not path.is_file():
-        raise MediaError(path, "ScanNet meta file not found (axis_align)")
-    m = re.search(r"axisAlignment\s*=\s*([-\d.eE+\s]+)", path.read_text(encoding="utf-8"))
+    return axis_alignment(path)
+
+
+def axis_alignment(meta: Path) -> list[list[float]]:
+    """The 4x4 ``axisAlignment`` matrix of a scene's meta file (row-major, as ScanNet writes it)."""
+    if not meta.is_file():
+        raise MediaError(meta, "ScanNet meta file not found (it holds the axisAlignment line)")
+    m = re.search(r"axisAlignment\s*=\s*([-\d.eE+\s]+)", meta.read_text(encoding="utf-8"))
     values = [float(v) for v in m.group(1).split()] if m else []
     if len(values) != 16:
-        raise MediaError(path, "no 'axisAlignment = 16 numbers' line")
+        raise MediaError(meta, "no 'axisAlignment = 16 numbers' line")
     return [values[i:i + 4] for i in range(0, 16, 4)]
 
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 
 from mmreason.errors import MediaError, SchemaError
 from mmreason.modalities.ply import read_ascii, read_header
+from mmreason.data_builders.converters_3d import axis_alignment  # one parser of ScanNet's meta file
 
 _NUMPY_TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
                 "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
@@ -35,17 +35,6 @@ def scene_files(scans: Path, scene: str) -> dict[str, Path]:
         aggregation = folder / f"{scene}_vh_clean.aggregation.json"
     return {"mesh": folder / f"{scene}_vh_clean_2.ply", "segs": folder / f"{scene}_vh_clean_2.0.010000.segs.json",
             "aggregation": aggregation, "meta": folder / f"{scene}.txt"}
-
-
-def axis_alignment(meta: Path) -> list[list[float]]:
-    """The 4x4 ``axisAlignment`` matrix of a scene's meta file (row-major, as ScanNet writes it)."""
-    if not meta.is_file():
-        raise MediaError(meta, "ScanNet meta file not found (it holds the axisAlignment line)")
-    match = re.search(r"axisAlignment\s*=\s*([-\d.eE+\s]+)", meta.read_text(encoding="utf-8"))
-    values = [float(v) for v in match.group(1).split()] if match else []
-    if len(values) != 16:
-        raise MediaError(meta, "no 'axisAlignment = 16 numbers' line")
-    return [values[i:i + 4] for i in range(0, 16, 4)]
 
 
 def mesh_vertices(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
