@@ -9,7 +9,7 @@ import torch
 from mmreason.models.spatial import SPATIAL_INPUTS, SpatialAdapter, SpatialCollator, SpatialConfig
 from mmreason.models.spatial.pooling import example_inputs
 
-SMALL = dict(width=16, heads=2, points_per_patch=6, scene_points=256)
+SMALL = dict(width=16, heads=2, points_per_patch=6, scene_points=256)  # as spatial_dir (tests/unit/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -59,23 +59,6 @@ def test_gradients_reach_the_encoder_and_the_projector(adapter):
 
 
 # ------------------------------------------------------------------------------------------ backbone
-@pytest.fixture(scope="module")
-def rows(tmp_path_factory):
-    from mmreason.data_builders.scenes_3d import build
-    from mmreason.schema import dataset_root, load_rows, resolve_media
-
-    out = build(tmp_path_factory.mktemp("rooms") / "ds", n=2, seed=0, qtypes=["grounding_3d"], rgbd=True,
-                views=2, num_points=8000, view_size=[112, 84], progress=False)
-    return [resolve_media(r, dataset_root(out)) for r in load_rows(out)]
-
-
-@pytest.fixture(scope="module")
-def spatial_dir(tmp_path_factory, tiny_model_dir):
-    from mmreason.models.spatial.qwen import init_checkpoint
-
-    return init_checkpoint(tiny_model_dir("qwen2_5_vl"), tmp_path_factory.mktemp("spatial") / "init", **SMALL)
-
-
 def _batch(processor, rows):
     from mmreason.modalities.collate import Collator
 
@@ -83,7 +66,7 @@ def _batch(processor, rows):
     return collate(rows)
 
 
-def test_save_load_gives_identical_logits_and_the_adapter_matters(spatial_dir, rows, tmp_path):
+def test_save_load_gives_identical_logits_and_the_adapter_matters(spatial_dir, rgbd_rooms, tmp_path):
     from mmreason.models import load
     from mmreason.models.spatial.qwen import SpatialQwen2_5_VL
 
@@ -93,7 +76,7 @@ def test_save_load_gives_identical_logits_and_the_adapter_matters(spatial_dir, r
     with torch.no_grad():  # weights no initialisation would give, so a reload that re-initialises shows
         for p in model.spatial.parameters():
             p.add_(torch.randn_like(p) * 0.1)
-    batch = _batch(processor, rows)
+    batch = _batch(processor, rgbd_rooms)
     model.eval()
     with torch.no_grad():
         logits = model(**batch).logits
@@ -107,7 +90,7 @@ def test_save_load_gives_identical_logits_and_the_adapter_matters(spatial_dir, r
             torch.testing.assert_close(reloaded(**batch).logits, logits, rtol=0, atol=0)
 
 
-def test_generate_feeds_the_points_to_the_image_tokens(spatial_dir, rows, caplog):
+def test_generate_feeds_the_points_to_the_image_tokens(spatial_dir, rgbd_rooms, caplog):
     from mmreason.models import load
     from mmreason.modalities.collate import Collator
 
@@ -117,14 +100,14 @@ def test_generate_feeds_the_points_to_the_image_tokens(spatial_dir, rows, caplog
     model.spatial.register_forward_hook(lambda module, args, out: calls.append(out.shape))
     collate = SpatialCollator(Collator(processor, "qwen2_5_vl", mode="generate", return_meta=False),
                               SpatialConfig(**SMALL))
-    batch = collate(rows[:1])
+    batch = collate(rgbd_rooms[:1])
     with torch.no_grad():
         model.generate(**batch, max_new_tokens=3, do_sample=False)
     assert calls == [batch["spatial_points"].shape[:1] + (model.config.vision_config.out_hidden_size,)]
     assert "without spatial inputs" not in caplog.text
 
 
-def test_lora_trains_the_adapter_fully_at_its_own_rate(spatial_dir, rows, tmp_path):
+def test_lora_trains_the_adapter_fully_at_its_own_rate(spatial_dir, rgbd_rooms, tmp_path):
     from mmreason.config import load_recipe_dict
     from mmreason.models import load
     from mmreason.train.model_setup import load_policy, parameter_groups
@@ -141,7 +124,7 @@ def test_lora_trains_the_adapter_fully_at_its_own_rate(spatial_dir, rows, tmp_pa
     assert sum(p.numel() for p in groups[0]["params"]) == sum(
         p.numel() for n, p in model.named_parameters() if n in adapter)
     optimizer = torch.optim.AdamW(groups)
-    batch = _batch(processor, rows)
+    batch = _batch(processor, rgbd_rooms)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if n in adapter}
     model.train()
     for _ in range(2):

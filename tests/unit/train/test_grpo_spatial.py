@@ -6,28 +6,11 @@ import torch
 
 from mmreason.models.spatial import SPATIAL_INPUTS, SpatialAdapter, SpatialCollator, SpatialConfig
 
-SMALL = dict(width=16, heads=2, points_per_patch=6, scene_points=256)
+SMALL = dict(width=16, heads=2, points_per_patch=6, scene_points=256)  # as spatial_dir (tests/unit/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory):
-    from mmreason.data_builders.scenes_3d import build
-    from mmreason.schema import dataset_root, load_rows, resolve_media
-
-    out = build(tmp_path_factory.mktemp("rooms") / "ds", n=2, seed=0, qtypes=["grounding_3d"], rgbd=True,
-                views=2, num_points=8000, view_size=[112, 84], progress=False)
-    return [resolve_media(r, dataset_root(out)) for r in load_rows(out)]
-
-
-@pytest.fixture(scope="module")
-def spatial_dir(tmp_path_factory, tiny_model_dir):
-    from mmreason.models.spatial.qwen import init_checkpoint
-
-    return init_checkpoint(tiny_model_dir("qwen2_5_vl"), tmp_path_factory.mktemp("spatial") / "init", **SMALL)
-
-
-@pytest.fixture(scope="module")
-def rolled(spatial_dir, rows):
+def rolled(spatial_dir, rgbd_rooms):
     """Two rows x two trajectories (key/value cache on), and the adapter's inputs at every generation call."""
     from mmreason.models import load
     from mmreason.rollout import RolloutConfig, rollout
@@ -37,13 +20,13 @@ def rolled(spatial_dir, rows):
     seen = []
     hook = model.spatial.register_forward_hook(
         lambda module, args, kwargs, out: seen.append({k: v.clone() for k, v in kwargs.items()}), with_kwargs=True)
-    trajs = rollout(model, processor, rows, "qwen2_5_vl", group_size=2,
+    trajs = rollout(model, processor, rgbd_rooms, "qwen2_5_vl", group_size=2,
                     config=RolloutConfig(max_new_tokens=5, max_completion_tokens=5, seed=0))
     hook.remove()
     return model, processor, trajs, seen
 
 
-def test_generation_reads_each_rows_own_points(rolled, rows):
+def test_generation_reads_each_rows_own_points(rolled, rgbd_rooms):
     from mmreason.modalities.collate import Collator
 
     model, processor, trajs, seen = rolled
@@ -51,7 +34,7 @@ def test_generation_reads_each_rows_own_points(rolled, rows):
     got = seen[0]
     collate = SpatialCollator(Collator(processor, "qwen2_5_vl", mode="generate", return_meta=False),
                               SpatialConfig(**SMALL))
-    alone = [collate([row]) for row in rows]
+    alone = [collate([row]) for row in rgbd_rooms]
     order = [alone[t.group] for t in trajs]  # the batch's images: each trajectory's prompt, in order
     for key in ("spatial_points", "spatial_point_mask", "spatial_centers", "spatial_center_mask"):
         torch.testing.assert_close(got[key], torch.cat([b[key] for b in order]), rtol=0, atol=0)
@@ -83,7 +66,7 @@ def test_the_log_prob_forward_reads_the_points(rolled):
     assert not torch.allclose(logp, shifted)
 
 
-def test_observation_pictures_get_no_points_and_keep_their_tokens(spatial_dir, rows):
+def test_observation_pictures_get_no_points_and_keep_their_tokens(spatial_dir, rgbd_rooms):
     from mmreason.models import load
     from mmreason.rollout.tokens import concat_vision
 
@@ -102,13 +85,13 @@ def test_observation_pictures_get_no_points_and_keep_their_tokens(spatial_dir, r
         torch.testing.assert_close(model.spatial(both, **inputs), both)
 
 
-def test_a_vllm_backend_is_refused_for_the_spatial_model(rolled, rows):
+def test_a_vllm_backend_is_refused_for_the_spatial_model(rolled, rgbd_rooms):
     from mmreason.rollout import VLLMBackend, rollout
 
     model, processor, _, _ = rolled
     backend = VLLMBackend(processor, "qwen2_5_vl", mode="server", server_url="http://127.0.0.1:9")
     with pytest.raises(ValueError, match="vLLM engine cannot be given"):
-        rollout(model, processor, rows[:1], "qwen2_5_vl", backend=backend)
+        rollout(model, processor, rgbd_rooms[:1], "qwen2_5_vl", backend=backend)
 
 
 def test_grpo_steps_of_the_tiny_recipe_train_the_adapter_through_the_points(spatial_dir, tmp_path, caplog):
