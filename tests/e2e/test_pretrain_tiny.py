@@ -9,7 +9,9 @@ import sys
 import numpy as np
 from safetensors.torch import load_file
 
-from mmreason.train.pretrain_tiny import BOX_PHRASINGS, NAME_LAST_PHRASINGS, _batch_rows, contrast_rows, pairs_rows
+from mmreason.train.pretrain_tiny import (BOX_PHRASINGS, NAME_LAST_PHRASINGS, _batch_rows, _scene,
+                                          _scene_naming_row, scene_naming_turn,
+                                          contrast_rows, pairs_rows)
 
 
 def _run(*args, cwd):
@@ -102,6 +104,33 @@ def test_pairs_rows_include_scenes_one_word_alone_tells_apart():
     assert len(batch) == 16 and sum(q.startswith("What ") for q in questions) == 4  # a quarter names a lone shape
 
 
+def test_scene_naming_rows_name_one_shape_of_a_scene_by_the_other_word():
+    rng = np.random.default_rng(2)
+    asked = {"colour": 0, "shape": 0}
+    for _ in range(80):
+        items = _scene(rng, (2, 4), 112).items
+        turn = scene_naming_turn(rng, items)
+        if turn is None:
+            continue
+        question, answer = turn
+        if question.startswith("What colour is the "):
+            asked["colour"] += 1
+            kind = question[len("What colour is the "):-1]
+            named = [it for it in items if it.name == kind]
+            assert len(named) == 1 and named[0].color == answer  # the only shape of that kind, its colour
+        else:
+            asked["shape"] += 1
+            colour = question[len("What shape is the "):-len(" one?")]
+            named = [it for it in items if it.color == colour]
+            assert len(named) == 1 and named[0].name == answer
+    assert asked["colour"] >= 20 and asked["shape"] >= 20, asked
+    row = _scene_naming_row(rng, 112)
+    assert row["messages"][0]["content"][1]["type"] == "image" and len(row["messages"]) == 2
+    batch = _batch_rows(rng, "pairs", 0.5, 16, naming_share=0.5, naming_kind="scene")
+    questions = [r["messages"][0]["content"][0]["text"] for r in batch]
+    assert sum(q.startswith("What ") and q != "What shape is it?" and "the shape?" not in q for q in questions) == 8
+
+
 def test_bind_without_a_checkpoint_is_refused(tmp_path):
     for args, message in ((["--stage", "bind"], "give --init-from"),
                           (["--stage", "contrast"], "give --init-from"),
@@ -109,7 +138,8 @@ def test_bind_without_a_checkpoint_is_refused(tmp_path):
                           (["--init-from", "nowhere"], "--init-from goes with a later stage"),
                           (["--stage", "bind", "--init-from", "nowhere"], "no checkpoint there"),
                           (["--vision-lr-scale", "0"], "--vision-lr-scale must be > 0"),
-                          (["--naming-share", "0.3"], "goes with --stage contrast or pairs")):
+                          (["--naming-share", "0.3"], "goes with --stage contrast or pairs"),
+                          (["--naming-kind", "scene"], "give --naming-share too")):
         run = _run("--out", "x", "--steps", "2", *args, cwd=tmp_path)
         assert run.returncode == 2 and message in run.stderr, run.stderr[-1000:]
         assert "Traceback" not in run.stderr
