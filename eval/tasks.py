@@ -13,8 +13,8 @@ Template fields: ``{question}`` (the text of the row's last user turn), ``{instr
 (``gui.instruction``, else the question) and ``{width}``/``{height}`` (the first image's extent in the
 family's output frame: the smart-resized size for resized-pixel families, 1000 x 1000 for 0-1000 families).
 
->>> sorted(TASKS)[:4]
-['android_control_high', 'android_control_low', 'counting', 'grit']
+>>> sorted(TASKS)[:5]
+['android_control_high', 'android_control_low', 'audio_grounding', 'audio_listen', 'audio_qa']
 >>> TASKS["grounding"].metrics["acc@0.5"]
 Metric(fn='box_iou_hit', options={'threshold': 0.5})
 >>> TASKS["grounding"].metrics["format"]
@@ -217,6 +217,36 @@ TASKS: dict[str, Task] = {
                  "format": _format("final_answer")},
         reference="Video-CoM release: up to 5 rounds, zoom boxes in frame pixels, FINAL_ANSWER ends",
         needs=("video",), media=_VIDEO, call_syntax="video_com", tool_frame="pixel", max_turns=5),
+    # Audio: the audio_speech builder's rows (espeak-ng words, beeps, noise with exact timings); a vision-only
+    # family hears each clip as its log-mel spectrogram picture, the Omni family as Whisper features.
+    "audio_grounding": Task(
+        "Audio temporal grounding (when is a word said, when is the noise): mean tIoU, R@0.3/0.5/0.7 and "
+        "moment hit rate of the answered span in seconds.",
+        row_tasks=("temporal_grounding",), prompt="{question}\n" + _SPAN,
+        metrics={"miou": Metric(M + "temporal_iou"), "r@0.3": Metric(M + "temporal_iou", {"threshold": 0.3}),
+                 "r@0.5": Metric(M + "temporal_iou", {"threshold": 0.5}),
+                 "r@0.7": Metric(M + "temporal_iou", {"threshold": 0.7}), "hit": Metric(M + "temporal_hit"),
+                 "format": _format("span")},
+        reference="Charades-STA R@IoU, on audio time spans (seconds of the clip)", needs=("audio",),
+        breakdown=("qtype",), max_new_tokens=256),
+    "audio_qa": Task(
+        "Audio question answering (which word, after which beep, how many beeps, higher or lower, the "
+        "transcript): offline correctness rule and normalised exact match of the <answer>.",
+        row_tasks=("audio_qa", "counting"), prompt="{question}\n" + ANSWER_PROMPT,
+        metrics={"accuracy": Metric("accuracy"), "exact_match": Metric("exact_match"),
+                 "format": _format("answer")},
+        reference="R1-AQA (arXiv 2503.11197): rule-based accuracy of the <answer> block", needs=("audio",),
+        breakdown=("qtype",), max_new_tokens=256),
+    "audio_listen": Task(
+        "Coarse-to-fine listening with the play_audio tool on every audio question: the answer term of "
+        "audio_reasoning (span IoU on grounding rows, exact match on the others), the share of the GT span one "
+        "close listen covered, and play_audio calls per question.",
+        row_tasks=("temporal_grounding", "audio_qa", "counting"),
+        prompt="{question}\nListen again closer with play_audio where you need to. " + ANSWER_PROMPT,
+        metrics={"answer": Metric("audio_reasoning", {"evidence_weight": 0.0}), "evidence": Metric("audio_evidence"),
+                 "tool_calls": Metric(M + "tool_calls"), "format": _format("answer")},
+        reference="the project's audio rewards (mmreason.rewards.audio); at most 4 rounds", needs=("audio",),
+        tools=("play_audio",), max_turns=4, breakdown=("qtype",), max_new_tokens=512),
 }
 
 
