@@ -43,6 +43,12 @@ PAPER = {
                             "data.prompt": "think_answer"},
     "ton/qwen2_5_vl_gui_grpo": {"grpo.num_generations": 8, "grpo.lr": 1e-6, "model.max_pixels": 501760,
                                 "rewards.funcs.1.kwargs": {"radius": 0.14, "coord_frame": "norm1"}},
+    # R1-AQA's GRPO (its src/train.py and the trl 0.15.2 defaults it runs with) with the play_audio tool
+    "audio/qwen2_5_omni_grpo": {"grpo.num_generations": 8, "grpo.lr": 1e-6, "grpo.beta": 0.04, "grpo.batch_size": 16,
+                                "grpo.grad_accum": 2, "grpo.temperature": 1.0, "grpo.max_steps": 1000,
+                                "grpo.loss_agg": "seq_mean", "data.prompt": "think_answer",
+                                "tools.names": ("play_audio",), "rewards.funcs.0.name": "audio_reasoning"},
+    "audio/qwen2_5_omni_sft": {"sft.lr": 1e-5, "sft.scheduler": "cosine", "sft.warmup": 0.03, "sft.epochs": 1.0},
 }
 
 # method -> its stages in order, each (full-size recipe, debug-size recipe that tests/e2e runs)
@@ -56,6 +62,7 @@ STAGES = {
     "ui_ins": [("ui_ins/qwen2_5_vl_sft", "ui_ins/tiny_sft"), ("ui_ins/qwen2_5_vl_grpo", "ui_ins/tiny_grpo")],
     "ton": [("ton/qwen2_5_vl_sft", "ton/tiny_sft"), ("ton/qwen2_5_vl_grpo", "ton/tiny_grpo")],
     "ton_gui": [("ton/qwen2_5_vl_sft", "ton/tiny_sft"), ("ton/qwen2_5_vl_gui_grpo", "ton/tiny_gui_grpo")],
+    "audio": [("audio/qwen2_5_omni_sft", "audio/tiny_sft"), ("audio/qwen2_5_omni_grpo", "audio/tiny_grpo")],
 }
 
 
@@ -69,7 +76,7 @@ def value(recipe, dotted):
 @pytest.mark.parametrize("name", sorted(PAPER))
 def test_method_recipes_carry_the_papers_settings(name):
     recipe = load_recipe(RECIPES / f"{name}.yaml")
-    assert recipe.model.family == "qwen2_5_vl"
+    assert recipe.model.family == ("qwen2_5_omni" if name.startswith("audio/") else "qwen2_5_vl")
     for key, expected in PAPER[name].items():
         assert value(recipe, key) == expected, key
 
