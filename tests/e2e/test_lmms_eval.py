@@ -1,0 +1,146 @@
+"""lmms-eval's own evaluator runs a local task, written here in lmms-eval's task format (YAML + utils.py
+over a Parquet file with an image column, as its hub tasks are laid out), on the project's tiny base
+through the ``mmreason`` model class (`mmreason.eval.lmms_eval_model`), found by name as lmms-eval finds
+any model. The scenes come from the image_scenes builder: "Where is the red circle?" over 112-px shapes,
+the question the tiny base was pretrained on, so its boxes are good and the score is not 0.
+
+Checked: the responses lmms-eval logs are our model's (the very outputs `mmreason eval --task refer` writes
+for the same rows), and the score is lmms-eval's: its aggregate is the mean of its per-sample values, which
+are the IoUs of those responses with the ground truth, computed here again by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmreason import cli
+from mmreason.schema import dataset_root, load_rows, resolve_media
+
+BASE = Path(__file__).resolve().parents[2] / "models" / "tiny_base" / "qwen2_5_vl"
+TASK = "mmreason_local_refer"
+
+TASK_YAML = f"""\
+task: {TASK}
+dataset_path: parquet
+dataset_kwargs:
+  data_files:
+    test: {{data}}
+test_split: test
+output_type: generate_until
+doc_to_visual: !function utils.doc_to_visual
+doc_to_text: !function utils.doc_to_text
+doc_to_messages: !function utils.doc_to_messages
+doc_to_target: answer
+generation_kwargs:
+  max_new_tokens: 32
+  temperature: 0
+process_results: !function utils.process_results
+metric_list:
+  - metric: box_iou
+    aggregation: mean
+    higher_is_better: true
+"""
+
+# The question before the picture, as the tiny base was trained; the box is read from the response's JSON.
+TASK_UTILS = '''\
+import json
+import re
+
+
+def doc_to_visual(doc):
+    return [doc["image"].convert("RGB")]
+
+
+def doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    return doc["question"]
+
+
+def doc_to_messages(doc, lmms_eval_specific_kwargs=None):
+    return [{"role": "user", "content": [{"type": "text", "text": doc["question"]},
+                                         {"type": "image", "url": doc["image"].convert("RGB")}]}]
+
+
+def process_results(doc, results):
+    found = re.search(r"\\[([^\\]]*)\\]", results[0])
+    try:
+        box = [float(v) for v in found.group(1).split(",")] if found else []
+    except ValueError:
+        box = []
+    gt = json.loads(doc["answer"])
+    if len(box) != 4:
+        return {"box_iou": 0.0}
+    w = max(0.0, min(box[2], gt[2]) - max(box[0], gt[0]))
+    h = max(0.0, min(box[3], gt[3]) - max(box[1], gt[1]))
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (gt[2] - gt[0]) * (gt[3] - gt[1]) - w * h
+    return {"box_iou": w * h / union if union > 0 else 0.0}
+'''
+
+
+def _iou(a: list[float], b: list[float]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    from mmreason.data_builders import get_builder
+
+    out = tmp_path_factory.mktemp("lmms-scenes") / "scenes"
+    return get_builder("image_scenes")(out, n=6, seed=3, progress=False, preset="quickstart")
+
+
+@pytest.fixture
+def local_task(scenes, tmp_path, monkeypatch) -> Path:
+    """The task folder (YAML + utils.py) over a Parquet file of the scenes' pictures, questions and boxes."""
+    import datasets
+
+    monkeypatch.setenv("LMMS_EVAL_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
+    rows = [resolve_media(r, dataset_root(scenes)) for r in load_rows(scenes)]
+    user = [r["messages"][0]["content"] for r in rows]
+    table = datasets.Dataset.from_dict({
+        "id": [r["id"] for r in rows],
+        "question": [next(p["text"] for p in parts if p["type"] == "text") for parts in user],
+        "image": [next(p["image"] for p in parts if p["type"] == "image") for parts in user],
+        "answer": [json.dumps(r["boxes"][0]["box"]) for r in rows],
+    }).cast_column("image", datasets.Image())
+    table.to_parquet(str(tmp_path / "refer.parquet"))
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    (folder / f"{TASK}.yaml").write_text(TASK_YAML.format(data=tmp_path / "refer.parquet"))
+    (folder / "utils.py").write_text(TASK_UTILS)
+    return folder
+
+
+def test_lmms_eval_scores_a_local_task_with_our_model(local_task, scenes, tmp_path):
+    from lmms_eval.evaluator import simple_evaluate
+    from lmms_eval.tasks import TaskManager
+
+    results = simple_evaluate(model="mmreason", model_args=f"pretrained={BASE}", tasks=[TASK], batch_size=2,
+                              task_manager=TaskManager(include_path=str(local_task), include_defaults=False),
+                              log_samples=True)
+    samples = results["samples"][TASK]
+    rows = load_rows(scenes)
+    assert len(samples) == len(rows)
+    assert results["config"]["model"] == "mmreason"
+    # Our model's outputs: `mmreason eval` on the same rows, prompt and budget writes the same text.
+    assert cli.main(["eval", "--model", str(BASE), "--data", str(scenes), "--task", "refer", "--quiet",
+                     "--out", str(tmp_path / "ours")]) == 0
+    ours = {json.loads(line)["id"]: json.loads(line)
+            for line in (tmp_path / "ours" / "samples.jsonl").read_text().splitlines()}
+    by_doc = {s["doc_id"]: s for s in samples}
+    for i, row in enumerate(rows):
+        (response,) = by_doc[i]["resps"][0]
+        assert response == ours[row["id"]]["output"] and response.startswith('{"bbox_2d": [')
+    # lmms-eval's metric: its mean of its per-sample values, each the IoU of our response with the GT box.
+    by_hand = [_iou(json.loads(by_doc[i]["resps"][0][0])["bbox_2d"], row["boxes"][0]["box"])
+               for i, row in enumerate(rows)]
+    assert [by_doc[i]["box_iou"] for i in range(len(rows))] == pytest.approx(by_hand)
+    score = results["results"][TASK]["box_iou,none"]
+    assert score == pytest.approx(sum(by_hand) / len(by_hand)) and score > 0.5  # the base boxes shapes well
+    # and `mmreason eval`'s own mean IoU of the same outputs agrees (112-px scenes: no resize)
+    mine = json.loads((tmp_path / "ours" / "results.json").read_text())["metrics"]["miou"]["mean"]
+    assert score == pytest.approx(mine, abs=1e-6)
