@@ -9,7 +9,10 @@ event is in ``meta["events"]`` (words with the voice that spoke them).
 The target reasons coarse-to-fine (trace ``coarse_to_fine``): a coarse evidence document (what is
 heard in each 1-second window), then the window the question needs, then a fine evidence document
 (each event in that window with exact times and content), then the answer. Both documents are also
-in ``meta["evidence"]``.
+in ``meta["evidence"]``. Trace ``listen`` says the same in three turns with the ``play_audio`` tool: the
+coarse pass ends in a call that plays the window back, a tool turn holds what the tool returns (the
+window's spectrogram picture and its caption, as `tools.audio.close_listen` makes them), and the fine
+pass and the answer follow.
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ import math
 from pathlib import Path
 
 from mmreason.data_builders.common import DEFAULT_CHUNK_SIZE, SampleContext, build_dataset, check_options, \
-    phase, save_wav
+    phase, save_image, save_wav
 from mmreason.data_builders.gcot import text_turn
 from mmreason.data_builders.speech import PITCHES, RATES, SAMPLE_RATE, VOICES, Event, espeak_available, layout
-from mmreason.traces import render_block
+from mmreason.traces import render_block, render_tool_call
 
 NAME = "audio_speech"
-TRACES = ("coarse_to_fine", "none")
+TRACES = ("coarse_to_fine", "listen", "none")
 WORDS = ("apple", "river", "cloud", "tiger", "lemon", "piano", "rocket", "garden", "silver", "candle", "maple",
          "ocean", "pepper", "violin", "meadow", "falcon", "copper", "harbor", "thunder", "willow", "orange",
          "window", "basket", "dragon", "pencil", "marble", "jacket", "turtle", "button", "castle")
@@ -161,6 +164,26 @@ def coarse_to_fine(ev: dict, need: str, conclusion: str, answer: str) -> str:
     return render_block("think", think) + "\n" + render_block("answer", answer)
 
 
+def listen_turns(ev: dict, need: str, conclusion: str, answer: str, track, save_picture) -> list[dict]:
+    """The coarse-to-fine trace as play_audio turns: coarse pass and the call, the tool's return, fine pass and
+    answer. `save_picture(image)` writes the returned spectrogram and gives its dataset-relative path."""
+    from mmreason.modalities.audio import Audio
+    from mmreason.tools.audio import close_listen
+
+    lo, hi = ev["window"]
+    coarse = "; ".join(f"{a:g}-{b:g} s: {', '.join(k)}" for a, b, k in ev["coarse"])
+    clip = Audio(waveform=track, sample_rate=SAMPLE_RATE, source="", source_sample_rate=SAMPLE_RATE, source_channels=1)
+    caption, spec = close_listen(clip, lo, hi)
+    call = render_tool_call("play_audio", {"start": lo, "end": hi})
+    first = render_block("think", f"Coarse pass, {len(ev['coarse'])} windows: {coarse}. The question needs {need}, "
+                                  f"so I listen again to {lo:.1f}-{hi:.1f} s.")
+    back = [{"type": "image", "image": save_picture(spec.image)}, {"type": "text", "text": caption}]
+    last = render_block("think", f"Fine pass: {'; '.join(ev['fine'])}. {conclusion}.") + "\n" + \
+        render_block("answer", answer)
+    return [text_turn("assistant", first + "\n" + call), {"role": "tool", "content": back},
+            text_turn("assistant", last)]
+
+
 # ------------------------------------------------------------------------------------------ builder
 def make_sample(ctx: SampleContext) -> dict:
     opts, rng = ctx.options, ctx.rng
@@ -175,6 +198,9 @@ def make_sample(ctx: SampleContext) -> dict:
     ev = evidence(events, relevant, duration, float(opts["coarse_seconds"]))
     traces = {"coarse_to_fine": [text_turn("assistant", coarse_to_fine(ev, need, conclusion, answer))]}
     chosen = opts["trace"]
+    if chosen == "listen":  # pictures are written for the chosen trace only
+        traces["listen"] = listen_turns(ev, need, conclusion, answer, track,
+                                        lambda image: save_image(image, ctx.media("listen", "png")))
     user = {"role": "user", "content": [{"type": "audio", "audio": audio}, {"type": "text", "text": q}]}
     return {
         "id": ctx.id, "messages": [user] + (traces[chosen] if chosen != "none" else []), "answer": answer,

@@ -35,6 +35,21 @@ def cut_span(audio, start: float, end: float):
     return replace(audio, waveform=audio.waveform[lo:hi], start=audio.start + lo / sr, transcript=None)
 
 
+def close_listen(audio, start: float, end: float):
+    """What play_audio returns for ``[start, end]`` seconds of `audio` (validated times): its caption and the
+    span's spectrogram (`modalities.audio.Spectrogram`), at least ``PIXELS_ACROSS`` columns across. The
+    audio_speech builder writes its ``listen`` traces with it, so SFT targets show what a rollout shows."""
+    from mmreason.modalities.audio import log_mel_image
+
+    spec = log_mel_image(cut_span(audio, start, end),
+                         pixels_per_second=max(BASE_PIXELS_PER_SECOND, PIXELS_ACROSS / (end - start)))
+    text = (f"The audio from {start:.2f} s to {end:.2f} s, played again closer up. The image is its log-mel "
+            f"spectrogram: time runs left to right from {start:.2f} s to {end:.2f} s of the clip, "
+            f"{spec.seconds_per_pixel:.4g} s per pixel column; frequency rises from 0 Hz at the bottom to "
+            f"{spec.max_hz / 1000:g} kHz at the top; brighter means louder.")
+    return text, spec
+
+
 @tool
 def play_audio(env: ToolEnv, start: float, end: float, audio_index: int = 0) -> Observation:
     """Listen again, closer up, to a time span of the audio clip.
@@ -44,8 +59,6 @@ def play_audio(env: ToolEnv, start: float, end: float, audio_index: int = 0) -> 
         end: End of the span in seconds (after start).
         audio_index: Which input audio clip, counting from 0 (default 0).
     """
-    from mmreason.modalities.audio import log_mel_image
-
     index, audio = env.pick(env.audios, audio_index, "audio")
     duration = audio.duration
     a = as_number(start, "start", 0.0, duration)
@@ -53,12 +66,7 @@ def play_audio(env: ToolEnv, start: float, end: float, audio_index: int = 0) -> 
     if b - a < MIN_SECONDS:
         raise ToolInputError(f"end must come at least {MIN_SECONDS:g} s after start; got {a:g} to {b:g} "
                              f"(the clip is {duration:.2f} s long)")
-    span = cut_span(audio, a, b)
-    spec = log_mel_image(span, pixels_per_second=max(BASE_PIXELS_PER_SECOND, PIXELS_ACROSS / (b - a)))
-    text = (f"The audio from {a:.2f} s to {b:.2f} s, played again closer up. The image is its log-mel "
-            f"spectrogram: time runs left to right from {a:.2f} s to {b:.2f} s of the clip, "
-            f"{spec.seconds_per_pixel:.4g} s per pixel column; frequency rises from 0 Hz at the bottom to "
-            f"{spec.max_hz / 1000:g} kHz at the top; brighter means louder.")
+    text, spec = close_listen(audio, a, b)
     return Observation(text, images=(env.picture(spec.image),),
                        info={"tool": "play_audio", "audio_index": index, "start": a, "end": b,
-                             "source_start": span.start, "seconds_per_pixel": spec.seconds_per_pixel})
+                             "source_start": spec.start, "seconds_per_pixel": spec.seconds_per_pixel})

@@ -127,3 +127,31 @@ def test_card_and_options(built, tmp_path):
     assert "audio 16" in card and "Time span length" in card
     with pytest.raises(ValueError, match="qtypes"):
         audio_speech.build(tmp_path, n=1, qtypes=["lyrics"])
+
+
+def test_listen_traces_call_play_audio_and_show_what_it_returns(tmp_path):
+    """trace=listen: the coarse pass ends in a play_audio call on the evidence window, the tool turn holds what
+    the tool returns for that call on the row's own clip (caption and picture), and the fine pass answers."""
+    from PIL import Image
+
+    from mmreason.rewards import bind_reward
+    from mmreason.tools import ToolEnv, run_tool_call
+
+    out = audio_speech.build(tmp_path / "listen", n=4, seed=6, trace="listen", progress=False)
+    for row in schema.load_rows(out):
+        assert schema.validate(row, root=out, check_media=True) == row
+        first, back, last = row["messages"][1:]
+        assert [first["role"], back["role"], last["role"]] == ["assistant", "tool", "assistant"]
+        [call] = parse(first["content"][0]["text"]).tool_calls
+        lo, hi = row["meta"]["evidence"]["window"]
+        assert call.name == "play_audio" and call.arguments == {"start": lo, "end": hi}
+        heard = run_tool_call({"name": call.name, "arguments": call.arguments},
+                              ToolEnv.from_row(row, "qwen2_5_omni", root=out), ["play_audio"])
+        picture, caption = back["content"]
+        assert not heard.error and caption == {"type": "text", "text": heard.text}
+        assert Image.open(out / picture["image"]).size == heard.images[0].original.size
+        assert parse(last["content"][0]["text"]).answer == row["answer"]
+        # the call plays the evidence back closer up: audio_evidence credits it where the window is short
+        text = "".join(m["content"][0]["text"] for m in (first, last))
+        [evidence] = bind_reward("audio_evidence")([text], time_spans=[row["time_spans"]], max_seconds=10.0)
+        assert evidence == 1.0
