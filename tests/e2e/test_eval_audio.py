@@ -67,3 +67,28 @@ def test_the_omni_prompt_carries_the_clip_as_audio_features(tiny_model, clips):
     audio_id = processor.tokenizer.convert_tokens_to_ids("<|AUDIO|>")
     assert batch["input_features"].shape[0] == 1 and int((batch["input_ids"] == audio_id).sum()) > 10
     assert "pixel_values" not in batch
+
+
+def test_a_play_audio_call_of_the_omni_model_comes_back_as_a_picture(tiny_model, clips):
+    """The loop audio_listen and the audio GRPO recipe run: Omni's call is executed on its own clip and the
+    span's spectrogram becomes the next turn, in Omni's vision markers; the rewards read the call."""
+    from mmreason.rewards import bind_reward
+    from mmreason.rollout import RolloutConfig, rollout
+    from mmreason.schema import resolve_media
+
+    model, processor = tiny_model("qwen2_5_omni")
+    row = next(r for r in load_rows(clips) if r["task"] == "temporal_grounding")
+    prompt = {"id": row["id"], "messages": prompt_messages(resolve_media(row, clips), TASKS["audio_listen"],
+                                                           "qwen2_5_omni")}
+    span = row["time_spans"][0]
+    call = ('<tool_call>\n{"name": "play_audio", "arguments": {"start": %.2f, "end": %.2f}}\n</tool_call>'
+            % (span["start"] - 0.1, span["end"] + 0.1))
+    budget = len(processor.tokenizer(call, add_special_tokens=False).input_ids) + 4
+    config = RolloutConfig(tools=("play_audio",), max_turns=2, max_new_tokens=budget,
+                           max_completion_tokens=budget + 512, seed=0)
+    [traj] = rollout(model, processor, [prompt], "qwen2_5_omni", config=config, forced={0: call})
+    [obs] = traj.observations
+    assert traj.num_tool_calls == 1 and traj.num_images_returned == 1 and not obs.error
+    assert "<|vision_bos|><|IMAGE|><|vision_eos|>The audio from" in traj.completion
+    [evidence] = bind_reward("audio_evidence")([traj.completion], time_spans=[row["time_spans"]])
+    assert evidence == 1.0
