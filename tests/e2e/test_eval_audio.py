@@ -81,8 +81,8 @@ def test_a_play_audio_call_of_the_omni_model_comes_back_as_a_picture(tiny_model,
     prompt = {"id": row["id"], "messages": prompt_messages(resolve_media(row, clips), TASKS["audio_listen"],
                                                            "qwen2_5_omni")}
     span = row["time_spans"][0]
-    call = ('<tool_call>\n{"name": "play_audio", "arguments": {"start": %.2f, "end": %.2f}}\n</tool_call>'
-            % (span["start"] - 0.1, span["end"] + 0.1))
+    args = json.dumps({"start": round(span["start"] - 0.1, 2), "end": round(span["end"] + 0.1, 2)})
+    call = f'<tool_call>\n{{"name": "play_audio", "arguments": {args}}}\n</tool_call>'
     budget = len(processor.tokenizer(call, add_special_tokens=False).input_ids) + 4
     config = RolloutConfig(tools=("play_audio",), max_turns=2, max_new_tokens=budget,
                            max_completion_tokens=budget + 512, seed=0)
