@@ -2,7 +2,8 @@
 
 `load_data` reads every dataset of ``data.train`` (or ``data.eval``): canonical folders, the formats users
 already have (converted on the fly), and ``builder:name?n=..`` specs (built once into output_dir/data),
-with media paths made absolute and each prompt wrapped in the recipe's method prompt.
+with media paths made absolute and each prompt wrapped in the recipe's method prompt. A builder's folder is
+built by one process while the other processes of a launch wait for it (`build_once`).
 
 >>> media_options(load_recipe_dict({"model": {"max_pixels": 50176}}))["image"]
 {'max_pixels': 50176}
@@ -10,13 +11,17 @@ with media paths made absolute and each prompt wrapped in the recipe's method pr
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from mmreason.config import Recipe, load_recipe_dict, parse_data_source  # noqa: F401 (doctest)
 from mmreason.errors import RecipeError
+
+log = logging.getLogger("mmreason.train")
 
 
 def media_options(recipe: Recipe) -> dict[str, dict[str, Any]]:
@@ -46,8 +51,6 @@ def _dataset_dir(spec: str, output_dir: Path, accelerator: Any) -> Path:
     ds = parse_data_source(spec)
     if ds.builder is None:
         return Path(spec).expanduser()
-    from mmreason.data_builders import get_builder
-
     slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec[len("builder:"):])
     out = output_dir / "data" / slug
     options = dict(ds.options)
@@ -56,12 +59,59 @@ def _dataset_dir(spec: str, output_dir: Path, accelerator: Any) -> Path:
         raise RecipeError(f"data: {spec!r}: a builder needs n=<number of samples>, "
                           f"e.g. builder:{ds.builder}?n=64")
     seed = options.pop("seed", 0)
-    if accelerator is None or accelerator.is_main_process:
-        # builders resume: running one again over a finished folder is a no-op
-        get_builder(ds.builder)(out, n=n, seed=seed, progress=False, **options)
+    # Every process of a launch comes here (SFT's before its Trainer has set up the process group): the first
+    # to take the lock builds, the others find the build finished. Each machine of a multi-node launch that
+    # does not share output_dir builds its own copy.
+    build_once(spec, out, ds.builder, n=n, seed=seed, options=options)
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return out
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file `lock` (created if missing); other processes wait for it. The
+    kernel drops it when the holder dies, so a killed build never leaves the others waiting."""
+    import fcntl
+
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build_finished(out: Path, n: int, seed: int) -> bool:
+    """True when `out` holds a complete build of `n` samples from `seed` (its manifest says so)."""
+    import json
+
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return manifest.get("complete") is True and manifest.get("n") == n and manifest.get("seed") == seed
+
+
+def build_once(spec: str, out: Path, builder: str, *, n: int, seed: int, options: dict) -> bool:
+    """Build `spec` into `out` unless a finished build is there; returns True when this call built.
+
+    Every process of a launch (and every run sharing an output_dir) may ask for the same folder at once:
+    two builders writing one folder remove each other's half-written files and rewrite its manifest while
+    the other reads it. A lock file beside the folder lets one process build; the others wait for it (no
+    timeout: a large build may take longer than a collective's) and then read the finished folder without
+    touching it."""
+    from mmreason.data_builders import get_builder
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out.with_name(out.name + ".lock")):
+        if build_finished(out, n, seed):
+            log.info("data: %s is built in %s", spec, out)
+            return False
+        log.info("data: building %s into %s", spec, out)
+        # builders resume: chunks a killed run finished are kept
+        get_builder(builder)(out, n=n, seed=seed, progress=False, **options)
+        return True
 
 
 def _read(path: Path, fmt: str, media_dir: Path) -> list[dict]:

@@ -9,7 +9,7 @@ from PIL import Image
 from mmreason.config import load_recipe_dict
 from mmreason.errors import RecipeError
 from mmreason.schema import write_jsonl
-from mmreason.train.data import load_data, media_options
+from mmreason.train.data import build_finished, build_once, load_data, media_options
 
 
 def recipe(tmp_path, **sections):
@@ -53,3 +53,17 @@ def test_builder_data_is_built_once_into_output_dir(tmp_path):
 def test_media_options():
     r = load_recipe_dict({"model": {"min_pixels": 3136, "max_pixels": 50176}, "data": {"video": {"nframes": 8}}})
     assert media_options(r) == {"image": {"min_pixels": 3136, "max_pixels": 50176}, "video": {"nframes": 8}}
+
+
+def test_a_finished_build_is_read_untouched_and_an_unfinished_one_resumes(tmp_path):
+    out = tmp_path / "scenes"
+    build = dict(n=2, seed=1, options={"qtypes": ["color"]})
+    assert build_once("builder:image_scenes?n=2&seed=1", out, "image_scenes", **build) is True
+    manifest = out / "manifest.json"
+    stamp = manifest.stat().st_mtime_ns
+    assert build_once("builder:image_scenes?n=2&seed=1", out, "image_scenes", **build) is False
+    assert manifest.stat().st_mtime_ns == stamp  # nothing rewritten while another process may read it
+    assert build_finished(out, 2, 1) and not build_finished(out, 3, 1) and not build_finished(out, 2, 0)
+    manifest.unlink()  # what a build killed before its last write leaves
+    assert build_once("builder:image_scenes?n=2&seed=1", out, "image_scenes", **build) is True
+    assert build_finished(out, 2, 1)
