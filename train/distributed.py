@@ -7,8 +7,8 @@
 (accelerate/state.py), so the run would silently train as plain data parallel. PyTorch's FSDP2
 (``fully_shard``) itself runs on CPU tensors with gloo collectives, so `enable_cpu_fsdp` sets the state
 accelerate would have set on a GPU, before anything is prepared: the model is then sharded, checkpoints are
-per-process shards, and the same code path as on GPUs is exercised without one. The GRPO loop uses it
-(`tests/e2e/test_fsdp.py` checks it against DDP); SFT's Hugging Face Trainer is not wired to it yet.
+per-process shards, and the same code path as on GPUs is exercised without one. The GRPO loop calls it on
+its accelerator, SFT's Trainer on the one it makes (`tests/e2e/test_fsdp.py` checks both against DDP).
 
 `gathered_for_rollout`: under FSDP every forward all-gathers the parameters of each sharded block, a
 collective every process must join. Sampling is not lockstep (one process's trajectories stop earlier, call a
@@ -22,6 +22,17 @@ from __future__ import annotations
 import contextlib
 import os
 from typing import Any, Iterator
+
+
+def no_accelerator() -> bool:
+    """True on a machine with no GPU or other accelerator: then several processes train on CPU over gloo (a
+    trainer must say so: accelerate's state, asked without ``cpu=True`` there, runs every process alone)."""
+    import torch
+    from accelerate import utils
+
+    others = ("is_xpu_available", "is_npu_available", "is_mps_available", "is_mlu_available",
+              "is_hpu_available", "is_musa_available", "is_sdaa_available", "is_neuron_available")
+    return not torch.cuda.is_available() and not any(getattr(utils, name, lambda: False)() for name in others)
 
 
 def fsdp_requested() -> bool:

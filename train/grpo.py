@@ -32,7 +32,7 @@ from mmreason.rewards import build_rewards
 from mmreason.train.card import model_card, write_card
 from mmreason.train.checkpoint import TrainState, load_checkpoint, resolve_resume, save_checkpoint
 from mmreason.train.data import load_data, media_options
-from mmreason.train.distributed import enable_cpu_fsdp, save_sharded_pretrained
+from mmreason.train.distributed import enable_cpu_fsdp, no_accelerator, save_sharded_pretrained
 from mmreason.train.grpo_eval import eval_rows, evaluate, is_eval_step
 from mmreason.train.grpo_step import StepContext, grpo_step, reduce_metrics
 from mmreason.train.logging import Progress, RunLogger
@@ -96,16 +96,6 @@ def batch_indices(position: int, n: int, batch: int, *, seed: int, shuffle: bool
         out.append(int(order[offset]))
     per = batch // world
     return out[rank * per:(rank + 1) * per]
-
-
-def no_accelerator() -> bool:
-    """True on a machine with no GPU or other accelerator: then several processes train on CPU over gloo."""
-    import torch
-    from accelerate import utils
-
-    others = ("is_xpu_available", "is_npu_available", "is_mps_available", "is_mlu_available",
-              "is_hpu_available", "is_musa_available", "is_sdaa_available", "is_neuron_available")
-    return not torch.cuda.is_available() and not any(getattr(utils, name, lambda: False)() for name in others)
 
 
 def make_accelerator(recipe: Recipe) -> Any:

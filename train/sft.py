@@ -20,6 +20,11 @@ the resolved ``recipe.yaml`` and, written last, ``COMPLETE``: ``--resume`` takes
 Then ``metrics.jsonl`` and ``tensorboard/``, and ``final/``: a loadable model (LoRA merged) plus processor and
 model card, which the next stage's ``model.path`` can name; LoRA runs also keep the bare adapter in
 ``adapter/``.
+
+Several processes (``accelerate launch``; CPU processes over gloo where there is no GPU): with an FSDP config
+the model is sharded with FSDP2 (`mmreason.train.distributed`; on CPU accelerate alone would run DDP), each
+checkpoint's ``state/`` holds one shard per process, and ``model/`` and ``final/`` hold the model gathered from
+them. A builder dataset the recipe names is built by one process while the others wait (`load_data`).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from mmreason.train.card import write_card
 from mmreason.train.checkpoint import (CHECKPOINTS, COMPLETE, TrainState, checkpoint_paths, publish,
                                        resolve_resume, write_state)
 from mmreason.train.data import Rows, load_data, media_options
+from mmreason.train.distributed import enable_cpu_fsdp, no_accelerator, save_sharded_pretrained
 from mmreason.train.model_setup import count_parameters, load_policy, model_path, parameter_groups
 from mmreason.train.preflight import check_sft
 
@@ -104,6 +110,9 @@ def sft_arguments(recipe: Recipe) -> Any:
         dataloader_prefetch_factor=s.prefetch_batches if s.dataloader_workers else None,
         dataloader_persistent_workers=s.dataloader_workers > 0,
         save_only_model=False, disable_tqdm=False,
+        # Without a GPU the Trainer's accelerate state must be asked for CPU processes: otherwise every
+        # process of an `accelerate launch` trains alone on all the data (and saves into the same folders).
+        use_cpu=no_accelerator(),
     )
 
 
@@ -145,15 +154,20 @@ def _link_model(state: Path, model: Path) -> None:
 
 
 def save_checkpoint(trainer_dir: Path, recipe: Recipe, state: Any, args: Any, *, source: str,
-                    rows: Mapping[str, Mapping[str, int]]) -> Path:
+                    rows: Mapping[str, Mapping[str, int]], loadable: Path | None = None) -> Path:
     """Turn the Trainer's ``checkpoint-N`` folder into ``checkpoints/step-N`` (module docstring), atomically:
-    assembled in ``.tmp-step-N``, renamed, ``COMPLETE`` last (`mmreason.train.checkpoint.publish`)."""
+    assembled in ``.tmp-step-N``, renamed, ``COMPLETE`` last (`mmreason.train.checkpoint.publish`).
+    `loadable`: the model gathered from FSDP shards, which becomes ``model/`` (otherwise ``model/`` links
+    the Trainer's own weight files)."""
     step = state.global_step
     tmp, final = checkpoint_paths(recipe.output_dir, step)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     os.rename(trainer_dir, tmp / "state")
-    _link_model(tmp / "state", tmp / "model")
+    if loadable is None:
+        _link_model(tmp / "state", tmp / "model")
+    else:
+        os.rename(loadable, tmp / "model")
     samples = step * args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
     write_state(tmp, TrainState(step, samples, {"epoch": state.epoch}))
     (tmp / "recipe.yaml").write_text(format_recipe(recipe), encoding="utf-8")
@@ -163,9 +177,12 @@ def save_checkpoint(trainer_dir: Path, recipe: Recipe, state: Any, args: Any, *,
 
 
 def _leftovers(recipe: Recipe) -> list[Path]:
-    """What a run killed while saving leaves: the Trainer's folder not yet moved, a half-assembled one."""
+    """What a run killed while saving leaves: the Trainer's folder not yet moved, a half-assembled one, a
+    model gathered from FSDP shards not yet moved in."""
     root = Path(recipe.output_dir) / CHECKPOINTS
-    return sorted(root.glob("checkpoint-*")) + sorted(root.glob(".tmp-step-*")) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    return sorted(root.glob("checkpoint-*")) + sorted(root.glob(".tmp-step-*")) + sorted(root.glob(".model-*"))
 
 
 def _callbacks(recipe: Recipe, *, source: str, rows: Mapping[str, Mapping[str, int]]) -> list:
@@ -196,12 +213,19 @@ def _callbacks(recipe: Recipe, *, source: str, rows: Mapping[str, Mapping[str, i
             if evaluate_last and state.global_step >= state.max_steps:
                 control.should_evaluate = True  # the last step's loss, whatever eval_steps divides
 
-        def on_save(self, args, state, control, **kwargs):
+        def on_save(self, args, state, control, model=None, processing_class=None, **kwargs):
             # called once the Trainer has written the whole checkpoint (every process its own RNG file)
+            main = state.is_world_process_zero
+            # FSDP: the Trainer's checkpoint holds per-process shards only; every process joins the gather
+            # that makes model/ loadable
+            loadable = Path(args.output_dir) / f".model-{state.global_step}"
+            if model is not None and save_sharded_pretrained(model, loadable, main=main) and main:
+                processing_class.save_pretrained(loadable)
             PartialState().wait_for_everyone()
             trainer_dir = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if state.is_world_process_zero and trainer_dir.is_dir():
-                save_checkpoint(trainer_dir, recipe, state, args, source=source, rows=rows)
+            if main and trainer_dir.is_dir():
+                save_checkpoint(trainer_dir, recipe, state, args, source=source, rows=rows,
+                                loadable=loadable if loadable.is_dir() else None)
 
         def on_train_end(self, args, state, control, **kwargs):
             if self.logger is not None:
@@ -236,6 +260,22 @@ def _trainer_class() -> type:
         def create_model_card(self, *args: Any, **kwargs: Any) -> None:
             """TRL's draft names no base model: `write_card` writes ours into final/ and every checkpoint."""
 
+        def create_accelerator_and_postprocess(self) -> None:
+            """The Trainer's Accelerator, with FSDP2 switched on for an FSDP launch on CPU processes: accelerate
+            alone leaves such a launch at plain data parallel (`mmreason.train.distributed`), and the Trainer
+            decides once, here, whether it shards, saves and resumes the FSDP way."""
+            super().create_accelerator_and_postprocess()
+            if enable_cpu_fsdp(self.accelerator):
+                self.is_fsdp_enabled = True
+
+        def _load_callback_state(self) -> None:
+            """Resuming: TRL's ``num_tokens`` (the tokens trained on so far) would count again from 0; it
+            continues from the checkpoint's last logged value, as the uninterrupted run's does."""
+            super()._load_callback_state()
+            logged = [r["num_tokens"] for r in self.state.log_history if "num_tokens" in r]
+            if logged and hasattr(self, "_total_train_tokens"):
+                self._total_train_tokens = logged[-1]
+
     return Trainer
 
 
@@ -245,12 +285,17 @@ def save_final(trainer: Any, processor: Any, recipe: Recipe, *, source: str = "r
     LoRA runs."""
     out = Path(recipe.output_dir)
     model = trainer.accelerator.unwrap_model(trainer.model)
-    if not trainer.accelerator.is_main_process:
+    lora, main = recipe.model.lora.enabled, trainer.accelerator.is_main_process
+    # FSDP: every process joins the gather, the main process writes
+    sharded = save_sharded_pretrained(model, out / "final", main=main, merge_lora=lora,
+                                      adapter_out=out / "adapter" if lora else None)
+    if not main:
         return out / "final"
-    if recipe.model.lora.enabled:
-        model.save_pretrained(out / "adapter")
-        model = model.merge_and_unload()
-    model.save_pretrained(out / "final")
+    if not sharded:
+        if lora:
+            model.save_pretrained(out / "adapter")
+            model = model.merge_and_unload()
+        model.save_pretrained(out / "final")
     processor.save_pretrained(out / "final")
     (out / "final" / "recipe.yaml").write_text(format_recipe(recipe), encoding="utf-8")
     write_card(out / "final", recipe, source=source, step=trainer.state.global_step, rows=rows)
