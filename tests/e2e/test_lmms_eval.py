@@ -7,6 +7,10 @@ the question the tiny base was pretrained on, so its boxes are good and the scor
 Checked: the responses lmms-eval logs are our model's (the very outputs `mmreason eval --task refer` writes
 for the same rows), and the score is lmms-eval's: its aggregate is the mean of its per-sample values, which
 are the IoUs of those responses with the ground truth, computed here again by hand.
+
+Tool tasks (slow tier): a checkpoint SFT-trained here, through `mmreason train`, to call the zoom tool
+carries its tools in the recipe saved beside its weights; lmms-eval's run of it goes through mmreason's
+multi-turn loop, and the responses hold the call and the picture the zoom tool returned.
 """
 
 from __future__ import annotations
@@ -22,12 +26,12 @@ from mmreason.schema import dataset_root, load_rows, resolve_media
 BASE = Path(__file__).resolve().parents[2] / "models" / "tiny_base" / "qwen2_5_vl"
 TASK = "mmreason_local_refer"
 
-TASK_YAML = f"""\
-task: {TASK}
+TASK_YAML = """\
+task: {task}
 dataset_path: parquet
 dataset_kwargs:
   data_files:
-    test: {{data}}
+    test: {data}
 test_split: test
 output_type: generate_until
 doc_to_visual: !function utils.doc_to_visual
@@ -35,7 +39,7 @@ doc_to_text: !function utils.doc_to_text
 doc_to_messages: !function utils.doc_to_messages
 doc_to_target: answer
 generation_kwargs:
-  max_new_tokens: 32
+  max_new_tokens: {max_new_tokens}
   temperature: 0
 process_results: !function utils.process_results
 metric_list:
@@ -93,12 +97,11 @@ def scenes(tmp_path_factory):
     return get_builder("image_scenes")(out, n=6, seed=3, progress=False, preset="quickstart")
 
 
-@pytest.fixture
-def local_task(scenes, tmp_path, monkeypatch) -> Path:
+def write_task(scenes: Path, folder: Path, max_new_tokens: int = 32) -> Path:
     """The task folder (YAML + utils.py) over a Parquet file of the scenes' pictures, questions and boxes."""
     import datasets
 
-    monkeypatch.setenv("LMMS_EVAL_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
+    folder.mkdir()
     rows = [resolve_media(r, dataset_root(scenes)) for r in load_rows(scenes)]
     user = [r["messages"][0]["content"] for r in rows]
     table = datasets.Dataset.from_dict({
@@ -107,21 +110,30 @@ def local_task(scenes, tmp_path, monkeypatch) -> Path:
         "image": [next(p["image"] for p in parts if p["type"] == "image") for parts in user],
         "answer": [json.dumps(r["boxes"][0]["box"]) for r in rows],
     }).cast_column("image", datasets.Image())
-    table.to_parquet(str(tmp_path / "refer.parquet"))
-    folder = tmp_path / "tasks"
-    folder.mkdir()
-    (folder / f"{TASK}.yaml").write_text(TASK_YAML.format(data=tmp_path / "refer.parquet"))
+    table.to_parquet(str(folder / "refer.parquet"))
+    (folder / f"{TASK}.yaml").write_text(TASK_YAML.format(task=TASK, data=folder / "refer.parquet",
+                                                          max_new_tokens=max_new_tokens))
     (folder / "utils.py").write_text(TASK_UTILS)
     return folder
 
 
-def test_lmms_eval_scores_a_local_task_with_our_model(local_task, scenes, tmp_path):
+@pytest.fixture
+def local_task(scenes, tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("LMMS_EVAL_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
+    return write_task(scenes, tmp_path / "tasks")
+
+
+def evaluate(task_folder: Path, model_args: str) -> dict:
+    """lmms-eval's own evaluator, the task found in `task_folder` only, samples logged."""
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager
 
-    results = simple_evaluate(model="mmreason", model_args=f"pretrained={BASE}", tasks=[TASK], batch_size=2,
-                              task_manager=TaskManager(include_path=str(local_task), include_defaults=False),
-                              log_samples=True)
+    return simple_evaluate(model="mmreason", model_args=model_args, tasks=[TASK], batch_size=2, log_samples=True,
+                           task_manager=TaskManager(include_path=str(task_folder), include_defaults=False))
+
+
+def test_lmms_eval_scores_a_local_task_with_our_model(local_task, scenes, tmp_path):
+    results = evaluate(local_task, f"pretrained={BASE}")
     samples = results["samples"][TASK]
     rows = load_rows(scenes)
     assert len(samples) == len(rows)
@@ -144,3 +156,50 @@ def test_lmms_eval_scores_a_local_task_with_our_model(local_task, scenes, tmp_pa
     # and `mmreason eval`'s own mean IoU of the same outputs agrees (112-px scenes: no resize)
     mine = json.loads((tmp_path / "ours" / "results.json").read_text())["metrics"]["miou"]["mean"]
     assert score == pytest.approx(mine, abs=1e-6)
+
+
+ZOOM = '<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [0, 0, 56, 56]}}</tool_call>'
+TOOL_RECIPE = """\
+model: {{path: base:qwen2_5_vl, dtype: float32, freeze_vision: false, min_pixels: 3136, max_pixels: 12544}}
+data: {{train: [{data}], prompt: deepeyes, on_error: raise}}
+tools: {{names: [image_zoom_in_tool], coord_frame: pixel}}
+sft: {{epochs: 100, max_steps: 50, lr: 5.0e-3, batch_size: 4, warmup: 0, scheduler: constant, logging_steps: 10,
+      save_steps: 1000, dataloader_workers: 0}}
+output_dir: {out}
+report_to: [jsonl]
+seed: 0
+"""
+
+
+@pytest.mark.slow
+def test_a_checkpoint_trained_with_tools_runs_them_in_our_loop(tmp_path, monkeypatch):
+    """SFT (50 steps, about 1.5 minutes on 2 shared cores) teaches the tiny base one zoom call under
+    DeepEyes' prompt; lmms-eval then runs the checkpoint with no tool argument at all."""
+    from mmreason.data_builders import get_builder
+    from mmreason.schema import write_jsonl
+
+    scenes = get_builder("image_scenes")(tmp_path / "scenes", n=16, seed=5, progress=False, preset="quickstart")
+    rows = [{**r, "messages": [r["messages"][0], {"role": "assistant", "content": [{"type": "text", "text": ZOOM}]}]}
+            for r in load_rows(scenes)]
+    write_jsonl(rows, tmp_path / "scenes" / "calls" / "rows.jsonl")
+    (tmp_path / "scenes" / "calls" / "media").symlink_to(tmp_path / "scenes" / "media")
+    recipe = tmp_path / "zoom_sft.yaml"
+    recipe.write_text(TOOL_RECIPE.format(data=tmp_path / "scenes" / "calls", out=tmp_path / "run"))
+    assert cli.main(["train", str(recipe)]) == 0
+    final = tmp_path / "run" / "final"
+    assert "image_zoom_in_tool" in (final / "recipe.yaml").read_text()
+
+    monkeypatch.setenv("LMMS_EVAL_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
+    task = write_task(scenes, tmp_path / "tasks", max_new_tokens=64)
+    results = evaluate(task, f"pretrained={final},output=full,max_turns=2")
+    samples = results["samples"][TASK]
+    assert len(samples) == len(rows)
+    for s in samples:
+        (response,) = s["resps"][0]
+        # the call, then what mmreason's zoom tool returned (a picture and its note), then the next turn
+        assert response.startswith(ZOOM)
+        assert "<tool_response>" in response and "Zoomed in on the region at [0, 0, 56, 56]." in response
+    # scored by lmms-eval as any response: the first box in it is the zoom box
+    by_hand = [_iou([0, 0, 56, 56], r["boxes"][0]["box"]) for r in rows]
+    assert [s["box_iou"] for s in sorted(samples, key=lambda s: s["doc_id"])] == pytest.approx(by_hand)
+    assert results["results"][TASK]["box_iou,none"] == pytest.approx(sum(by_hand) / len(by_hand))
