@@ -146,7 +146,6 @@ class MMReasonLMM(lmms):
         """One output per request, in request order; requests with the same token budget go together."""
         from dataclasses import replace
 
-        from mmreason import traces
         from mmreason.eval.runner import generate
 
         prompts, budgets = [], []
@@ -165,10 +164,7 @@ class MMReasonLMM(lmms):
             group = [p for p, b in zip(prompts, budgets) if b == budget]
             for done in generate(self.model, self.processor, group, self.task, setup, progress=self.rank == 0):
                 outputs[done["id"]] = done["output"]
-        if self.output == "full":
-            return [outputs[p["id"]] for p in prompts]
-        answers = [traces.extract_answer(outputs[p["id"]]) for p in prompts]
-        return [a if a is not None else _THINK.sub("", outputs[p["id"]]).strip() for p, a in zip(prompts, answers)]
+        return [returned_text(outputs[p["id"]], self.output) for p in prompts]
 
     def loglikelihood(self, requests: list) -> list:
         raise NotImplementedError(f"lmms-eval model {MODEL_ID} generates; loglikelihood (multiple_choice) "
@@ -177,6 +173,23 @@ class MMReasonLMM(lmms):
     def generate_until_multi_round(self, requests: list) -> list:
         raise NotImplementedError(f"lmms-eval model {MODEL_ID}: multi-round tasks are not supported; its own "
                                   "multi-turn loop runs the checkpoint's tools inside generate_until")
+
+
+def returned_text(completion: str, output: str = "answer") -> str:
+    """What lmms-eval gets for a completion: all of it (``full``), or its ``<answer>`` (else ``\\boxed{}``,
+    else ``FINAL_ANSWER:``) when it has one, else the completion without its ``<think>`` blocks.
+
+    >>> returned_text("<think>red</think><answer>a red circle</answer>")
+    'a red circle'
+    >>> returned_text("<think>no tags</think> 42")
+    '42'
+    """
+    from mmreason import traces
+
+    if output == "full":
+        return completion
+    answer = traces.extract_answer(completion)
+    return answer if answer is not None else _THINK.sub("", completion).strip()
 
 
 def _text(message: dict) -> str:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from mmreason.errors import RecipeError
-from mmreason.eval.lmms_eval_model import MMReasonLMM
+from mmreason.eval.lmms_eval_model import MMReasonLMM, returned_text
 from mmreason.prompts import PROMPTS
 from mmreason.tools import tools_prompt
 
@@ -85,3 +85,13 @@ def test_bad_model_args_fail_before_any_request():
     lm = MMReasonLMM(pretrained=str(BASE))
     with pytest.raises(NotImplementedError, match="loglikelihood"):
         lm.loglikelihood([])
+
+
+def test_lmms_eval_gets_the_answer_block_or_the_whole_trajectory():
+    trajectory = ('<think>small text</think><tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": '
+                  '[0, 0, 56, 56]}}</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\nZoomed in.\n'
+                  '</tool_response><|im_end|>\n<|im_start|>assistant\n<think>now I see</think><answer>B</answer>')
+    assert returned_text(trajectory) == "B" and returned_text(trajectory, "full") == trajectory
+    assert returned_text("<think>a</think>\\boxed{12}") == "12"
+    assert returned_text('{"bbox_2d": [1, 2, 3, 4]}') == '{"bbox_2d": [1, 2, 3, 4]}'  # no answer block: as written
+    assert returned_text("<think>only thinking</think>") == ""
