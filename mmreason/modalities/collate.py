@@ -190,7 +190,8 @@ def _prepare(row: Mapping[str, Any], fam: Family, *, root, mode: str, on_error: 
                 payload = _payload(sub_kind, sub[sub_kind], fam, sample_id, options)
                 {"image": images, "video": videos, "audio": audios}[sub_kind].append(payload)
                 content.append({"type": sub_kind})
-        out_messages.append({"role": msg["role"], "content": content})
+        out_messages.append(observation_turn(content) if msg["role"] == "tool" else
+                            {"role": msg["role"], "content": content})
     frames = SampleFrames(tuple(image_frames), tuple(video_frames), tuple(all_frames))
     n_assistant = sum(m["role"] == "assistant" for m in out_messages)
     return _Sample(str(sample_id), out_messages, images, videos, audios, frames, n_assistant)
@@ -260,6 +261,18 @@ def _encode(samples: list[_Sample], processor, fam: Family, *, mode, max_length,
             batch["input_ids"], batch["attention_mask"], processor, ids=[s.sample_id for s in samples],
             n_assistant=[s.n_assistant for s in samples])
     return batch, samples
+
+
+def observation_turn(content: list[dict]) -> dict:
+    """A ``tool`` turn of a training row as the user turn rollouts append after a tool call
+    (`mmreason.rollout.tokens.observation_text`): ``<tool_response>\n{media}{text}\n</tool_response>``.
+
+    Why: the Qwen2-VL / Qwen2.5-VL / Omni templates render a ``tool`` role as ``<|im_start|>tool``, a turn no
+    rollout ever shows the policy, so SFT on tool traces would teach one layout and RL sample in another.
+    This is the layout DeepEyes' rollouts use, Qwen3-VL's template gives a tool message, and LLaMA-Factory's
+    Qwen2-VL template gives an observation."""
+    return {"role": "user", "content": [{"type": "text", "text": "<tool_response>\n"}, *content,
+                                        {"type": "text", "text": "\n</tool_response>"}]}
 
 
 def _has_answer(ids: list[int], header: list[int]) -> bool:

@@ -1,5 +1,7 @@
 """The collator on real tiny processors: labels, padding, truncation guard, placeholder checks, policies."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -82,6 +84,24 @@ def test_labels_cover_assistant_turns_only(processor, root, family):
     image_id = proc.tokenizer.convert_tokens_to_ids(fam.image_token)
     assert not (batch["labels"] == image_id).any()
     assert [f.width for f in batch["frames"][0].images] == [64, 48]  # the observation image counts too
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_a_tool_turn_is_collated_as_the_observation_rollouts_append(processor, root, family):
+    from mmreason.rollout.tokens import observation_text
+
+    proc = processor(family)
+    call = '<tool_call>{"name": "zoom"}</tool_call>'
+    row = {"id": "t2", "messages": [user(img("red.png"), text("Zoom in?")), said(call),
+                                    {"role": "tool", "content": [img("blue.png"), text("Zoomed in.")]},
+                                    said("It is blue.")]}
+    batch = collate([row], proc, family, root=root, media_options=SMALL)
+    rendered = proc.tokenizer.decode(batch["input_ids"][0])
+    fam = FAMILIES[family]
+    # the run of image pads the processor expanded, back to the one marker the observation text holds
+    rendered = re.sub(f"({re.escape(fam.image_token)})+", fam.image_token, rendered)
+    assert call + observation_text(family, "Zoomed in.", images=1) + "It is blue." in rendered
+    assert "<|im_start|>tool" not in rendered
 
 
 def test_padding_sides_and_generation_prompts(processor, root):
