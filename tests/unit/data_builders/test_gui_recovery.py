@@ -7,10 +7,6 @@ import json
 
 import pytest
 
-# slow tier: the fixture mines the shipped base's own mistakes, and with the four-stage base (stronger boxes) the
-# default seeds yield no kept step, so the dataset comes out empty; the seeds must be re-chosen for this base
-pytestmark = pytest.mark.slow
-
 from mmreason import schema, traces
 from mmreason.data_builders import browser, gui_recovery
 from mmreason.modalities.gui import parse_action
@@ -18,7 +14,9 @@ from mmreason.modalities.gui import parse_action
 MODEL = "base:qwen2_5_vl"
 # the model writes the coordinates; 224x224 pixels is the budget at which it writes two numbers
 ASK = {"model": MODEL, "prefill": '{"action": "click", "coordinate": [', "stop": ["}"], "max_pixels": 50176,
-       "max_new_tokens": 16, "samples": 8, "platforms": ["mobile"], "seed": 5}
+       "max_new_tokens": 16, "samples": 8, "platforms": ["mobile"], "seed": 9}
+# seed 9: with the shipped base, 2 of the 3 steps keep a wrong click the builder can perform and one step is
+# answered right sometimes, so both filters have work; the assertions below hold for any such outcome
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -47,8 +45,9 @@ def _step_history(text: str) -> list[dict]:
 def test_steps_the_model_gets_wrong_become_recovery_rows(mined):
     out, rows, counters = mined
     assert counters["steps_asked"] == 3 and counters["answers"] == 24
-    # the model is right on one answer of 24: wrong enough to mine, and one step is "prone to error"
-    assert counters["answers_right"] == 1 and len(rows) == 2, counters
+    # wrong enough to mine, and right on some answer, so one step is "prone to error"
+    assert rows and 0 < counters["answers_right"] < counters["answers"], counters
+    assert len(rows) == sum(counters.get(k, 0) for k in gui_recovery.QTYPES)
     for row in rows:
         meta = row["meta"]
         mine = meta["mined"]
@@ -76,16 +75,16 @@ def test_steps_the_model_gets_wrong_become_recovery_rows(mined):
 
 
 def test_keep_prone_keeps_only_steps_the_model_sometimes_gets_right(mined, tmp_path):
-    _, rows, _ = mined
+    _, rows, wrong_counters = mined
     out = tmp_path / "prone"
     gui_recovery.build(out, n=3, progress=False, keep="prone", **ASK)
     counters = json.loads(next(out.glob("chunks/*.json")).read_text())["stats"]["counters"]
     prone = list(schema.load_rows(out)) if counters.get("back_on_track", 0) + counters.get("error_escape", 0) else []
-    # the same answers as with keep=wrong (seeded per sample): the two steps never answered right are dropped
-    # now; the one answered right once in 8 passes the filter (here its other answers are unparseable or off
-    # the screen, so it has no wrong click to perform)
-    assert counters["answers_right"] == 1 and counters["skipped_never_right"] == 2
-    assert counters["skipped_no_usable_wrong_action"] == 1
+    # the same answers as with keep=wrong (seeded per sample); steps never answered right are dropped now
+    assert counters["answers"] == wrong_counters["answers"]
+    assert counters["answers_right"] == wrong_counters["answers_right"] > 0
+    assert counters.get("skipped_never_right", 0) >= 1
+    assert counters.get("skipped_never_right", 0) < counters["steps_asked"]  # the step answered right stays
     assert [r["meta"]["mined"] for r in prone] == [r["meta"]["mined"] for r in rows
                                                    if 0 < r["meta"]["mined"]["success_rate"] < 1]
 
