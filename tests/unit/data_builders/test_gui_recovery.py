@@ -1,7 +1,7 @@
 """InfiGUI-R1 error recovery mined from a real tiny model's own wrong clicks on pages in headless Chromium.
 
 The model is the shipped tiny base (`base:qwen2_5_vl`): it never saw a screen, and started on a click
-(``prefill``) it writes its own coordinates, wrong on almost every step, right on none here."""
+(``prefill``) it writes its own coordinates, wrong on almost every step."""
 
 import json
 
