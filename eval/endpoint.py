@@ -95,7 +95,7 @@ class EndpointModel:
 
     def generate(self, prompts: Sequence[Mapping[str, Any]], task: Any, setup: Any, *, progress: bool = True,
                  on_batch: Callable[[list[dict]], None] | None = None) -> list[dict]:
-        """One request per prompt, a batch's requests in flight together; outputs as `runner.generate`'s."""
+        """One request per prompt, a batch's requests in flight together; outputs as `generation.generate`'s."""
         from tqdm.auto import tqdm
 
         from mmreason.rewards.judge import JudgeFailure, chat_completion

@@ -1,5 +1,5 @@
 """An lmms-eval model class for mmreason checkpoints: every lmms-eval task runs on a local checkpoint of a
-supported family, generated through `mmreason eval`'s own path (`runner.generate`: the family's chat
+supported family, generated through `mmreason eval`'s own path (`generation.generate`: the family's chat
 template, the collator, the pixel budget, and for a checkpoint trained with tools the multi-turn rollout
 loop with those tools executed).
 
@@ -85,7 +85,7 @@ class MMReasonLMM(lmms):
                  fps: float | None = None, output: str = "answer", dtype: str = "auto", device: str | None = None,
                  batch_size: int | str = 1, max_batch_size: int | None = None, seed: int = 0) -> None:
         super().__init__()
-        from mmreason.eval.runner import checkpoint_budgets, make_setup
+        from mmreason.eval.run_setup import checkpoint_budgets, make_setup
         from mmreason.eval.tasks import Task
         from mmreason.models import load
         from mmreason.prompts import prompt_style
@@ -146,7 +146,7 @@ class MMReasonLMM(lmms):
         """One output per request, in request order; requests with the same token budget go together."""
         from dataclasses import replace
 
-        from mmreason.eval.runner import generate
+        from mmreason.eval.generation import generate
 
         prompts, budgets = [], []
         for i, request in enumerate(requests):

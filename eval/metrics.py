@@ -1,7 +1,7 @@
 """Evaluation metrics the reward library does not have, in the same signature, and their aggregation.
 
 Each metric is ``fn(completions, **columns) -> list[float | None]`` like a reward (``None`` = the sample
-does not count for it), so `mmreason.eval.runner` scores every task the same way and the reward library
+does not count for it), so `mmreason.eval.scoring` scores every task the same way and the reward library
 stays the one home of IoU, MRA and point-in-box. What lives here:
 
 - temporal grounding (Charades-STA style): the span ``start to end`` (seconds) read from the answer,

@@ -1,7 +1,7 @@
 """An eval run's output folder: claimed before any work, per-sample records appended as they are scored,
 and the finished results written whole.
 
-    <out>/settings.json   the command line of the run that owns the folder (written first)
+    <out>/settings.json   the command line of the run that owns the folder (`run_settings`; written first)
     <out>/records.jsonl   one scored sample per line, appended after every batch (the resume point)
     <out>/samples.jsonl   every sample, in dataset order, written whole when the run ends
     <out>/results.json    the scores, written last: its presence marks a finished run
@@ -14,6 +14,7 @@ first), and a folder holding a run with other settings is refused unless ``overw
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -25,6 +26,7 @@ from mmreason.errors import RecipeError
 SETTINGS_FILE = "settings.json"
 RECORDS_FILE = "records.jsonl"
 OUTPUTS = ("results.json", "samples.jsonl")  # results.json, written last, marks a finished run
+_NOT_SETTINGS = ("out", "quiet", "overwrite")
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -97,5 +99,16 @@ def write_outputs(out: Path, results: dict, records: Sequence[Mapping[str, Any]]
     (out / RECORDS_FILE).unlink(missing_ok=True)
 
 
-__all__ = ["claim_out", "read_records", "append_records", "write_outputs", "atomic_write", "SETTINGS_FILE",
-           "RECORDS_FILE", "OUTPUTS"]
+def run_settings(args: argparse.Namespace) -> dict:
+    """What decides a run's results: its command line, paths made absolute, minus where it writes."""
+    out = {}
+    for key, value in sorted(vars(args).items()):
+        if key in ("data", "predictions") or (key == "model" and value and Path(value).exists()):
+            value = None if value is None else str(Path(value).resolve())
+        if key not in _NOT_SETTINGS:
+            out[key] = value
+    return out
+
+
+__all__ = ["claim_out", "read_records", "append_records", "write_outputs", "atomic_write", "run_settings",
+           "SETTINGS_FILE", "RECORDS_FILE", "OUTPUTS"]

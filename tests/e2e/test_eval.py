@@ -18,7 +18,7 @@ from mmreason import cli
 from mmreason.errors import RecipeError, SchemaError
 from mmreason.geometry import ImageFrame, box_to_model, point_to_model, smart_resize
 from mmreason.schema import load_rows, write_jsonl
-from mmreason.eval import runner as ev
+from mmreason.eval import rescore, run_setup, runner, scoring
 from mmreason.eval import tasks as eval_tasks
 from mmreason.eval.tasks import TASKS, prompt_messages
 
@@ -83,10 +83,10 @@ def test_grounding_end_to_end_records_the_pinned_settings(tiny_model_dir, scenes
 
 def test_vstar_runs_the_tool_loop_with_the_tools_prompt(tiny_model_dir, scenes, tmp_path):
     out = tmp_path / "vstar"
-    args = ev.parser().parse_args(["--model", str(tiny_model_dir("qwen2_5_vl")), "--data", str(scenes),
+    args = runner.parser().parse_args(["--model", str(tiny_model_dir("qwen2_5_vl")), "--data", str(scenes),
                                    "--task", "vstar", "--out", str(out), "--max-pixels", str(BUDGET),
                                    "--max-new-tokens", "8", "--max-turns", "2", "--limit", "1", "--quiet"])
-    results = ev.evaluate(args)
+    results = runner.evaluate(args)
     _, samples = _read(out)
     assert results["samples"] == 1 and results["prompt"]["tools"] == ["image_zoom_in_tool"]
     assert results["prompt"]["tool_frame"] == "pixel" and results["generation"]["max_turns"] == 2
@@ -230,7 +230,7 @@ def test_rescoring_rejects_unknown_ids_and_needs_a_family(scenes, tmp_path, caps
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"id": "a", "output": "x"}\n{not json\n')
     with pytest.raises(SchemaError, match="line 2"):
-        ev.read_predictions(broken)
+        rescore.read_predictions(broken)
 
 
 # --------------------------------------------------------- every task kind on a hand-made dataset
@@ -353,18 +353,18 @@ def test_prompts_state_the_screen_in_the_family_frame(mixed):
 
 def test_video_segments_come_from_the_rows_unless_given():
     rows = [{"meta": {"segments": [[1, 0.0, 2.5], [2, 2.5, 4.0]]}}, {"meta": {"segments": [[1, 0.0, 2.5]]}}]
-    assert ev.segment_seconds(rows, None) == 2.5 and ev.segment_seconds(rows, 10.0) == 10.0
-    assert ev.segment_seconds([{"meta": {}}], None) is None
+    assert run_setup.segment_seconds(rows, None) == 2.5 and run_setup.segment_seconds(rows, 10.0) == 10.0
+    assert run_setup.segment_seconds([{"meta": {}}], None) is None
     with pytest.raises(RecipeError, match="--segment-seconds"):
-        ev.segment_seconds(rows + [{"meta": {"segments": [[1, 0.0, 1.0]]}}], None)
+        run_setup.segment_seconds(rows + [{"meta": {"segments": [[1, 0.0, 1.0]]}}], None)
     assert TASKS["video_com"].call_syntax == "video_com" and TASKS["video_com"].max_turns == 5
 
 
 def test_task_table_binds_its_metrics():
     for name, task in TASKS.items():
         assert task.metrics and task.row_tasks and task.reference, name
-        setup = ev.Setup(name, "qwen2_5_vl", task.media, ev.Generation(64, task.max_turns))
-        bound = ev.bound_metrics(task, setup)
+        setup = run_setup.Setup(name, "qwen2_5_vl", task.media, run_setup.Generation(64, task.max_turns))
+        bound = scoring.bound_metrics(task, setup)
         assert list(bound) == list(task.metrics)
         # every task reports its format rate, last, beside its metrics
         assert list(task.metrics)[-1] == "format" and task.metrics["format"].fn.endswith(":output_format")

@@ -60,7 +60,7 @@ def test_eval_feeds_a_large_image_at_the_checkpoint_processors_budget(tiny_model
 
 
 def test_the_saved_budget_is_read_from_either_processor_file(tmp_path):
-    from mmreason.eval.runner import checkpoint_image_budget
+    from mmreason.eval.run_setup import checkpoint_image_budget
 
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "preprocessor_config.json").write_text(json.dumps({"min_pixels": 3136,
@@ -88,7 +88,7 @@ def test_a_row_over_the_budget_is_an_error_naming_file_and_sample(tiny_model_dir
 
 
 def test_eval_feeds_video_frames_at_the_checkpoint_processors_video_budget(tiny_model_dir, tmp_path):
-    from mmreason.eval.runner import checkpoint_image_budget
+    from mmreason.eval.run_setup import checkpoint_image_budget
     from mmreason.modalities.video import write_video
 
     model = tiny_model_dir("qwen2_5_vl")

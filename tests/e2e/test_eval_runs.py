@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from mmreason import cli
-from mmreason.eval import runner as ev
+from mmreason.eval import generation, run_setup, scoring
 from mmreason.eval.benchmarks import ALL_TASKS
 from mmreason.eval.records import RECORDS_FILE
 
@@ -61,13 +61,13 @@ def test_a_killed_run_continues_from_its_records(tiny_model_dir, scenes, tmp_pat
     assert 2 <= len(kept) < 10
 
     generated: list[str] = []
-    real = ev.generate
+    real = generation.generate
 
     def counting(model, processor, prompts, *a, **kw):  # the real generation, its prompts noted
         generated.extend(p["id"] for p in prompts)
         return real(model, processor, prompts, *a, **kw)
 
-    monkeypatch.setattr(ev, "generate", counting)
+    monkeypatch.setattr(generation, "generate", counting)
     assert cli.main(["eval", *args, "--quiet"]) == 0
     results, samples = json.loads((out / "results.json").read_text()), _lines(out / "samples.jsonl")
     ids = [s["id"] for s in samples]
@@ -98,13 +98,13 @@ def test_tasks_run_on_one_model_and_compare_draws_both(tiny_model_dir, scenes, t
     base = ["--model", str(tiny_model_dir("qwen2_5_vl")), "--data", str(scenes), "--max-pixels", str(BUDGET),
             "--max-new-tokens", "4", "--limit", "2", "--quiet"]
     loads = []
-    real = ev.LoadedModel.get
+    real = generation.LoadedModel.get
 
     def counted(self):
         loads.append(self._loaded is None)
         return real(self)
 
-    monkeypatch.setattr(ev.LoadedModel, "get", counted)
+    monkeypatch.setattr(generation.LoadedModel, "get", counted)
     assert cli.main(["eval", *base, "--tasks", "grounding,refer", "--out", str(out)]) == 0
     assert loads.count(True) == 1  # one model for both tasks
     for task in ("grounding", "refer"):
@@ -149,5 +149,5 @@ def test_ls_tasks_lists_every_task_with_what_it_reads(capsys):
 def test_every_task_reports_a_format_rate_and_binds(name):
     task = ALL_TASKS[name]
     assert list(task.metrics)[-1] == "format" and task.metrics["format"].fn.endswith(":output_format")
-    setup = ev.Setup(name, "qwen2_5_vl", {}, ev.Generation(8, 1))
-    assert set(ev.bound_metrics(task, setup)) == set(task.metrics)
+    setup = run_setup.Setup(name, "qwen2_5_vl", {}, run_setup.Generation(8, 1))
+    assert set(scoring.bound_metrics(task, setup)) == set(task.metrics)

@@ -116,7 +116,7 @@ def test_audio_listen_scores_the_answer_the_close_listen_and_the_calls_by_hand(r
 
 
 def test_audio_tasks_take_audio_rows_only_and_send_the_clip(rows_file):
-    from mmreason.eval.runner import select_rows
+    from mmreason.eval.task_rows import select_rows
 
     rows = load_rows(rows_file)
     chosen, _ = select_rows(rows, TASKS["audio_grounding"], None)

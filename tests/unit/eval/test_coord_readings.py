@@ -74,7 +74,7 @@ def test_coord_frame_pins_the_reading(tmp_path):
 
 
 def test_tasks_without_coordinates_score_one_reading():
-    from mmreason.eval.runner import coordinate_metrics, coordinate_readings
+    from mmreason.eval.coord_readings import coordinate_metrics, coordinate_readings
     from mmreason.eval.benchmarks import find_task
 
     assert coordinate_metrics(find_task("pope")) == [] and coordinate_readings(find_task("pope"), "qwen2_vl", None) == ()
