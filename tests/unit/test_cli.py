@@ -140,7 +140,8 @@ def test_validate_every_shipped_recipe(recipe, capsys):
 
 
 def test_validate_by_shipped_name_with_overrides(capsys):
-    name = next(iter(shipped_recipes()))  # e.g. 'debug/base', no path, no suffix
+    name = "debug/base"  # a shipped name: no path, no suffix
+    assert name in shipped_recipes()
     assert cli.main(["validate", name, "seed=123", "model.lora.r=4"]) == 0
     out = capsys.readouterr().out
     assert "seed: 123" in out and "# override model.lora.r=4" in out
