@@ -120,6 +120,13 @@ _AGENT = {"step_success": Metric("gui_action_match"), "type": Metric("gui_action
 _VIDEO = {"video": {"fps": 2.0}}
 _SCREENS = {"image": {"max_pixels": INFIGUI_MAX_PIXELS}}
 
+def _span_metrics() -> dict[str, Metric]:
+    """Charades-STA's readings of an answered time span: mean tIoU, R@0.3/0.5/0.7, moment hit, format."""
+    return {"miou": Metric(M + "temporal_iou"), **{f"r@{t}": Metric(M + "temporal_iou", {"threshold": t})
+                                                   for t in (0.3, 0.5, 0.7)},
+            "hit": Metric(M + "temporal_hit"), "format": _format("span")}
+
+
 TASKS: dict[str, Task] = {
     "grounding": Task(
         "Referring-expression grounding (RefCOCO style): Acc@0.5 and mean IoU of the first answered box.",
@@ -199,10 +206,7 @@ TASKS: dict[str, Task] = {
     "temporal_grounding": Task(
         "Temporal grounding (Charades-STA style): mean tIoU, R@0.3/0.5/0.7 and moment hit rate.",
         row_tasks=("temporal_grounding",), prompt="{question}\n" + _SPAN,
-        metrics={"miou": Metric(M + "temporal_iou"), "r@0.3": Metric(M + "temporal_iou", {"threshold": 0.3}),
-                 "r@0.5": Metric(M + "temporal_iou", {"threshold": 0.5}),
-                 "r@0.7": Metric(M + "temporal_iou", {"threshold": 0.7}), "hit": Metric(M + "temporal_hit"),
-                 "format": _format("span")},
+        metrics=_span_metrics(),
         reference="Charades-STA R@IoU; video sampled at 2 fps", needs=("video",), media=_VIDEO),
     "video_mcq": Task(
         "Video multiple choice (Video-CoM style): option-letter accuracy.",
@@ -223,10 +227,7 @@ TASKS: dict[str, Task] = {
         "Audio temporal grounding (when is a word said, when is the noise): mean tIoU, R@0.3/0.5/0.7 and "
         "moment hit rate of the answered span in seconds.",
         row_tasks=("temporal_grounding",), prompt="{question}\n" + _SPAN,
-        metrics={"miou": Metric(M + "temporal_iou"), "r@0.3": Metric(M + "temporal_iou", {"threshold": 0.3}),
-                 "r@0.5": Metric(M + "temporal_iou", {"threshold": 0.5}),
-                 "r@0.7": Metric(M + "temporal_iou", {"threshold": 0.7}), "hit": Metric(M + "temporal_hit"),
-                 "format": _format("span")},
+        metrics=_span_metrics(),
         reference="Charades-STA R@IoU, on audio time spans (seconds of the clip)", needs=("audio",),
         breakdown=("qtype",), max_new_tokens=256),
     "audio_qa": Task(
