@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from mmreason.errors import MediaError
 from mmreason.families import Family, as_family
@@ -88,12 +88,13 @@ def open_image(source: ImageSource, *, sample_id: object = None) -> tuple[Image.
     path = None
     try:
         if isinstance(source, Image.Image):
-            source.load()
+            with _strict_decoding():
+                source.load()
             img = ImageOps.exif_transpose(source)
         elif isinstance(source, (bytes, bytearray, memoryview)):
             if len(source) == 0:
                 raise MediaError("<bytes>", "empty image data (0 bytes)", sample_id=sample_id)
-            with _no_bomb_warning(), Image.open(io.BytesIO(bytes(source))) as handle:
+            with _strict_decoding(), Image.open(io.BytesIO(bytes(source))) as handle:
                 _check_size(handle, "<bytes>", sample_id)
                 handle.load()
                 img = ImageOps.exif_transpose(handle)
@@ -106,7 +107,7 @@ def open_image(source: ImageSource, *, sample_id: object = None) -> tuple[Image.
                 raise MediaError(path, "image file not found", sample_id=sample_id)
             if os.path.getsize(path) == 0:
                 raise MediaError(path, "empty image file (0 bytes)", sample_id=sample_id)
-            with _no_bomb_warning(), Image.open(path) as handle:
+            with _strict_decoding(), Image.open(path) as handle:
                 _check_size(handle, path, sample_id)
                 handle.load()
                 img = ImageOps.exif_transpose(handle)  # a copy, so it outlives the file handle
@@ -120,11 +121,19 @@ def open_image(source: ImageSource, *, sample_id: object = None) -> tuple[Image.
 
 
 @contextlib.contextmanager
-def _no_bomb_warning() -> Iterator[None]:
-    """PIL's warning covers exactly the images `_check_size` refuses with a better message."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        yield
+def _strict_decoding() -> Iterator[None]:
+    """Decode as PIL does by default, whatever another library set: a truncated file raises (lmms-eval, for
+    one, sets PIL's process-wide ``LOAD_TRUNCATED_IMAGES`` on import, which would pad a cut JPEG with grey
+    and lose the error). PIL's bomb warning is silenced: it covers exactly the images `_check_size` refuses
+    with a better message."""
+    lenient = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
 
 
 def _check_size(handle: Image.Image, where: str, sample_id: object) -> None:

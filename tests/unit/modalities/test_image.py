@@ -121,6 +121,16 @@ def test_bad_images_raise_media_error_naming_file_and_sample(tmp_path):
         load_image(Image.new("RGB", (2000, 4)), "qwen2_vl", sample_id="thin")
 
 
+def test_a_truncated_file_raises_even_when_another_library_lets_pil_pad_it(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)  # what importing lmms-eval does
+    for name in _bad_files(tmp_path):
+        with pytest.raises(MediaError, match="row-8"):
+            load_part({"type": "image", "image": name}, root=tmp_path, family="qwen2_vl", sample_id="row-8")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the other library's setting is left as it was
+
+
 def test_dataset_loader_policy_raise_or_skip_with_count(tmp_path):
     bad = _bad_files(tmp_path)
     Image.new("RGB", (32, 32)).save(tmp_path / "ok.png")
