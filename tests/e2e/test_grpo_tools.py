@@ -97,3 +97,26 @@ def test_virl_step_rewards_make_token_advantages_non_uniform(zoom_model, tmp_pat
     assert any(r["step_rewards/steps_per_trajectory"] > 0 for r in logs)
     assert any(r["advantages/token_nonuniform_frac"] > 0 for r in logs)
     assert any(r.get("rewards/virl/correct", 0) > 0 for r in logs) and any(r["rewards/virl/erroneous"] > 0 for r in logs)
+
+
+def test_deepeyes_rows_pick_their_tools_by_env_name(zoom_model, tmp_path):
+    """DeepEyes mixes rows with and without tools in one batch (arXiv 2505.14362 App. B.1): the mixed recipe
+    offers the zoom tool to rows whose ``env_name`` is visual_toolbox_v2 and nothing to rows whose is empty."""
+    import shutil
+
+    from mmreason.schema import load_rows
+
+    model, data = zoom_model
+    mixed = tmp_path / "mixed"
+    shutil.copytree(data / "img", mixed / "img")
+    rows = sorted(load_rows(data), key=lambda r: r["id"])
+    env = {r["id"]: ("visual_toolbox_v2" if i % 2 == 0 else "") for i, r in enumerate(rows)}
+    write_jsonl([{**r, "meta": {**(r.get("meta") or {}), "env_name": env[r["id"]]}} for r in rows],
+                mixed / "data.jsonl")
+    run_grpo("tiny_deepeyes_mixed_grpo", tmp_path / "run", model, mixed, "grpo.log_completions=64")
+    samples = [s for step in read_jsonl(tmp_path / "run" / "completions.jsonl") for s in step["samples"]]
+    zoomed = {env[s["prompt_id"]]: 0 for s in samples}
+    for s in samples:
+        zoomed[env[s["prompt_id"]]] += "<|image_pad|>" in s["completion"]  # a crop came back
+    # the SFT'd policy calls zoom on every row; only the toolbox rows get a crop back
+    assert set(zoomed) == {"visual_toolbox_v2", ""} and zoomed["visual_toolbox_v2"] > 0 and zoomed[""] == 0, zoomed
