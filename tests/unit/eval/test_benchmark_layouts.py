@@ -20,7 +20,7 @@ from PIL import Image
 
 from mmreason import cli
 
-FAMILY = "qwen2_5_vl"
+from .release_scoring import FAMILY, group, means, score
 
 
 def _picture(path: Path, size=(280, 140)) -> Path:
@@ -28,23 +28,6 @@ def _picture(path: Path, size=(280, 140)) -> Path:
     Image.new("RGB", size, (120, 60, 30)).save(path)
     return path
 
-
-def _score(tmp_path: Path, task: str, data: Path, outputs: dict[str, str]) -> tuple[dict, list[dict]]:
-    preds = tmp_path / "preds.jsonl"
-    preds.write_text("".join(json.dumps({"id": k, "output": v}) + "\n" for k, v in outputs.items()))
-    out = tmp_path / "out"
-    assert cli.main(["eval", "--task", task, "--data", str(data), "--predictions", str(preds), "--family",
-                     FAMILY, "--out", str(out)]) == 0
-    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    return json.loads((out / "results.json").read_text()), samples
-
-
-def _means(results: dict, *names: str) -> list:
-    return [results["metrics"][n]["mean"] for n in names]
-
-
-def _group(results: dict, key: str, metric: str) -> dict:
-    return {g: v[metric]["mean"] for g, v in results["breakdown"][key].items()}
 
 
 # ------------------------------------------------------------------------------------------------ V*
@@ -58,13 +41,13 @@ def test_vstar_bench_folders_of_picture_and_json(tmp_path):
             "target_object": ["cup"], "bbox": [box], "question": f"What colour is the cup in {name}?",
             "options": ["red", "blue", "green", "white"]}))
     zoom = '<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [10, 20, 40, 60]}}</tool_call>'
-    results, samples = _score(tmp_path, "vstar_bench", root, {
+    results, samples = score(tmp_path, "vstar_bench", root, {
         "vstar-direct_attributes-sa_1": f"<think>look</think>{zoom}<answer>A</answer>",
         "vstar-direct_attributes-sa_2": "<answer>B</answer>",
         "vstar-relative_position-sa_3": "<answer>(A) red</answer>"})
     # the right option is the first, listed as A; A, B, A -> 2 of 3
-    assert _means(results, "accuracy", "format") == [pytest.approx(2 / 3), 1.0]
-    assert _group(results, "category", "accuracy") == {"direct_attributes": 0.5, "relative_position": 1.0}
+    assert means(results, "accuracy", "format") == [pytest.approx(2 / 3), 1.0]
+    assert group(results, "category", "accuracy") == {"direct_attributes": 0.5, "relative_position": 1.0}
     # the zoom box is exactly sa_1's GT box [x, y, w, h] = [10, 20, 30, 40] -> [10, 20, 40, 60]: IoU 1
     assert samples[0]["scores"]["zoom_iou"] == 1.0
     assert samples[0]["prompt"].startswith("Question: What colour is the cup in sa_1?\nA. red\nB. blue")
@@ -84,12 +67,12 @@ def test_hr_bench_tsv_with_base64_pictures(tmp_path):
     root = tmp_path / "HR-Bench"
     root.mkdir()
     (root / "hr_bench_4k.tsv").write_text("\n".join(lines) + "\n")
-    results, samples = _score(tmp_path, "hr_bench", root, {
+    results, samples = score(tmp_path, "hr_bench", root, {
         "hr_bench_4k-0": "<answer>A</answer>", "hr_bench_4k-1": "<answer>C. wait</answer>",
         "hr_bench_4k-2": "<answer>D</answer>", "hr_bench_4k-3": "no answer tags: D"})
     # right: 0, 1; wrong: 2; unreadable: 3 -> accuracy 2/4, format 3/4
-    assert _means(results, "accuracy", "format") == [0.5, 0.75]
-    assert _group(results, "category", "accuracy") == {"FCP": 0.0, "FSP": 1.0}  # single -> FSP, cross -> FCP
+    assert means(results, "accuracy", "format") == [0.5, 0.75]
+    assert group(results, "category", "accuracy") == {"FCP": 0.0, "FSP": 1.0}  # single -> FSP, cross -> FCP
     assert (tmp_path / "out" / "media" / "hr_bench_4k" / "2.jpg").is_file()  # decoded once, in the run folder
     assert "What is written on sign 3?\nA. stop\nB. go\nC. wait\nD. exit\n" in samples[3]["prompt"]
 
@@ -111,14 +94,14 @@ def _screenspot_v1(root: Path) -> None:
 def test_screenspot_json_per_device_and_element(tmp_path):
     root = tmp_path / "ScreenSpot"
     _screenspot_v1(root)
-    results, _ = _score(tmp_path, "screenspot_v1", root, {
+    results, _ = score(tmp_path, "screenspot_v1", root, {
         "screenspot_mobile-000000000": '[{"point_2d": [50, 30], "label": "settings"}]',  # inside [10,10,110,60]
         "screenspot_mobile-000000001": '[{"point_2d": [100, 100], "label": "bell"}]',  # outside [200,400,240,440]
         "screenspot_web-000000000": '[{"point_2d": [320, 110], "label": "search"}]'})  # inside [300,100,350,120]
-    assert _means(results, "click_accuracy", "format") == [pytest.approx(2 / 3), 1.0]
-    assert _group(results, "device", "click_accuracy") == {"mobile": 0.5, "web": 1.0}
-    assert _group(results, "element", "click_accuracy") == {"icon": 0.5, "text": 1.0}
-    assert _group(results, "device+element", "click_accuracy") == {"mobile/icon": 0.0, "mobile/text": 1.0,
+    assert means(results, "click_accuracy", "format") == [pytest.approx(2 / 3), 1.0]
+    assert group(results, "device", "click_accuracy") == {"mobile": 0.5, "web": 1.0}
+    assert group(results, "element", "click_accuracy") == {"icon": 0.5, "text": 1.0}
+    assert group(results, "device+element", "click_accuracy") == {"mobile/icon": 0.0, "mobile/text": 1.0,
                                                                    "web/icon": 1.0}
 
 
@@ -133,11 +116,11 @@ def test_screenspot_pro_annotations_and_groups(tmp_path):
         {"img_filename": "vscode_macos/shot.png", "bbox": [0, 0, 50, 50], "instruction": "menu",
          "id": "b", "application": "vscode", "platform": "macos", "img_size": [560, 280], "ui_type": "text",
          "group": "Dev"}]))
-    results, _ = _score(tmp_path, "screenspot_pro", root, {
+    results, _ = score(tmp_path, "screenspot_pro", root, {
         "vscode_macos-000000000": '[{"point_2d": [150, 120]}]',  # inside [100, 100, 200, 150] (x1y1x2y2)
         "vscode_macos-000000001": '[{"point_2d": [60, 60]}]'})  # outside [0, 0, 50, 50]
-    assert _means(results, "click_accuracy") == [0.5]
-    assert _group(results, "group+element", "click_accuracy") == {"Dev/icon": 1.0, "Dev/text": 0.0}
+    assert means(results, "click_accuracy") == [0.5]
+    assert group(results, "group+element", "click_accuracy") == {"Dev/icon": 1.0, "Dev/text": 0.0}
 
 
 # -------------------------------------------------------------------------------------------- POPE
@@ -149,15 +132,15 @@ def test_pope_question_files_accuracy_f1_and_yes_ratio(tmp_path):
         (root / f"coco_pope_{split}.json").write_text("".join(
             json.dumps({"question_id": q, "image": "COCO_val2014_000000000042.jpg",
                         "text": f"Is there a dog in the image? ({q})", "label": label}) + "\n" for label, q in qs))
-    results, _ = _score(tmp_path, "pope", root, {
+    results, _ = score(tmp_path, "pope", root, {
         "pope-random-1": "Yes, there is.", "pope-random-2": "No.", "pope-random-3": "no",
         "pope-random-4": "Yes", "pope-adversarial-1": "There is not a dog."})
     # gt  y n y n y / read y n n y n: right 2 of 5; answered yes 2 of 5; precision 1/2 (of the two yes,
     # one is right); recall 1/3 (of three GT yes, one answered yes); F1 = 2 * 1/2 * 1/3 / (1/2 + 1/3) = 0.4
-    acc, prec, rec, yes, fmt = _means(results, "accuracy", "precision", "recall", "yes_ratio", "format")
+    acc, prec, rec, yes, fmt = means(results, "accuracy", "precision", "recall", "yes_ratio", "format")
     assert (acc, prec, yes, fmt) == (0.4, 0.5, 0.4, 1.0) and rec == pytest.approx(1 / 3)
     assert results["metrics"]["f1"]["mean"] == pytest.approx(0.4)
-    assert _group(results, "category", "accuracy") == {"adversarial": 0.0, "random": 0.5}
+    assert group(results, "category", "accuracy") == {"adversarial": 0.0, "random": 0.5}
     # random alone: gt y n y n, read y n n y: precision 1/2, recall 1/2 -> F1 1/2
     assert results["breakdown"]["category"]["random"]["f1"]["mean"] == pytest.approx(0.5)
 
@@ -179,12 +162,12 @@ def test_refcoco_refs_pickle_and_instances(tmp_path):
             {"ref_id": 2, "ann_id": 11, "image_id": 1, "split": "train", "category_id": 1,
              "sentences": [{"sent": "not scored", "sent_id": 102}]}]
     (root / "refs(unc).p").write_bytes(pickle.dumps(refs))
-    results, samples = _score(tmp_path, "refcoco", root, {
+    results, samples = score(tmp_path, "refcoco", root, {
         "refs(unc)-000000000": '<answer>{"bbox_2d": [28, 28, 112, 84]}</answer>',  # the GT box: IoU 1
         # GT [140, 140, 196, 196] shifted right by half its width: overlap 28x56 over 84x56 -> IoU 1/3
         "refs(unc)-000000001": '<answer>{"bbox_2d": [168, 140, 224, 196]}</answer>'})
     assert len(samples) == 2  # the train ref is not in the val split
-    assert _means(results, "acc@0.5", "miou", "format") == [0.5, pytest.approx(2 / 3), 1.0]
+    assert means(results, "acc@0.5", "miou", "format") == [0.5, pytest.approx(2 / 3), 1.0]
 
 
 # ------------------------------------------------------------------------------------- Charades-STA
@@ -201,10 +184,10 @@ def test_charades_sta_text_file_recall_and_miou(tmp_path):
     _video(root / "Charades_v1_480" / "AO8RW.mp4")
     (root / "charades_sta_test.txt").write_text("3MSZA 24.3 30.4##person turn a light on.\n"
                                                 "AO8RW 0.0 10.0##a person is putting a book on a shelf.\n")
-    results, _ = _score(tmp_path, "charades_sta", root, {
+    results, _ = score(tmp_path, "charades_sta", root, {
         "charades_sta_test-000000000": "<answer>24.3 to 30.4</answer>",  # IoU 1
         "charades_sta_test-000000001": "<answer>5 to 15</answer>"})  # overlap 5 over union 15: IoU 1/3
-    assert _means(results, "miou", "r@0.5", "r@0.7") == [pytest.approx(2 / 3), 0.5, 0.5]
+    assert means(results, "miou", "r@0.5", "r@0.7") == [pytest.approx(2 / 3), 0.5, 0.5]
 
 
 # ----------------------------------------------------------------------------------------- VSI-Bench
@@ -223,11 +206,11 @@ def test_vsi_bench_parquet_mcq_accuracy_and_mra(tmp_path):
          "ground_truth": "2.0"}])
     pq.write_table(table, root / "test-00000-of-00001.parquet")
     gcot = "<think>chair 1 <bbox>(0, 0, 0, 1, 1, 1)</bbox></think>"
-    results, samples = _score(tmp_path, "vsi_bench", root, {
+    results, samples = score(tmp_path, "vsi_bench", root, {
         "vsi-1": gcot + "<answer>A</answer>", "vsi-2": gcot + "<answer>2.2</answer>"})
     # MRA of 2.2 against 2.0: relative error 0.1 passes threshold t when 0.1 < 1 - t, so t = 0.50..0.85:
     # 8 of the 10 thresholds -> 0.8; overall is the mean of the two samples' scores (1 and 0.8)
-    assert _means(results, "mc_accuracy", "mra", "format") == [1.0, pytest.approx(0.8), 1.0]
+    assert means(results, "mc_accuracy", "mra", "format") == [1.0, pytest.approx(0.8), 1.0]
     assert results["metrics"]["overall"]["mean"] == pytest.approx(0.9)
     assert set(results["breakdown"]["question_type"]) == {"object_rel_direction_easy", "object_abs_distance"}
     assert "Options:\nA. left\nB. right" in samples[0]["prompt"]

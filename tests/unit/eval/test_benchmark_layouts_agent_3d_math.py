@@ -21,25 +21,8 @@ from PIL import Image
 
 from mmreason import cli
 
-FAMILY = "qwen2_5_vl"
+from .release_scoring import FAMILY, group, means, score
 
-
-def _score(tmp_path: Path, task: str, data: Path, outputs: dict[str, str], out: str = "out"):
-    preds = tmp_path / f"{out}.jsonl"
-    preds.write_text("".join(json.dumps({"id": k, "output": v}) + "\n" for k, v in outputs.items()))
-    folder = tmp_path / out
-    assert cli.main(["eval", "--task", task, "--data", str(data), "--predictions", str(preds), "--family",
-                     FAMILY, "--out", str(folder)]) == 0
-    samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
-    return json.loads((folder / "results.json").read_text()), samples
-
-
-def _means(results: dict, *names: str) -> list:
-    return [results["metrics"][n]["mean"] for n in names]
-
-
-def _group(results: dict, key: str, metric: str) -> dict:
-    return {g: v[metric]["mean"] for g, v in results["breakdown"][key].items()}
 
 
 # ------------------------------------------------------------------------------------- AndroidControl
@@ -100,12 +83,12 @@ ANDROID_OUTPUTS = {
 
 
 def test_androidcontrol_low_type_grounding_step_success(tmp_path, android_release):
-    results, samples = _score(tmp_path, "androidcontrol_low", android_release, ANDROID_OUTPUTS)
+    results, samples = score(tmp_path, "androidcontrol_low", android_release, ANDROID_OUTPUTS)
     # type: all but the wait -> 5/6; step success: the click and the type -> 2/6; grounding over the two GT
     # clicks (101-0 hit, 102-2 missed) -> 1/2; every output is a readable action
-    assert _means(results, "type", "step_success", "grounding", "format") == [
+    assert means(results, "type", "step_success", "grounding", "format") == [
         pytest.approx(5 / 6), pytest.approx(1 / 3), 0.5, 1.0]
-    assert _group(results, "action", "step_success") == {"click": 0.5, "open": 0.0, "swipe": 0.0,
+    assert group(results, "action", "step_success") == {"click": 0.5, "open": 0.0, "swipe": 0.0,
                                                          "system_button": 0.0, "type": 1.0}
     assert results["paper"]["InfiGUI-R1-3B (arXiv 2504.14239)"]["step_success"] == 0.921
     third = samples[2]["prompt"]
@@ -115,8 +98,8 @@ def test_androidcontrol_low_type_grounding_step_success(tmp_path, android_releas
 
 
 def test_androidcontrol_high_has_no_step_instruction(tmp_path, android_release):
-    results, samples = _score(tmp_path, "androidcontrol_high", android_release, ANDROID_OUTPUTS)
-    assert _means(results, "step_success") == [pytest.approx(1 / 3)]
+    results, samples = score(tmp_path, "androidcontrol_high", android_release, ANDROID_OUTPUTS)
+    assert means(results, "step_success") == [pytest.approx(1 / 3)]
     assert "Current step query" not in samples[0]["prompt"] and "Buy coffee beans" in samples[0]["prompt"]
 
 
@@ -177,12 +160,12 @@ def test_scanrefer_boxes_from_aggregated_annotations(tmp_path, scanrefer_release
     # chair raw [0,1]^3 -> aligned x [-1, 0], y [0, 1], z [0.5, 1.5]; table raw x [2,3], y [0,2], z [0,1] ->
     # aligned x [-2, 0], y [2, 3], z [0.5, 1.5] (volume 2). The table answer is shifted by 1 in x:
     # overlap 1 x 1 x 1 = 1, union 2 + 2 - 1 = 3 -> IoU 1/3 (a hit at 0.25, a miss at 0.5)
-    results, samples = _score(tmp_path, "scanrefer", scanrefer_release, {
+    results, samples = score(tmp_path, "scanrefer", scanrefer_release, {
         "scanrefer-scene0011_00-0-0": "<answer>chair 1 <bbox>(-1, 0, 0.5, 0, 1, 1.5)</bbox></answer>",
         "scanrefer-scene0011_00-1-2": "<answer>table 1 <bbox>(-1, 2, 0.5, 1, 3, 1.5)</bbox></answer>"})
-    assert _means(results, "acc@0.25", "acc@0.5", "miou", "format") == [1.0, 0.5, pytest.approx(2 / 3), 1.0]
+    assert means(results, "acc@0.25", "acc@0.5", "miou", "format") == [1.0, 0.5, pytest.approx(2 / 3), 1.0]
     # two chairs in the scene: that description is "multiple"; the one table is "unique"
-    assert _group(results, "subset", "acc@0.5") == {"multiple": 1.0, "unique": 0.0}
+    assert group(results, "subset", "acc@0.5") == {"multiple": 1.0, "unique": 0.0}
     assert samples[1]["gt"] == "table 1 <bbox>(-2.0000, 2.0000, 0.5000, 0.0000, 3.0000, 1.5000)</bbox>"
     assert "the chair next to the table." in samples[0]["prompt"]
     assert results["paper"]["GS-Reasoner (arXiv 2510.13800) via a paper note"]["acc@0.25"] == 0.608
@@ -255,11 +238,11 @@ def test_mathvista_testmini_json_answer_matching(tmp_path):
         (root / "images").mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (56, 56), (0, 0, 200)).save(root / p["image"])
     (root / "testmini.json").write_text(json.dumps({p["pid"]: p for p in MATHVISTA}, ensure_ascii=False))
-    results, samples = _score(tmp_path, "mathvista", root, MATHVISTA_OUTPUTS)
-    assert _means(results, "accuracy", "format") == [pytest.approx(4 / 6), pytest.approx(5 / 6)]
-    assert _group(results, "question_type", "accuracy") == {"free_form": pytest.approx(2 / 3),
+    results, samples = score(tmp_path, "mathvista", root, MATHVISTA_OUTPUTS)
+    assert means(results, "accuracy", "format") == [pytest.approx(4 / 6), pytest.approx(5 / 6)]
+    assert group(results, "question_type", "accuracy") == {"free_form": pytest.approx(2 / 3),
                                                              "multi_choice": pytest.approx(2 / 3)}
-    assert _group(results, "task", "accuracy") == {"figure question answering": 1.0,
+    assert group(results, "task", "accuracy") == {"figure question answering": 1.0,
                                                    "geometry problem solving": 0.5,
                                                    "math word problem": pytest.approx(2 / 3)}
     assert samples[0]["prompt"].startswith("Hint: Please answer the question.\nQuestion: Problem 1?\n"
@@ -276,9 +259,9 @@ def test_mathvista_parquet_with_decoded_pictures(tmp_path):
     records = [{**p, "choices": p["choices"], "precision": p["precision"],
                 "decoded_image": {"bytes": buf.getvalue(), "path": f"{p['pid']}.png"}} for p in MATHVISTA[:3]]
     pq.write_table(pa.Table.from_pylist(records), root / "data" / "testmini-00000-of-00001.parquet")
-    results, _ = _score(tmp_path, "mathvista", root, {k: MATHVISTA_OUTPUTS[k] for k in
+    results, _ = score(tmp_path, "mathvista", root, {k: MATHVISTA_OUTPUTS[k] for k in
                                                       ("mathvista-1", "mathvista-2", "mathvista-3")})
-    assert _means(results, "accuracy") == [pytest.approx(2 / 3)]
+    assert means(results, "accuracy") == [pytest.approx(2 / 3)]
     assert (tmp_path / "out" / "media" / "mathvista" / "1.png").is_file()  # decoded once, in the run folder
 
 
