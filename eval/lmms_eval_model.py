@@ -167,8 +167,11 @@ class MMReasonLMM(lmms):
         return [returned_text(outputs[p["id"]], self.output) for p in prompts]
 
     def loglikelihood(self, requests: list) -> list:
-        raise NotImplementedError(f"lmms-eval model {MODEL_ID} generates; loglikelihood (multiple_choice) "
-                                  "tasks are not supported")
+        # lmms-eval 0.7 builds a chat model's requests in ChatTask.construct_requests, which admits generation
+        # output types only (it asserts so), so loglikelihood / multiple_choice requests never reach this
+        # class; the method exists because lmms' interface declares it.
+        raise NotImplementedError(f"lmms-eval model {MODEL_ID} is a chat model: lmms-eval sends chat models "
+                                  "generation requests only, not loglikelihood (multiple_choice)")
 
     def generate_until_multi_round(self, requests: list) -> list:
         raise NotImplementedError(f"lmms-eval model {MODEL_ID}: multi-round tasks are not supported; its own "
