@@ -1,6 +1,7 @@
-"""The lmms-eval model class (`mmreason.eval.lmms_eval_model`): lmms-eval finds it by its entry point, a
+"""The lmms-eval model classes (`mmreason.eval.lmms_eval_model`, `mmreason.eval.lmms_eval_simple`):
+lmms-eval finds them by their entry point (the chat class, or the simple one under ``--force_simple``), a
 checkpoint's saved recipe decides its tools and prompt, and a bad ``pretrained=`` is an error naming it.
-The lmms-eval run itself is tests/e2e/test_lmms_eval.py."""
+The lmms-eval runs themselves are tests/e2e/test_lmms_eval*.py."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from PIL import Image
 
 from mmreason.errors import RecipeError
-from mmreason.eval.lmms_eval_model import MMReasonLMM, returned_text
+from mmreason.eval.lmms_eval_model import Likelihood, MMReasonLMM, returned_text, user_turn
+from mmreason.eval.lmms_eval_simple import MMReasonSimpleLMM
 from mmreason.prompts import PROMPTS
 from mmreason.tools import tools_prompt
 
@@ -28,6 +30,9 @@ def test_lmms_eval_finds_the_class_through_its_entry_point():
     registry.load_entrypoint_manifests()
     assert registry.get_model_class("mmreason") is MMReasonLMM
     assert registry.resolve("mmreason").model_type == "chat"
+    # --force_simple: the class lmms-eval sends loglikelihood (multiple_choice) requests to
+    assert registry.get_model_class("mmreason", force_simple=True) is MMReasonSimpleLMM
+    assert registry.resolve("mmreason", force_simple=True).model_type == "simple"
 
 
 @pytest.fixture
@@ -82,9 +87,28 @@ def test_bad_model_args_fail_before_any_request():
         MMReasonLMM(pretrained=str(BASE), output="text")
     with pytest.raises(RecipeError, match="unknown tool .no_such_tool."):
         MMReasonLMM(pretrained=str(BASE), tools="no_such_tool")
-    lm = MMReasonLMM(pretrained=str(BASE))
-    with pytest.raises(NotImplementedError, match="loglikelihood"):
-        lm.loglikelihood([])
+    with pytest.raises(RecipeError, match="max_rounds='many'"):
+        MMReasonLMM(pretrained=str(BASE), max_rounds="many")
+
+
+def test_a_loglikelihood_reply_survives_lmms_evals_unwrapping():
+    """lmms-eval 0.7.3 turns a bare (float, bool) reply into its str(); ours comes through as the pair."""
+    from lmms_eval.api.instance import unwrap_generation_output
+
+    reply = Likelihood((3.5, True))
+    assert unwrap_generation_output(reply)[0] == (3.5, True) and tuple(reply) == (3.5, True)
+    assert unwrap_generation_output((3.5, True))[0] == "(3.5, True)"  # why the wrapper exists
+
+
+def test_a_simple_tasks_context_places_its_media():
+    picture = Image.new("RGB", (28, 28))
+    (turn,) = user_turn([picture, "clip.mp4", {"array": [0.0], "sampling_rate": 16000}], "Compare them.")
+    assert [p["type"] for p in turn["content"]] == ["image", "video", "audio", "text"]
+    (turn,) = user_turn([picture], "Where is the red circle?<image>")
+    assert turn["content"] == [{"type": "text", "text": "Where is the red circle?"}, {"type": "image", "url": picture}]
+    # placeholders that do not match the media are dropped, the media go first
+    (turn,) = user_turn([picture], "<image> and <image>: which?")
+    assert turn["content"] == [{"type": "image", "url": picture}, {"type": "text", "text": "and : which?"}]
 
 
 def test_lmms_eval_gets_the_answer_block_or_the_whole_trajectory():
@@ -95,3 +119,12 @@ def test_lmms_eval_gets_the_answer_block_or_the_whole_trajectory():
     assert returned_text("<think>a</think>\\boxed{12}") == "12"
     assert returned_text('{"bbox_2d": [1, 2, 3, 4]}') == '{"bbox_2d": [1, 2, 3, 4]}'  # no answer block: as written
     assert returned_text("<think>only thinking</think>") == ""
+
+
+def test_media_tokens_written_in_a_tasks_text_are_not_media_slots():
+    """A multi-round task quoting an earlier round's whole trajectory (output=full) quotes the pictures the
+    tools returned as placeholder tokens; read as text they would be slots with no picture behind them."""
+    lm = MMReasonLMM(pretrained=str(BASE))
+    quoted = "Before: <tool_response>\n<|vision_start|><|image_pad|><|vision_end|>Zoomed in.</tool_response>"
+    (user,) = lm.messages([{"role": "user", "content": [{"type": "text", "text": quoted}]}])
+    assert user["content"] == [{"type": "text", "text": "Before: <tool_response>\nZoomed in.</tool_response>"}]
