@@ -234,7 +234,10 @@ class CheckpointLMM(lmms):
         by the choice's length for ``acc_norm``), written for backends that return a loss; a log-prob
         there would pick the least likely choice. The context is the task's own text after its media, the
         chat template applied, without the checkpoint's prompt style or tool declarations: the choice is
-        scored as the assistant's first words, which a reasoning prompt would have start with <think>."""
+        scored as the assistant's first words, which a reasoning prompt would have start with <think>.
+        Two lmms-eval 0.7 readings expect log-probs instead, and no task it ships uses them: ``perplexity``
+        and ``acc_mutual_info`` (whose conditional / unconditional pairing is off anyway: it reads them
+        interleaved, its requests list them one block after the other)."""
         from mmreason.eval.lmms_eval_likelihood import continuation_ids, prepare_context, score_continuation
 
         contexts: dict[tuple, Any] = {}
