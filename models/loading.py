@@ -161,12 +161,26 @@ def _torch_dtype(name: str):
     return name if name == "auto" else getattr(torch, name)
 
 
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+def _check_processor_files(path: Path) -> None:
+    """Name a checkpoint folder that holds weights but no processor or tokenizer (e.g. a mid-run save of
+    weights alone) before the weights load, instead of transformers' hub-lookup error after."""
+    for kind, names in (("processor", PROCESSOR_FILES), ("tokenizer", TOKENIZER_FILES)):
+        if not any((path / n).is_file() for n in names):
+            raise FileNotFoundError(f"{path}: no {kind} files ({' or '.join(names)}); copy them from the checkpoint "
+                                    f"this one was trained from, or save it with its processor")
+
+
 def load(spec: Any):
     """Load `(model, processor)` from a local checkpoint; see `as_spec` for what `spec` may be."""
     import transformers as tf
 
     s = as_spec(spec)
     family = get_family(detect_family(s.path))
+    _check_processor_files(Path(s.path))
     kwargs: dict[str, Any] = {"dtype": _torch_dtype(s.dtype)}
     if s.attn_implementation:
         kwargs["attn_implementation"] = s.attn_implementation

@@ -48,6 +48,23 @@ def test_missing_path_is_named(tmp_path):
         detect_family(tmp_path / "empty")
 
 
+def test_weights_without_processor_are_named(tmp_path, tiny_model_dir):
+    import shutil
+
+    src = tiny_model_dir("qwen2_5_vl")
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(src / name, tmp_path / name)
+    with pytest.raises(FileNotFoundError, match=r"no processor files \(processor_config.json"):
+        load(tmp_path)
+    for name in ("processor_config.json", "preprocessor_config.json"):
+        if (src / name).is_file():
+            shutil.copy(src / name, tmp_path / name)
+    (tmp_path / "tokenizer.json").unlink()
+    (tmp_path / "tokenizer_config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="no tokenizer files"):
+        load(tmp_path)
+
+
 def test_unknown_model_type_lists_known(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llava"}))
     with pytest.raises(ValueError, match=r"unknown model_type 'llava'.*qwen2_5_vl"):
