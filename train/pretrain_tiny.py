@@ -355,6 +355,7 @@ def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, sa
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
         if (step + 1) % save_every == 0 and step + 1 < run_steps:
             model.save_pretrained(out)
+            processor.save_pretrained(out)  # a mid-run save is a checkpoint a user can evaluate or probe
             (out / "pretrain.json").write_text(json.dumps({"steps_done": step + 1, "stage": stage,
                                                                  "history": history, "losses": losses}) + "\n")
     model.eval()
