@@ -161,8 +161,26 @@ def with_prompt(recipe: Recipe, rows: list[dict]) -> list[dict]:
             texts[names] = tools_prompt(list(names))
         return texts[names]
 
-    return [apply_prompt(r, style, tools_text=declared(row_tools(recipe.tools, r)) if declares else "")
-            for r in rows]
+    out, undeclared = [], []
+    for r in rows:
+        names = row_tools(recipe.tools, r) if declares else ()
+        if declares and not names and _calls_a_tool(r):
+            undeclared.append(r.get("id"))
+        out.append(apply_prompt(r, style, tools_text=declared(names) if declares else ""))
+    if undeclared:
+        # eval tasks and GRPO rollouts declare their tools in the system turn; a row trained without the
+        # declaration learns to call tools after a prompt the model will never see again
+        log.warning("data.prompt %r declares the tools in the system turn, but no tools are named for %d row(s) "
+                    "whose answers call a tool (e.g. sample %r): they train without the declaration that eval and "
+                    "GRPO show; name them in the recipe (tools.names=[...])", d.prompt, len(undeclared),
+                    undeclared[0])
+    return out
+
+
+def _calls_a_tool(row: dict) -> bool:
+    from mmreason.schema import text_of
+
+    return any(m.get("role") == "assistant" and "<tool_call>" in text_of(m) for m in row.get("messages") or [])
 
 
 def load_data(recipe: Recipe, *, split: str = "train", accelerator: Any = None) -> Rows:

@@ -49,3 +49,18 @@ def test_recipe_prompt_reaches_rows_with_the_recipe_tools():
     assert '"name": "image_zoom_in_tool"' in system and "<tool_call>" in system
     plain = load_recipe_dict({"model": {"path": "tiny:qwen2_5_vl"}})
     assert with_prompt(plain, [_row()]) == [_row()]
+
+
+def test_rows_that_call_tools_without_declared_tools_are_warned_about(caplog):
+    calling = _row()
+    calling["messages"][1]["content"][0]["text"] = '<think>zoom</think><tool_call>{"name": "z"}</tool_call>'
+    bare = load_recipe_dict({"model": {"path": "tiny:qwen2_5_vl"}, "data": {"prompt": "deepeyes"}})
+    with caplog.at_level("WARNING", logger="mmreason.train"):
+        with_prompt(bare, [_row(), calling])
+    assert "no tools are named for 1 row(s)" in caplog.text and "tools.names" in caplog.text
+    caplog.clear()
+    declared = load_recipe_dict({"model": {"path": "tiny:qwen2_5_vl"}, "data": {"prompt": "deepeyes"},
+                                 "tools": {"names": ["image_zoom_in_tool"]}})
+    with caplog.at_level("WARNING", logger="mmreason.train"):
+        with_prompt(declared, [calling])
+    assert "tools.names" not in caplog.text
