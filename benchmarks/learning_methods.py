@@ -65,7 +65,9 @@ def _zoom_method(name: str, title: str, claim: str, rl_recipe: str, arms: dict, 
         name, title, claim, "image_scenes", ("trace=" + ("virl" if name == "virl" else "deepeyes"),
                                               'qtypes=["small_color"]', "highres_side=[2000,3000]"),
         "quickstart/qwen2_5_vl_sft",
-        ("data.prompt=deepeyes", f"model.max_pixels={IMAGE_PIXELS}", "data.max_prompt_length=1024"),
+        # the tool declared in the system turn, as the vstar eval and the RL recipes declare it
+        ("data.prompt=deepeyes", "tools.names=[image_zoom_in_tool]", f"model.max_pixels={IMAGE_PIXELS}",
+         "data.max_prompt_length=1024"),
         rl_recipe, ("data.prompt=deepeyes", f"model.max_pixels={IMAGE_PIXELS}"), evaluations,
         full=Size(96, 24, ("sft.epochs=2", "sft.batch_size=4", "sft.save_steps=1000"), full_rl),
         smoke=Size(4, 2, SMOKE_SFT, SMOKE_RL), arms=arms, rl_curves=curves)
