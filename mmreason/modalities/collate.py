@@ -298,8 +298,13 @@ def _call_processor(samples: list[_Sample], processor, fam: Family, mode: str) -
     if audios:
         kwargs["audio"] = audios
         rate = {getattr(a, "sample_rate", None) for s in samples for a in s.audios} - {None}
-        if rate:
-            kwargs["audio_kwargs"] = {"sampling_rate": rate.pop()}
+        audio_kwargs = {"sampling_rate": rate.pop()} if rate else {}
+        window = _padded_window(audios, getattr(processor, "feature_extractor", None))
+        if window:  # the processor refuses `padding` both for all modalities and for audio: text gets its own
+            kwargs["text_kwargs"] = {"padding": kwargs.pop("padding"), "padding_side": kwargs.pop("padding_side")}
+            audio_kwargs.update(window)
+        if audio_kwargs:
+            kwargs["audio_kwargs"] = audio_kwargs
     return per_clip_seconds(dict(processor(text=texts, **kwargs)), videos, fam)
 
 
@@ -330,6 +335,26 @@ def per_clip_seconds(batch: dict[str, Any], videos: Sequence[Any], family: str |
         batch["video_second_per_grid"] = torch.tensor([patch / v.frame.sampled_fps for v in videos],
                                                       dtype=torch.float32)
     return batch
+
+
+def _padded_window(audios: Sequence[Any], extractor: Any) -> dict[str, Any]:
+    """Pad a batch's clips to the longest one plus one FFT window, not to the extractor's 30-s window.
+
+    Why: a Whisper-style extractor (Qwen2.5-Omni) pads every clip to 30 s and runs its STFT over all of it:
+    for 2-s clips, 93% of the feature time went into silence. The valid frames are the same either way (the
+    padding is zeros; the extra FFT window keeps the last valid frame's neighbourhood zero, as with 30 s; the
+    log-mel floor is set by the maximum, which silence never raises), and the model reads only the frames
+    the attention mask marks valid (tests/unit/modalities/test_audio_window.py checks both).
+    """
+    need = ("n_samples", "n_fft", "hop_length")
+    if extractor is None or not all(isinstance(getattr(extractor, k, None), int) for k in need):
+        return {}
+    longest = max(len(a) for a in audios)
+    hop = extractor.hop_length
+    window = -(-(longest + extractor.n_fft) // hop) * hop
+    if window >= extractor.n_samples:
+        return {}  # as long as the extractor's own window: keep its behaviour (and its cut at 30 s)
+    return {"padding": "max_length", "max_length": window}
 
 
 def _waveform(audio: Any, processor: Any, sample_id: Any) -> Any:

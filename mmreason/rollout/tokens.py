@@ -204,6 +204,8 @@ class Trajectory:
 # each image token to its scene (`mmreason.models.spatial`). Joining segments shifts them past the rows of
 # the segments before, so every token still points at its own scene.
 ROW_INDEX_KEYS = {"spatial_token_scene": "spatial_scene"}
+# audio inputs whose last axis is frames, padded per processor call to that call's longest clip
+FRAME_KEYS = ("input_features", "feature_attention_mask")
 
 
 def concat_vision(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -225,10 +227,22 @@ def concat_vision(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if key in ROW_INDEX_KEYS:
             values = _shifted(parts, key, ROW_INDEX_KEYS[key])
         if all(isinstance(v, torch.Tensor) for v in values):
+            if key in FRAME_KEYS:
+                values = _to_widest(values)
             out[key] = torch.cat(values, dim=0)
         else:
             out[key] = [x for v in values for x in (v.tolist() if isinstance(v, torch.Tensor) else v)]
     return out
+
+
+def _to_widest(values: Sequence[Any]) -> list[Any]:
+    """Audio features (and their masks) of clips collated apart, zero-padded on the frame axis to the widest:
+    each call pads its clips to its own longest one (`mmreason.modalities.collate._padded_window`), and the
+    model reads only the frames the mask marks valid."""
+    import torch.nn.functional as F
+
+    widest = max(v.shape[-1] for v in values)
+    return [F.pad(v, (0, widest - v.shape[-1])) if v.shape[-1] < widest else v for v in values]
 
 
 def _shifted(parts: Sequence[Mapping[str, Any]], key: str, target: str) -> list[Any]:
