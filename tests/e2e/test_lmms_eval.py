@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 import pytest
+from zoom_checkpoint import ZOOM, train_zoom_checkpoint
 
 from mmreason import cli
 from mmreason.schema import dataset_root, load_rows, resolve_media
@@ -158,35 +159,13 @@ def test_lmms_eval_scores_a_local_task_with_our_model(local_task, scenes, tmp_pa
     assert score == pytest.approx(mine, abs=1e-6)
 
 
-ZOOM = '<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [0, 0, 56, 56]}}</tool_call>'
-TOOL_RECIPE = """\
-model: {{path: base:qwen2_5_vl, dtype: float32, freeze_vision: false, min_pixels: 3136, max_pixels: 12544}}
-data: {{train: [{data}], prompt: deepeyes, on_error: raise}}
-tools: {{names: [image_zoom_in_tool], coord_frame: pixel}}
-sft: {{epochs: 100, max_steps: 50, lr: 5.0e-3, batch_size: 4, warmup: 0, scheduler: constant, logging_steps: 10,
-      save_steps: 1000, dataloader_workers: 0}}
-output_dir: {out}
-report_to: [jsonl]
-seed: 0
-"""
 
 
 @pytest.mark.slow
 def test_a_checkpoint_trained_with_tools_runs_them_in_our_loop(tmp_path, monkeypatch):
     """SFT (50 steps, about 1.5 minutes on 2 shared cores) teaches the tiny base one zoom call under
     DeepEyes' prompt; lmms-eval then runs the checkpoint with no tool argument at all."""
-    from mmreason.data_builders import get_builder
-    from mmreason.schema import write_jsonl
-
-    scenes = get_builder("image_scenes")(tmp_path / "scenes", n=16, seed=5, progress=False, preset="quickstart")
-    rows = [{**r, "messages": [r["messages"][0], {"role": "assistant", "content": [{"type": "text", "text": ZOOM}]}]}
-            for r in load_rows(scenes)]
-    write_jsonl(rows, tmp_path / "scenes" / "calls" / "rows.jsonl")
-    (tmp_path / "scenes" / "calls" / "media").symlink_to(tmp_path / "scenes" / "media")
-    recipe = tmp_path / "zoom_sft.yaml"
-    recipe.write_text(TOOL_RECIPE.format(data=tmp_path / "scenes" / "calls", out=tmp_path / "run"))
-    assert cli.main(["train", str(recipe)]) == 0
-    final = tmp_path / "run" / "final"
+    scenes, rows, final = train_zoom_checkpoint(tmp_path)
     assert "image_zoom_in_tool" in (final / "recipe.yaml").read_text()
 
     monkeypatch.setenv("LMMS_EVAL_DATASETS_CACHE", str(tmp_path / "hf-datasets"))

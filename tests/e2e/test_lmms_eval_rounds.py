@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 import pytest
+from zoom_checkpoint import ZOOM, train_zoom_checkpoint
 
 from mmreason.errors import RecipeError
 from mmreason.schema import dataset_root, load_rows, resolve_media
@@ -241,17 +242,6 @@ def test_a_task_that_never_says_stop_is_an_error_naming_it(scenes, tmp_path, cac
     assert sorted(_prompts(folder)) == sorted((r["id"], k) for r in load_rows(scenes) for k in (0, 1, 2))
 
 
-ZOOM = '<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [0, 0, 56, 56]}}</tool_call>'
-TOOL_RECIPE = """\
-model: {{path: base:qwen2_5_vl, dtype: float32, freeze_vision: false, min_pixels: 3136, max_pixels: 12544}}
-data: {{train: [{data}], prompt: deepeyes, on_error: raise}}
-tools: {{names: [image_zoom_in_tool], coord_frame: pixel}}
-sft: {{epochs: 100, max_steps: 50, lr: 5.0e-3, batch_size: 4, warmup: 0, scheduler: constant, logging_steps: 10,
-      save_steps: 1000, dataloader_workers: 0}}
-output_dir: {out}
-report_to: [jsonl]
-seed: 0
-"""
 
 
 @pytest.mark.slow
@@ -261,18 +251,9 @@ def test_every_round_runs_the_checkpoints_tools(tmp_path, cache):
     loop: each round's response (``output=full``) holds the call and what the zoom tool returned, and the
     task is handed those whole responses. Each round asks the question again (a 50-step model answers
     nothing else sensibly)."""
-    from mmreason import cli
     from mmreason.data_builders import get_builder
-    from mmreason.schema import write_jsonl
 
-    scenes = get_builder("image_scenes")(tmp_path / "scenes", n=16, seed=5, progress=False, preset="quickstart")
-    rows = [{**r, "messages": [r["messages"][0], {"role": "assistant", "content": [{"type": "text", "text": ZOOM}]}]}
-            for r in load_rows(scenes)]
-    write_jsonl(rows, tmp_path / "scenes" / "calls" / "rows.jsonl")
-    (tmp_path / "scenes" / "calls" / "media").symlink_to(tmp_path / "scenes" / "media")
-    recipe = tmp_path / "zoom_sft.yaml"
-    recipe.write_text(TOOL_RECIPE.format(data=tmp_path / "scenes" / "calls", out=tmp_path / "run"))
-    assert cli.main(["train", str(recipe)]) == 0
+    train_zoom_checkpoint(tmp_path)
 
     small = get_builder("image_scenes")(tmp_path / "eval-scenes", n=2, seed=4, progress=False, preset="quickstart")
     # the question first, as it was trained; room for the call and the answer after the zoom
