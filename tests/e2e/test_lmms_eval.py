@@ -19,12 +19,12 @@ import json
 from pathlib import Path
 
 import pytest
+from lmms_tasks import BASE, evaluate, iou, scene_docs, write_parquet
 from zoom_checkpoint import ZOOM, train_zoom_checkpoint
 
 from mmreason import cli
-from mmreason.schema import dataset_root, load_rows, resolve_media
+from mmreason.schema import load_rows
 
-BASE = Path(__file__).resolve().parents[2] / "models" / "tiny_base" / "qwen2_5_vl"
 TASK = "mmreason_local_refer"
 
 TASK_YAML = """\
@@ -84,12 +84,6 @@ def process_results(doc, results):
 '''
 
 
-def _iou(a: list[float], b: list[float]) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
-
-
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
     from mmreason.data_builders import get_builder
@@ -100,18 +94,9 @@ def scenes(tmp_path_factory):
 
 def write_task(scenes: Path, folder: Path, max_new_tokens: int = 32) -> Path:
     """The task folder (YAML + utils.py) over a Parquet file of the scenes' pictures, questions and boxes."""
-    import datasets
-
     folder.mkdir()
-    rows = [resolve_media(r, dataset_root(scenes)) for r in load_rows(scenes)]
-    user = [r["messages"][0]["content"] for r in rows]
-    table = datasets.Dataset.from_dict({
-        "id": [r["id"] for r in rows],
-        "question": [next(p["text"] for p in parts if p["type"] == "text") for parts in user],
-        "image": [next(p["image"] for p in parts if p["type"] == "image") for parts in user],
-        "answer": [json.dumps(r["boxes"][0]["box"]) for r in rows],
-    }).cast_column("image", datasets.Image())
-    table.to_parquet(str(folder / "refer.parquet"))
+    write_parquet([{"id": d["id"], "question": d["question"], "image": d["image"], "answer": json.dumps(d["box"])}
+                   for d in scene_docs(scenes)], folder / "refer.parquet")
     (folder / f"{TASK}.yaml").write_text(TASK_YAML.format(task=TASK, data=folder / "refer.parquet",
                                                           max_new_tokens=max_new_tokens))
     (folder / "utils.py").write_text(TASK_UTILS)
@@ -124,17 +109,8 @@ def local_task(scenes, tmp_path, monkeypatch) -> Path:
     return write_task(scenes, tmp_path / "tasks")
 
 
-def evaluate(task_folder: Path, model_args: str) -> dict:
-    """lmms-eval's own evaluator, the task found in `task_folder` only, samples logged."""
-    from lmms_eval.evaluator import simple_evaluate
-    from lmms_eval.tasks import TaskManager
-
-    return simple_evaluate(model="mmreason", model_args=model_args, tasks=[TASK], batch_size=2, log_samples=True,
-                           task_manager=TaskManager(include_path=str(task_folder), include_defaults=False))
-
-
 def test_lmms_eval_scores_a_local_task_with_our_model(local_task, scenes, tmp_path):
-    results = evaluate(local_task, f"pretrained={BASE}")
+    results = evaluate(TASK, local_task, f"pretrained={BASE}")
     samples = results["samples"][TASK]
     rows = load_rows(scenes)
     assert len(samples) == len(rows)
@@ -149,7 +125,7 @@ def test_lmms_eval_scores_a_local_task_with_our_model(local_task, scenes, tmp_pa
         (response,) = by_doc[i]["resps"][0]
         assert response == ours[row["id"]]["output"] and response.startswith('{"bbox_2d": [')
     # lmms-eval's metric: its mean of its per-sample values, each the IoU of our response with the GT box.
-    by_hand = [_iou(json.loads(by_doc[i]["resps"][0][0])["bbox_2d"], row["boxes"][0]["box"])
+    by_hand = [iou(json.loads(by_doc[i]["resps"][0][0])["bbox_2d"], row["boxes"][0]["box"])
                for i, row in enumerate(rows)]
     assert [by_doc[i]["box_iou"] for i in range(len(rows))] == pytest.approx(by_hand)
     score = results["results"][TASK]["box_iou,none"]
@@ -170,7 +146,7 @@ def test_a_checkpoint_trained_with_tools_runs_them_in_our_loop(tmp_path, monkeyp
 
     monkeypatch.setenv("LMMS_EVAL_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
     task = write_task(scenes, tmp_path / "tasks", max_new_tokens=64)
-    results = evaluate(task, f"pretrained={final},output=full,max_turns=2")
+    results = evaluate(TASK, task, f"pretrained={final},output=full,max_turns=2")
     samples = results["samples"][TASK]
     assert len(samples) == len(rows)
     for s in samples:
@@ -179,6 +155,6 @@ def test_a_checkpoint_trained_with_tools_runs_them_in_our_loop(tmp_path, monkeyp
         assert response.startswith(ZOOM)
         assert "<tool_response>" in response and "Zoomed in on the region at [0, 0, 56, 56]." in response
     # scored by lmms-eval as any response: the first box in it is the zoom box
-    by_hand = [_iou([0, 0, 56, 56], r["boxes"][0]["box"]) for r in rows]
+    by_hand = [iou([0, 0, 56, 56], r["boxes"][0]["box"]) for r in rows]
     assert [s["box_iou"] for s in sorted(samples, key=lambda s: s["doc_id"])] == pytest.approx(by_hand)
     assert results["results"][TASK]["box_iou,none"] == pytest.approx(sum(by_hand) / len(by_hand))

@@ -17,10 +17,8 @@ import json
 from pathlib import Path
 
 import pytest
+from lmms_tasks import BASE, evaluate, scene_docs, write_parquet
 
-from mmreason.schema import dataset_root, load_rows, resolve_media
-
-BASE = Path(__file__).resolve().parents[2] / "models" / "tiny_base" / "qwen2_5_vl"
 TASK = "mmreason_local_choices"
 
 TASK_YAML = """\
@@ -80,18 +78,13 @@ def scenes(tmp_path_factory):
 
 
 def write_task(scenes: Path, folder: Path) -> tuple[Path, list[dict]]:
-    import datasets
-
     folder.mkdir()
-    rows = [resolve_media(r, dataset_root(scenes)) for r in load_rows(scenes)]
     docs = []
-    for k, row in enumerate(rows):
-        parts = row["messages"][0]["content"]
-        choices, gold = choices_for(row["boxes"][0]["box"], k)
-        docs.append({"id": row["id"], "question": next(p["text"] for p in parts if p["type"] == "text"),
-                     "image": next(p["image"] for p in parts if p["type"] == "image"),
+    for k, scene in enumerate(scene_docs(scenes)):
+        choices, gold = choices_for(scene["box"], k)
+        docs.append({"id": scene["id"], "question": scene["question"], "image": scene["image"],
                      "choices": json.dumps(choices), "gold": gold})
-    datasets.Dataset.from_list(docs).cast_column("image", datasets.Image()).to_parquet(str(folder / "mc.parquet"))
+    write_parquet(docs, folder / "mc.parquet")
     (folder / f"{TASK}.yaml").write_text(TASK_YAML.format(task=TASK, data=folder / "mc.parquet"))
     (folder / "utils.py").write_text(TASK_UTILS)
     return folder, docs
@@ -101,10 +94,9 @@ def direct_scores(question: str, image_path: str, choices: list[str]) -> list[tu
     """(summed log-prob, greedy) of each choice after the prompt: the checkpoint's processor and chat
     template, one forward of the model on prompt + choice tokens."""
     import torch
+    from mmreason.models import load
     from PIL import Image
     from transformers import AutoProcessor
-
-    from mmreason.models import load
 
     model, _ = load({"path": str(BASE), "dtype": "float32"})
     processor = AutoProcessor.from_pretrained(BASE)
@@ -129,22 +121,15 @@ def direct_scores(question: str, image_path: str, choices: list[str]) -> list[tu
 
 
 def test_a_multiple_choice_task_is_scored_by_our_models_likelihoods(scenes, tmp_path, monkeypatch):
-    from lmms_eval.evaluator import simple_evaluate
-    from lmms_eval.tasks import TaskManager
-
     monkeypatch.setenv("LMMS_EVAL_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
     folder, docs = write_task(scenes, tmp_path / "tasks")
-    results = simple_evaluate(model="mmreason", model_args=f"pretrained={BASE}", tasks=[TASK], batch_size=2,
-                              log_samples=True, force_simple=True,
-                              task_manager=TaskManager(include_path=str(folder), include_defaults=False))
+    results = evaluate(TASK, folder, f"pretrained={BASE}", force_simple=True)
     samples = sorted(results["samples"][TASK], key=lambda s: s["doc_id"])
     assert len(samples) == len(docs)
-    rows = load_rows(scenes)
     acc, acc_norm = [], []
-    for doc, row, sample in zip(docs, rows, samples):
+    for doc, sample in zip(docs, samples):
         choices = json.loads(doc["choices"])
-        image = next(p["image"] for p in row["messages"][0]["content"] if p["type"] == "image")
-        direct = direct_scores(doc["question"], str(dataset_root(scenes) / image), choices)
+        direct = direct_scores(doc["question"], doc["image"], choices)
         logged = [tuple(r[0]) for r in sample["resps"]]  # one (loglikelihood, is_greedy) per choice
         assert [ll for ll, _ in logged] == pytest.approx([-lp for lp, _ in direct], abs=1e-4)
         assert [g for _, g in logged] == [g for _, g in direct]

@@ -18,12 +18,13 @@ import re
 from pathlib import Path
 
 import pytest
+from lmms_tasks import BASE, iou, scene_docs, write_parquet
+from lmms_tasks import evaluate as evaluate_task
 from zoom_checkpoint import ZOOM, train_zoom_checkpoint
 
 from mmreason.errors import RecipeError
-from mmreason.schema import dataset_root, load_rows, resolve_media
+from mmreason.schema import load_rows
 
-BASE = Path(__file__).resolve().parents[2] / "models" / "tiny_base" / "qwen2_5_vl"
 TASK = "mmreason_local_rounds"
 ROUNDS = 3
 
@@ -123,12 +124,6 @@ def _first_box(text: str) -> list[float] | None:
     return box if len(box) == 4 else None
 
 
-def _iou(a: list[float], b: list[float]) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
-
-
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
     from mmreason.data_builders import get_builder
@@ -143,17 +138,9 @@ def write_task(scenes: Path, folder: Path, rounds: int | None = ROUNDS, messages
     `messages`: the YAML names ``doc_to_messages`` (else lmms-eval builds a chat class's round messages
     from ``doc_to_visual`` + ``doc_to_text``); `quote`: round k's text quotes round k-1's answer (else it
     is the question again; the log still records the outputs the task was handed)."""
-    import datasets
-
     folder.mkdir()
-    rows = [resolve_media(r, dataset_root(scenes)) for r in load_rows(scenes)]
-    user = [r["messages"][0]["content"] for r in rows]
-    datasets.Dataset.from_dict({
-        "id": [r["id"] for r in rows],
-        "question": [next(p["text"] for p in parts if p["type"] == "text") for parts in user],
-        "image": [next(p["image"] for p in parts if p["type"] == "image") for parts in user],
-        "answer": [json.dumps(r["boxes"][0]["box"]) for r in rows],
-    }).cast_column("image", datasets.Image()).to_parquet(str(folder / "rounds.parquet"))
+    write_parquet([{"id": d["id"], "question": d["question"], "image": d["image"], "answer": json.dumps(d["box"])}
+                   for d in scene_docs(scenes)], folder / "rounds.parquet")
     entry = "doc_to_messages: !function utils.doc_to_messages\n" if messages else ""
     (folder / f"{TASK}.yaml").write_text(TASK_YAML.format(task=TASK, data=folder / "rounds.parquet", messages=entry,
                                                           max_new_tokens=max_new_tokens))
@@ -162,12 +149,7 @@ def write_task(scenes: Path, folder: Path, rounds: int | None = ROUNDS, messages
 
 
 def evaluate(task_folder: Path, model_args: str, force_simple: bool = False) -> dict:
-    from lmms_eval.evaluator import simple_evaluate
-    from lmms_eval.tasks import TaskManager
-
-    return simple_evaluate(model="mmreason", model_args=model_args, tasks=[TASK], batch_size=2, log_samples=True,
-                           force_simple=force_simple,
-                           task_manager=TaskManager(include_path=str(task_folder), include_defaults=False))
+    return evaluate_task(TASK, task_folder, model_args, force_simple=force_simple)
 
 
 def _log(task_folder: Path) -> list[dict]:
@@ -211,7 +193,7 @@ def run_rounds(scenes: Path, folder: Path, force_simple: bool = False, messages:
         outputs[row["id"]] = rounds
         assert sample["rounds"] == ROUNDS
         box = _first_box(rounds[-1])
-        assert sample["final_iou"] == pytest.approx(_iou(box, row["boxes"][0]["box"]) if box else 0.0)
+        assert sample["final_iou"] == pytest.approx(iou(box, row["boxes"][0]["box"]) if box else 0.0)
     by_hand = [s["final_iou"] for s in samples]
     assert results["results"][TASK]["final_iou,none"] == pytest.approx(sum(by_hand) / len(by_hand))
     assert results["results"][TASK]["rounds,none"] == ROUNDS
