@@ -47,6 +47,7 @@ from lmms_eval.api.model import lmms
 
 from mmreason.errors import RecipeError
 from mmreason.families import get_family
+from mmreason.schema import EXTENSION_TYPES, text_of
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +163,14 @@ class CheckpointLMM(lmms):
             return hf
         tools_text = tools_prompt(list(self.tools)) if self.tools else ""
         messages = apply_prompt({"messages": hf}, self.style, tools_text=tools_text)["messages"]
-        declared = any(m["role"] == "system" and tools_text in _text(m) for m in messages)
+        # A system turn's text parts are read as the chat templates render them: joined with nothing between.
+        declared = any(m["role"] == "system" and tools_text in text_of(m) for m in messages)
         if tools_text and not declared:
             system = next((m for m in messages if m["role"] == "system"), None)
             if system is None:
                 messages.insert(0, {"role": "system", "content": [{"type": "text", "text": tools_text}]})
             else:
-                system["content"] = [{"type": "text", "text": (_text(system) + "\n\n" + tools_text).strip()}]
+                system["content"] = [{"type": "text", "text": (text_of(system) + "\n\n" + tools_text).strip()}]
         return messages
 
     def generate(self, asks: Sequence[tuple[list[dict], Mapping[str, Any], str]]) -> list[str]:
@@ -351,15 +353,12 @@ def user_turn(visuals: Sequence[Any] | None, text: str) -> list[dict]:
     return [{"role": "user", "content": content}]
 
 
-_AUDIO_SUFFIXES = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus")
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-
 def _visual_part(visual: Any) -> dict:
     if isinstance(visual, str):
-        suffix = Path(visual).suffix.lower()
-        kind = "image" if suffix in _IMAGE_SUFFIXES else "audio" if suffix in _AUDIO_SUFFIXES else "video"
-        return {"type": kind, "url": visual}
+        # lmms-eval hands over image, audio and video paths; a suffix the schema does not read as a picture
+        # or a sound is a video (lmms-eval's video files come in more containers than the table lists)
+        kind = EXTENSION_TYPES.get(Path(visual).suffix.lower())
+        return {"type": kind if kind in ("image", "audio") else "video", "url": visual}
     if isinstance(visual, dict):  # lmms-eval's audio: {"array", "sampling_rate"}
         return {"type": "audio" if "array" in visual else visual.get("type", "video"), "url": visual}
     return {"type": "image", "url": visual}
@@ -368,13 +367,6 @@ def _visual_part(visual: Any) -> dict:
 def _gen_kwargs(request: Any) -> Mapping[str, Any]:
     """A generation request's kwargs: the argument after the context (chat) or the messages (simple)."""
     return next((a for a in request.args[1:3] if isinstance(a, dict)), {})
-
-
-def _text(message: dict) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    return "\n".join(p.get("text") or "" for p in content or [] if p.get("type") == "text")
 
 
 def _int(value: Any) -> int | None:

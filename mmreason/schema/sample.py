@@ -368,7 +368,7 @@ def text_of(message: Mapping) -> str:
 EXTENSION_TYPES = {
     **dict.fromkeys((".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"), "image"),
     **dict.fromkeys((".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".flv"), "video"),
-    **dict.fromkeys((".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus"), "audio"),
+    **dict.fromkeys((".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".opus"), "audio"),
     **dict.fromkeys((".ply", ".pcd", ".npy", ".npz"), "point_cloud"),
 }
 

@@ -16,6 +16,7 @@ from mmreason.errors import RecipeError
 from mmreason.eval.lmms_eval_model import Likelihood, MMReasonLMM, returned_text, user_turn
 from mmreason.eval.lmms_eval_simple import MMReasonSimpleLMM
 from mmreason.prompts import PROMPTS
+from mmreason.schema import user_message
 from mmreason.tools import tools_prompt
 
 BASE = Path(__file__).resolve().parents[3] / "models" / "tiny_base" / "qwen2_5_vl"
@@ -67,6 +68,14 @@ def test_model_args_override_the_saved_tools_and_prompt(trained):
     lm = MMReasonLMM(pretrained=str(BASE), tools="image_zoom_in_tool+image_rotate_tool")
     system = lm.messages([{"role": "system", "content": [{"type": "text", "text": "Be brief."}]}, *CHAT])[0]
     assert system["content"][0]["text"] == "Be brief.\n\n" + tools_prompt(["image_zoom_in_tool", "image_rotate_tool"])
+    # a system turn of several text parts: merged as the chat template renders them (joined with nothing
+    # between), so the task's own system text reads the same with the tool declarations after it
+    parts = [{"type": "text", "text": "Be brief. "}, {"type": "text", "text": "Answer in one word."}]
+    system = lm.messages([{"role": "system", "content": parts}, *CHAT])[0]
+    rendered = lm.processor.apply_chat_template([{"role": "system", "content": parts}], tokenize=False)
+    assert rendered == "<|im_start|>system\nBe brief. Answer in one word.<|im_end|>\n"
+    assert system["content"] == [{"type": "text", "text": "Be brief. Answer in one word.\n\n"
+                                  + tools_prompt(["image_zoom_in_tool", "image_rotate_tool"])}]
 
 
 def test_a_wrong_pretrained_is_an_error_naming_it(tmp_path):
@@ -104,6 +113,11 @@ def test_a_simple_tasks_context_places_its_media():
     picture = Image.new("RGB", (28, 28))
     (turn,) = user_turn([picture, "clip.mp4", {"array": [0.0], "sampling_rate": 16000}], "Compare them.")
     assert [p["type"] for p in turn["content"]] == ["image", "video", "audio", "text"]
+    # paths: the kind from the schema's suffix table (the one `mmreason.schema.user_message` reads), else video
+    paths = ["a.PNG", "talk.aac", "talk.m4a", "clip.mkv", "clip.ts"]
+    (turn,) = user_turn(paths, "Which?")
+    assert [p["type"] for p in turn["content"]] == ["image", "audio", "audio", "video", "video", "text"]
+    assert [p["type"] for p in turn["content"][:3]] == [user_message("", p)["content"][0]["type"] for p in paths[:3]]
     (turn,) = user_turn([picture], "Where is the red circle?<image>")
     assert turn["content"] == [{"type": "text", "text": "Where is the red circle?"}, {"type": "image", "url": picture}]
     # placeholders that do not match the media are dropped, the media go first

@@ -35,6 +35,7 @@ def clips(tmp_path_factory):
     _run("sox", "-n", "-r", "16000", str(d / "burst.wav"), "synth", "0.5", "sine", "2000", "pad", "1", "1")
     _run("ffmpeg", "-loglevel", "error", "-y", "-i", str(d / "speech.wav"), str(d / "speech.mp3"))
     _run("ffmpeg", "-loglevel", "error", "-y", "-i", str(d / "speech.wav"), str(d / "speech.m4a"))
+    _run("ffmpeg", "-loglevel", "error", "-y", "-i", str(d / "speech.wav"), str(d / "speech.aac"))  # raw ADTS
     for name in ("speech.wav", "stereo.flac", "speech.mp3", "tone.ogg"):
         data = (d / name).read_bytes()
         (d / f"cut_{name}").write_bytes(data[: len(data) // 2])
@@ -59,6 +60,16 @@ def test_formats_decode_to_mono_16k(clips, name, rate, channels, seconds):
     assert (a.source_sample_rate, a.source_channels) == (rate, channels)
     expected = seconds if seconds is not None else sf.info(clips / "speech.wav").duration
     assert abs(a.duration - expected) < 0.05  # codecs pad a frame or two
+    assert np.abs(a.waveform).max() > 0.05
+
+
+def test_raw_aac_decodes(clips):
+    """The schema reads .aac as audio, so it must decode (audioread, as m4a). Raw AAC (ADTS) has no edit
+    list to drop the encoder's priming samples: the clip comes out up to two AAC frames (2 x 1024 samples)
+    longer than the source."""
+    a = load_audio("speech.aac", root=clips, sample_id="s")
+    assert (a.sample_rate, a.source_sample_rate, a.source_channels) == (16000, 22050, 1)
+    assert 0 <= a.duration - sf.info(clips / "speech.wav").duration < 2 * 1024 / 22050
     assert np.abs(a.waveform).max() > 0.05
 
 

@@ -123,6 +123,8 @@ def test_media_helpers_and_paths(tmp_path):
                                   ("point_cloud", "scene.ply"), ("audio", "talk.wav")]
     assert S.images_of(row) == ["a.jpg", "s.png"]
     assert S.text_of(row["messages"][0]) == "Compare."
+    # raw AAC (ADTS) is audio, as lmms-eval's model class reads it (tests/unit/eval/test_lmms_eval_model.py)
+    assert S.user_message("Who speaks?", "talk.aac")["content"][0] == {"type": "audio", "audio": "talk.aac"}
     absolute = S.resolve_media(row, tmp_path)
     assert S.images_of(absolute) == [str(tmp_path / "a.jpg"), str(tmp_path / "s.png")]
     assert S.relativize_media(absolute, tmp_path) == row
