@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import markdown_sections
+
 FAMILY = "qwen2_5_vl"
 MARK = ("<!-- grpo-step-benchmark:start -->", "<!-- grpo-step-benchmark:end -->")
 QUESTION = "What is in the picture? Think, then answer."
@@ -215,14 +217,8 @@ def report(results: dict, args, command: str) -> str:
 def write_section(text: str, path: Path, key: str) -> None:
     """Append (or replace) this configuration's section between its markers; other sections stay."""
     start, end = (m.replace("grpo-step-benchmark", f"grpo-step-benchmark:{key}") for m in MARK)
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    block = f"{start}\n{text}{end}\n"
-    if start in old and end in old:
-        head, rest = old.split(start, 1)
-        new = head + block + rest.split(end, 1)[1].lstrip("\n")
-    else:
-        new = old.rstrip("\n") + "\n\n" + block
-    path.write_text(new, encoding="utf-8")
+    markdown_sections.write_section(path, f"{start}\n{text}{end}", start, end,
+                                    new_file=markdown_sections.RESULTS_TITLE)
 
 
 def main(argv: list[str] | None = None) -> int:

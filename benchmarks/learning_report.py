@@ -11,6 +11,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import markdown_sections
 from learning_methods import Method
 
 from mmreason.train.logging import read_jsonl
@@ -252,12 +253,5 @@ def section(out: Path, method: Method, seed: int, command: str, settings: Mappin
 
 def write_section(markdown: Path, method: str, seed: int, text: str) -> None:
     """Replace this experiment's section of the file (between its markers), or append it at the end."""
-    current = markdown.read_text(encoding="utf-8") if markdown.exists() else ""
-    start, end = MARK.format(method=method, seed=seed), END.format(method=method, seed=seed)
-    if start in current and end in current:
-        head, rest = current.split(start, 1)
-        tail = rest.split(end, 1)[1].lstrip("\n")
-        current = head + text + ("\n" + tail if tail else "")
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    markdown.write_text(current, encoding="utf-8")
+    markdown_sections.write_section(markdown, text, MARK.format(method=method, seed=seed),
+                                    END.format(method=method, seed=seed))

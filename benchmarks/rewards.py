@@ -31,6 +31,8 @@ import re
 import time
 from pathlib import Path
 
+from markdown_sections import RESULTS_TITLE, write_section
+
 from mmreason.geometry import iou
 from mmreason.rewards import REWARDS, bind_reward
 from mmreason.traces import parse
@@ -233,13 +235,7 @@ def write_results(rows, bundle, args) -> None:
               "on every answer by their method's definition (TON accuracy, DeepEyes' math branch) are the "
               "slowest. A GRPO step scores a few hundred completions.",
               END]
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    section = "\n".join(lines)
-    if START in text and END in text:
-        text = text[:text.index(START)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
+    write_section(RESULTS, "\n".join(lines), START, END, new_file=RESULTS_TITLE)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+from markdown_sections import RESULTS_TITLE, write_section
 
 from mmreason.models import build_tiny, load
 from mmreason.rollout import HFBackend, RolloutConfig, collate_trajectories, model_inputs, rollout
@@ -212,13 +213,6 @@ def cache_report(c: dict, command: str, note: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str, path: Path, mark: tuple[str, str] = MARK) -> None:
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(mark[0]) + r".*?" + re.escape(mark[1]) + r"\n?", re.S)
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one small case of each")
@@ -258,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     for text, mark in texts:
         print(text)
         if args.write:
-            write_section(text, Path(__file__).with_name("RESULTS.md"), mark)
+            write_section(Path(__file__).with_name("RESULTS.md"), text, *mark, new_file=RESULTS_TITLE)
     return 0
 
 
