@@ -46,6 +46,7 @@ from typing import Sequence
 import numpy as np
 
 from mmreason.data_builders.scene_questions import q_refer
+from mmreason.train.token_heads import HEAD_LR_SCALE, TokenHeads
 
 FAMILY = "qwen2_5_vl"
 COLORS = ("red", "green", "blue", "yellow", "orange", "purple")
@@ -144,7 +145,7 @@ def _naming_row(rng: np.random.Generator, side: int) -> dict:
     shape = qa.items[0]
     question, answer = (("What colour is the shape?", shape.color), ("What shape is it?", shape.name))[
         int(rng.integers(2))]
-    return _row(rng, [(question, answer)], qa.image)
+    return _row(rng, [(question, answer)], qa.image, qa.items)
 
 
 def _scene_naming_row(rng: np.random.Generator, side: int) -> dict:
@@ -159,7 +160,7 @@ def _scene_naming_row(rng: np.random.Generator, side: int) -> dict:
         qa = _scene(rng, (2, 4), side)
         turn = scene_naming_turn(rng, qa.items)
         if turn is not None:
-            return _row(rng, [turn], qa.image)
+            return _row(rng, [turn], qa.image, qa.items)
     raise RuntimeError("no scene with a shape unique in colour or kind in 50 draws")
 
 
@@ -186,7 +187,7 @@ def bind_row(rng: np.random.Generator, frac: float, side: int = 112) -> dict:
     if frac < NAMING_FIRST or rng.random() < NAMING_SHARE:
         return _naming_row(rng, side)
     qa = _scene(rng, (2, 4), side)
-    return _row(rng, [_box(qa.items[int(rng.integers(len(qa.items)))])], qa.image)
+    return _row(rng, [_box(qa.items[int(rng.integers(len(qa.items)))])], qa.image, qa.items)
 
 
 def contrast_rows(rng: np.random.Generator, frac: float, side: int = 112) -> list[dict]:
@@ -204,7 +205,7 @@ def contrast_rows(rng: np.random.Generator, frac: float, side: int = 112) -> lis
         qa = _scene(rng, count, side)
         if count != (2, 2) or len({it.color for it in qa.items}) == 2:
             break
-    return [_row(rng, [_box(it, native=True, rng=rng)], qa.image) for it in qa.items]
+    return [_row(rng, [_box(it, native=True, rng=rng)], qa.image, qa.items) for it in qa.items]
 
 
 def pairs_rows(rng: np.random.Generator, frac: float, side: int = 112) -> list[dict]:
@@ -230,7 +231,8 @@ def pairs_rows(rng: np.random.Generator, frac: float, side: int = 112) -> list[d
     elif kind == "shape":
         colors = (COLORS[int(rng.integers(len(COLORS)))],)
     qa = _scene(rng, count, side, colors=colors, shapes=shapes)
-    return [_row(rng, [_box(it, native=True, rng=rng, phrasings=NAME_LAST_PHRASINGS)], qa.image) for it in qa.items]
+    return [_row(rng, [_box(it, native=True, rng=rng, phrasings=NAME_LAST_PHRASINGS)], qa.image, qa.items)
+            for it in qa.items]
 
 
 def _scene(rng: np.random.Generator, count: tuple[int, int], side: int, *, colors=COLORS, shapes=PRETRAIN_SHAPES):
@@ -242,7 +244,8 @@ def _scene(rng: np.random.Generator, count: tuple[int, int], side: int, *, color
     raise RuntimeError(f"no scene of {count} shapes fits a {side}-px canvas in 50 draws")
 
 
-def _row(rng: np.random.Generator, turns: list[tuple[str, str]], image) -> dict:
+def _row(rng: np.random.Generator, turns: list[tuple[str, str]], image, items=()) -> dict:
+    """A canonical row; ``meta`` records what the picture shows (`items`), for the token heads."""
     messages = []
     for k, (question, answer) in enumerate(turns):
         content = [{"type": "text", "text": question}]
@@ -250,14 +253,16 @@ def _row(rng: np.random.Generator, turns: list[tuple[str, str]], image) -> dict:
             content.append({"type": "image", "image": image})
         messages += [{"role": "user", "content": content},
                      {"role": "assistant", "content": [{"type": "text", "text": answer}]}]
-    return {"id": f"pretrain-{int(rng.integers(1 << 62))}", "messages": messages}
+    shapes = [{"box": [float(v) for v in it.box], "color": it.color, "kind": it.name} for it in items]
+    return {"id": f"pretrain-{int(rng.integers(1 << 62))}", "messages": messages,
+            "meta": {"shapes": shapes, "size": list(image.size)}}
 
 
 def make_row(rng: np.random.Generator, frac: float, side: int = 112) -> dict:
     """One in-memory canonical row of the "base" stage: a fresh scene and a conversation about it
     (`_questions`); the first question comes before the image, later ones follow the answers."""
     qa = _scene(rng, scene_count(frac), side)
-    return _row(rng, _questions(rng, qa.items, qa.targets[0], frac, side), qa.image)
+    return _row(rng, _questions(rng, qa.items, qa.targets[0], frac, side), qa.image, qa.items)
 
 
 def _batch_rows(rng: np.random.Generator, stage: str, frac: float, batch_size: int,
@@ -301,11 +306,12 @@ def learning_rate(step: int, steps: int, peak: float, warmup: int = 100) -> floa
 def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, save_every: int = 1000,
              stop_after: int | None = None, rope_theta: float | None = None, progress: bool = True,
              stage: str = "base", init_from: Path | None = None, vision_lr_scale: float = 1.0,
-             naming_share: float = 0.0, naming_kind: str = "lone") -> dict:
+             naming_share: float = 0.0, naming_kind: str = "lone", token_heads: float = 0.0) -> dict:
     """Train a base-size model and save it in `out` (also every `save_every` steps, so a stopped run keeps
     its progress); returns the run's record. Stage "base" starts from random weights built in `out`;
     stage "bind" continues `init_from` on `bind_row`s, "contrast" on `contrast_rows`. The vision tower
-    trains at `vision_lr_scale` x the learning rate."""
+    trains at `vision_lr_scale` x the learning rate. With `token_heads` > 0, linear heads read each merged vision
+    token's colour and kind beside the box loss, at that weight (`token_heads.TokenHeads`)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -334,10 +340,14 @@ def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, sa
                               section="pretrain-tiny")
     for group in groups:
         group["scale"] = group["lr"] / lr
+    heads = None
+    if token_heads:
+        heads = TokenHeads(model, COLORS, PRETRAIN_SHAPES)
+        groups.append({"params": list(heads.parameters()), "lr": lr * HEAD_LR_SCALE, "scale": HEAD_LR_SCALE})
     optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     rng = np.random.default_rng([STREAM_SEED, seed] + ([STAGES.index(stage)] if stage != "base" else []))
     torch.manual_seed(seed)
-    losses, start, cpu0 = [], time.perf_counter(), time.process_time()
+    losses, colour_read, start, cpu0 = [], [], time.perf_counter(), time.process_time()
     run_steps = min(steps, stop_after or steps)  # the schedule spans `steps`; a run may stop before its end
     bar = tqdm(range(run_steps), desc="pretrain-tiny", disable=not progress, unit="step")
     for step in bar:
@@ -346,13 +356,19 @@ def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, sa
         rows = _batch_rows(rng, stage, step / steps, batch_size, naming_share, naming_kind)
         batch = collator(rows)
         loss = labelled_loss(model, batch)
-        loss.backward()
+        total = loss
+        if heads is not None:
+            aux, accuracy = heads.loss(rows, batch["image_grid_thw"])
+            total = loss + token_heads * aux
+            colour_read.append(round(accuracy.get("color", float("nan")), 4))
+        total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(round(loss.item(), 4))
         if step % 50 == 0:
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}",
+                            **({"colour_read": f"{np.nanmean(colour_read[-50:]):.2f}"} if colour_read else {}))
         if (step + 1) % save_every == 0 and step + 1 < run_steps:
             model.save_pretrained(out)
             processor.save_pretrained(out)  # a mid-run save is a checkpoint a user can evaluate or probe
@@ -364,13 +380,15 @@ def pretrain(out: Path, *, steps: int, batch_size: int, lr: float, seed: int, sa
     record = {"family": FAMILY, "size": "base", "out": Path(out).as_posix(), "stage": stage, "init_from": init_from and Path(init_from).as_posix(),
               "seed": seed, "steps": steps, "stopped_after": run_steps,
               "batch_size": batch_size, "lr": lr, "vision_lr_scale": vision_lr_scale, "naming_share": naming_share,
-              "naming_kind": naming_kind,
+              "naming_kind": naming_kind, "token_heads": token_heads,
               "rope_theta": model.config.text_config.rope_parameters["rope_theta"],
               "parameters": sum(p.numel() for p in model.parameters()),
               "wall_seconds": round(time.perf_counter() - start), "cpu_seconds": round(time.process_time() - cpu0),
               "torch_threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
               "loss_first_100": round(float(np.mean(losses[:100])), 4),
               "loss_last_100": round(float(np.mean(losses[-100:])), 4)}
+    if colour_read:  # how well the colour head reads the merged tokens at the end: the point of the heads
+        record["colour_read_last_100"] = round(float(np.nanmean(colour_read[-100:])), 4)
     (out / "pretrain.json").write_text(json.dumps({**record, "history": history, "losses": losses}) + "\n",
                                        encoding="utf-8")
     write_card(out, history + [record])
@@ -407,6 +425,8 @@ def _command(out: Path, r: dict) -> str:
     parts.append(f"--batch-size {r['batch_size']} --lr {r['lr']} --seed {r['seed']}")
     if r.get("vision_lr_scale", 1.0) != 1.0:
         parts.append(f"--vision-lr-scale {r['vision_lr_scale']:g}")
+    if r.get("token_heads"):
+        parts.append(f"--token-heads {r['token_heads']:g}")
     if r.get("naming_share"):
         parts.append(f"--naming-share {r['naming_share']:g}")
         if r.get("naming_kind", "lone") != "lone":
@@ -423,6 +443,14 @@ def _naming_data(r: dict) -> str:
     return f"; {r['naming_share']:.0%} of each batch names a lone shape's colour or shape"
 
 
+def _heads_data(r: dict) -> str:
+    if not r.get("token_heads"):
+        return ""
+    read = f", read at {r['colour_read_last_100']:.2f} over the last 100 steps" if "colour_read_last_100" in r else ""
+    return (f"; beside the box loss, linear heads read each merged vision token's colour and kind (weight "
+            f"{r['token_heads']:g}; colour{read}), discarded after training")
+
+
 def write_card(out: Path, records: list[dict], notes: str = "") -> None:
     """The checkpoint's README.md: every stage's command, data, cost and loss, in order."""
     last = records[-1]
@@ -430,7 +458,7 @@ def write_card(out: Path, records: list[dict], notes: str = "") -> None:
     for k, r in enumerate(records, 1):
         cpu = f"{r['cpu_seconds']} s CPU" if r.get("cpu_seconds") is not None else "CPU not measured"
         stages.append(f"""{k}. `{_command(out, r)}`
-   - data: {STAGE_DATA[r.get('stage', 'base')]}{_naming_data(r)}
+   - data: {STAGE_DATA[r.get('stage', 'base')]}{_naming_data(r)}{_heads_data(r)}
    - cost: {r['stopped_after']} steps of {r['batch_size']} in {r['wall_seconds']} s wall / {cpu} on
      {r['torch_threads']} thread(s) ({r['machine']})
    - loss (assistant tokens): {r['loss_first_100']} over the first 100 steps -> {r['loss_last_100']} over the last 100""")
@@ -478,6 +506,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--naming-kind", choices=("lone", "scene"), default="lone",
                    help="what the naming rows show: a lone shape (its colour or shape), or a scene of 2-4 "
                    "shapes where one is named by the other word (\"What colour is the circle?\")")
+    p.add_argument("--token-heads", type=float, default=0.0, metavar="WEIGHT",
+                   help="train linear heads that read each merged vision token's colour and kind, at this loss "
+                   "weight beside the box loss (keeps colour in the tokens the language model sees; default 0: off)")
     p.add_argument("--stop-after", type=int, help="stop after N steps of the --steps schedule (learning rate "
                    "not yet decayed to its floor)")
     args = p.parse_args(argv)
@@ -494,6 +525,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--vision-lr-scale must be > 0")
     if not 0 <= args.naming_share < 1 or (args.naming_share and args.stage not in ("contrast", "pairs")):
         p.error("--naming-share must be in [0, 1) and goes with --stage contrast or pairs")
+    if not args.token_heads >= 0:
+        p.error("--token-heads must be >= 0 (0 turns the heads off)")
     if args.naming_kind != "lone" and not args.naming_share:
         p.error("--naming-kind scene sets what the naming rows show: give --naming-share too")
     import torch
@@ -502,7 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     record = pretrain(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       save_every=args.save_every, stop_after=args.stop_after, rope_theta=args.rope_theta,
                       stage=args.stage, init_from=args.init_from, vision_lr_scale=args.vision_lr_scale,
-                      naming_share=args.naming_share, naming_kind=args.naming_kind)
+                      naming_share=args.naming_share, naming_kind=args.naming_kind, token_heads=args.token_heads)
     print(json.dumps(record, indent=2))
     print(f"wrote {args.out}")
     return 0

@@ -51,6 +51,17 @@ def test_base_then_bind_then_contrast_stage(tmp_path):
     card = (tmp_path / "pairs" / "README.md").read_text()
     assert "4. `mmreason pretrain-tiny --out pairs --stage pairs --init-from contrast --steps 2" in card
     assert "--naming-share 0.5`" in card and record["naming_share"] == 0.5
+    fifth = _run("--out", "heads", "--stage", "pairs", "--init-from", "pairs", "--steps", "2", "--batch-size", "4",
+                 "--token-heads", "1", cwd=tmp_path)
+    assert fifth.returncode == 0, fifth.stderr[-2000:]
+    record = json.loads((tmp_path / "heads" / "pretrain.json").read_text())
+    assert record["token_heads"] == 1 and 0 <= record["colour_read_last_100"] <= 1
+    card = (tmp_path / "heads" / "README.md").read_text()
+    assert "5. `mmreason pretrain-tiny --out heads --stage pairs --init-from pairs --steps 2" in card
+    assert "--token-heads 1`" in card and "colour and kind" in card
+    # the heads are training aids: the checkpoint holds the same tensors as one trained without them
+    assert set(load_file(tmp_path / "heads" / "model.safetensors")) == set(load_file(tmp_path / "pairs" /
+                                                                                      "model.safetensors"))
 
 
 def _label(row, phrasings=BOX_PHRASINGS):
@@ -131,6 +142,31 @@ def test_scene_naming_rows_name_one_shape_of_a_scene_by_the_other_word():
     assert sum(q.startswith("What ") and q != "What shape is it?" and "the shape?" not in q for q in questions) == 8
 
 
+def test_token_labels_name_the_colour_drawn_in_each_cell():
+    """A merged token's label is the colour the picture shows there: most of the cell's shape-coloured
+    pixels are that colour (the heads learn from these labels, so a shifted grid would teach noise)."""
+    from mmreason.data_builders.draw import COLORS as RGB
+    from mmreason.train.pretrain_tiny import COLORS
+    from mmreason.train.token_heads import token_labels
+
+    rng = np.random.default_rng(3)
+    checked = 0
+    for _ in range(20):
+        row = pairs_rows(rng, 0.9)[0]
+        picture = np.asarray(row["messages"][0]["content"][1]["image"].convert("RGB")).astype(int)
+        width, height = row["meta"]["size"]
+        labels = token_labels(row["meta"]["shapes"], width, height, 4, 4, "color", COLORS)
+        for k, label in enumerate(labels):
+            if label == -100:
+                continue
+            r, c = divmod(k, 4)
+            cell = picture[r * 28:(r + 1) * 28, c * 28:(c + 1) * 28].reshape(-1, 3)
+            near = {name: int((np.abs(cell - RGB[name]).sum(1) < 40).sum()) for name in COLORS}
+            assert max(near, key=near.get) == COLORS[label], (row["meta"], k, near)
+            checked += 1
+    assert checked > 40
+
+
 def test_bind_without_a_checkpoint_is_refused(tmp_path):
     for args, message in ((["--stage", "bind"], "give --init-from"),
                           (["--stage", "contrast"], "give --init-from"),
@@ -139,7 +175,8 @@ def test_bind_without_a_checkpoint_is_refused(tmp_path):
                           (["--stage", "bind", "--init-from", "nowhere"], "no checkpoint there"),
                           (["--vision-lr-scale", "0"], "--vision-lr-scale must be > 0"),
                           (["--naming-share", "0.3"], "goes with --stage contrast or pairs"),
-                          (["--naming-kind", "scene"], "give --naming-share too")):
+                          (["--naming-kind", "scene"], "give --naming-share too"),
+                          (["--token-heads", "-1"], "--token-heads must be >= 0")):
         run = _run("--out", "x", "--steps", "2", *args, cwd=tmp_path)
         assert run.returncode == 2 and message in run.stderr, run.stderr[-1000:]
         assert "Traceback" not in run.stderr
