@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import io
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Sequence
 
@@ -96,8 +95,7 @@ class EndpointModel:
     def generate(self, prompts: Sequence[Mapping[str, Any]], task: Any, setup: Any, *, progress: bool = True,
                  on_batch: Callable[[list[dict]], None] | None = None) -> list[dict]:
         """One request per prompt, a batch's requests in flight together; outputs as `generation.generate`'s."""
-        from tqdm.auto import tqdm
-
+        from mmreason.eval.run_setup import in_batches
         from mmreason.rewards.judge import JudgeFailure, chat_completion
 
         self.check_task(task, setup.task)
@@ -121,17 +119,9 @@ class EndpointModel:
             return {"id": sample, "output": text, "stop_reason": "endpoint", "num_tool_calls": 0,
                     "image_frames": frames}
 
-        out: list[dict] = []
-        bar = tqdm(total=len(prompts), desc=setup.task, unit="sample", disable=not progress, file=sys.stderr)
         with ThreadPoolExecutor(max_workers=g.batch_size) as pool:
-            for start in range(0, len(prompts), g.batch_size):
-                done = list(pool.map(ask, prompts[start:start + g.batch_size]))
-                if on_batch is not None:
-                    on_batch(done)
-                out += done
-                bar.update(len(done))
-        bar.close()
-        return out
+            return in_batches(prompts, setup, lambda batch: list(pool.map(ask, batch)), progress=progress,
+                              on_batch=on_batch)
 
 
 __all__ = ["EndpointModel", "chat_messages"]

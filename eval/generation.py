@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from mmreason.errors import RecipeError
 from mmreason.families import get_family
-from mmreason.eval.run_setup import Setup, checkpoint_budgets
+from mmreason.eval.run_setup import Setup, checkpoint_budgets, in_batches
 from mmreason.eval.tasks import Task
 
 
@@ -33,10 +32,8 @@ def model_record(path: str, family: str) -> dict:
 
 def generate(model: Any, processor: Any, prompts: Sequence[Mapping[str, Any]], task: Task, setup: Setup,
              *, progress: bool = True, on_batch: Callable[[list[dict]], None] | None = None) -> list[dict]:
-    """Greedy rollouts in batches; per prompt its output, stop reason, tool calls and image frames.
-    `on_batch` gets each batch's outputs as soon as they exist (the runner scores and records them)."""
-    from tqdm.auto import tqdm
-
+    """Greedy rollouts in batches (`run_setup.in_batches`); per prompt its output, stop reason, tool calls
+    and image frames."""
     from mmreason.modalities.collate import frame_columns
     from mmreason.rollout import RolloutConfig, rollout
     from mmreason.tools import ToolSettings
@@ -49,21 +46,15 @@ def generate(model: Any, processor: Any, prompts: Sequence[Mapping[str, Any]], t
                            max_completion_tokens=(g.max_new_tokens + picture_tokens) * turns,
                            do_sample=g.do_sample, seed=g.seed, call_syntax=task.call_syntax)
     settings = ToolSettings(coord_frame=task.tool_frame, segment_seconds=setup.segment_seconds)
-    out: list[dict] = []
-    bar = tqdm(total=len(prompts), desc=setup.task, unit="sample", disable=not progress, file=sys.stderr)
-    for start in range(0, len(prompts), g.batch_size):
-        batch = prompts[start:start + g.batch_size]
+
+    def run_batch(batch: Sequence[Mapping[str, Any]]) -> list[dict]:
         trajs = rollout(model, processor, batch, setup.family, config=config, media_options=setup.media,
                         tool_settings=settings)
-        done = [{"id": t.sample_id, "output": t.completion, "stop_reason": t.stop_reason,
+        return [{"id": t.sample_id, "output": t.completion, "stop_reason": t.stop_reason,
                  "num_tool_calls": t.num_tool_calls, "image_frames": frames}
                 for t, frames in zip(trajs, frame_columns([t.frames for t in trajs]))]
-        if on_batch is not None:
-            on_batch(done)
-        out += done
-        bar.update(len(batch))
-    bar.close()
-    return out
+
+    return in_batches(prompts, setup, run_batch, progress=progress, on_batch=on_batch)
 
 
 class LoadedModel:

@@ -1,13 +1,15 @@
 """An eval run's settings (`Setup`): generation, pixel budgets (the user's flags, the task's pins, the
-checkpoint processor's saved budget, the family's), video segments, judge and coordinate readings."""
+checkpoint processor's saved budget, the family's), video segments, judge and coordinate readings; and
+the batch loop every kind of evaluated model generates through (`in_batches`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from mmreason.errors import RecipeError
 from mmreason.eval.coord_readings import coordinate_readings
@@ -40,6 +42,26 @@ class Setup:
     extra: Mapping[str, Any] = field(default_factory=dict)
     coord_frame: str | None = None  # --coord-frame: the reading of the outputs' coordinates, pinned
     readings: tuple[str, ...] = ()  # other readings scored beside the declared one (`coordinate_readings`)
+
+
+def in_batches(prompts: Sequence[Mapping[str, Any]], setup: Setup,
+               run_batch: Callable[[Sequence[Mapping[str, Any]]], list[dict]], *, progress: bool = True,
+               on_batch: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """`run_batch`'s outputs over `prompts` cut into batches of the run's batch size, in order, with a
+    progress bar on stderr; `on_batch` gets each batch's outputs as soon as they exist (the runner scores
+    and records them, so a run stopped midway keeps what it has)."""
+    from tqdm.auto import tqdm
+
+    size = setup.generation.batch_size
+    out: list[dict] = []
+    with tqdm(total=len(prompts), desc=setup.task, unit="sample", disable=not progress, file=sys.stderr) as bar:
+        for start in range(0, len(prompts), size):
+            done = run_batch(prompts[start:start + size])
+            if on_batch is not None:
+                on_batch(done)
+            out += done
+            bar.update(len(done))
+    return out
 
 
 def segment_seconds(rows: Sequence[Mapping[str, Any]], given: float | None) -> float | None:
