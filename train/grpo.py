@@ -79,6 +79,30 @@ class FlatRewards:
         return True
 
 
+class CutCompletions:
+    """Warns once when at least `share` of a logged step's completions stopped at the token budget
+    (``stop/max_tokens``): a cut completion is scored as cut, so a budget below what the task's answers need
+    teaches the policy to avoid the long ones.
+
+    >>> watch = CutCompletions(share=0.2, budget=24)
+    >>> [watch.update(s, {"stop/max_tokens": v}) for s, v in ((1, 0.1), (2, 0.25), (3, 0.5))]
+    [False, True, False]
+    """
+
+    def __init__(self, share: float = 0.2, *, budget: int):
+        self.share, self.budget, self.warned = share, budget, False
+
+    def update(self, step: int, metrics: Mapping[str, float]) -> bool:
+        cut = metrics.get("stop/max_tokens", 0.0)
+        if self.warned or cut < self.share:
+            return False
+        self.warned = True
+        log.warning("GRPO step %d: %.0f%% of the completions stopped at grpo.max_completion_length (%d "
+                    "tokens) and are scored as cut. If the task's answers need more, raise it (see "
+                    "completions.jsonl for what the policy writes).", step, 100 * cut, self.budget)
+        return True
+
+
 def batch_indices(position: int, n: int, batch: int, *, seed: int, shuffle: bool = True, world: int = 1,
                   rank: int = 0) -> list[int]:
     """Row indices of process `rank` for the global batch starting at data `position` (prompts consumed).
@@ -178,6 +202,7 @@ def train(ctx: StepContext, rows: Sequence[dict], state: TrainState, logger: Run
     # the main process logs its own completions: enough to see what the policy writes, no gathering
     keep_samples = acc.is_main_process and g.log_completions > 0
     flat = FlatRewards(completions_logged=keep_samples)
+    cut = CutCompletions(budget=g.max_completion_length)
     if eval_set and g.eval_on_start and state.step == 0:
         logger.log(0, evaluate(ctx, eval_set))
     with Progress(g.max_steps, start=state.step, enabled=acc.is_main_process, description="grpo") as bar:
@@ -198,6 +223,7 @@ def train(ctx: StepContext, rows: Sequence[dict], state: TrainState, logger: Run
                     logger.log_samples(state.step, samples)
             if acc.is_main_process:
                 flat.update(state.step, metrics)
+                cut.update(state.step, metrics)
             bar.update(state.step, metrics, PROGRESS_KEYS)
             if state.step % g.save_steps == 0 or state.step == g.max_steps:
                 save(ctx, state)

@@ -177,6 +177,37 @@ def check_prompts(recipe: Recipe, rows: Sequence[Mapping[str, Any]], processor: 
     return lengths
 
 
+def check_completion_room(recipe: Recipe, rows: Sequence[Mapping[str, Any]], processor: Any) -> list[str]:
+    """Warns when the data's own single-turn answers do not fit in ``grpo.max_completion_length`` tokens
+    (with the end-of-turn token); returns the ids of those rows. Why: a completion cut before it ends is
+    scored as cut, so the policy learns to avoid the long answers (in the quickstart, boxes with 3-digit
+    coordinates) and nothing says so. A warning, not an error: the reference answer need not be what the
+    policy writes."""
+    if recipe.grpo is None:
+        return []
+    from mmreason.schema import text_of
+
+    tokenizer = getattr(processor, "tokenizer", processor)
+    room = recipe.grpo.max_completion_length
+    long: dict[str, int] = {}
+    for row in rows[:MAX_CHECKED_ROWS]:
+        messages = row.get("messages") or []
+        roles = [m.get("role") for m in messages]
+        if not roles or roles[-1] != "assistant" or roles.count("assistant") != 1 or "tool" in roles:
+            continue  # a conversation's later turns are the rollout's to write, not a reference
+        n = len(tokenizer(text_of(messages[-1]), add_special_tokens=False)["input_ids"]) + 1
+        if n > room:
+            long[str(row.get("id"))] = n
+    if long:
+        worst = max(long, key=long.get)
+        log.warning("grpo.max_completion_length is %d tokens, but %d of the first %d rows' own answers are "
+                    "longer (sample %r: %d tokens with the end of turn): a completion cut there is scored as "
+                    "cut, so the policy learns to avoid those answers. Raise grpo.max_completion_length to at "
+                    "least %d.", room, len(long), min(len(rows), MAX_CHECKED_ROWS), worst, long[worst],
+                    long[worst])
+    return list(long)
+
+
 def check_sft(recipe: Recipe, rows: Any, collator: Any) -> None:
     """Collate the checked rows as training will: unreadable media, or media sft.max_length would cut,
     fail here."""
@@ -214,3 +245,4 @@ def check_data(recipe: Recipe, rows: Sequence[Mapping[str, Any]], processor: Any
     framed = [{**r, "image_frames": frames[str(r["id"])]} for r in probe if str(r["id"]) in frames]
     check_reward_columns(rewards, framed)
     check_prompts(recipe, rows, processor, model=model, media_options=media_options)
+    check_completion_room(recipe, rows, processor)

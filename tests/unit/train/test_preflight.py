@@ -7,7 +7,7 @@ from mmreason.config import load_recipe_dict
 from mmreason.errors import RecipeError
 from mmreason.modalities.collate import Collator
 from mmreason.train.preflight import (
-    check_batch_shape, check_prompts, check_reward_columns, check_sft, check_step_rewards,
+    check_batch_shape, check_completion_room, check_prompts, check_reward_columns, check_sft, check_step_rewards,
 )
 from mmreason.rewards import build_rewards
 
@@ -91,3 +91,18 @@ def test_vllm_rollouts_need_vllm_and_a_colocated_engine():
     if importlib.util.find_spec("vllm") is None:
         with pytest.raises(RecipeError, match=r"pip install 'mmreason\[vllm\]'.*rollout_backend=hf"):
             check_vllm(recipe(grpo={"rollout_backend": "vllm"}))
+
+
+def test_answers_longer_than_the_completion_budget_are_warned_about(tiny_model, image_rows, caplog):
+    _, proc = tiny_model("qwen2_5_vl")
+    box = {"role": "assistant", "content": [{"type": "text", "text": '{"bbox_2d": [100, 101, 110, 111]}'}]}
+    rows = image_rows + [{"id": "far-corner", "messages": [image_rows[0]["messages"][0], box]}]
+    answer = len(proc.tokenizer(box["content"][0]["text"], add_special_tokens=False)["input_ids"])
+    tight = recipe(grpo={"max_completion_length": answer})  # no room left for the end of the turn
+    with caplog.at_level("WARNING", logger="mmreason.train"):
+        assert check_completion_room(tight, rows, proc) == ["far-corner"]
+    assert "sample 'far-corner'" in caplog.text and f"at least {answer + 1}" in caplog.text
+    caplog.clear()
+    assert check_completion_room(recipe(grpo={"max_completion_length": answer + 1}), rows, proc) == []
+    assert check_completion_room(recipe(), rows, proc) == []  # no GRPO section: nothing to budget
+    assert not caplog.text
