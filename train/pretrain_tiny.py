@@ -4,8 +4,9 @@ examples start from a model that can already look, as users' fine-tuning starts 
     mmreason pretrain-tiny --out base --steps 9000 --batch-size 8 --lr 1e-3
     mmreason pretrain-tiny --out bind --stage bind --init-from base --steps 7000 --batch-size 16 --vision-lr-scale 5
     mmreason pretrain-tiny --out contrast --stage contrast --init-from bind --steps 6500 --batch-size 16 --lr 2e-3
-    mmreason pretrain-tiny --out models/tiny_base/qwen2_5_vl --stage pairs --init-from contrast --steps 16000 \
-        --batch-size 16 --lr 2e-3
+    mmreason pretrain-tiny --out pairs --stage pairs --init-from contrast --steps 16000 --batch-size 16 --lr 2e-3
+    mmreason pretrain-tiny --out models/tiny_base/qwen2_5_vl --stage pairs --init-from pairs --steps 10000 \
+        --batch-size 16 --lr 1e-3 --token-heads 1
 
 A base-size tiny Qwen2.5-VL (`models.tiny_configs.SIZES["base"]`, random init, seed 0) is trained on
 shape scenes streamed from the `image_scenes` builder's generator (`scene_questions.q_refer`, fresh scenes
@@ -21,7 +22,10 @@ every step, nothing written to disk), in stages, each continuing the last:
   phrasings, answered in the family's grounding JSON; this is the stage where the words start to pick the
   shape (measurements in each function's docstring and in benchmarks/LEARNING.md);
 - "pairs" (`pairs_rows`): the contrast stage's rows, with scenes that differ only in colour or only in shape,
-  so each word must be read on its own (the contrast stage taught shape names far better than colour names).
+  so each word must be read on its own (the contrast stage taught shape names far better than colour names);
+  run once more with `--token-heads` (`token_heads.TokenHeads`): linear heads that read each merged vision
+  token's colour and kind keep colour in the tokens the language model sees, which the box losses had let the
+  merger drop -- with it, the colour words bind.
 
 No phrasing of any stage is the quickstart's ("Where is the red circle?"), and the scene stream uses its own
 seeds, so the base has never seen the quickstart's held-out scenes. The question comes before the image, so
@@ -446,9 +450,10 @@ def _naming_data(r: dict) -> str:
 def _heads_data(r: dict) -> str:
     if not r.get("token_heads"):
         return ""
-    read = f", read at {r['colour_read_last_100']:.2f} over the last 100 steps" if "colour_read_last_100" in r else ""
+    read = (f"; the colour head read {r['colour_read_last_100']:.2f} of the labelled tokens over the last 100 steps"
+            if "colour_read_last_100" in r else "")
     return (f"; beside the box loss, linear heads read each merged vision token's colour and kind (weight "
-            f"{r['token_heads']:g}; colour{read}), discarded after training")
+            f"{r['token_heads']:g}{read}), discarded after training")
 
 
 def write_card(out: Path, records: list[dict], notes: str = "") -> None:
