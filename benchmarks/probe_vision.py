@@ -21,16 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _cover(cell, box) -> float:
-    ix = max(0, min(cell[2], box[2]) - max(cell[0], box[0]))
-    iy = max(0, min(cell[3], box[3]) - max(cell[1], box[1]))
-    return ix * iy / ((cell[2] - cell[0]) * (cell[3] - cell[1]))
+from mmreason.train.token_heads import MIN_COVER, cover
 
 
 def _label(items, cell, least):
-    best = max(items, key=lambda it: _cover(cell, it.box))
-    return best if _cover(cell, best.box) >= least else None
+    covers = [cover(cell, it.box) for it in items]
+    k = int(np.argmax(covers))
+    return items[k] if covers[k] >= least else None
 
 
 def _probe(features: list[np.ndarray], labels: list[str]) -> float:
@@ -88,7 +85,7 @@ def probe(checkpoint: str, scenes: int) -> dict:
                     wr, wc = divmod(window, gw // merge)
                     r, c = wr * merge + inner // merge, wc * merge + inner % merge
                     cell = (c * side, r * side, (c + 1) * side, (r + 1) * side)
-                item = _label(qa.items, cell, 0.3 if merged else 0.6)
+                item = _label(qa.items, cell, MIN_COVER if merged else 0.6)
                 if item is not None:
                     feats[name]["x"].append(row)
                     feats[name]["colour"].append(item.color)

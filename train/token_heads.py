@@ -48,16 +48,16 @@ def token_labels(shapes: Sequence[dict], width: int, height: int, grid_h: int, g
     for r in range(grid_h):
         for c in range(grid_w):
             cell = (c * cw, r * ch, (c + 1) * cw, (r + 1) * ch)
-            best = max(shapes, key=lambda s: cover(cell, s["box"]), default=None)
-            ok = best is not None and cover(cell, best["box"]) >= MIN_COVER
-            labels.append(classes.index(best[attribute]) if ok else -100)
+            covered = ((cover(cell, s["box"]), s) for s in shapes)
+            share, best = max(covered, key=lambda t: t[0], default=(0.0, None))
+            labels.append(classes.index(best[attribute]) if share >= MIN_COVER else -100)
     return labels
 
 
 class TokenHeads:
-    """Linear colour and kind heads on `model`'s merged vision tokens. Call `loss(rows, batch)` after the
-    model's forward pass on `batch` (the Collator's batch of `rows`); the hook keeps the last forward's
-    tokens."""
+    """Linear colour and kind heads on `model`'s merged vision tokens. Call `loss(rows, grid_thw)` after the
+    model's forward pass on the Collator's batch of `rows` (`grid_thw`: that batch's ``image_grid_thw``); the
+    hook keeps the last forward's tokens."""
 
     def __init__(self, model: Any, colours: Sequence[str], kinds: Sequence[str]):
         import torch
