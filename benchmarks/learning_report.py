@@ -53,11 +53,13 @@ def zoom_labels(samples: Sequence[Mapping], rows: Mapping[str, Mapping]) -> dict
 
 def eval_row(samples: Sequence[Mapping], rows: Mapping[str, Mapping] | None, tools: bool) -> dict[str, Any]:
     """One (model, evaluation) cell: n, every task metric's mean over the samples, the share of samples with
-    an answer; for a tool task the share that called a tool; with ``rows`` (ViRL), its zoom labels."""
+    an answer, the share cut at the token budget; for a tool task the share that called a tool; with ``rows`` (ViRL), its zoom labels."""
     metrics = sorted({k for s in samples for k in s.get("scores", {})})
     out: dict[str, Any] = {"n": len(samples)}
     out.update({k: mean([s["scores"].get(k) for s in samples]) for k in metrics})
     out["answered"] = mean([float(s.get("answer") is not None) for s in samples])
+    # cut at the token budget: a share near 1 means the budget, not the model, set the scores
+    out["cut"] = mean([float(s.get("stop_reason") == "max_tokens") for s in samples])
     if tools:
         out["tool_call_rate"] = mean([float((s.get("num_tool_calls") or 0) > 0) for s in samples])
     if rows is not None:

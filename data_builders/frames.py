@@ -27,10 +27,13 @@ from mmreason.traces import parse
 _RESOLUTION = re.compile(r"(resolution is )(\d+)x(\d+)")
 
 
-def _reformat(text: str, frame: ImageFrame, family: str) -> str:
+def _reformat(text: str, frame: ImageFrame, family: str, tool_frame: str | None = None) -> str:
     trace = parse(text)
     # FIND_SEGMENT / FIND_FRAME lists hold ids, not coordinates, even when there happen to be four.
     ids = [(m.start, m.end) for m in trace.manipulations if m.kind != "SPATIAL_ZOOM"]
+    if tool_frame == "pixel":  # the tools read original pixels (DeepEyes, Video-CoM): their calls stay as written
+        ids += [(c.start, c.end) for c in trace.tool_calls]
+        ids += [(m.start, m.end) for m in trace.manipulations if m.kind == "SPATIAL_ZOOM"]
     edits = []
     for b in trace.boxes:
         if any(s <= b.start < e for s, e in ids):
@@ -55,11 +58,14 @@ def _reformat(text: str, frame: ImageFrame, family: str) -> str:
 
 
 def render_for_family(row: Mapping, family: str, *, root: str | Path | None = None, min_pixels: int | None = None,
-                      max_pixels: int | None = None) -> dict:
+                      max_pixels: int | None = None, tool_frame: str | None = None) -> dict:
     """A copy of `row` whose assistant turns give every box in `family`'s output frame.
 
     The picture size comes from ``meta["image_size"]``, else from the first image file (under `root`).
-    Rows already in another frame, or without boxes, come back unchanged (as a copy).
+    A GUI row's user turn (its step history) moves too. Rows already in another frame, or without boxes,
+    come back unchanged (as a copy). With `tool_frame`
+    "pixel" (``tools.coord_frame``: tools that crop the original picture), the boxes inside tool calls and
+    ``SPATIAL_ZOOM`` manipulations keep their original pixels.
 
     >>> row = {"id": "a", "messages": [{"role": "assistant", "content": [{"type": "text",
     ...        "text": '<think>{"bbox_2d": [100, 50, 300, 250]}</think>'}]}],
@@ -88,9 +94,11 @@ def render_for_family(row: Mapping, family: str, *, root: str | Path | None = No
             if part.get("type") != "text" or not part.get("text"):
                 continue
             if msg["role"] == "assistant":
-                part["text"] = _reformat(part["text"], frame, family)
-            else:
-                part["text"] = _RESOLUTION.sub(lambda m: f"{m.group(1)}{extent[0]}x{extent[1]}", part["text"])
+                part["text"] = _reformat(part["text"], frame, family, tool_frame)
+                continue
+            part["text"] = _RESOLUTION.sub(lambda m: f"{m.group(1)}{extent[0]}x{extent[1]}", part["text"])
+            if msg["role"] == "user" and out.get("gui"):  # an agent step's history: the actions taken so far
+                part["text"] = _reformat(part["text"], frame, family, tool_frame)
     out["meta"] = {**meta, "coord_frame": model_frame(family), "coord_family": family,
                    "coord_resized": [frame.resized_width, frame.resized_height]}
     return out

@@ -20,7 +20,7 @@ def results_record(task_name: str, setup: Setup, model: dict | None, data: dict,
         "task": task_name, "description": task.description, "reference": task.reference,
         "metrics": metrics, "headline": next(iter(metrics)), "samples": n,
         "breakdown": summary["breakdown"], "paper": {k: dict(v) for k, v in task.paper.items()},
-        "coord_readings": summary.get("coord_readings"),
+        "coord_readings": summary.get("coord_readings"), "stop_reasons": summary.get("stop_reasons") or {},
         "layout": None if task.layout is None else {"loader": task.layout.loader,
                                                      "options": _plain(task.layout.options)},
         "prompt": rendered_prompt(task), "media": {k: dict(v) for k, v in setup.media.items()},
@@ -71,11 +71,34 @@ def print_table(results: Mapping[str, Any]) -> None:
         advice = "" if won == declared else f" (pass --coord-frame {won} to score in it)"
         console.print(f"coordinates read {cells} -> {won} won{advice}", markup=False, highlight=False,
                       soft_wrap=True)
+    cut = cut_warning(results)
+    if cut:
+        console.print(cut, markup=False, highlight=False, soft_wrap=True)
     headline = results.get("headline")
     for key, groups in (results.get("breakdown") or {}).items():
         cells = ", ".join(f"{g} {_cell(v.get(headline, {}).get('mean'))} (n={v.get(headline, {}).get('n', 0)})"
                           for g, v in groups.items())
         console.print(f"  {headline} by {key}: {cells}", markup=False, highlight=False)
+
+
+CUT_SHARE = 0.2  # from this share of outputs cut at the token budget, the scores mostly read cut answers
+
+
+def cut_warning(results: Mapping[str, Any]) -> str | None:
+    """A warning when at least `CUT_SHARE` of the outputs stopped at the token budget before they ended:
+    their answers were cut, so a low score may be the budget's, not the model's.
+
+    >>> print(cut_warning({"samples": 10, "stop_reasons": {"max_tokens": 4, "answer": 6},
+    ...                    "generation": {"max_new_tokens": 64}}))
+    warning: 4 of 10 outputs stopped at the budget of 64 new tokens before they ended (scored as cut); \
+pass a larger --max-new-tokens
+    """
+    cut, n = (results.get("stop_reasons") or {}).get("max_tokens", 0), results.get("samples") or 0
+    if not n or cut / n < CUT_SHARE:
+        return None
+    budget = (results.get("generation") or {}).get("max_new_tokens")
+    return (f"warning: {cut} of {n} outputs stopped at the budget of {budget} new tokens before they ended "
+            "(scored as cut); pass a larger --max-new-tokens")
 
 
 def _cell(value: float | None) -> str:

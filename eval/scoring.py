@@ -91,7 +91,20 @@ def summary_of(task: Task, records: Sequence[Mapping[str, Any]], metas: Sequence
     metrics.update(derive(metrics, task.derived))
     return {"metrics": metrics,
             "breakdown": breakdown(scores, metas, task.breakdown, list(task.metrics), task.derived),
-            "coord_readings": readings_summary(task, setup, metrics, records) if setup else None}
+            "coord_readings": readings_summary(task, setup, metrics, records) if setup else None,
+            "stop_reasons": stop_reasons(records)}
+
+
+def stop_reasons(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """How many outputs ended for each reason (`mmreason.rollout.loop.STOP_REASONS`; none for predictions
+    scored without a model), most common first.
+
+    >>> stop_reasons([{"stop_reason": "answer"}, {"stop_reason": "max_tokens"}, {"stop_reason": "answer"}, {}])
+    {'answer': 2, 'max_tokens': 1}
+    """
+    from collections import Counter
+
+    return dict(Counter(r["stop_reason"] for r in records if r.get("stop_reason")).most_common())
 
 
 def readings_summary(task: Task, setup: Setup, metrics: Mapping[str, Mapping[str, Any]],

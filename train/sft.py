@@ -45,7 +45,7 @@ from mmreason.recipes import find_recipe, for_training, recipe_parser
 from mmreason.train.card import write_card
 from mmreason.train.checkpoint import (CHECKPOINTS, COMPLETE, TrainState, checkpoint_paths, publish,
                                        resolve_resume, write_state)
-from mmreason.train.data import Rows, load_data, media_options
+from mmreason.train.data import Rows, in_model_frame, load_data, media_options
 from mmreason.train.distributed import enable_cpu_fsdp, no_accelerator, save_sharded_pretrained
 from mmreason.train.model_setup import count_parameters, load_policy, model_path, parameter_groups
 from mmreason.train.preflight import check_sft
@@ -311,8 +311,8 @@ def make_trainer(recipe: Recipe, *, source: str = "recipe") -> tuple[Any, Any, d
 
     set_seed(recipe.seed)
     model, processor = load_policy(recipe, model_path(recipe))
-    rows = load_data(recipe)
-    held_out = load_data(recipe, split="eval") if has_eval(recipe) else Rows((), ())
+    rows = in_model_frame(recipe, load_data(recipe))
+    held_out = in_model_frame(recipe, load_data(recipe, split="eval")) if has_eval(recipe) else Rows((), ())
     limit = recipe.sft.max_eval_samples
     held_out = Rows(held_out.rows[:limit], held_out.sources[:limit])
     collator = Collator(processor, recipe.model.family, mode="train", max_length=recipe.sft.max_length,

@@ -35,3 +35,15 @@ def test_pixel_family_frame_unchanged_rows_stay_put():
     row = _gui_row()
     row["meta"]["coord_frame"] = "norm1000"
     assert render_for_family(row, "qwen2_5_vl") == row
+
+
+def test_tool_calls_keep_original_pixels_when_the_tools_read_them():
+    text = ('<think>it is at {"bbox_2d": [1000, 500, 1200, 700]}</think><tool_call>{"name": "image_zoom_in_tool", '
+            '"arguments": {"bbox_2d": [1000, 500, 1200, 700]}}</tool_call>')
+    row = {"id": "z", "meta": {"coord_frame": "pixel", "image_size": [2000, 1000]},
+           "messages": [{"role": "assistant", "content": [{"type": "text", "text": text}]}]}
+    moved = parse(render_for_family(row, "qwen3_vl")["messages"][0]["content"][0]["text"])
+    kept = parse(render_for_family(row, "qwen3_vl", tool_frame="pixel")["messages"][0]["content"][0]["text"])
+    assert moved.tool_calls[0].arguments["bbox_2d"] == [500, 500, 600, 700]
+    assert kept.tool_calls[0].arguments["bbox_2d"] == [1000, 500, 1200, 700]  # the tool crops these pixels
+    assert [b.box for b in kept.boxes][0] == (500, 500, 600, 700)  # the thought's box still moves

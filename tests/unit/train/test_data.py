@@ -67,3 +67,26 @@ def test_a_finished_build_is_read_untouched_and_an_unfinished_one_resumes(tmp_pa
     manifest.unlink()  # what a build killed before its last write leaves
     assert build_once("builder:image_scenes?n=2&seed=1", out, "image_scenes", **build) is True
     assert build_finished(out, 2, 1)
+
+
+def test_sft_targets_move_into_the_model_frame_video_rows_stay(tmp_path):
+    from mmreason.schema import text_of
+    from mmreason.train.data import in_model_frame
+
+    Image.new("RGB", (560, 280), "white").save(tmp_path / "a.png")
+    answer = '<think>{"bbox_2d": [280, 140, 560, 280]}</think><answer>1</answer>'
+    rows = [{"id": "pic", "task": "counting", "source": "s", "messages": [
+                {"role": "user", "content": [{"type": "image", "image": "a.png"}, {"type": "text", "text": "q"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": answer}]}],
+             "meta": {"coord_frame": "pixel", "image_size": [560, 280]}},
+            {"id": "clip", "task": "counting", "source": "s", "messages": [
+                {"role": "user", "content": [{"type": "video", "video": "a.mp4"}, {"type": "text", "text": "q"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": answer}]}],
+             "meta": {"coord_frame": "pixel", "image_size": [560, 280]}}]
+    write_jsonl(rows, tmp_path / "rows.jsonl")
+    sft = recipe(tmp_path, model={"path": "tiny:qwen2_5_vl", "max_pixels": 140 * 70},
+                 data={"train": [str(tmp_path / "rows.jsonl")]})
+    framed = in_model_frame(sft, load_data(sft))
+    # 560x280 at a 140x70 budget: Qwen2.5-VL answers in pixels of the 140x56 (multiples of 28) picture
+    assert text_of(framed.rows[0]["messages"][1]).startswith('<think>{"bbox_2d": [70, 28, 140, 56]}')
+    assert text_of(framed.rows[1]["messages"][1]) == answer
