@@ -4,9 +4,10 @@ trace format, run the method's RL stage, evaluate before and after, and write a 
     python benchmarks/learning.py --method deepeyes [--seed 0] [--smoke] [--out DIR]
 
 Every stage is the `mmreason` command a user would type (`build`, `train`, `eval`), run as its own process on
-one math thread, as `mmreason quickstart` runs them; a finished stage is reused by the next run of the same
-command. The table, the readings and the curves are recomputed from the saved eval samples and metrics
-(`learning_report`). The experiments, their recipes and their debug-size overrides are in `learning_methods`.
+one math thread, as `mmreason quickstart` runs them; a finished stage is reused by the next run while its
+command and what it reads are unchanged (`run`). The table, the readings and the curves are recomputed from
+the saved eval samples and metrics (`learning_report`). The experiments, their recipes and their debug-size
+overrides are in `learning_methods`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import json
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -105,15 +107,24 @@ def run(method: Method, seed: int, smoke: bool, out: Path, markdown: Path, figur
     settings = {"method": method.name, "seed": seed, "smoke": smoke, "n_train": size.n_train,
                 "n_heldout": size.n_heldout, "sft": [*method.sft_overrides, *size.sft],
                 "rl": [*method.rl_overrides, *size.rl]}
-    old = {k: v for k, v in record.get("settings", {}).items() if k != "machine"}
-    if record.get("stages") and old != settings:
-        raise SystemExit(f"learning: {out} holds a run with other settings ({old}); pass another --out")
     record["settings"] = {**settings, "machine": machine()}
     plan = stages(method, size, out, seed)
+    # a finished stage is reused when its command is the one recorded and nothing it reads changed: a
+    # training stage reads the training split and the stages trained before it; an evaluation (or the
+    # held-out split) reads everything before it. So new RL settings rerun RL and the evaluations on the same
+    # SFT checkpoint, and a larger held-out split reruns only the evaluations.
+    trained_anew = ran_anew = False
     for i, stage in enumerate(plan, 1):
-        if stage.done.exists() and stage.name in record.setdefault("stages", {}):
+        done = record.setdefault("stages", {}).get(stage.name)
+        finished = stage.done.exists() and done is not None and done["command"] == stage.command
+        scoring = stage.name.startswith("eval_") or stage.name == "build_heldout"
+        if finished and not (ran_anew if scoring else trained_anew):
             print(f"[{method.name} {i}/{len(plan)}] {stage.name}: done already, reused", flush=True)
             continue
+        ran_anew = True
+        trained_anew = trained_anew or not scoring
+        if stage.name.startswith("build_") and stage.done.parent.exists():
+            shutil.rmtree(stage.done.parent)  # this run's own split built with other settings: the builder refuses it
         print(f"[{method.name} {i}/{len(plan)}] {stage.name}: {stage.command}", flush=True)
         result = run_stage(stage, out / "logs")
         if not stage.done.exists():

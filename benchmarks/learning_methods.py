@@ -48,6 +48,19 @@ class Method:
     rl_curves: tuple[str, ...] = ("reward",)  # metrics.jsonl keys the curves show
 
 
+def as_eval_prompts(task: str) -> tuple[str, ...]:
+    """Overrides that train on the instruction `mmreason eval --task <task>` pins after the question: a
+    model trained on one wording and scored under another measures the wording, not the method."""
+    import json
+
+    from mmreason.eval.tasks import TASKS
+
+    template = TASKS[task].prompt
+    if not template.startswith("{question}") or template.count("{question}") != 1:
+        raise ValueError(f"eval task {task!r}: its prompt is not the question followed by an instruction")
+    return ("data.prompt=none", "data.prompt_suffix=" + json.dumps(template[len("{question}"):]))
+
+
 SMOKE_SFT = ("sft.max_steps=2", "sft.batch_size=2", "sft.save_steps=2", "sft.logging_steps=1")
 SMOKE_RL = ("grpo.max_steps=1", "grpo.num_generations=2", "grpo.batch_size=2", "grpo.save_steps=1",
             "grpo.logging_steps=1")
@@ -66,8 +79,8 @@ def _zoom_method(name: str, title: str, claim: str, rl_recipe: str, arms: dict, 
                                               'qtypes=["small_color"]', "highres_side=[2000,3000]"),
         "quickstart/qwen2_5_vl_sft",
         # the tool declared in the system turn, as the vstar eval and the RL recipes declare it
-        ("data.prompt=deepeyes", "tools.names=[image_zoom_in_tool]", f"model.max_pixels={IMAGE_PIXELS}",
-         "data.max_prompt_length=1024"),
+        ("data.prompt=deepeyes", "tools.names=[image_zoom_in_tool]", "tools.coord_frame=pixel",
+         f"model.max_pixels={IMAGE_PIXELS}", "data.max_prompt_length=1024"),
         rl_recipe, ("data.prompt=deepeyes", f"model.max_pixels={IMAGE_PIXELS}"), evaluations,
         full=Size(96, 24, ("sft.epochs=2", "sft.batch_size=4", "sft.save_steps=1000"), full_rl),
         smoke=Size(4, 2, SMOKE_SFT, SMOKE_RL), arms=arms, rl_curves=curves)
@@ -102,46 +115,57 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         "answer accuracy and the IoU of the boxes written in the trace rise after GRPO-GR; the grounded format "
         "rate holds (arXiv 2505.15879, section 4)",
         "image_scenes", ("trace=grit", 'qtypes=["count","relation"]'),
-        "quickstart/qwen2_5_vl_sft", ("data.prompt=grit", f"model.max_pixels={IMAGE_PIXELS}"),
+        "quickstart/qwen2_5_vl_sft", ("data.prompt=grit", f"model.max_pixels={IMAGE_PIXELS}", "sft.lr=1.0e-3"),
         "grit/tiny_grpo_20", (f"model.max_pixels={IMAGE_PIXELS}",),
-        {"grit": Evaluation("grit", ("--max-pixels", str(IMAGE_PIXELS), "--max-new-tokens", "160"))},
-        full=Size(64, 16, ("sft.epochs=2", "sft.batch_size=4", "sft.save_steps=1000"),
-                  ("grpo.max_steps=6", "grpo.save_steps=6", "grpo.logging_steps=1", "grpo.batch_size=2",
-                   "grpo.max_completion_length=160", "grpo.lr=2.0e-5")),
+        # a trace with three boxes is ~190 tokens of this tokenizer: the budgets leave room for it
+        {"grit": Evaluation("grit", ("--max-pixels", str(IMAGE_PIXELS), "--max-new-tokens", "256"))},
+        full=Size(1200, 200, ("sft.epochs=3", "sft.batch_size=4", "sft.save_steps=10000"),
+                  ("grpo.max_steps=40", "grpo.save_steps=40", "grpo.logging_steps=2", "grpo.batch_size=2",
+                   "grpo.max_completion_length=256", "grpo.lr=5.0e-5")),
         smoke=Size(4, 2, SMOKE_SFT, SMOKE_RL), rl_curves=("reward", "rewards/grit")),
     Method(
         "infigui_r1", "InfiGUI-R1: RLOO on GUI agent steps",
         "step success (action type and grounding) after RLOO beats the SFT checkpoint (arXiv 2504.14239, "
         "section 4)",
         "gui_pages", ('qtypes=["step"]', 'platforms=["mobile"]'),
-        "infigui_r1/tiny_sft", FULL_FT + ("sft.lr=5.0e-4", "sft.scheduler=cosine"),
-        "infigui_r1/tiny_rloo", ("data.prompt=infigui_r1", "grpo.lr=2.0e-5"),
-        {"android_control_low": Evaluation("android_control_low", ("--max-new-tokens", "96"))},
-        full=Size(64, 16, ("sft.epochs=2", "sft.batch_size=4", "sft.max_steps=null", "sft.save_steps=1000"),
-                  ("grpo.max_steps=6", "grpo.num_generations=4", "grpo.batch_size=2", "grpo.save_steps=6",
-                   "grpo.max_completion_length=96")),
+        "infigui_r1/tiny_sft", FULL_FT + ("sft.lr=1.0e-3", "sft.scheduler=cosine"),
+        "infigui_r1/tiny_rloo", ("data.prompt=infigui_r1", "grpo.lr=5.0e-5"),
+        # -High (the goal, no step instruction) is the prompt the gui_pages step rows train with; a reasoned
+        # step is ~160-250 tokens of this tokenizer; the screenshots at the recipes' pixel budget
+        {"android_control_high": Evaluation("android_control_high", (
+            "--max-new-tokens", "256", "--max-pixels", str(IMAGE_PIXELS)))},
+        full=Size(200, 48, ("sft.epochs=4", "sft.batch_size=4", "sft.max_steps=null", "sft.save_steps=10000"),
+                  ("grpo.max_steps=12", "grpo.num_generations=4", "grpo.batch_size=2", "grpo.save_steps=12",
+                   "grpo.logging_steps=2", "grpo.max_completion_length=256")),
         smoke=Size(4, 2, SMOKE_SFT, SMOKE_RL), rl_curves=("reward", "rewards/infigui")),
     Method(
         "video_com", "Video-CoM: manipulations on video clips",
         "answer accuracy after GRPO with manipulations beats the SFT checkpoint (arXiv 2511.23477)",
         "video_clips", ('qtypes=["order","collide_color"]', "size=[64,48]", "duration=[2.0,2.0]", "fps=4"),
-        "video_com/tiny_sft", FULL_FT + ("sft.lr=5.0e-4", "sft.scheduler=cosine"),
-        "video_com/tiny_grpo", ("grpo.lr=2.0e-5",),
-        {"video_com": Evaluation("video_com", ("--max-new-tokens", "64", "--max-turns", "3"))},
-        full=Size(64, 16, ("sft.epochs=2", "sft.batch_size=4", "sft.max_steps=null", "sft.save_steps=1000"),
-                  ("grpo.max_steps=6", "grpo.num_generations=4", "grpo.batch_size=2", "grpo.save_steps=6",
-                   "grpo.max_completion_length=64")),
+        "video_com/tiny_sft",
+        FULL_FT + as_eval_prompts("video_com") + ("sft.lr=1.0e-3", "sft.scheduler=cosine"),
+        # the eval's instruction takes the prompt of a clip with its frames past the debug base's 1024 tokens
+        "video_com/tiny_grpo",
+        as_eval_prompts("video_com") + ("grpo.lr=5.0e-5", "data.max_prompt_length=1536"),
+        # a manipulation turn is up to ~85 tokens of this tokenizer
+        {"video_com": Evaluation("video_com", ("--max-new-tokens", "96", "--max-turns", "3"))},
+        full=Size(300, 48, ("sft.epochs=4", "sft.batch_size=4", "sft.max_steps=null", "sft.save_steps=10000"),
+                  ("grpo.max_steps=24", "grpo.num_generations=4", "grpo.batch_size=4", "grpo.save_steps=24",
+                   "grpo.logging_steps=2", "grpo.max_completion_length=96")),
         smoke=Size(4, 2, SMOKE_SFT, SMOKE_RL), rl_curves=("reward", "rewards/video_com")),
     Method(
         "gs_reasoner", "GS-Reasoner: 3D grounding from rendered views",
         "3D IoU of the named object's box after GRPO beats the SFT checkpoint (GS-Reasoner's GRPO stage is this "
         "project's extension: the paper trains by SFT; rendered-views path, no spatial adapter)",
         "scenes_3d", ('qtypes=["grounding_3d"]', "rgbd=true", "views=2", "num_points=8000", "view_size=[112,84]"),
-        "gs_reasoner/tiny_sft", FULL_FT + ("sft.lr=5.0e-4", "sft.lr_by_module={}", "sft.scheduler=cosine"),
-        "gs_reasoner/tiny_grpo", ("grpo.lr=2.0e-5", "model.lora.enabled=false"),
-        {"grounding_3d": Evaluation("grounding_3d", ("--max-new-tokens", "64"))},
-        full=Size(64, 16, ("sft.epochs=2", "sft.batch_size=4", "sft.max_steps=null", "sft.save_steps=1000"),
-                  ("grpo.max_steps=6", "grpo.num_generations=4", "grpo.batch_size=2", "grpo.save_steps=6",
-                   "grpo.max_completion_length=64")),
+        "gs_reasoner/tiny_sft", FULL_FT + as_eval_prompts("grounding_3d") + (
+            "sft.lr=5.0e-4", "sft.lr_by_module={}", "sft.scheduler=cosine"),
+        "gs_reasoner/tiny_grpo",
+        as_eval_prompts("grounding_3d") + ("grpo.lr=5.0e-5", "model.lora.enabled=false"),
+        # `<think></think><answer>name 1 <bbox>(six 4-decimal numbers)</bbox></answer>` is ~72 tokens
+        {"grounding_3d": Evaluation("grounding_3d", ("--max-new-tokens", "96"))},
+        full=Size(600, 48, ("sft.epochs=4", "sft.batch_size=4", "sft.max_steps=null", "sft.save_steps=10000"),
+                  ("grpo.max_steps=40", "grpo.num_generations=4", "grpo.batch_size=4", "grpo.save_steps=40",
+                   "grpo.logging_steps=2", "grpo.max_completion_length=96")),
         smoke=Size(4, 2, SMOKE_SFT, SMOKE_RL), rl_curves=("reward", "rewards/gs_reasoner")),
 )}

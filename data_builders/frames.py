@@ -31,7 +31,7 @@ def _reformat(text: str, frame: ImageFrame, family: str, tool_frame: str | None 
     trace = parse(text)
     # FIND_SEGMENT / FIND_FRAME lists hold ids, not coordinates, even when there happen to be four.
     ids = [(m.start, m.end) for m in trace.manipulations if m.kind != "SPATIAL_ZOOM"]
-    if tool_frame == "pixel":  # the tools read original pixels (DeepEyes, Video-CoM): their calls stay as written
+    if tool_frame == "pixel":  # tools that read original pixels (DeepEyes, Video-CoM): calls stay as written
         ids += [(c.start, c.end) for c in trace.tool_calls]
         ids += [(m.start, m.end) for m in trace.manipulations if m.kind == "SPATIAL_ZOOM"]
     edits = []

@@ -1,6 +1,7 @@
 """benchmarks/learning.py at smoke size: one experiment runs every stage (build, SFT on the tiny base, the
 method's RL stage, `mmreason eval` before and after) and writes its LEARNING.md section from the real eval
-samples; a second run reuses the finished stages and replaces the section instead of appending another."""
+samples; a second run reuses the finished stages and replaces the section instead of appending another;
+a larger held-out split reruns only its build and the evaluations."""
 
 import json
 import subprocess
@@ -52,3 +53,19 @@ def test_smoke_experiment_writes_its_section_from_the_eval_samples(tmp_path):
     out = _run(tmp_path, markdown)  # every stage reused; the section replaced, not appended
     assert out.count("done already, reused") == 6  # two builds, SFT, RL, two evaluations
     assert markdown.read_text().count("<!-- learning.py:grit:seed0 -->") == 1
+
+    # a larger held-out split reruns its build and the evaluations only, on the same SFT and RL checkpoints
+    import dataclasses
+
+    import learning
+    from learning_methods import METHODS
+
+    grit = METHODS["grit"]
+    bigger = dataclasses.replace(grit, smoke=dataclasses.replace(grit.smoke, n_heldout=3))
+    sft_weights = (run / "sft" / "final" / "model.safetensors").stat().st_mtime_ns
+    learning.run(bigger, 0, True, run, markdown, tmp_path / "figures")
+    stages = json.loads((run / "stages.json").read_text())["stages"]
+    assert "--n 3" in stages["build_heldout"]["command"]
+    assert (run / "sft" / "final" / "model.safetensors").stat().st_mtime_ns == sft_weights
+    for model in ("sft", "rl"):
+        assert len(read_jsonl(run / "eval" / model / "grit" / "samples.jsonl")) == 3

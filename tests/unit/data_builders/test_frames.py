@@ -38,8 +38,8 @@ def test_pixel_family_frame_unchanged_rows_stay_put():
 
 
 def test_tool_calls_keep_original_pixels_when_the_tools_read_them():
-    text = ('<think>it is at {"bbox_2d": [1000, 500, 1200, 700]}</think><tool_call>{"name": "image_zoom_in_tool", '
-            '"arguments": {"bbox_2d": [1000, 500, 1200, 700]}}</tool_call>')
+    text = ('<think>it is at {"bbox_2d": [1000, 500, 1200, 700]}</think><tool_call>'
+            '{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [1000, 500, 1200, 700]}}</tool_call>')
     row = {"id": "z", "meta": {"coord_frame": "pixel", "image_size": [2000, 1000]},
            "messages": [{"role": "assistant", "content": [{"type": "text", "text": text}]}]}
     moved = parse(render_for_family(row, "qwen3_vl")["messages"][0]["content"][0]["text"])

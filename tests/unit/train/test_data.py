@@ -75,12 +75,13 @@ def test_sft_targets_move_into_the_model_frame_video_rows_stay(tmp_path):
 
     Image.new("RGB", (560, 280), "white").save(tmp_path / "a.png")
     answer = '<think>{"bbox_2d": [280, 140, 560, 280]}</think><answer>1</answer>'
+    question = {"type": "text", "text": "q"}
     rows = [{"id": "pic", "task": "counting", "source": "s", "messages": [
-                {"role": "user", "content": [{"type": "image", "image": "a.png"}, {"type": "text", "text": "q"}]},
+                {"role": "user", "content": [{"type": "image", "image": "a.png"}, question]},
                 {"role": "assistant", "content": [{"type": "text", "text": answer}]}],
              "meta": {"coord_frame": "pixel", "image_size": [560, 280]}},
             {"id": "clip", "task": "counting", "source": "s", "messages": [
-                {"role": "user", "content": [{"type": "video", "video": "a.mp4"}, {"type": "text", "text": "q"}]},
+                {"role": "user", "content": [{"type": "video", "video": "a.mp4"}, question]},
                 {"role": "assistant", "content": [{"type": "text", "text": answer}]}],
              "meta": {"coord_frame": "pixel", "image_size": [560, 280]}}]
     write_jsonl(rows, tmp_path / "rows.jsonl")
