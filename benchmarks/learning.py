@@ -124,7 +124,7 @@ def run(method: Method, seed: int, smoke: bool, out: Path, markdown: Path, figur
         ran_anew = True
         trained_anew = trained_anew or not scoring
         if stage.name.startswith("build_") and stage.done.parent.exists():
-            shutil.rmtree(stage.done.parent)  # this run's own split built with other settings: the builder refuses it
+            shutil.rmtree(stage.done.parent)  # its split, built with other settings: the builder would refuse
         print(f"[{method.name} {i}/{len(plan)}] {stage.name}: {stage.command}", flush=True)
         result = run_stage(stage, out / "logs")
         if not stage.done.exists():

@@ -89,6 +89,21 @@ def _se(p: float | None, n: int) -> float:
     return math.sqrt(max(p or 0.0, 1e-9) * max(1 - (p or 0.0), 1e-9) / max(n, 1))
 
 
+def code(text: str) -> str:
+    """`text` as a Markdown code span, fenced by more backticks than it holds in a row.
+
+    >>> code("a")
+    '`a`'
+    >>> code("say `x`")
+    '`` say `x` ``'
+    """
+    import re
+
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence}{text}{fence}" if not longest else f"{fence} {text} {fence}"
+
+
 def compare(label: str, metric: str, a: Mapping, b: Mapping) -> str:
     """One reading line: the difference a - b of `metric` and whether it is beyond two standard errors.
 
@@ -234,8 +249,8 @@ def section(out: Path, method: Method, seed: int, command: str, settings: Mappin
              f"Command: `{command}`. Machine: {settings['machine']}; every stage on one math thread.", "",
              f"Data: `mmreason build {method.builder}` with {', '.join(f'`{o}`' for o in method.options)}; "
              f"{settings['n_train']} training samples (builder seed 0), {settings['n_heldout']} held-out (seed 1). "
-             f"Start: `{method.sft_recipe}` on the tiny base with `{' '.join(settings['sft'])}`; RL: "
-             f"`{method.rl_recipe}` from the SFT checkpoint with `{' '.join(settings['rl'])}`"
+             f"Start: `{method.sft_recipe}` on the tiny base with {code(' '.join(settings['sft']))}; RL: "
+             f"`{method.rl_recipe}` from the SFT checkpoint with {code(' '.join(settings['rl']))}"
              + "".join(f"; arm `{arm}`: `{' '.join(extra)}`" for arm, extra in method.arms.items() if extra)
              + ". Evaluations: " + "; ".join(f"`{name}` = `mmreason eval --task {e.task} {' '.join(e.args)}`"
                                               + (f" ({e.note})" if e.note else "")

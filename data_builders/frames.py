@@ -63,9 +63,8 @@ def render_for_family(row: Mapping, family: str, *, root: str | Path | None = No
 
     The picture size comes from ``meta["image_size"]``, else from the first image file (under `root`).
     A GUI row's user turn (its step history) moves too. Rows already in another frame, or without boxes,
-    come back unchanged (as a copy). With `tool_frame`
-    "pixel" (``tools.coord_frame``: tools that crop the original picture), the boxes inside tool calls and
-    ``SPATIAL_ZOOM`` manipulations keep their original pixels.
+    come back unchanged (as a copy). With `tool_frame` "pixel" (``tools.coord_frame``: tools that crop the
+    original picture), the boxes inside tool calls and ``SPATIAL_ZOOM`` manipulations keep their pixels.
 
     >>> row = {"id": "a", "messages": [{"role": "assistant", "content": [{"type": "text",
     ...        "text": '<think>{"bbox_2d": [100, 50, 300, 250]}</think>'}]}],

@@ -16,7 +16,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from mmreason.config import Recipe, load_recipe_dict, parse_data_source  # noqa: F401 (doctest)
 from mmreason.errors import RecipeError
@@ -177,25 +177,29 @@ def with_prompt(recipe: Recipe, rows: list[dict]) -> list[dict]:
     return out
 
 
-def in_model_frame(recipe: Recipe, rows: Rows) -> Rows:
+def in_model_frame(recipe: Recipe, rows: Rows, saved: Mapping[str, int] | None = None) -> Rows:
     """SFT targets in the coordinates the model writes: builders give every box and point of an answer in
     original pixels (``meta["coord_frame"] == "pixel"``), a Qwen2.5-VL policy answers in pixels of the
-    resized picture at the recipe's budget and Qwen2-VL / Qwen3-VL in 0-1000, so each picture row is
-    rewritten by `mmreason.data_builders.frames.render_for_family` (tool calls stay in ``tools.coord_frame``
-    when it is "pixel"). Rows with a video keep their coordinates: their tools read the frames' pixels."""
+    resized picture and Qwen2-VL / Qwen3-VL in 0-1000, so each picture row is rewritten by
+    `mmreason.data_builders.frames.render_for_family` at the budget the collator resizes it to (the part's,
+    else the recipe's, else `saved`: the checkpoint processor's). Tool calls stay in ``tools.coord_frame``
+    when it is "pixel"; rows with a video keep their coordinates (their tools read the frames' pixels)."""
     from mmreason.data_builders.frames import render_for_family
 
-    family, m = recipe.model.family, recipe.model
+    family = recipe.model.family
     if family is None:
+        log.warning("model.family is unknown: SFT targets keep the dataset's coordinates; set model.family")
         return rows
     out = []
     for row in rows.rows:
-        parts = [p for msg in row.get("messages") or [] if msg.get("role") == "user" for p in msg.get("content") or []]
+        parts = [p for msg in row.get("messages") or [] if msg.get("role") == "user"
+                 for p in msg.get("content") or []]
         picture = next((p for p in parts if p.get("type") in ("image", "screenshot")), None)
         if picture is None or any(p.get("type") == "video" for p in parts):
             out.append(row)
             continue
-        budget = {k: picture.get(k) or getattr(m, k) for k in ("min_pixels", "max_pixels")}
+        budget = {k: picture.get(k) or getattr(recipe.model, k) or (saved or {}).get(k)
+                  for k in ("min_pixels", "max_pixels")}
         out.append(render_for_family(row, family, tool_frame=recipe.tools.coord_frame, **budget))
     return Rows(tuple(out), rows.sources)
 

@@ -309,10 +309,16 @@ def make_trainer(recipe: Recipe, *, source: str = "recipe") -> tuple[Any, Any, d
 
     from mmreason.modalities.collate import Collator
 
+    from mmreason.eval.run_setup import checkpoint_image_budget
+
     set_seed(recipe.seed)
-    model, processor = load_policy(recipe, model_path(recipe))
-    rows = in_model_frame(recipe, load_data(recipe))
-    held_out = in_model_frame(recipe, load_data(recipe, split="eval")) if has_eval(recipe) else Rows((), ())
+    path = model_path(recipe)
+    model, processor = load_policy(recipe, path)
+    saved = checkpoint_image_budget(path)  # the budget the processor resizes pictures to
+    rows = in_model_frame(recipe, load_data(recipe), saved)
+    held_out = Rows((), ())
+    if has_eval(recipe):
+        held_out = in_model_frame(recipe, load_data(recipe, split="eval"), saved)
     limit = recipe.sft.max_eval_samples
     held_out = Rows(held_out.rows[:limit], held_out.sources[:limit])
     collator = Collator(processor, recipe.model.family, mode="train", max_length=recipe.sft.max_length,
