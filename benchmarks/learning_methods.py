@@ -164,7 +164,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         as_eval_prompts("grounding_3d") + ("grpo.lr=5.0e-5", "model.lora.enabled=false"),
         # `<think></think><answer>name 1 <bbox>(six 4-decimal numbers)</bbox></answer>` is ~72 tokens
         {"grounding_3d": Evaluation("grounding_3d", ("--max-new-tokens", "96"))},
-        full=Size(600, 48, ("sft.epochs=4", "sft.batch_size=4", "sft.max_steps=null", "sft.save_steps=10000"),
+        full=Size(600, 200, ("sft.epochs=4", "sft.batch_size=4", "sft.max_steps=null", "sft.save_steps=10000"),
                   ("grpo.max_steps=40", "grpo.num_generations=4", "grpo.batch_size=4", "grpo.save_steps=40",
                    "grpo.logging_steps=2", "grpo.max_completion_length=96")),
         smoke=Size(4, 2, SMOKE_SFT, SMOKE_RL), rl_curves=("reward", "rewards/gs_reasoner")),
