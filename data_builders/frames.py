@@ -25,6 +25,9 @@ from mmreason.traces import parse
 # GUI agent prompts state the coordinate extent ("The screen's resolution is 1080x2400"); it must name
 # the frame the model answers in, or a Qwen2.5-VL policy is told one size and shown another.
 _RESOLUTION = re.compile(r"(resolution is )(\d+)x(\d+)")
+# Edges a trace reasons with in prose, e.g. GRIT's rethink: "the blue cross ends at x=248": the same frame as
+# its boxes, or the reasoning contradicts them.
+_EDGE = re.compile(r"\b([xy])=(\d+)\b")
 
 
 def _reformat(text: str, frame: ImageFrame, family: str, tool_frame: str | None = None) -> str:
@@ -52,6 +55,12 @@ def _reformat(text: str, frame: ImageFrame, family: str, tool_frame: str | None 
         x, y = (int(round(v)) for v in point_to_model(p.point, family, frame))
         new = f"[{x},{y}]" if p.fmt == "pair" else f'"{p.fmt}": [{x}, {y}]'
         edits.append((p.start, p.end, new))
+    for m in _EDGE.finditer(text):
+        if any(s <= m.start() < e for s, e in ids):
+            continue
+        v = int(m.group(2))
+        moved = point_to_model((v, v), family, frame)[0 if m.group(1) == "x" else 1]
+        edits.append((m.start(), m.end(), f"{m.group(1)}={int(round(moved))}"))
     for start, end, new in sorted(edits, reverse=True):
         text = text[:start] + new + text[end:]
     return text

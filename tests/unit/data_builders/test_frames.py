@@ -47,3 +47,12 @@ def test_tool_calls_keep_original_pixels_when_the_tools_read_them():
     assert moved.tool_calls[0].arguments["bbox_2d"] == [500, 500, 600, 700]
     assert kept.tool_calls[0].arguments["bbox_2d"] == [1000, 500, 1200, 700]  # the tool crops these pixels
     assert [b.box for b in kept.boxes][0] == (500, 500, 600, 700)  # the thought's box still moves
+
+
+def test_edges_named_in_prose_move_with_the_boxes():
+    text = ('<think>{"bbox_2d": [200, 100, 400, 300]}</think><rethink>it ends at x=400 and starts at y=100'
+            '</rethink><answer>yes</answer>')
+    row = {"id": "r", "meta": {"coord_frame": "pixel", "image_size": [2000, 1000]},
+           "messages": [{"role": "assistant", "content": [{"type": "text", "text": text}]}]}
+    out = render_for_family(row, "qwen3_vl")["messages"][0]["content"][0]["text"]
+    assert '"bbox_2d": [100, 100, 200, 300]' in out and "ends at x=200 and starts at y=100" in out
