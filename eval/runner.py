@@ -40,6 +40,7 @@ from typing import Sequence
 from mmreason.errors import RecipeError
 from mmreason.eval.benchmarks import ALL_TASKS, find_task
 from mmreason.eval.generation import LoadedModel, open_model
+from mmreason.eval.prompt_parity import wording_notice
 from mmreason.eval.records import append_records, claim_out, read_records, run_settings, write_outputs
 from mmreason.eval.rescore import rescore
 from mmreason.eval.results import print_table, results_record
@@ -57,6 +58,9 @@ def evaluate(args: argparse.Namespace, model: LoadedModel | None = None) -> dict
     task = find_task(name)
     model = model or open_model(args)
     model.check_task(task, name)
+    notice = wording_notice(getattr(model, "path", None), task, name)
+    if notice and not args.quiet:
+        print(f"mmreason eval: {notice}", file=sys.stderr)
     candidates, files = task_rows(task, args.data, out)
     rows, counts = select_rows(candidates, task, args.limit)
     setup = make_setup(task, name, model.family, args, rows, model.budgets)
